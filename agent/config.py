@@ -1,0 +1,113 @@
+"""The agent's settings: command-line flags first, then ``/etc/assisted/agent.conf``, then defaults.
+
+The flags are those of the Go agent (``--url``, ``--infra-env-id``, ``--agent-version``, ``--interval``,
+``--cacert``, ``--insecure[=bool]``, ``--host-id``), accepted with one or two dashes and as ``--flag=value``
+or ``--flag value``, because the discovery image's ``agent.service`` passes them Go-style. The token comes only
+from the environment (``PULL_SECRET_TOKEN``), or from agent.conf for a hand-run agent, and is never logged.
+agent.conf is the same KEY=VALUE file systemd reads with ``EnvironmentFile=``: flag names in upper case with
+underscores (``URL``, ``INFRA_ENV_ID``, ...), plus ``PULL_SECRET_TOKEN`` and the proxy variables.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from agent.errors import ConfigError
+
+DEFAULT_CONF = "/etc/assisted/agent.conf"
+PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
+
+
+@dataclass
+class AgentConfig:
+    url: str = ""
+    infra_env_id: str = ""
+    agent_version: str = ""
+    interval: float = 60.0
+    cacert: str | None = None
+    insecure: bool = False
+    host_id: str | None = None
+    token: str = field(default="", repr=False)
+    #: Root of the host's filesystem as this process sees it (``/host`` in the container image).
+    host_root: str = "/"
+    log_json: bool = False
+    log_level: str = "info"
+    #: Seconds running steps get to finish after SIGTERM before they are killed.
+    shutdown_grace: float = 30.0
+    #: Record destructive actions (reboot, ...) instead of doing them; for tests and demos.
+    dry_run: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything except the token, for handing to a step's child process (which reads the env)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "token"}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AgentConfig:
+        known = {f.name for f in fields(cls)}
+        cfg = cls(**{k: v for k, v in data.items() if k in known and k != "token"})
+        cfg.token = os.environ.get("PULL_SECRET_TOKEN", "")
+        return cfg
+
+    def validate_for_daemon(self) -> None:
+        """The checks that make a daemon start pointless if they fail; messages say what to fix."""
+        if not self.url:
+            raise ConfigError("--url is required", hint="pass the assisted-service URL, e.g. --url http://host:8090")
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(f"--url {self.url!r} is not an http(s) URL", hint="e.g. --url https://service:8090")
+        if not self.infra_env_id:
+            raise ConfigError("--infra-env-id is required", hint="the UUID of the infra-env this host boots from")
+        _check_uuid("--infra-env-id", self.infra_env_id)
+        if self.host_id:
+            _check_uuid("--host-id", self.host_id)
+        if self.interval <= 0:
+            raise ConfigError(f"--interval must be a positive number of seconds, got {self.interval:g}")
+        if self.cacert and not Path(self.cacert).is_file():
+            raise ConfigError(f"--cacert {self.cacert}: no such file", hint="pass a PEM file with the service's CA")
+
+
+def _check_uuid(flag: str, value: str) -> None:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        raise ConfigError(f"{flag} {value!r} is not a UUID") from None
+
+
+def read_conf(path: str | os.PathLike[str]) -> dict[str, str]:
+    """Parse a KEY=VALUE file as systemd's EnvironmentFile does: comments, blank lines, optional quotes."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    values: dict[str, str] = {}
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].lstrip()
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip().replace("_", "").isalnum():
+            raise ConfigError(f"{path}:{lineno}: expected KEY=VALUE, got {raw.strip()!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def parse_bool(text: str) -> bool:
+    """Go's strconv.ParseBool, which is what --insecure=VALUE accepts."""
+    lowered = text.strip().lower()
+    if lowered in ("1", "t", "true", "yes", "y", "on"):
+        return True
+    if lowered in ("0", "f", "false", "no", "n", "off", ""):
+        return False
+    raise ValueError(f"invalid boolean {text!r}")

@@ -1,0 +1,115 @@
+"""Extension points of the reference service: validations, step arguments and reply handlers.
+
+The service core (``app``, ``lifecycle``) knows the protocol and the host state machine; everything that is
+about one area (hardware, network, pre-install checks, installation) lives in its own module and registers
+here with decorators. A host's state is then derived from the registered validations, the steps it is sent
+come from the registered argument builders, and its replies are stored by the registered handlers.
+
+Hooks receive a :class:`HostView`: the host document (spec ``host`` field names), its cluster and infra-env
+documents and every host of the same cluster, read-only except ``view.host`` which reply handlers update.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Validation outcome: (status, message) with status one of success, failure, pending, error, disabled.
+Outcome = tuple[str, str]
+
+
+@dataclass
+class HostView:
+    host: dict[str, Any]
+    infra_env: dict[str, Any]
+    cluster: dict[str, Any] | None = None
+    #: Every host of the cluster (or of the infra-env when unbound), this one included.
+    hosts: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def inventory(self) -> dict[str, Any] | None:
+        return parse_json_field(self.host, "inventory")
+
+    @property
+    def role(self) -> str:
+        role = self.host.get("role") or "auto-assign"
+        return str(role)
+
+    @property
+    def others(self) -> list[dict[str, Any]]:
+        return [h for h in self.hosts if h.get("id") != self.host.get("id")]
+
+
+def parse_json_field(doc: dict[str, Any], name: str) -> Any:
+    """Host fields that hold JSON are strings on the wire (as in the real service); decode one, or None."""
+    raw = doc.get(name)
+    if not raw:
+        return None
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class Validation:
+    id: str
+    category: str
+    func: Callable[[HostView], Outcome | None]
+    #: Blocking validations gate ``known``; non-blocking ones are shown only (ntp-synced, mtu-valid, ...).
+    blocking: bool = True
+    #: Part of hasMinRequiredHardware: failing it makes the host ``insufficient`` even before other checks.
+    hardware_gate: bool = False
+    #: Applies to hosts of an infra-env with no cluster (the pool) too.
+    unbound: bool = False
+
+
+VALIDATIONS: dict[str, Validation] = {}
+STEP_ARGUMENTS: dict[str, Callable[[HostView], list[str] | None]] = {}
+REPLY_HANDLERS: dict[str, Callable[[HostView, Any, dict[str, Any]], None]] = {}
+
+
+def validation(
+    id: str, category: str, *, blocking: bool = True, hardware_gate: bool = False, unbound: bool = False
+) -> Callable[[Callable[[HostView], Outcome | None]], Callable[[HostView], Outcome | None]]:
+    """Register a host validation; the function returns (status, message), or None when it does not apply."""
+
+    def register(func: Callable[[HostView], Outcome | None]) -> Callable[[HostView], Outcome | None]:
+        VALIDATIONS[id] = Validation(id, category, func, blocking, hardware_gate, unbound)
+        return func
+
+    return register
+
+
+def step_arguments(
+    step_type: str,
+) -> Callable[[Callable[[HostView], list[str] | None]], Callable[[HostView], list[str] | None]]:
+    """Register how the arguments of a step are built for a host; returning None skips the step."""
+
+    def register(func: Callable[[HostView], list[str] | None]) -> Callable[[HostView], list[str] | None]:
+        STEP_ARGUMENTS[step_type] = func
+        return func
+
+    return register
+
+
+def reply_handler(
+    step_type: str,
+) -> Callable[[Callable[[HostView, Any, dict[str, Any]], None]], Callable[[HostView, Any, dict[str, Any]], None]]:
+    """Register what a reply does to the host: ``func(view, parsed_output, reply)``; it updates ``view.host``.
+
+    It is called for successful replies (exit code 0) with the output decoded, and for failed ones with
+    ``parsed_output`` None, so a handler can record failures where the real service does.
+    """
+
+    def register(
+        func: Callable[[HostView, Any, dict[str, Any]], None],
+    ) -> Callable[[HostView, Any, dict[str, Any]], None]:
+        REPLY_HANDLERS[step_type] = func
+        return func
+
+    return register

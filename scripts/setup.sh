@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine for the agent, its reference service and its tests: Debian packages, then a
+# virtualenv in .venv with the project installed editable with every extra. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  # build of systemd-python
+  libsystemd-dev pkg-config gcc python3-dev
+  # network tests: namespaces, bridges, tc netem, ping for comparisons, a real DNS server, nmap for benchmarks
+  iproute2 iputils-ping dnsmasq-base nmap
+  # time, disk and image steps
+  chrony fio util-linux fdisk e2fsprogs dosfstools xz-utils zstd gzip
+  podman runc buildah uidmap
+  # optional inventory enrichers
+  ethtool pciutils
+)
+
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e '.[service,dev]'
+echo "setup: done (.venv ready)"

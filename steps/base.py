@@ -1,0 +1,150 @@
+"""The contract every step plugin fulfils.
+
+A step declares its wire ``step_type``, turns the service's string arguments into typed parameters (raising
+:class:`~agent.errors.InvalidStepArguments` for anything malformed, before any work is done), says how long it
+may run, and returns a :class:`StepResult` whose ``output`` validates against the spec model of its step type.
+Steps run in a child process of the daemon (see ``agent.runner``), so a step may block, crash or import heavy
+libraries without hurting the daemon; at its deadline the child and everything it started are killed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+from agent.errors import InvalidStepArguments
+from agent.host import Host
+
+if TYPE_CHECKING:
+    from agent.client import ServiceClient
+    from agent.config import AgentConfig
+
+P = TypeVar("P")
+
+
+@dataclass
+class StepResult:
+    """What a step reports. ``output`` is JSON-encoded compactly unless it is already a string."""
+
+    output: Any = None
+    exit_code: int = 0
+    error: str = ""
+
+    def encoded_output(self) -> str:
+        if self.output is None:
+            return ""
+        if isinstance(self.output, str):
+            return self.output
+        return json.dumps(self.output, separators=(",", ":"))
+
+
+@dataclass
+class StepContext:
+    """What a running step may use: the host seam, the agent's configuration, a service client, its deadline."""
+
+    host: Host
+    config: AgentConfig
+    step_id: str = ""
+    deadline: float = field(default_factory=lambda: time.monotonic() + 3600)
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("agent.step"))
+    _client: ServiceClient | None = None
+    _client_factory: Callable[[], ServiceClient] | None = None
+
+    def remaining(self) -> float:
+        """Seconds left before the runner kills this step; plan waits and sub-timeouts within it."""
+        return max(0.0, self.deadline - time.monotonic())
+
+    @property
+    def client(self) -> ServiceClient:
+        """A client of the assisted-service, with the agent's TLS settings and token (for progress, uploads)."""
+        if self._client is None:
+            if self._client_factory is not None:
+                self._client = self._client_factory()
+            else:
+                from agent.client import ServiceClient
+
+                self._client = ServiceClient(self.config)
+        return self._client
+
+
+class Step(Generic[P]):
+    """Base class of step plugins. Subclasses set the class attributes and implement ``parse_args``/``run``."""
+
+    #: The wire name, e.g. ``"connectivity-check"``; must equal the entry-point name.
+    step_type: ClassVar[str]
+    #: Seconds the step may run unless ``timeout()`` says otherwise for given parameters.
+    default_timeout: ClassVar[float] = 300.0
+
+    def parse_args(self, args: list[str]) -> P:
+        """Validate the service's arguments; raise InvalidStepArguments with a message a person can act on."""
+        raise NotImplementedError
+
+    def timeout(self, params: P) -> float:
+        """The deadline for these parameters (e.g. the disk speed check takes it from its arguments)."""
+        return self.default_timeout
+
+    def run(self, params: P, ctx: StepContext) -> StepResult:
+        raise NotImplementedError
+
+
+# -- argument helpers shared by the steps --------------------------------------------------------------------
+
+
+def expect_args(step_type: str, args: list[str], count: int) -> None:
+    if len(args) != count:
+        raise InvalidStepArguments(
+            f"{step_type} expects {count} argument{'s' if count != 1 else ''}, got {len(args)}: {args!r}"
+        )
+
+
+def json_arg(step_type: str, raw: str, expected: type[Any] = dict) -> Any:
+    """Decode one JSON argument and check its top-level type."""
+    try:
+        value = json.loads(raw)
+    except (TypeError, ValueError) as exc:
+        raise InvalidStepArguments(f"{step_type}: argument is not valid JSON ({exc}): {raw[:200]!r}") from exc
+    if not isinstance(value, expected):
+        raise InvalidStepArguments(
+            f"{step_type}: argument must be a JSON {_type_name(expected)}, got {_type_name(type(value))}"
+        )
+    return value
+
+
+def get_field(
+    step_type: str, obj: dict[str, Any], name: str, expected: type[Any] | tuple[type[Any], ...], *,
+    required: bool = True, default: Any = None,
+) -> Any:
+    """One field of a JSON object argument, type-checked (bool is not accepted where a number is expected)."""
+    if name not in obj or obj[name] is None:
+        if required:
+            raise InvalidStepArguments(f"{step_type}: missing required field {name!r}")
+        return default
+    value = obj[name]
+    types = expected if isinstance(expected, tuple) else (expected,)
+    if isinstance(value, bool) and bool not in types:
+        ok = False
+    else:
+        ok = isinstance(value, types)
+    if not ok:
+        wanted = " or ".join(_type_name(t) for t in types)
+        raise InvalidStepArguments(f"{step_type}: field {name!r} must be a {wanted}, got {_type_name(type(value))}")
+    return value
+
+
+def is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except (ValueError, AttributeError, TypeError):
+        return False
+    return True
+
+
+def _type_name(t: type[Any]) -> str:
+    return {dict: "object", list: "array", str: "string", int: "integer", float: "number", bool: "boolean"}.get(
+        t, t.__name__
+    )
