@@ -27,6 +27,8 @@ class HostView:
     cluster: dict[str, Any] | None = None
     #: Every host of the cluster (or of the infra-env when unbound), this one included.
     hosts: list[dict[str, Any]] = field(default_factory=list)
+    #: The ReferenceService (settings, store) for hooks that need more than this host's neighbourhood.
+    service: Any = None
 
     @property
     def inventory(self) -> dict[str, Any] | None:
@@ -69,6 +71,38 @@ class Validation:
 
 
 VALIDATIONS: dict[str, Validation] = {}
+#: Extra HTTP routes of area modules (starlette.routing.Route objects), mounted by the app.
+ROUTES: list[Any] = []
+#: Host status -> the step types issued to it, in order, as the real service's instruction manager (day-1,
+#: bound hosts). Steps whose argument builder returns None (or has none registered) are left out.
+STATE_STEPS: dict[str, list[str]] = {
+    "discovering": ["inventory"],
+    "known": [
+        "connectivity-check", "tang-connectivity-check", "free-network-addresses", "inventory",
+        "ntp-synchronizer", "domain-resolution", "verify-vips",
+    ],
+    "insufficient": [
+        "inventory", "connectivity-check", "tang-connectivity-check", "free-network-addresses",
+        "ntp-synchronizer", "domain-resolution", "verify-vips",
+    ],
+    "pending-for-input": [
+        "inventory", "connectivity-check", "tang-connectivity-check", "free-network-addresses",
+        "ntp-synchronizer", "domain-resolution", "verify-vips",
+    ],
+    "disconnected": ["inventory"],
+    "preparing-for-installation": ["installation-disk-speed-check", "container-image-availability"],
+    "installing": ["install"],
+    "error": ["logs-gather", "stop-installation"],
+    "cancelled": ["logs-gather", "stop-installation"],
+    # hosts of an infra-env with no cluster
+    "discovering-unbound": ["inventory", "ntp-synchronizer"],
+    "insufficient-unbound": ["inventory", "ntp-synchronizer"],
+    "known-unbound": ["inventory", "ntp-synchronizer"],
+    "disconnected-unbound": ["inventory"],
+}
+#: Statuses polled less often (120 s in the real service) and those told to exit.
+SLOW_STATES = {"disconnected", "disconnected-unbound", "error", "cancelled", "disabled", "resetting"}
+EXIT_STATES = {"binding", "unbinding", "unbinding-pending-user-action"}
 STEP_ARGUMENTS: dict[str, Callable[[HostView], list[str] | None]] = {}
 REPLY_HANDLERS: dict[str, Callable[[HostView, Any, dict[str, Any]], None]] = {}
 

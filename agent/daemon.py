@@ -1,0 +1,322 @@
+"""The agent's life: register, then poll for steps, run them, reply, sleep, until the service says exit.
+
+The protocol decisions follow the Go agent (go-agent-behaviour.md sections 2.2 to 2.6) with two deliberate
+improvements: a register answer that the Go agent freezes on forever (401/403/404/409) is retried with a
+back-off growing to minutes, so fixing the cause on the service side is enough; and a reply that could not be
+delivered because the service was down is kept and delivered once it is back, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import signal
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from agent.client import ServiceClient
+from agent.config import AgentConfig
+from agent.errors import ServiceError, ServiceResponseError, TransportError
+from agent.host import Host
+from agent.identity import derive_host_id
+from agent.notify import Notifier
+from agent.runner import Reply, StepRunner
+
+log = logging.getLogger("agent")
+
+#: A successful reply identical to the last one of its step type is not re-posted within this many seconds.
+REPLY_CACHE_TTL = 3600.0
+#: Poll back-off: cenkalti/backoff defaults, as the Go agent uses them.
+POLL_BACKOFF_INITIAL, POLL_BACKOFF_FACTOR, POLL_BACKOFF_MAX, POLL_BACKOFF_JITTER = 0.5, 1.5, 60.0, 0.5
+#: After this long without a successful poll, register again (the Go runner exits and the agent re-registers).
+POLL_GIVE_UP = 15 * 60.0
+#: Register answers that will not change by retrying at once; retried with a back-off capped here.
+REGISTER_FATAL = {
+    401: ("the service rejected the agent's token",
+          "set PULL_SECRET_TOKEN to the infra-env's agent token (agent.service or /etc/assisted/agent.conf)"),
+    403: ("the service refused this host",
+          "if the installation finished, boot this host from its disk; else check the token's access"),
+    404: ("the infra-env does not exist, or this token cannot see it",
+          "check --infra-env-id against the infra-env the discovery image was made for"),
+    409: ("the cluster cannot accept new hosts in its current state",
+          "wait for the installation to finish or reset the cluster; an installed host must boot from disk"),
+}
+REGISTER_FATAL_MAX_DELAY = 300.0
+MAX_PENDING_REPLIES = 100
+HISTORY_MAX_BYTES = 2 * 1024 * 1024
+
+
+class Daemon:
+    def __init__(self, config: AgentConfig, *, client: ServiceClient | None = None,
+                 runner: StepRunner | None = None, notifier: Notifier | None = None,
+                 host: Host | None = None) -> None:
+        self.config = config
+        self.client = client or ServiceClient(config)
+        self.runner = runner or StepRunner(config)
+        self.notifier = notifier or Notifier()
+        self.host = host or Host.at(config.host_root)
+        self.stop = threading.Event()  # stop polling (SIGTERM, or the service said exit)
+        self.terminate = threading.Event()  # a signal asked us to stop: running steps get only the grace period
+        self.cancel = threading.Event()  # kill running steps (grace period over)
+        self.host_id = ""
+        self.infra_env_id = config.infra_env_id
+        self._running: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[str, float]] = {}
+        self._pending: deque[Reply] = deque(maxlen=MAX_PENDING_REPLIES)
+        self._upgrade_done = False
+        self._history = _history_path()
+
+    # -- top level --------------------------------------------------------------------------------------
+    def run(self) -> int:
+        self._install_signal_handlers()
+        self.notifier.ready(f"registering with {self.config.url}")
+        if not self.config.token:
+            log.warning("Agent Authentication Token not set (PULL_SECRET_TOKEN is empty)")
+        while not self.stop.is_set():
+            if not self._register():
+                break
+            if self._poll_loop() == "exit":
+                break
+        self._shutdown()
+        return 0
+
+    def request_stop(self, reason: str) -> None:
+        if not self.stop.is_set():
+            log.info("stopping: %s", reason)
+            self.notifier.stopping(f"stopping: {reason}")
+        self.stop.set()
+
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self.terminate.set()
+        self.request_stop(signal.Signals(signum).name)
+
+    def _sleep(self, seconds: float) -> bool:
+        """Sleep unless stopped, pinging the watchdog meanwhile; False when a stop interrupted it."""
+        end = time.monotonic() + max(0.0, seconds)
+        chunk = self.notifier.watchdog_interval or 3600.0
+        while True:
+            self.notifier.watchdog()
+            left = end - time.monotonic()
+            if left <= 0:
+                return not self.stop.is_set()
+            if self.stop.wait(min(left, chunk)):
+                return False
+
+    # -- registration -----------------------------------------------------------------------------------
+    def _register(self) -> bool:
+        """Register until it succeeds; False when stopped first."""
+        fatal_attempts = 0
+        while not self.stop.is_set():
+            if self.config.host_id:
+                host_id, how = self.config.host_id, "--host-id"
+            else:
+                host_id, how = derive_host_id(self.host)
+            self.client.new_request_id()
+            try:
+                response = self.client.register(host_id)
+            except ServiceResponseError as exc:
+                if exc.status in REGISTER_FATAL:
+                    what, hint = REGISTER_FATAL[exc.status]
+                    delay = min(self.config.interval * 2**fatal_attempts, REGISTER_FATAL_MAX_DELAY)
+                    fatal_attempts += 1
+                    log.error("cannot register host %s: %s ([%d] %s); hint: %s; retrying in %.0fs",
+                              host_id, what, exc.status, exc.reason, hint, delay)
+                    self.notifier.status(f"registration refused ({exc.status}): {what}")
+                else:
+                    delay = self.config.interval
+                    log.warning("Error registering host: %s; retrying in %.0fs", exc, delay)
+                    self.notifier.status(f"registration failed: {exc}")
+                self._sleep(delay)
+                continue
+            except TransportError as exc:
+                delay = self.config.interval
+                log.warning("Error registering host: %s; retrying in %.0fs", exc.describe(), delay)
+                self.notifier.status(f"service unreachable: {exc.message}")
+                self._sleep(delay)
+                continue
+            self._adopt_registration(response, host_id, how)
+            return True
+        return False
+
+    def _adopt_registration(self, response: dict[str, Any], host_id: str, how: str) -> None:
+        """Use the ids the service hands back in next_step_runner_command, as the Go next-step runner does."""
+        self.host_id, self.infra_env_id = host_id, self.config.infra_env_id
+        command = response.get("next_step_runner_command") or {}
+        args = command.get("args") or []
+        try:
+            request = json.loads(args[0]) if args else {}
+        except (TypeError, ValueError):
+            request = {}
+        if isinstance(request, dict):
+            self.host_id = str(request.get("host_id") or host_id)
+            self.infra_env_id = str(request.get("infra_env_id") or self.infra_env_id)
+            wanted = request.get("agent_version")
+            if wanted and self.config.agent_version and wanted != self.config.agent_version:
+                log.warning("the service expects agent %s, this is %s: it will ask for an upgrade",
+                            wanted, self.config.agent_version)
+        log.info("registered host %s (id from %s) in infra-env %s", self.host_id, how, self.infra_env_id)
+        self.notifier.status(f"registered as host {self.host_id}; polling for steps")
+
+    # -- polling ----------------------------------------------------------------------------------------
+    def _poll_loop(self) -> str:
+        """Poll until stopped ("stop"), told to exit ("exit") or the host must register again ("register")."""
+        delay = POLL_BACKOFF_INITIAL
+        failing_since: float | None = None
+        while not self.stop.is_set():
+            self.client.new_request_id()
+            try:
+                steps = self.client.next_steps(self.infra_env_id, self.host_id, int(time.time()))
+            except ServiceError as exc:
+                self._cache.clear()
+                if isinstance(exc, ServiceResponseError) and exc.status == 404:
+                    log.warning("the service does not know host %s any more (404): registering again", self.host_id)
+                    return "register"
+                now = time.monotonic()
+                failing_since = failing_since or now
+                if now - failing_since > POLL_GIVE_UP:
+                    log.warning("no successful poll for %.0f minutes: registering again", POLL_GIVE_UP / 60)
+                    return "register"
+                wait = delay * (1 + random.uniform(-POLL_BACKOFF_JITTER, POLL_BACKOFF_JITTER))
+                log.warning("failed to get next steps: %s; retrying in %.1fs", exc.describe(), wait)
+                self.notifier.status(f"cannot get next steps: {exc.message}")
+                delay = min(delay * POLL_BACKOFF_FACTOR, POLL_BACKOFF_MAX)
+                self._sleep(wait)
+                continue
+            delay, failing_since = POLL_BACKOFF_INITIAL, None
+            self._flush_pending()
+            for instruction in steps.get("instructions") or []:
+                self._dispatch(instruction)
+            if steps.get("post_step_action") == "exit":
+                log.info("the service asked the agent to exit")
+                self.request_stop("post_step_action is exit")
+                return "exit"
+            if self._upgrade_done:
+                return "exit"
+            with self._lock:
+                running = len(self._running)
+            self.notifier.status(f"host {self.host_id}: {running} step(s) running")
+            self._sleep(max(0.1, float(steps.get("next_instruction_seconds") or 0)))
+        return "stop"
+
+    def _dispatch(self, instruction: dict[str, Any]) -> None:
+        step_type = str(instruction.get("step_type", ""))
+        step_id = str(instruction.get("step_id", ""))
+        args = [a if isinstance(a, str) else json.dumps(a) for a in instruction.get("args") or []]
+        with self._lock:
+            if step_type in self._running:
+                # The Go agent overlaps such runs; we skip the duplicate (the service does not track replies).
+                log.info("%s (%s) skipped: the previous run is still going", step_type, step_id)
+                return
+            thread = threading.Thread(target=self._run_step, args=(step_type, step_id, args),
+                                      name=f"step-{step_type}", daemon=True)
+            self._running[step_type] = thread
+        log.info("running %s (%s)", step_type, step_id, extra={"step_type": step_type, "step_id": step_id})
+        thread.start()
+
+    def _run_step(self, step_type: str, step_id: str, args: list[str]) -> None:
+        started = time.monotonic()
+        try:
+            reply = self.runner.run(step_type, step_id, args, cancel=self.cancel)
+        finally:
+            with self._lock:
+                self._running.pop(step_type, None)
+        level = logging.INFO if reply.exit_code == 0 else logging.WARNING
+        log.log(level, "%s (%s) finished in %.2fs with exit code %d%s", step_type, step_id,
+                time.monotonic() - started, reply.exit_code, f": {reply.error}" if reply.error else "",
+                extra={"step_type": step_type, "step_id": step_id})
+        self._record_history(reply)
+        self._deliver(reply)
+        if step_type == "upgrade-agent" and reply.exit_code == 0 and _result_is_success(reply.output):
+            log.info("agent image upgraded: exiting so that systemd restarts the agent into it")
+            self._upgrade_done = True
+            self.request_stop("agent upgraded")
+
+    # -- replies ----------------------------------------------------------------------------------------
+    def _deliver(self, reply: Reply) -> None:
+        if reply.exit_code == 0:
+            cached = self._cache.get(reply.step_type)
+            if cached and cached[0] == reply.output and time.monotonic() - cached[1] < REPLY_CACHE_TTL:
+                log.info("Result for %s already exists in assisted service", reply.step_type)
+                return
+        try:
+            self.client.post_reply(self.infra_env_id, self.host_id, reply.to_wire())
+        except ServiceResponseError as exc:
+            if exc.status >= 500:
+                self._pending.append(reply)
+                log.warning("reply of %s (%s) not accepted yet (%s): will retry", reply.step_type,
+                            reply.step_id, exc)
+            else:
+                log.error("the service rejected the reply of %s (%s): %s", reply.step_type, reply.step_id, exc)
+            return
+        except TransportError as exc:
+            self._pending.append(reply)
+            log.warning("reply of %s (%s) not delivered (%s): will retry once the service answers",
+                        reply.step_type, reply.step_id, exc.message)
+            return
+        if reply.exit_code == 0:
+            self._cache[reply.step_type] = (reply.output, time.monotonic())
+
+    def _flush_pending(self) -> None:
+        for _ in range(len(self._pending)):
+            self._deliver(self._pending.popleft())
+
+    def _record_history(self, reply: Reply) -> None:
+        """Keep recent replies on disk for logs-gather; best effort, bounded in size."""
+        if self._history is None:
+            return
+        entry = {"time": time.time(), **reply.to_wire()}
+        try:
+            self._history.parent.mkdir(parents=True, exist_ok=True)
+            with self._lock, self._history.open("a") as fh:
+                fh.write(json.dumps(entry) + "\n")
+                if fh.tell() > HISTORY_MAX_BYTES:
+                    lines = self._history.read_text().splitlines()[-200:]
+                    self._history.write_text("\n".join(lines) + "\n")
+        except OSError as exc:
+            log.debug("cannot record step history in %s: %s", self._history, exc)
+            self._history = None
+
+    # -- shutdown ---------------------------------------------------------------------------------------
+    def _shutdown(self) -> None:
+        """Let running steps finish: all of them when the service said exit (each has its own deadline),
+        within the grace period when a signal stops us (or arrives meanwhile)."""
+        with self._lock:
+            threads = list(self._running.values())
+        if threads:
+            log.info("waiting for %d running step(s)", len(threads))
+        while any(t.is_alive() for t in threads) and not self.terminate.wait(0.2):
+            pass
+        deadline = time.monotonic() + self.config.shutdown_grace
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if any(t.is_alive() for t in threads):
+            self.cancel.set()
+            for thread in threads:
+                thread.join(15)
+        self._flush_pending()
+        self.notifier.stopping("stopped")
+        log.info("agent stopped")
+
+
+def _result_is_success(output: str) -> bool:
+    try:
+        return bool(json.loads(output).get("result") == "success")
+    except (ValueError, AttributeError):
+        return False
+
+
+def _history_path() -> Path | None:
+    state = os.environ.get("AGENT_STATE_DIR", "/var/lib/assisted-agent")
+    return Path(state) / "history.jsonl" if state else None

@@ -1,0 +1,100 @@
+"""``assisted-reference-service``: run the bundled reference service.
+
+    assisted-reference-service [--host 127.0.0.1] [--port 8090] [--db PATH] [--auth none|token]
+                               [--next-step-seconds N] [--agent-image IMAGE] [--test-mode]
+
+It prints where it listens (and, with ``--auth token``, the admin token) on its first log lines; with
+``--port 0`` it picks a free port, and ``--ready-file`` gets the URL once it accepts connections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+import sys
+from collections.abc import Sequence
+
+from agent.reference_service.app import create_app, load_areas
+from agent.reference_service.lifecycle import ReferenceService, Settings
+from agent.reference_service.store import Store
+
+log = logging.getLogger("reference_service")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="assisted-reference-service", description=__doc__.split("\n\n")[0])
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8090, help="port (default 8090; 0 picks a free one)")
+    p.add_argument("--db", default=os.environ.get("REFERENCE_SERVICE_DB", "reference-service.db"),
+                   help="SQLite file holding the state (default ./reference-service.db)")
+    p.add_argument("--auth", choices=["none", "token"], default="none",
+                   help="none: no authentication (local use); token: per-infra-env agent tokens, admin token")
+    p.add_argument("--admin-token", default=os.environ.get("REFERENCE_SERVICE_ADMIN_TOKEN"),
+                   help="user token for --auth token (default: generated and printed)")
+    p.add_argument("--next-step-seconds", type=int, default=60,
+                   help="next_instruction_seconds given to agents (the real service uses 60)")
+    p.add_argument("--agent-image", default=None,
+                   help="the agent version hosts must report; others get upgrade-agent (default: accept any)")
+    p.add_argument("--test-mode", action="store_true", help="journal requests and allow fault injection")
+    p.add_argument("--dry-run-install", action="store_true",
+                   help="a host reporting Rebooting counts as installed (no cluster will report Done)")
+    p.add_argument("--ready-file", help="write the service URL to this file once it accepts connections")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ns = parser().parse_args(argv)
+    logging.basicConfig(level=getattr(logging, ns.log_level.upper()),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings(next_step_seconds=ns.next_step_seconds, agent_image=ns.agent_image, auth=ns.auth,
+                        test_mode=ns.test_mode, dry_run_install=ns.dry_run_install)
+    if ns.admin_token:
+        settings.admin_token = ns.admin_token
+    service = ReferenceService(Store(ns.db), settings)
+    areas = load_areas()
+    app = create_app(service)
+
+    family = socket.AF_INET6 if ":" in ns.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((ns.host, ns.port))
+    except OSError as exc:
+        print(f"assisted-reference-service: error: cannot listen on {ns.host}:{ns.port}: {exc.strerror}",
+              file=sys.stderr)
+        return 1
+    sock.listen(128)
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    url = f"http://{shown}:{port}"
+    log.info("reference service listening on %s (db %s, auth %s, areas %s)", url, ns.db, ns.auth, ", ".join(areas))
+    if ns.auth == "token" and not ns.admin_token:
+        log.info("admin token (Authorization: Bearer ...): %s", settings.admin_token)
+
+    import uvicorn
+
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+
+    async def serve() -> None:
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started and not task.done():
+            await asyncio.sleep(0.01)
+        if ns.ready_file and server.started:
+            tmp = ns.ready_file + ".tmp"
+            with open(tmp, "w") as fh:
+                fh.write(url)
+            os.replace(tmp, ns.ready_file)
+        await task
+
+    asyncio.run(serve())
+    service.store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
