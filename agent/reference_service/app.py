@@ -298,16 +298,12 @@ async def host_replies(request: Request) -> Response:
 
 
 async def request_journal(request: Request) -> Response:
-    if not _svc(request).settings.test_mode:
-        raise ServiceRefusal(404, "the request journal exists only in test mode")
-    return JSONResponse(_svc(request).store.requests())
+    return JSONResponse(_test_mode(request).store.requests())
 
 
 async def add_fault(request: Request) -> Response:
     """Test mode: the next ``count`` requests matching ``method`` and ``path`` (a regex) get ``status``."""
-    svc = _svc(request)
-    if not svc.settings.test_mode:
-        raise ServiceRefusal(404, "fault injection exists only in test mode")
+    svc = _test_mode(request)
     body = await _body(request)
     fault = {"method": str(body.get("method", "")).upper(), "path": str(body.get("path", "")),
              "status": int(body.get("status", 503)), "count": int(body.get("count", 1)),
@@ -315,6 +311,35 @@ async def add_fault(request: Request) -> Response:
     re.compile(fault["path"])
     svc.faults.append(fault)
     return JSONResponse(fault, status_code=201)
+
+
+def _test_mode(request: Request) -> ReferenceService:
+    svc = _svc(request)
+    if not svc.settings.test_mode:
+        raise ServiceRefusal(404, "this endpoint exists only in test mode")
+    return svc
+
+
+async def queue_instruction(request: Request) -> Response:
+    """Test mode: hand a host any step (third-party ones included) on its next poll."""
+    svc = _test_mode(request)
+    body = await _body(request)
+    svc.require_host(request.path_params["infra_env_id"], request.path_params["host_id"])
+    args = body.get("args") or []
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        raise ServiceRefusal(400, "args must be a list of strings")
+    step = svc.queue_instruction(request.path_params["host_id"], str(body.get("step_type", "")), args)
+    return JSONResponse(step, status_code=201)
+
+
+async def force_status(request: Request) -> Response:
+    """Test mode: put a host in a status (e.g. binding, which makes the service tell the agent to exit)."""
+    svc = _test_mode(request)
+    body = await _body(request)
+    host = svc.require_host(request.path_params["infra_env_id"], request.path_params["host_id"])
+    svc.set_status(host, str(body["status"]), body.get("status_info"))
+    svc.store.save_host(host)
+    return JSONResponse(public(host))
 
 
 async def healthz(request: Request) -> Response:
@@ -360,6 +385,9 @@ def routes() -> list[Route]:
         Route("/api/reference/hosts/{host_id}/replies", host_replies, methods=["GET"]),
         Route("/api/reference/requests", request_journal, methods=["GET"]),
         Route("/api/reference/faults", add_fault, methods=["POST"]),
+        Route("/api/reference/infra-envs/{infra_env_id}/hosts/{host_id}/instructions", queue_instruction,
+              methods=["POST"]),
+        Route("/api/reference/infra-envs/{infra_env_id}/hosts/{host_id}/status", force_status, methods=["PUT"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/", index, methods=["GET"]),
     ]
@@ -382,6 +410,7 @@ class _Middleware:
             if fault["delay"]:
                 await asyncio.sleep(fault["delay"])
             await error(fault["status"], f"injected fault {fault['status']}")(scope, receive, send)
+            self._journal(scope, b"", fault["status"])
             return
         body_chunks: list[bytes] = []
         status_box = [0]
@@ -397,15 +426,14 @@ class _Middleware:
                 status_box[0] = message["status"]
             await send(message)
 
-        try:
-            await self.app(scope, recv, snd)
-        except ServiceRefusal as exc:
-            status_box[0] = exc.status
-            await error(exc.status, exc.reason)(scope, receive, send)
-        if self.service.settings.test_mode and path.startswith(BASE):
+        await self.app(scope, recv, snd)
+        self._journal(scope, b"".join(body_chunks), status_box[0])
+
+    def _journal(self, scope: Any, body: bytes, status: int) -> None:
+        if self.service.settings.test_mode and scope["path"].startswith(BASE):
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-            self.service.store.add_request(method, path, headers,
-                                           b"".join(body_chunks).decode("utf-8", "replace"), status_box[0])
+            self.service.store.add_request(scope["method"], scope["path"], headers,
+                                           body.decode("utf-8", "replace"), status)
 
     def _take_fault(self, method: str, path: str) -> dict[str, Any] | None:
         for fault in self.service.faults:

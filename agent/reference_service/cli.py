@@ -41,6 +41,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--test-mode", action="store_true", help="journal requests and allow fault injection")
     p.add_argument("--dry-run-install", action="store_true",
                    help="a host reporting Rebooting counts as installed (no cluster will report Done)")
+    p.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain)")
+    p.add_argument("--tls-key", help="the certificate's PEM private key")
     p.add_argument("--ready-file", help="write the service URL to this file once it accepts connections")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p
@@ -70,14 +72,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     sock.listen(128)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
-    url = f"http://{shown}:{port}"
+    scheme = "https" if ns.tls_cert else "http"
+    url = f"{scheme}://{shown}:{port}"
     log.info("reference service listening on %s (db %s, auth %s, areas %s)", url, ns.db, ns.auth, ", ".join(areas))
     if ns.auth == "token" and not ns.admin_token:
         log.info("admin token (Authorization: Bearer ...): %s", settings.admin_token)
 
     import uvicorn
 
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                            ssl_certfile=ns.tls_cert, ssl_keyfile=ns.tls_key)
     server = uvicorn.Server(config)
 
     async def serve() -> None:

@@ -1,0 +1,34 @@
+"""Shared fixtures: a real reference service per test, and the sample third-party step plugins."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.service import SPEC, RefService, start_service
+
+PLUGINS = Path(__file__).parent / "plugins"
+
+if SPEC.exists():
+    # Validate against the contract itself (../shared/spec) rather than the bundled copy.
+    os.environ.setdefault("ASSISTED_SPEC", str(SPEC))
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[RefService]:
+    with start_service(tmp_path) as svc:
+        yield svc
+
+
+@pytest.fixture
+def sample_plugins(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Make the sample plugin distribution (tests/plugins) visible to agent processes started by the test.
+
+    It is found the way any installed package's plugins are: through its dist-info entry points on sys.path.
+    """
+    path = os.pathsep.join(p for p in (str(PLUGINS), os.environ.get("PYTHONPATH", "")) if p)
+    monkeypatch.setenv("PYTHONPATH", path)
+    return PLUGINS

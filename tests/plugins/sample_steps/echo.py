@@ -1,0 +1,24 @@
+"""A well-behaved plugin: echoes its one JSON object argument back, after validating it."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from steps.base import Step, StepContext, StepResult, expect_args, get_field, json_arg
+
+
+class EchoStep(Step[dict[str, Any]]):
+    step_type = "sample-echo"
+    default_timeout = 10.0
+
+    def parse_args(self, args: list[str]) -> dict[str, Any]:
+        expect_args(self.step_type, args, 1)
+        obj = json_arg(self.step_type, args[0])
+        get_field(self.step_type, obj, "message", str)
+        get_field(self.step_type, obj, "sleep", (int, float), required=False)
+        return obj  # type: ignore[no-any-return]
+
+    def run(self, params: dict[str, Any], ctx: StepContext) -> StepResult:
+        time.sleep(params.get("sleep", 0))
+        return StepResult({"echo": params["message"], "host_root": str(ctx.host.root)})

@@ -1,0 +1,297 @@
+"""The agent daemon end to end: real `agent` and reference-service processes talking HTTP on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from agent.reference_service import spec
+from tests.support.service import RefService, start_agent, start_service
+
+AGENT_IMAGE = "quay.io/edge-infrastructure/assisted-installer-agent:latest"
+HOST_ID = "11111111-2222-3333-4444-555555555555"
+
+
+def _setup(svc: RefService, **cluster: Any) -> str:
+    c = svc.create_cluster(control_plane_count=1, **cluster)
+    return str(svc.create_infra_env(cluster_id=c["id"])["id"])
+
+
+def _queue(svc: RefService, ie: str, step_type: str, *args: str) -> dict[str, Any]:
+    return svc.call("POST", f"/api/reference/infra-envs/{ie}/hosts/{HOST_ID}/instructions", expected=201,  # type: ignore
+                    json={"step_type": step_type, "args": list(args)})
+
+
+def _force_status(svc: RefService, ie: str, status: str) -> None:
+    svc.call("PUT", f"/api/reference/infra-envs/{ie}/hosts/{HOST_ID}/status", json={"status": status})
+
+
+def assert_agent_requests_valid(svc: RefService) -> int:
+    """Every body the agent sent validates against the spec: registration, step replies and their outputs."""
+    checked = 0
+    for req in svc.requests_seen():
+        if req["method"] == "POST" and req["path"].endswith("/hosts"):
+            assert spec.errors("host-create-params", json.loads(req["body"])) == [], req
+        elif req["method"] == "POST" and req["path"].endswith("/instructions"):
+            reply = json.loads(req["body"])
+            if reply["step_type"].startswith("sample-"):
+                reply = {**reply, "step_type": "execute"}
+            assert spec.errors("step-reply", reply) == [], req
+            model = spec.STEP_OUTPUT_MODELS.get(reply["step_type"])
+            if model and reply.get("output") and not reply.get("exit_code"):
+                assert spec.errors(model, json.loads(reply["output"])) == [], reply
+        elif req["method"] == "PUT" and req["path"].endswith("/progress"):
+            assert spec.errors("host-progress", json.loads(req["body"])) == [], req
+        else:
+            continue
+        assert req["headers"].get("discovery_agent_version") == AGENT_IMAGE
+        assert req["headers"].get("x-request-id")
+        checked += 1
+    return checked
+
+
+def test_registers_runs_steps_and_exits_when_told(service: RefService, tmp_path: Path, sample_plugins: Path) -> None:
+    ie = _setup(service)
+    with start_agent(service.url, ie, args=["--host-id", HOST_ID], log=tmp_path / "agent.log") as agent:
+        host = service.wait_host(ie, lambda h: h["id"] == HOST_ID)
+        assert host["discovery_agent_version"] == AGENT_IMAGE
+        _queue(service, ie, "sample-echo", json.dumps({"message": "hello"}))
+        (reply,) = service.wait_replies(HOST_ID, "sample-echo")
+        assert reply["exit_code"] == 0 and json.loads(reply["output"])["echo"] == "hello"
+        _force_status(service, ie, "binding")  # the real service answers binding hosts with post_step_action exit
+        assert agent.wait(timeout=20) == 0
+    assert "the service asked the agent to exit" in agent.log
+    assert assert_agent_requests_valid(service) >= 2
+
+
+def test_inventory_reply_is_stored_and_valid(service: RefService, tmp_path: Path) -> None:
+    ie = _setup(service)
+    with start_agent(service.url, ie, log=tmp_path / "agent.log"):
+        host = service.wait_host(ie, lambda h: bool(h.get("inventory")), timeout=40)
+    inventory = json.loads(host["inventory"])
+    assert spec.errors("inventory", inventory) == []
+    assert host["status"] != "discovering"
+    assert assert_agent_requests_valid(service) >= 2
+
+
+def test_identical_successful_replies_are_posted_once(service: RefService, tmp_path: Path,
+                                                      sample_plugins: Path) -> None:
+    ie = _setup(service)
+    with start_agent(service.url, ie, args=["--host-id", HOST_ID], log=tmp_path / "agent.log") as agent:
+        service.wait_host(ie, lambda h: h["id"] == HOST_ID)
+        for _ in range(2):
+            _queue(service, ie, "sample-echo", json.dumps({"message": "same"}))
+            agent.wait_log("sample-echo (sample-echo-", timeout=20)
+        agent.wait_log("Result for sample-echo already exists in assisted service", timeout=20)
+        _queue(service, ie, "sample-echo", json.dumps({"message": "different"}))
+        service.wait_replies(HOST_ID, "sample-echo", count=2)
+    outputs = [json.loads(r["output"])["echo"] for r in service.replies(HOST_ID, "sample-echo")]
+    assert outputs == ["same", "different"]
+
+
+def test_unknown_step_and_bad_arguments_are_replies_not_crashes(service: RefService, tmp_path: Path,
+                                                                sample_plugins: Path) -> None:
+    ie = _setup(service)
+    with start_agent(service.url, ie, args=["--host-id", HOST_ID], log=tmp_path / "agent.log") as agent:
+        service.wait_host(ie, lambda h: h["id"] == HOST_ID)
+        _queue(service, ie, "sample-nonexistent")
+        _queue(service, ie, "sample-echo", "{not json")
+        _queue(service, ie, "sample-broken")
+        unknown = service.wait_replies(HOST_ID, "sample-nonexistent")[0]
+        bad = service.wait_replies(HOST_ID, "sample-echo")[0]
+        broken = service.wait_replies(HOST_ID, "sample-broken")[0]
+        assert agent.alive()
+    assert unknown["exit_code"] == -1
+    assert unknown["error"] == "failed to find action for step type sample-nonexistent"
+    assert bad["exit_code"] == -1 and "not valid JSON" in bad["error"]
+    assert broken["exit_code"] == -1 and "failed to load" in broken["error"]
+
+
+def test_hanging_raising_crashing_and_spawning_steps_do_not_hurt_the_daemon(
+        service: RefService, tmp_path: Path, sample_plugins: Path) -> None:
+    ie = _setup(service)
+    pid_file = tmp_path / "grandchild.pid"
+    with start_agent(service.url, ie, args=["--host-id", HOST_ID], log=tmp_path / "agent.log") as agent:
+        service.wait_host(ie, lambda h: h["id"] == HOST_ID)
+        for step in ("sample-hang", "sample-raise", "sample-crash"):
+            _queue(service, ie, step)
+        _queue(service, ie, "sample-spawn-hang", str(pid_file))
+        hang = service.wait_replies(HOST_ID, "sample-hang")[0]
+        raised = service.wait_replies(HOST_ID, "sample-raise")[0]
+        crashed = service.wait_replies(HOST_ID, "sample-crash")[0]
+        spawned = service.wait_replies(HOST_ID, "sample-spawn-hang")[0]
+        # the daemon is alive and still serving: a new step still runs
+        _queue(service, ie, "sample-echo", json.dumps({"message": "still here"}))
+        service.wait_replies(HOST_ID, "sample-echo")
+        assert agent.alive()
+        grandchild = int(pid_file.read_text())
+        deadline = time.monotonic() + 10
+        while psutil.pid_exists(grandchild) and psutil.Process(grandchild).status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline, "the step's grandchild survived the step's timeout"
+            time.sleep(0.1)
+        leftovers = [p for p in psutil.Process(agent.proc.pid).children(recursive=True)
+                     if "agent.step_process" in " ".join(p.cmdline())]
+        assert leftovers == []
+    assert hang["exit_code"] == 124 and "timed out after 1 seconds" in hang["error"]
+    assert raised["exit_code"] == -1 and "RuntimeError: the plugin has a bug" in raised["error"]
+    assert crashed["exit_code"] == 3 and "before reporting a result" in crashed["error"]
+    assert spawned["exit_code"] == 124 and "killed" in spawned["error"]
+
+
+@pytest.mark.parametrize("status", [401, 403, 404, 409])
+def test_register_refusals_back_off_and_recover(service: RefService, tmp_path: Path, status: int) -> None:
+    ie = _setup(service)
+    service.inject_fault("POST", r"/v2/infra-envs/[^/]+/hosts$", status, count=2)
+    with start_agent(service.url, ie, log=tmp_path / "agent.log") as agent:
+        service.wait_host(ie, lambda h: True, timeout=30)
+        assert agent.alive()
+    log = agent.log
+    assert f"[{status}]" in log and "hint:" in log
+    assert log.count("cannot register host") == 2
+    registers = [r for r in service.requests_seen() if r["method"] == "POST" and r["path"].endswith("/hosts")]
+    assert [r["status"] for r in registers] == [status, status, 201]
+
+
+def test_register_server_error_retries_every_interval(service: RefService, tmp_path: Path) -> None:
+    ie = _setup(service)
+    service.inject_fault("POST", r"/v2/infra-envs/[^/]+/hosts$", 500, count=2)
+    with start_agent(service.url, ie, log=tmp_path / "agent.log") as agent:
+        service.wait_host(ie, lambda h: True, timeout=30)
+    assert agent.log.count("Error registering host: [500]") == 2
+
+
+def test_poll_errors_back_off_and_404_registers_again(service: RefService, tmp_path: Path) -> None:
+    ie = _setup(service)
+    with start_agent(service.url, ie, args=["--host-id", HOST_ID], log=tmp_path / "agent.log") as agent:
+        service.wait_host(ie, lambda h: h["id"] == HOST_ID)
+        service.inject_fault("GET", r"/instructions$", 503, count=3)
+        service.inject_fault("GET", r"/instructions$", 401, count=1)
+        agent.wait_log("failed to get next steps: [401]", timeout=30)
+        service.inject_fault("GET", r"/instructions$", 404, count=1)
+        agent.wait_log("registering again", timeout=30)
+        agent.wait_log("registered host", timeout=30)
+        time.sleep(1.5)
+        assert agent.alive()
+    polls = [r["status"] for r in service.requests_seen() if r["method"] == "GET"]
+    assert 401 in polls and 404 in polls and polls[-1] == 200
+    registers = [r for r in service.requests_seen() if r["method"] == "POST" and r["path"].endswith("/hosts")]
+    assert len(registers) == 2
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_service_down_at_start_and_restarted_mid_loop_loses_nothing(tmp_path: Path, sample_plugins: Path) -> None:
+    port = _free_port()
+    db = tmp_path / "state.db"
+    url = f"http://127.0.0.1:{port}"
+    with start_service(tmp_path, port=port, db=db) as svc:
+        ie = _setup(svc)
+    with start_agent(url, ie, args=["--host-id", HOST_ID], log=tmp_path / "agent.log") as agent:
+        agent.wait_log("Error registering host", timeout=20)  # the service is down: the agent keeps trying
+        with start_service(tmp_path, port=port, db=db) as svc:
+            svc.wait_host(ie, lambda h: h["id"] == HOST_ID)
+            _queue(svc, ie, "sample-echo", json.dumps({"message": "across a restart", "sleep": 2}))
+            agent.wait_log("running sample-echo", timeout=20)
+        # the service is down while the step finishes; its reply must arrive after the restart
+        agent.wait_log("not delivered", timeout=20)
+        with start_service(tmp_path, port=port, db=db) as svc:
+            (reply,) = svc.wait_replies(HOST_ID, "sample-echo", timeout=30)
+            assert json.loads(reply["output"])["echo"] == "across a restart"
+            assert agent.alive()
+
+
+def test_sd_notify_ready_status_and_watchdog(service: RefService, tmp_path: Path) -> None:
+    ie = _setup(service)
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(10)
+    env = {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1000000"}
+    got: list[str] = []
+    try:
+        with start_agent(service.url, ie, env=env, log=tmp_path / "agent.log"):
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and not (
+                    any("READY=1" in m for m in got) and any("WATCHDOG=1" in m for m in got)
+                    and any("registered as host" in m for m in got)):
+                got.append(sock.recv(4096).decode())
+    finally:
+        sock.close()
+    assert any(m.startswith("READY=1") for m in got)
+    assert any("STATUS=registered as host" in m for m in got)
+    assert sum("WATCHDOG=1" in m for m in got) >= 2
+
+
+def test_sigterm_lets_running_steps_finish_and_reply(service: RefService, tmp_path: Path,
+                                                     sample_plugins: Path) -> None:
+    ie = _setup(service)
+    with start_agent(service.url, ie, args=["--host-id", HOST_ID, "--shutdown-grace", "10"],
+                     log=tmp_path / "agent.log") as agent:
+        service.wait_host(ie, lambda h: h["id"] == HOST_ID)
+        _queue(service, ie, "sample-echo", json.dumps({"message": "finish me", "sleep": 2}))
+        agent.wait_log("running sample-echo", timeout=20)
+        agent.signal(signal.SIGTERM)
+        assert agent.wait(timeout=20) == 0
+    (reply,) = service.replies(HOST_ID, "sample-echo")
+    assert json.loads(reply["output"])["echo"] == "finish me"
+
+
+def test_sigterm_grace_over_kills_step_and_reports_it(service: RefService, tmp_path: Path,
+                                                      sample_plugins: Path) -> None:
+    ie = _setup(service)
+    with start_agent(service.url, ie, args=["--host-id", HOST_ID, "--shutdown-grace", "1"],
+                     log=tmp_path / "agent.log") as agent:
+        service.wait_host(ie, lambda h: h["id"] == HOST_ID)
+        _queue(service, ie, "sample-echo", json.dumps({"message": "too slow", "sleep": 60}))
+        agent.wait_log("running sample-echo", timeout=20)
+        agent.signal(signal.SIGTERM)
+        assert agent.wait(timeout=30) == 0
+    (reply,) = service.replies(HOST_ID, "sample-echo")
+    assert reply["exit_code"] == 143 and "agent is stopping" in reply["error"]
+
+
+def test_token_is_sent_and_never_logged(tmp_path: Path) -> None:
+    with start_service(tmp_path, auth="token") as svc:
+        ie = _setup(svc)
+        token = svc.token(ie)
+        with start_agent(svc.url, ie, env={"PULL_SECRET_TOKEN": token}, log=tmp_path / "agent.log",
+                         args=["--log-level", "debug"]) as agent:
+            svc.wait_host(ie, lambda h: True)
+        with start_agent(svc.url, ie, env={"PULL_SECRET_TOKEN": "wrong-" + token},
+                         log=tmp_path / "agent-bad.log") as bad:
+            bad.wait_log("cannot register host", timeout=20)
+        sent = {r["headers"].get("x-secret-key") for r in svc.requests_seen()}
+    assert token in sent
+    assert token not in agent.log and token not in bad.log
+    assert "the service rejected the agent's token" in bad.log
+
+
+def test_agent_conf_supplies_missing_flags(service: RefService, tmp_path: Path) -> None:
+    ie = _setup(service)
+    conf = tmp_path / "agent.conf"
+    conf.write_text(f"# written by the discovery image\nURL={service.url}\nINFRA_ENV_ID=\"{ie}\"\nINTERVAL=1\n"
+                    f"HOST_ID={HOST_ID}\n")
+    from tests.support.service import BIN, stop_process
+    import subprocess
+
+    log = tmp_path / "agent.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen([str(BIN / "agent"), "--config", str(conf)], stdout=fh, stderr=subprocess.STDOUT,
+                                env={**os.environ, "AGENT_STATE_DIR": str(tmp_path / "state")},
+                                start_new_session=True)
+    try:
+        service.wait_host(ie, lambda h: h["id"] == HOST_ID)
+    finally:
+        stop_process(proc)
