@@ -150,6 +150,8 @@ class ServiceClient:
             resp = self.session.request(
                 method, url, json=json, data=data, files=files, params=params, headers=hdrs, stream=stream,
                 timeout=timeout or DEFAULT_TIMEOUT,
+                # explicit, because REQUESTS_CA_BUNDLE in the environment would override session.verify=False
+                verify=not self.config.insecure,
             )
         except requests.exceptions.SSLError as exc:
             raise TransportError(

@@ -99,7 +99,7 @@ class _Reader:
             fh.seek(offset)
             data = fh.read(length)
         if len(data) != length:
-            raise ImageVerificationError(f"reading back {length} bytes at offset {offset} of {self.path} came short")
+            raise ImageVerificationError(f"reading back {length} bytes at {offset} of {self.path} came short")
         return data
 
 
@@ -129,8 +129,9 @@ def reread_partitions(host: Host, device: str, number: int, timeout: float = 10.
         while time.monotonic() < deadline:
             for entry in host.listdir(f"/sys/class/block/{name}"):
                 sysfs = f"/sys/class/block/{name}/{entry}/partition"
-                if entry.startswith(name) and host.read_attr(sysfs) == str(number) and host.exists(f"/dev/{entry}"):
-                    return f"/dev/{entry}"
+                node = f"/dev/{entry}"
+                if entry.startswith(name) and host.read_attr(sysfs) == str(number) and host.exists(node):
+                    return node
             time.sleep(0.05)
     raise ImageVerificationError(f"the kernel does not show partition {number} of {device} after writing")
 
@@ -172,7 +173,7 @@ def edit_kargs(root: Path, append: list[str], delete: list[str]) -> list[str]:
     """Apply karg changes to every BLS entry's ``options`` line; returns the entries changed."""
     entries = sorted((root / BLS_DIR).glob("*.conf"))
     if not entries:
-        raise ImageVerificationError(f"the boot partition has no BLS entries in {BLS_DIR} to add kernel arguments to")
+        raise ImageVerificationError(f"the boot partition has no BLS entries in {BLS_DIR}")
     changed = []
     for entry in entries:
         lines = entry.read_text().splitlines()

@@ -85,14 +85,12 @@ def check_target(
     """Every refusal rule in one place; returns the device when it is safe to overwrite."""
     dev = describe(host, path)
     where = f"refusing to write to {path}"
-    if disk_id is not None:
-        if not disk_id.startswith("/dev/") or host.realpath(disk_id) != dev.path:
-            raise UnsafeTarget(
-                f"{where}: it is not the disk the service chose ({disk_id} is {host.realpath(disk_id)})"
-            )
+    if disk_id is not None and (not disk_id.startswith("/dev/") or host.realpath(disk_id) != dev.path):
+        chosen = host.realpath(disk_id)
+        raise UnsafeTarget(f"{where}: it is not the disk the service chose ({disk_id} is {chosen})")
     if expected_size is not None and expected_size != dev.size_bytes:
         raise UnsafeTarget(
-            f"{where}: its size is {dev.size_bytes} bytes but the service chose a disk of {expected_size} bytes",
+            f"{where}: it has {dev.size_bytes} bytes but the service chose a disk of {expected_size} bytes",
             hint="the disks changed since the inventory was taken; let the host re-register",
         )
     if host.read_attr(f"/sys/class/block/{dev.name}/ro") == "1":
@@ -119,7 +117,7 @@ def check_target(
         holders = host.listdir(f"/sys/class/block/{name}/holders")
         if holders:
             raise UnsafeTarget(
-                f"{where}: /dev/{name} is held by {', '.join(holders)} (an active LVM, RAID or device-mapper member)",
+                f"{where}: /dev/{name} is held by {', '.join(holders)} (active LVM, RAID or device-mapper)",
                 hint="deactivate the volume group / array first",
             )
     label = media_label(host, dev.path)

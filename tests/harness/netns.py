@@ -17,10 +17,9 @@ leftovers of dead test processes are swept when a new network starts)::
 
     with Network() as net:                        # needs root; names start with "anet"
         a = net.add_host()                        # one NIC: eth0 with the next free IPv4 (+ IPv6 with ipv6=True)
-        b = net.add_host(nics=[Nic(mtu=9000), Nic(vlan=100, ipv4="10.201.100.11/24")], ipv6=True)
+        b = net.add_host(nics=[Nic(mtu=9000), Nic(ipv4="10.201.0.99/24")], ipv6=True)   # two NICs
         a.run(["ping", "-c1", b.ipv4]).returncode  # a command inside a host namespace (argv, never a shell)
-        b.set_loss(30)                            # tc netem on b's egress: 30 % of its packets are dropped
-        b.set_delay(50)                           # ... or delayed by 50 ms
+        b.set_loss(30)                            # exactly 3 of every 10 IP packets b sends are dropped
         b.cut()                                   # link down on the hub side: b is unreachable
         b.restore()
         net.hub.run([...])                        # the hub namespace is a Namespace too
@@ -29,8 +28,12 @@ leftovers of dead test processes are swept when a new network starts)::
         reply = a.step("connectivity-check", [json.dumps(params)])   # `agent step --wire` inside a host
 
 ``Host.nics`` describes each NIC (name, mac, ipv4 "a.b.c.d/nn", ipv6, mtu); ``Host.ipv4``/``ipv6``/``mac`` are
-those of its first NIC. ``net.add_address(ns_name, ...)``-style helpers are deliberately absent: use
-``host.run(["ip", ...])`` for anything unusual, it is all inside the host's own namespace.
+those of its first NIC. Use ``host.run(["ip", ...])`` for anything unusual: it all happens inside the host's
+own namespace.
+
+This machine's kernel has neither 802.1Q VLANs nor tc netem (CONFIG_VLAN_8021Q and CONFIG_NET_SCH_NETEM are
+off), so there is no VLAN option and packet loss is made with iptables' ``statistic`` match (deterministic:
+an exact share of packets is dropped, which also keeps tests free of chance). Delay cannot be emulated here.
 """
 
 from __future__ import annotations
@@ -133,8 +136,6 @@ class Nic:
     ipv4: str | None = None
     ipv6: str | None = None
     mtu: int = 1500
-    #: Put the addresses on a VLAN sub-interface ``eth<n>.<vlan>`` instead of the NIC itself.
-    vlan: int | None = None
     mac: str | None = None
 
 
@@ -145,10 +146,8 @@ class NicInfo:
     mtu: int
     ipv4: str | None
     ipv6: str | None
-    #: The hub-side veth carrying this NIC's traffic (what cut/loss act on).
+    #: The hub-side veth carrying this NIC's traffic (what cut acts on).
     hub_port: str
-    #: The underlying NIC when this one is a VLAN.
-    parent: str | None = None
 
 
 @dataclass
@@ -183,18 +182,23 @@ class Host(Namespace):
     def _port(self, nic: str | None) -> str:
         return self.nics[0].hub_port if nic is None else self.nic(nic).hub_port
 
-    def set_loss(self, percent: float, nic: str | None = None) -> None:
-        """Drop ``percent`` % of the packets this host sends (tc netem on its NIC's egress)."""
-        dev = nic or self.nics[0].parent or self.nics[0].name
-        self.run(["tc", "qdisc", "replace", "dev", dev, "root", "netem", "loss", f"{percent}%"], check=True)
+    def set_loss(self, percent: int) -> None:
+        """Drop exactly ``percent`` % of the IP packets this host sends (3 of every 10 for 30).
 
-    def set_delay(self, ms: float, nic: str | None = None) -> None:
-        dev = nic or self.nics[0].parent or self.nics[0].name
-        self.run(["tc", "qdisc", "replace", "dev", dev, "root", "netem", "delay", f"{ms}ms"], check=True)
+        One iptables ``statistic --mode nth`` rule per dropped packet of ten, each counting only the packets
+        the previous rules let through: rule k drops one in (10 - k), which adds up to an exact share.
+        """
+        if percent % 10 or not 0 <= percent <= 100:
+            raise ValueError("loss is set in steps of 10 %")
+        self.clear_loss()
+        for k in range(percent // 10):
+            for tool in ("iptables", "ip6tables"):
+                self.run([tool, "-w", "5", "-A", "OUTPUT", "-m", "statistic", "--mode", "nth", "--every",
+                          str(10 - k), "--packet", "0", "-j", "DROP"], check=True)
 
-    def clear_qdisc(self, nic: str | None = None) -> None:
-        dev = nic or self.nics[0].parent or self.nics[0].name
-        self.run(["tc", "qdisc", "del", "dev", dev, "root"])
+    def clear_loss(self) -> None:
+        for tool in ("iptables", "ip6tables"):
+            self.run([tool, "-w", "5", "-F", "OUTPUT"], check=True)
 
     def cut(self, nic: str | None = None) -> None:
         """Take the hub side of the link down: the host is cut off, yet its own NIC still looks up."""
@@ -298,29 +302,18 @@ class Network:
         if spec.mac:
             host.ip("link", "set", nic, "address", spec.mac)
         host.ip("link", "set", nic, "mtu", str(spec.mtu), "up")
-        dev, parent = nic, None
-        if spec.vlan is not None:
-            dev, parent = f"{nic}.{spec.vlan}", nic
-            host.ip("link", "add", "link", nic, "name", dev, "type", "vlan", "id", str(spec.vlan))
-            host.ip("link", "set", dev, "mtu", str(spec.mtu), "up")
-        ipv4 = spec.ipv4
-        if ipv4 is None and spec.vlan is None:
-            ipv4 = self.next_ipv4()
+        ipv4 = spec.ipv4 if spec.ipv4 is not None else self.next_ipv4()
         suffix = self._next_addr
-        if ipv4 is not None:
-            host.ip("addr", "add", ipv4, "dev", dev)
+        host.ip("addr", "add", ipv4, "dev", nic)
         ipv6_addr = spec.ipv6
-        if ipv6_addr is None and ipv6 and spec.vlan is None:
+        if ipv6_addr is None and ipv6:
             ipv6_addr = f"{SUBNET6.network_address + suffix}/{SUBNET6.prefixlen}"
         if ipv6_addr is not None:
-            host.ip("addr", "add", ipv6_addr, "dev", dev, "nodad")
-        if spec.ipv4 is None and spec.vlan is None:
+            host.ip("addr", "add", ipv6_addr, "dev", nic, "nodad")
+        if spec.ipv4 is None:
             self._next_addr += 1
-        mac = Path(f"/sys/class/net/{nic}/address")
-        mac_text = host.run(["cat", str(mac)], check=True).stdout.strip()
-        if dev != nic:
-            mac_text = host.run(["cat", f"/sys/class/net/{dev}/address"], check=True).stdout.strip()
-        return NicInfo(dev, mac_text, spec.mtu, ipv4, ipv6_addr, port, parent)
+        mac = host.run(["cat", f"/sys/class/net/{nic}/address"], check=True).stdout.strip()
+        return NicInfo(nic, mac, spec.mtu, ipv4, ipv6_addr, port)
 
     # -- processes --------------------------------------------------------------------------------------
     @contextlib.contextmanager

@@ -1,0 +1,206 @@
+"""installation-disk-speed-check: the 99th percentile of fdatasync latency on the installation disk, in ms.
+
+etcd needs fast fdatasync; the service asks for this figure before installing. The Go agent runs fio
+(``--rw=write --ioengine=sync --bs=2300 --size=22m --fdatasync=1``) in a container and reports
+``jobs[0].sync.lat_ns.percentile["99.000000"]``. We measure in-process with the same method -- sequential
+2300-byte buffered writes through the device's page cache, an fdatasync after each, 22 MiB, only the
+fdatasync calls timed -- so no fio, no container and no filename parsing is involved (fio splits
+``--filename`` on ':' and once wrote by-path names to a file on the root filesystem). bench/disk_speed.py
+runs both on the same device and prints the two figures side by side.
+
+Safety, checked before the first byte is written: the path must resolve to a whole-disk block device under
+/dev that is not mounted (nor any of its partitions), not swap, not held by LVM/RAID/device-mapper, not the
+installation media (``steps.disk_safety``), and the kernel must grant us an exclusive open (O_EXCL), which
+also keeps anyone from mounting it while we write. Unlike the Go agent, which writes over the start of the
+disk, we write the region [1 MiB, 1 MiB + 22 MiB): the partition table (first MiB) and the backup GPT
+(last MiB) are never touched, even if the step is killed. The region's previous contents are read first and
+written back (and fdatasync'ed and compared) afterwards, on success, on failure and on timeout alike.
+
+Arguments: ``[{"path": "/dev/sda"}, "480.00"]``; the second is the time budget in seconds. Past it the
+measurement stops, the region is restored and the reply is exit 124 (as coreutils ``timeout`` around the Go
+agent's container), output ``{"path": ...}`` so the service records the failure against the disk.
+
+``AGENT_DISK_SPEED_BYTES`` overrides the 22 MiB written; it exists for tests and benchmarks on throttled
+devices, where 22 MiB would take minutes, and must not be set on real hosts.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+
+from agent.errors import InvalidStepArguments, StepError, UnsafeTarget
+from steps import disk_safety
+from steps.base import Step, StepContext, StepResult, get_field, json_arg
+
+STEP = "installation-disk-speed-check"
+BLOCK_SIZE = 2300
+DEFAULT_SIZE = 22 * 1024 * 1024
+#: Where the measured region starts; the first MiB (MBR/GPT) is never written.
+REGION_OFFSET = 1024 * 1024
+#: Kept clear at the end of the disk for the backup GPT.
+TAIL_RESERVE = 1024 * 1024
+DEFAULT_TIMEOUT = 480.0
+#: Time the step keeps after its budget to put the region back before the runner may kill it.
+RESTORE_MARGIN = 60.0
+SIZE_ENV = "AGENT_DISK_SPEED_BYTES"
+TIMED_OUT_EXIT = 124
+
+
+@dataclass(frozen=True)
+class DiskSpeedParams:
+    path: str
+    timeout: float
+
+
+@dataclass(frozen=True)
+class Measurement:
+    p99_ns: int
+    samples: int
+    timed_out: bool
+
+
+def region_size() -> int:
+    raw = os.environ.get(SIZE_ENV, "")
+    if raw.isdigit() and int(raw) >= BLOCK_SIZE:
+        return int(raw)
+    return DEFAULT_SIZE
+
+
+def percentile_ns(latencies: list[int], pct: float = 99.0) -> int:
+    """Nearest-rank percentile: the smallest sample that at least ``pct`` % of samples do not exceed."""
+    if not latencies:
+        return 0
+    ordered = sorted(latencies)
+    rank = max(1, math.ceil(pct / 100.0 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def to_ms(ns: int) -> int:
+    """Milliseconds, truncated like the Go agent's int64(ns / 1e6)."""
+    return int(ns // 1_000_000)
+
+
+class DiskSpeedCheckStep(Step[DiskSpeedParams]):
+    step_type = STEP
+    default_timeout = DEFAULT_TIMEOUT + RESTORE_MARGIN
+
+    def parse_args(self, args: list[str]) -> DiskSpeedParams:
+        if len(args) not in (1, 2):
+            raise InvalidStepArguments(
+                f"{STEP} expects 2 arguments ([{{\"path\": ...}}, timeout]), got {len(args)}"
+            )
+        request = json_arg(STEP, args[0], dict)
+        path = get_field(STEP, request, "path", str)
+        if not path.startswith("/") or "\x00" in path:
+            raise InvalidStepArguments(f"{STEP}: path must be an absolute device path, got {path!r}")
+        timeout = DEFAULT_TIMEOUT
+        if len(args) == 2:
+            bad = InvalidStepArguments(f"{STEP}: the timeout must be a positive number, not {args[1]!r}")
+            try:
+                timeout = float(args[1])
+            except ValueError:
+                raise bad from None
+            if not math.isfinite(timeout) or timeout <= 0:
+                raise bad
+        return DiskSpeedParams(path, timeout)
+
+    def timeout(self, params: DiskSpeedParams) -> float:
+        return params.timeout + RESTORE_MARGIN
+
+    def run(self, params: DiskSpeedParams, ctx: StepContext) -> StepResult:
+        if ctx.config.dry_run:
+            return StepResult(output={"io_sync_duration": 1, "path": params.path})
+        deadline = time.monotonic() + min(params.timeout, max(0.0, ctx.remaining() - RESTORE_MARGIN))
+        try:
+            result = measure(ctx.host.path(self._check(params.path, ctx)), region_size(), deadline)
+        except StepError as exc:  # UnsafeTarget included: the service records the failure against the path
+            return StepResult(output={"path": params.path}, exit_code=exc.exit_code, error=exc.describe())
+        if result.timed_out:
+            return StepResult(
+                output={"path": params.path},
+                exit_code=TIMED_OUT_EXIT,
+                error=f"disk speed check on {params.path} did not finish within {params.timeout:g} seconds "
+                f"({result.samples} writes done); the region written was restored",
+            )
+        ms = to_ms(result.p99_ns)
+        # Go's field order; a duration of 0 is left out as Go's omitempty does.
+        output = {"io_sync_duration": ms, "path": params.path} if ms else {"path": params.path}
+        return StepResult(output=output)
+
+    @staticmethod
+    def _check(path: str, ctx: StepContext) -> str:
+        dev = disk_safety.check_target(ctx.host, path)
+        needed = REGION_OFFSET + region_size() + TAIL_RESERVE
+        if dev.size_bytes < needed:
+            raise UnsafeTarget(
+                f"refusing to write to {path}: the disk has {dev.size_bytes} bytes, the speed check needs "
+                f"{needed} (a {region_size()}-byte region clear of the partition tables)"
+            )
+        return dev.path
+
+
+def measure(device: os.PathLike[str] | str, size: int, deadline: float) -> Measurement:
+    """Time fdatasync after each sequential 2300-byte write of [REGION_OFFSET, +size); always restore it."""
+    count = size // BLOCK_SIZE
+    length = count * BLOCK_SIZE
+    try:
+        fd = os.open(device, os.O_RDWR | os.O_EXCL | os.O_CLOEXEC)
+    except OSError as exc:
+        raise UnsafeTarget(
+            f"refusing to write to {device}: the kernel denies exclusive access ({exc.strerror}); "
+            "it is in use (mounted, swap, or held by another device)"
+        ) from exc
+    try:
+        saved = _read_exact(fd, length, REGION_OFFSET)
+        payload = os.urandom(BLOCK_SIZE)
+        latencies: list[int] = []
+        timed_out = False
+        try:
+            for i in range(count):
+                if time.monotonic() >= deadline:
+                    timed_out = True
+                    break
+                os.pwrite(fd, payload, REGION_OFFSET + i * BLOCK_SIZE)
+                start = time.perf_counter_ns()
+                os.fdatasync(fd)
+                latencies.append(time.perf_counter_ns() - start)
+        except OSError as exc:
+            done = len(latencies)
+            raise StepError(f"writing to {device} failed after {done} writes: {exc.strerror}") from exc
+        finally:
+            _restore(fd, saved, device)
+    finally:
+        os.close(fd)
+    return Measurement(percentile_ns(latencies), len(latencies), timed_out)
+
+
+def _read_exact(fd: int, length: int, offset: int) -> bytes:
+    chunks = []
+    done = 0
+    while done < length:
+        chunk = os.pread(fd, min(length - done, 4 * 1024 * 1024), offset + done)
+        if not chunk:
+            raise StepError(f"short read at offset {offset + done}: the device is smaller than it claims")
+        chunks.append(chunk)
+        done += len(chunk)
+    return b"".join(chunks)
+
+
+def _restore(fd: int, saved: bytes, device: os.PathLike[str] | str) -> None:
+    view = memoryview(saved)
+    done = 0
+    try:
+        while done < len(saved):
+            done += os.pwrite(fd, view[done:], REGION_OFFSET + done)
+        os.fdatasync(fd)
+        if _read_exact(fd, len(saved), REGION_OFFSET) != saved:
+            raise OSError(0, "read-back differs")
+    except OSError as exc:
+        raise StepError(
+            f"DATA AT RISK: restoring bytes {REGION_OFFSET}..{REGION_OFFSET + len(saved)} of {device} failed "
+            f"({exc.strerror}); the partition table was not touched",
+            code="disk-restore-failed",
+        ) from exc

@@ -1,0 +1,176 @@
+"""ntp-synchronizer: make chrony use the cluster's extra NTP sources, then report every source's state.
+
+As the Go agent: each requested source not already known to chronyd (by name, or by any address the name
+resolves to) is added with ``chronyc add server <src> iburst``; then ``chronyc`` lists the sources and each
+address is turned back into a name by reverse DNS (first PTR, trailing dot trimmed), falling back to the
+address. We read the CSV form (``chronyc -c sources``), which has no column layout to guess and never does
+reverse lookups itself, so the only name resolution is ours and it is bounded in time.
+
+Environment (read by the step process, so it can be set on the agent's unit or in tests):
+
+``AGENT_CHRONYC_SOCKET``
+    Path of chronyd's command socket; chronyc is run as ``chronyc -h <path>``. Unset: chronyc's default
+    (``/run/chrony/chronyd.sock``, then UDP 127.0.0.1:323).
+``AGENT_CHRONYC_TIMEOUT``
+    Seconds each chronyc call may take (default 30, the Go agent's ``timeout 30``). When it is exceeded the
+    reply is exit -1 with the Go agent's error, "chronyc was timed out after 30 seconds".
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import socket
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+from agent.errors import CommandNotFound, InvalidStepArguments, StepError
+from agent.host import CommandResult, Host
+from steps.base import Step, StepContext, StepResult, expect_args, get_field, json_arg
+
+STEP = "ntp-synchronizer"
+SOCKET_ENV = "AGENT_CHRONYC_SOCKET"
+TIMEOUT_ENV = "AGENT_CHRONYC_TIMEOUT"
+DEFAULT_CHRONYC_TIMEOUT = 30.0
+#: Reverse lookups of all sources together may take this long; unresolved ones keep their address.
+REVERSE_LOOKUP_BUDGET = 5.0
+#: chronyc's state column -> the spec's source_state enum; anything else is "error", as in the Go agent.
+STATES = {
+    "*": "synced", "+": "combined", "-": "not_combined", "?": "unreachable", "x": "error", "~": "variable",
+}
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+@dataclass(frozen=True)
+class NtpParams:
+    sources: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ChronySource:
+    address: str
+    state: str
+
+
+def valid_source(source: str) -> bool:
+    """An IP address or a DNS name, as ValidateNTPSource; never something chronyc could take for an option."""
+    try:
+        ipaddress.ip_address(source)
+        return True
+    except ValueError:
+        pass
+    name = source[:-1] if source.endswith(".") else source
+    return 0 < len(name) <= 253 and all(_LABEL.match(label) for label in name.split("."))
+
+
+def chronyc_timeout() -> float:
+    raw = os.environ.get(TIMEOUT_ENV, "")
+    try:
+        value = float(raw) if raw else DEFAULT_CHRONYC_TIMEOUT
+    except ValueError:
+        return DEFAULT_CHRONYC_TIMEOUT
+    return value if value > 0 else DEFAULT_CHRONYC_TIMEOUT
+
+
+def chronyc_argv(*command: str) -> list[str]:
+    socket_path = os.environ.get(SOCKET_ENV)
+    return ["chronyc", *(["-h", socket_path] if socket_path else []), *command]
+
+
+def parse_sources(csv_text: str) -> list[ChronySource]:
+    """Server lines (mode ``^``) of ``chronyc -c sources``: mode,state,address,stratum,poll,reach,..."""
+    found = []
+    for line in csv_text.splitlines():
+        fields = line.split(",")
+        if len(fields) >= 3 and fields[0] == "^":
+            found.append(ChronySource(address=fields[2], state=STATES.get(fields[1], "error")))
+    return found
+
+
+def _resolve(name: str) -> set[str]:
+    try:
+        return {str(info[4][0]) for info in socket.getaddrinfo(name, None, proto=socket.IPPROTO_UDP)}
+    except (OSError, UnicodeError):
+        return set()
+
+
+def _reverse(address: str) -> str:
+    try:
+        name = socket.gethostbyaddr(address)[0]
+    except (OSError, UnicodeError):
+        return address
+    return name.rstrip(".") or address
+
+
+def reverse_names(addresses: list[str], budget: float) -> dict[str, str]:
+    """Address -> name for each address, all looked up at once and given ``budget`` seconds in total."""
+    if not addresses:
+        return {}
+    pool = ThreadPoolExecutor(max_workers=min(8, len(addresses)), thread_name_prefix="ptr")
+    futures = {addr: pool.submit(_reverse, addr) for addr in addresses}
+    wait(futures.values(), timeout=budget)
+    pool.shutdown(wait=False, cancel_futures=True)
+    return {addr: (fut.result() if fut.done() else addr) for addr, fut in futures.items()}
+
+
+class NtpSynchronizerStep(Step[NtpParams]):
+    step_type = STEP
+    default_timeout = 120.0
+
+    def parse_args(self, args: list[str]) -> NtpParams:
+        expect_args(STEP, args, 1)
+        request = json_arg(STEP, args[0], dict)
+        raw = get_field(STEP, request, "ntp_source", str)
+        if not raw.strip():
+            return NtpParams(())
+        sources = tuple(s.strip() for s in raw.split(","))
+        bad = [s for s in sources if not valid_source(s)]
+        if bad:
+            raise InvalidStepArguments(
+                f"{STEP}: ntp_source must be a comma-separated list of host names or IP addresses; "
+                f"invalid: {', '.join(repr(b) for b in bad)}"
+            )
+        return NtpParams(tuple(dict.fromkeys(sources)))
+
+    def run(self, params: NtpParams, ctx: StepContext) -> StepResult:
+        host = ctx.host
+        if host.which("chronyc") is None:
+            raise CommandNotFound(
+                "chronyc is not installed on this host, so NTP sources cannot be configured or read",
+                hint="install chrony (the discovery image ships it) or remove the ntp-synchronizer step",
+            )
+        timeout = chronyc_timeout()
+        current = self._sources(host, timeout)
+        known = {s.address for s in current}
+        failures = []
+        for source in params.sources:
+            if source in known or _resolve(source) & known:
+                continue
+            result = self._chronyc(host, timeout, "add", "server", source, "iburst")
+            if not result.ok:
+                failures.append(f"failed to add NTP source {source}: {_text(result)}")
+        if params.sources:
+            current = self._sources(host, timeout)
+        names = reverse_names([s.address for s in current], min(REVERSE_LOOKUP_BUDGET, ctx.remaining()))
+        sources = [{"source_name": names[s.address], "source_state": s.state} for s in current]
+        output = {"ntp_sources": sources}
+        return StepResult(output=output, error="; ".join(failures))
+
+    def _sources(self, host: Host, timeout: float) -> list[ChronySource]:
+        result = self._chronyc(host, timeout, "-c", "sources")
+        if not result.ok:
+            raise StepError(f"chronyc sources failed: {_text(result)}")
+        return parse_sources(result.stdout)
+
+    @staticmethod
+    def _chronyc(host: Host, timeout: float, *command: str) -> CommandResult:
+        result = host.run(chronyc_argv(*command), timeout=timeout)
+        if result.timed_out:
+            raise StepError(f"chronyc was timed out after {timeout:g} seconds", code="chronyc-timeout")
+        return result
+
+
+def _text(result: CommandResult) -> str:
+    text = result.stderr.strip() or result.stdout.strip() or f"exit code {result.exit_code}"
+    return text.splitlines()[-1]

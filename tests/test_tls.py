@@ -1,0 +1,59 @@
+"""TLS: verified by default against the system store plus --cacert; skipped only with --insecure."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from agent.client import ServiceClient
+from agent.config import AgentConfig
+from agent.errors import TransportError
+from tests.support.service import start_agent, start_service
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A private CA and a server certificate for 127.0.0.1 signed by it."""
+    d = tmp_path_factory.mktemp("pki")
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True, timeout=60)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+        "-subj", "/CN=test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=127.0.0.1")
+    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out",
+        "srv.pem", "-days", "2", "-extfile", "ext.cnf")
+    return {"ca": d / "ca.pem", "cert": d / "srv.pem", "key": d / "srv.key"}
+
+
+def test_cacert_is_trusted_and_default_verification_refuses_a_private_ca(tmp_path: Path,
+                                                                         pki: dict[str, Path]) -> None:
+    tls = ["--tls-cert", str(pki["cert"]), "--tls-key", str(pki["key"])]
+    with start_service(tmp_path, extra=tls) as svc:
+        assert svc.url.startswith("https://")
+        svc.session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
+        svc.session.verify = str(pki["ca"])
+        ie = svc.create_infra_env()["id"]
+        with start_agent(svc.url, ie, args=["--cacert", str(pki["ca"])], log=tmp_path / "ok.log"):
+            svc.wait_host(ie, lambda h: True, timeout=30)
+        with start_agent(svc.url, ie, log=tmp_path / "untrusted.log") as untrusted:
+            untrusted.wait_log("TLS verification of", timeout=30)
+        assert "hint: pass the service's CA with --cacert" in untrusted.log
+        with start_agent(svc.url, ie, args=["--insecure=true", "--host-id",
+                                            "99999999-0000-0000-0000-000000000000"], log=tmp_path / "insecure.log"):
+            svc.wait_host(ie, lambda h: h["id"] == "99999999-0000-0000-0000-000000000000", timeout=30)
+
+
+def test_client_keeps_the_system_store_when_a_cacert_is_added(pki: dict[str, Path]) -> None:
+    client = ServiceClient(AgentConfig(url="https://127.0.0.1:1", infra_env_id="x", cacert=str(pki["ca"])))
+    adapter = client.session.get_adapter("https://127.0.0.1:1")
+    ctx = adapter._ssl_context  # type: ignore[attr-defined]
+    subjects = [dict(x[0] for x in c["subject"]).get("commonName") for c in ctx.get_ca_certs()]
+    assert "test CA" in subjects
+    assert len(subjects) > 1, "the system trust store must still be loaded"
+    with pytest.raises(TransportError, match="cannot reach"):
+        client.register("11111111-2222-3333-4444-555555555555")
