@@ -192,11 +192,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args and args[0] == "inventory":
             from agent.inventory.report import main as inventory_main
 
-            return inventory_main(args[1:])
+            return int(inventory_main(args[1:]))
         if args and args[0] == "record-host":
             from agent.inventory.record import main as record_main
 
-            return record_main(args[1:])
+            return int(record_main(args[1:]))
         return _run_daemon(args)
     except AgentError as exc:
         print(f"agent: error: {exc.message}", file=sys.stderr)

@@ -54,7 +54,7 @@ class _TrustAdapter(HTTPAdapter):
         return super().proxy_manager_for(proxy, **kwargs)
 
     def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
-        super().cert_verify(conn, url, verify, cert)
+        super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
         if verify is True:
             # Keep our context's trust; do not let requests swap in certifi's bundle.
             conn.ca_certs = None

@@ -143,7 +143,7 @@ class RecordedRunner:
     def which(self, name: str) -> str | None:
         for argv in self._records:
             if argv and os.path.basename(argv[0]) == name:
-                return argv[0]
+                return str(argv[0])
         return None
 
 
@@ -212,7 +212,7 @@ class Host:
 
     def readlink(self, p: str) -> str | None:
         try:
-            return os.readlink(self.path(p))
+            return str(os.readlink(self.path(p)))
         except OSError:
             return None
 

@@ -60,8 +60,8 @@ def setup_logging(*, json_lines: bool = False, level: str = "info", journal: boo
                   secrets: list[str] | None = None, tag: str = "agent") -> None:
     """Configure the root logger once for this process (the daemon and each step's child call it)."""
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
+    for old in list(root.handlers):
+        root.removeHandler(old)
     use_journal = os.path.exists(JOURNAL_SOCKET) if journal is None else journal
     handler: logging.Handler | None = None
     if use_journal and not json_lines:

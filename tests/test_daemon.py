@@ -283,8 +283,9 @@ def test_agent_conf_supplies_missing_flags(service: RefService, tmp_path: Path) 
     conf = tmp_path / "agent.conf"
     conf.write_text(f"# written by the discovery image\nURL={service.url}\nINFRA_ENV_ID=\"{ie}\"\nINTERVAL=1\n"
                     f"HOST_ID={HOST_ID}\n")
-    from tests.support.service import BIN, stop_process
     import subprocess
+
+    from tests.support.service import BIN, stop_process
 
     log = tmp_path / "agent.log"
     with open(log, "wb") as fh:

@@ -308,7 +308,10 @@ async def add_fault(request: Request) -> Response:
     fault = {"method": str(body.get("method", "")).upper(), "path": str(body.get("path", "")),
              "status": int(body.get("status", 503)), "count": int(body.get("count", 1)),
              "delay": float(body.get("delay", 0))}
-    re.compile(fault["path"])
+    try:
+        re.compile(str(fault["path"]))
+    except re.error as exc:
+        raise ServiceRefusal(400, f"path is not a regular expression: {exc}") from exc
     svc.faults.append(fault)
     return JSONResponse(fault, status_code=201)
 

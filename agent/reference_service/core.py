@@ -11,7 +11,6 @@ from agent.reference_service.registry import (
     REPLY_HANDLERS,
     HostView,
     Outcome,
-    reply_handler,
     step_arguments,
     validation,
 )

@@ -41,7 +41,7 @@ STATUS_INFO = {
 }
 
 
-def STEP_TYPES() -> list[str]:  # noqa: N802 - reads like the constant it stands for
+def STEP_TYPES() -> list[str]:
     return list(spec.load_spec()["definitions"]["step-type"]["enum"])
 
 
@@ -89,9 +89,9 @@ class ReferenceService:
         return HostView(host=host, infra_env=infra_env, cluster=cluster, hosts=hosts, service=self)
 
     def event(self, message: str, host: dict[str, Any] | None = None, severity: str = "info") -> None:
-        self.store.add_event(message, severity=severity, host_id=host and host["id"],
-                             cluster_id=host and host.get("cluster_id"),
-                             infra_env_id=host and host["infra_env_id"])
+        self.store.add_event(message, severity=severity, host_id=host["id"] if host else None,
+                             cluster_id=host.get("cluster_id") if host else None,
+                             infra_env_id=host["infra_env_id"] if host else None)
 
     def set_status(self, host: dict[str, Any], status: str, info: str | None = None) -> None:
         info = info if info is not None else STATUS_INFO.get(status, status)

@@ -32,7 +32,8 @@ class HostView:
 
     @property
     def inventory(self) -> dict[str, Any] | None:
-        return parse_json_field(self.host, "inventory")
+        inv = parse_json_field(self.host, "inventory")
+        return inv if isinstance(inv, dict) else None
 
     @property
     def role(self) -> str:

@@ -120,7 +120,8 @@ class Store:
             )
 
     def replies(self, host_id: str | None = None, step_type: str | None = None) -> list[dict[str, Any]]:
-        sql = "SELECT seq, infra_env_id, host_id, step_id, step_type, exit_code, output, error, received_at FROM replies"
+        sql = ("SELECT seq, infra_env_id, host_id, step_id, step_type, exit_code, output, error, received_at"
+               " FROM replies")
         cond, args = [], []
         if host_id:
             cond.append("host_id = ?")
