@@ -153,6 +153,13 @@ def _l3_entry(address: str, sent: int, received: int, loss: float, rtt: float) -
     return entry
 
 
+def _l3_finisher(rep: dict[str, list[dict[str, Any]]], address: str, ping: Any) -> Callable[[], None]:
+    def finish() -> None:
+        rep["l3"].append(_l3_entry(address, ping.sent, ping.received, ping.loss_percent, ping.avg_rtt_ms))
+
+    return finish
+
+
 def check(remotes: list[RemoteHost], nics: list[OutgoingNic], deadline: float) -> dict[str, Any]:
     from steps.net_probes import Prober
 
@@ -170,8 +177,7 @@ def check(remotes: list[RemoteHost], nics: list[OutgoingNic], deadline: float) -
                 address = cidr.split("/")[0]
                 ip = ipaddress.ip_address(address)
                 ping = prober.ping(address, count=PING_COUNT, interval=PING_INTERVAL, wait=PING_WAIT, start=start)
-                finishers.append(lambda r=rep, a=address, p=ping: r["l3"].append(
-                    _l3_entry(a, p.sent, p.received, p.loss_percent, p.avg_rtt_ms)))
+                finishers.append(_l3_finisher(rep, address, ping))
                 for nic in nics:
                     _schedule_l2(prober, nic, ip, macs, rep, finishers, start)
                     _schedule_mtu(prober, nic, ip, rep, start)
@@ -250,7 +256,8 @@ def dry_run_report(remotes: list[RemoteHost]) -> dict[str, Any]:
     """The Go agent's dry-run checkers: every address reachable on L2 (with its NIC's MAC) and L3."""
     remote_hosts = []
     for remote in sorted(remotes, key=lambda r: r.host_id):
-        l2, l3 = [], []
+        l2: list[dict[str, Any]] = []
+        l3: list[dict[str, Any]] = []
         for nic in remote.nics:
             for cidr in nic.addresses:
                 address = cidr.split("/")[0]

@@ -13,6 +13,7 @@ Needs CAP_NET_RAW (root), as the Go agent's tools do.
 from __future__ import annotations
 
 import contextlib
+import functools
 import heapq
 import ipaddress
 import itertools
@@ -45,7 +46,7 @@ def checksum(data: bytes) -> int:
     total = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
+    return int(~total & 0xFFFF)
 
 
 def mac_bytes(mac: str) -> bytes:
@@ -161,6 +162,10 @@ class _Ndp:
     done: bool = False
 
 
+def _expire(probe: _Arp | _Ndp) -> None:
+    probe.done = True
+
+
 class Prober:
     """Schedules probes, then ``run()`` drives them all concurrently until they finish or the deadline."""
 
@@ -240,7 +245,7 @@ class Prober:
         self._all.append(probe)
         begin = time.monotonic() if start is None else start
         for seq in range(count):
-            self.reactor.call_at(begin + seq * interval, lambda p=probe, s=seq: self._send_echo(p, s))
+            self.reactor.call_at(begin + seq * interval, functools.partial(self._send_echo, probe, seq))
         return probe.result
 
     def _send_echo(self, probe: _Ping, seq: int) -> None:
@@ -313,7 +318,7 @@ class Prober:
         begin = time.monotonic() if start is None else start
         probe.started = begin
         self.reactor.call_at(begin, lambda: self._send_arp(probe))
-        self.reactor.call_at(begin + self.ARP_GIVE_UP, lambda: setattr(probe, "done", True))
+        self.reactor.call_at(begin + self.ARP_GIVE_UP, functools.partial(_expire, probe))
         return probe.result
 
     def _send_arp(self, probe: _Arp) -> None:
@@ -348,7 +353,7 @@ class Prober:
                     probe.result.macs.append(sender_mac)
                 if probe.first_reply is None:
                     probe.first_reply = time.monotonic()
-                    self.reactor.call_at(probe.first_reply + self.ARP_LINGER, lambda p=probe: setattr(p, "done", True))
+                    self.reactor.call_at(probe.first_reply + self.ARP_LINGER, functools.partial(_expire, probe))
 
     # -- IPv6 neighbour discovery -----------------------------------------------------------------------
     def neighbor(self, nic: str, nic_mac: str, ifindex: int, target: str, *,
@@ -365,7 +370,7 @@ class Prober:
         self._all.append(probe)
         begin = time.monotonic() if start is None else start
         self.reactor.call_at(begin, lambda: self._send_ns(probe))
-        self.reactor.call_at(begin + self.ARP_GIVE_UP, lambda: setattr(probe, "done", True))
+        self.reactor.call_at(begin + self.ARP_GIVE_UP, functools.partial(_expire, probe))
         return lambda: probe.mac
 
     def _send_ns(self, probe: _Ndp) -> None:

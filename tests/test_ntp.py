@@ -9,14 +9,16 @@ that dnsmasq, so no lookup ever leaves the machine.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ AGENT = str(Path(sys.executable).parent / "agent")
 SERVER_IP, CLIENT_IP, SILENT_IP = "10.231.0.1", "10.231.0.2", "10.231.0.99"
 SERVER_NAME = "ntp.apre.test"
 MODEL = spec.STEP_OUTPUT_MODELS["ntp-synchronizer"]
+CLONE_NEWNET = 0x40000000
 
 
 def _sh(*argv: str) -> None:
@@ -206,21 +209,52 @@ def test_chronyd_gone_is_an_error_reply(ntp_lab: NtpLab, tmp_path: Path) -> None
     assert reply["error"].startswith("chronyc sources failed:")
 
 
+def in_netns(ns: str, func: Callable[[], None]) -> None:
+    """Run ``func`` in a thread that joined namespace ``ns`` (setns is per thread), so its sockets live there."""
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            fd = os.open(f"/var/run/netns/{ns}", os.O_RDONLY)
+            try:
+                if ctypes.CDLL(None, use_errno=True).setns(fd, CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), f"setns {ns}")
+            finally:
+                os.close(fd)
+            func()
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=target, name=f"netns-{ns}")
+    thread.start()
+    thread.join(timeout=240)
+    assert not thread.is_alive(), f"work inside {ns} did not finish"
+    if failure:
+        raise failure[0]
+
+
 @pytest.mark.netns
 def test_unbound_host_reports_sync_to_the_reference_service(ntp_lab: NtpLab, tmp_path: Path) -> None:
     """End to end inside the client namespace: service, agent, the infra-env's extra NTP source, ntp-synced."""
-    with start_service(tmp_path, netns=ntp_lab.client_ns) as svc:
-        ie = svc.create_infra_env(additional_ntp_sources=SERVER_IP)["id"]
-        env = {"AGENT_CHRONYC_SOCKET": str(ntp_lab.client_socket)}
-        with start_agent(svc.url, ie, netns=ntp_lab.client_ns, env=env, log=tmp_path / "agent.log"):
-            def synced(h: dict[str, Any]) -> bool:
-                checks = json.loads(h.get("validations_info") or "{}").get("network", [])
-                return any(c["id"] == "ntp-synced" and c["status"] == "success" for c in checks)
 
-            host = svc.wait_host(ie, synced, timeout=60)
-        assert json.loads(host["ntp_sources"]) == [{"source_name": SERVER_NAME, "source_state": "synced"}]
-        ntp_replies = svc.replies(host["id"], "ntp-synchronizer")
-        assert ntp_replies and all(spec.errors(MODEL, json.loads(r["output"])) == [] for r in ntp_replies)
+    def scenario() -> None:
+        with start_service(tmp_path, netns=ntp_lab.client_ns) as svc:
+            ie = svc.create_infra_env(additional_ntp_sources=SERVER_IP)["id"]
+            env = {"AGENT_CHRONYC_SOCKET": str(ntp_lab.client_socket)}
+            with start_agent(svc.url, ie, netns=ntp_lab.client_ns, env=env, log=tmp_path / "agent.log"):
+                def synced(h: dict[str, Any]) -> bool:
+                    checks = json.loads(h.get("validations_info") or "{}").get("network", [])
+                    return any(c["id"] == "ntp-synced" and c["status"] == "success" for c in checks)
+
+                host = svc.wait_host(ie, synced, timeout=60)
+            assert json.loads(host["ntp_sources"]) == [{"source_name": SERVER_NAME, "source_state": "synced"}]
+            ntp_replies = svc.replies(host["id"], "ntp-synchronizer")
+            assert ntp_replies
+            for reply in ntp_replies:
+                assert spec.errors(MODEL, json.loads(reply["output"])) == []
+
+    in_netns(ntp_lab.client_ns, scenario)
+    assert ntp_lab.sources() == [SERVER_IP]
 
 
 def test_host_without_chrony_gets_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -163,9 +163,7 @@ def _bootable(host: Host, path: str) -> bool:
 
 
 def _skip(host: Host, name: str, sys_dir: str) -> bool:
-    if host.read_attr(f"{sys_dir}/hidden") == "1":
-        return True
-    if name.startswith(("loop", "zram", "ram")):
+    if name.startswith(("loop", "zram", "ram")) or host.read_attr(f"{sys_dir}/hidden") == "1":
         return True
     if name.startswith("dm-"):
         uuid = host.read_attr(f"{sys_dir}/dm/uuid") or ""

@@ -120,7 +120,7 @@ class ReferenceService:
                 "infra_env_id": infra_env_id, "cluster_id": cluster_id, "status": "", "status_info": "",
                 "role": "auto-assign", "suggested_role": "auto-assign", "bootstrap": False,
                 "created_at": now, "registered_at": now, "checked_in_at": now,
-                "progress": {"current_stage": "", "installation_percentage": 0},
+                "progress": {"installation_percentage": 0},
                 "media_status": "connected",
             }
             if cluster and is_sno(cluster):
@@ -139,7 +139,7 @@ class ReferenceService:
                 for name in ("inventory", "images_status", "ntp_sources", "connectivity", "free_addresses",
                              "domain_name_resolutions", "disks_info"):
                     host.pop(name, None)
-                host["progress"] = {"current_stage": "", "installation_percentage": 0}
+                host["progress"] = {"installation_percentage": 0}
                 self.set_status(host, "discovering" if cluster_id else "discovering-unbound")
             elif status in ("preparing-for-installation", "preparing-successful"):
                 self.set_status(host, "known")

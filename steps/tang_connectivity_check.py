@@ -1,0 +1,97 @@
+"""tang-connectivity-check: do the tang servers of disk encryption answer with their advertisement?
+
+As the Go agent: ``tang_servers`` is itself a JSON string listing ``{url, thumbprint}``; each server gets
+``GET <url>/adv/<thumbprint>`` and must answer 200 with a non-empty JWS JSON body. All servers answer: the
+advertisements are reported (payload, signatures, full URL). Any failure: ``tang_server_response`` null, the
+errors (multierror text) in the reply's error, exit code -1.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from agent.errors import InvalidStepArguments
+from steps.base import Step, StepContext, StepResult, expect_args, get_field, json_arg
+
+STEP = "tang-connectivity-check"
+
+
+@dataclass(frozen=True)
+class TangServer:
+    url: str
+    thumbprint: str
+
+
+def parse_request(raw: str) -> list[TangServer]:
+    value = json_arg(STEP, raw, dict)
+    servers_raw = get_field(STEP, value, "tang_servers", str)
+    servers = json_arg(STEP, servers_raw, list)
+    out = []
+    for item in servers:
+        if not isinstance(item, dict) or not isinstance(item.get("url"), str):
+            raise InvalidStepArguments(f"{STEP}: every tang server needs a url string, got {item!r}")
+        if not re.match(r"^https?://", item["url"]):
+            raise InvalidStepArguments(f"{STEP}: tang url {item['url']!r} is not an http(s) URL")
+        thumbprint = item.get("thumbprint", "")
+        if not isinstance(thumbprint, str):
+            raise InvalidStepArguments(f"{STEP}: thumbprint of {item['url']} must be a string")
+        out.append(TangServer(item["url"], thumbprint))
+    return out
+
+
+def multierror(errors: list[str]) -> str:
+    """hashicorp/go-multierror's text, which the service shows as is."""
+    noun = "error" if len(errors) == 1 else "errors"
+    return f"{len(errors)} {noun} occurred:\n" + "".join(f"\t* {e}\n" for e in errors) + "\n"
+
+
+def advertisement(server: TangServer, timeout: float) -> dict[str, Any]:
+    import requests
+
+    url = f"{server.url.rstrip('/')}/adv/{server.thumbprint}"
+    resp = requests.get(url, timeout=timeout)
+    if resp.status_code != 200:
+        raise ValueError(f"{url}: unexpected status {resp.status_code}")
+    if not resp.content.strip():
+        raise ValueError(f"{url}: empty response")
+    try:
+        jws = json.loads(resp.content)
+    except ValueError as exc:
+        raise ValueError(f"{url}: response is not JSON: {exc}") from None
+    if not isinstance(jws, dict):
+        raise ValueError(f"{url}: response is not a JWS object")
+    if "signatures" in jws and isinstance(jws["signatures"], list):
+        sigs = [{"protected": s.get("protected"), "signature": s.get("signature")}
+                for s in jws["signatures"] if isinstance(s, dict)]
+    else:
+        sigs = [{"protected": jws.get("protected"), "signature": jws.get("signature")}]
+    sigs = [{k: v for k, v in s.items() if isinstance(v, str) and v} for s in sigs]
+    entry: dict[str, Any] = {"signatures": sigs, "tang_url": url}
+    if isinstance(jws.get("payload"), str) and jws["payload"]:
+        entry["payload"] = jws["payload"]
+    return entry
+
+
+class TangConnectivityCheckStep(Step[list[TangServer]]):
+    step_type = "tang-connectivity-check"
+    default_timeout = 60.0
+
+    def parse_args(self, args: list[str]) -> list[TangServer]:
+        expect_args(STEP, args, 1)
+        return parse_request(args[0])
+
+    def run(self, params: list[TangServer], ctx: StepContext) -> StepResult:
+        import requests
+
+        responses, errors = [], []
+        for server in params:
+            try:
+                responses.append(advertisement(server, max(1.0, min(30.0, ctx.remaining() - 1.0))))
+            except (requests.RequestException, ValueError) as exc:
+                errors.append(str(exc))
+        if errors:
+            return StepResult({"tang_server_response": None}, -1, multierror(errors))
+        return StepResult({"is_success": True, "tang_server_response": responses})
