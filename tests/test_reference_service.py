@@ -21,6 +21,7 @@ def test_bundled_spec_is_the_contract() -> None:
 
 def test_register_returns_the_host_and_next_step_runner_command(service: RefService) -> None:
     cluster = service.create_cluster()
+    assert spec.errors("cluster", cluster) == []
     ie = service.create_infra_env(cluster_id=cluster["id"])["id"]
     resp = requests.post(f"{service.url}{BASE}/v2/infra-envs/{ie}/hosts", timeout=10,
                          json={"host_id": HOST, "discovery_agent_version": "quay.io/x/agent:v1"})
@@ -66,6 +67,8 @@ def test_step_replies_are_parsed_into_their_model(service: RefService) -> None:
     assert requests.post(post, json=good, timeout=10).status_code == 204
     host = service.host(ie, HOST)
     assert json.loads(host["inventory"])["hostname"] == "h1"
+    assert spec.errors("host", host) == []
+    assert spec.errors("infra-env", service.api("GET", f"/v2/infra-envs/{ie}")) == []
     assert [r["step_id"] for r in service.replies(HOST)] == ["inventory-2", "inventory-3"]
 
 

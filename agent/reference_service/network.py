@@ -1,0 +1,464 @@
+"""Network area of the reference service: the network steps' arguments, their replies, and the validations
+that depend on them (assisted-service-api.md 4.2, 4.3, 5.3, 5.4).
+
+The real service builds ``connectivity-check`` arguments from every other host's inventory, asks each host
+to sweep its own /22-or-longer IPv4 subnets for free addresses, resolves the cluster's DNS names, and runs a
+cluster monitor that computes "majority groups" from the hosts' connectivity reports. Here the groups are
+computed when a host's validations are, from the reports stored on the hosts: same outcome, no background
+task.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import json
+from typing import Any
+
+from agent.reference_service.registry import HostView, Outcome, parse_json_field, reply_handler, step_arguments, \
+    validation
+
+CATEGORY = "network"
+#: The smallest subnet (in host bits) the service asks a host to scan for free addresses.
+MAX_FREE_SCAN_HOST_BITS = 10
+#: (max average RTT ms, max packet loss %) towards hosts of the same role (default_hw_requirements.json).
+NETWORK_REQUIREMENTS = {"master": (100.0, 0.0), "arbiter": (1000.0, 0.0), "worker": (1000.0, 10.0)}
+SKIP_CONNECTIVITY_STATES = ("discovering", "disconnected")
+
+
+# -- helpers ------------------------------------------------------------------------------------------------
+def _cluster_name_domain(view: HostView) -> tuple[str, str] | None:
+    cluster = view.cluster or {}
+    name, base = cluster.get("name"), cluster.get("base_dns_domain")
+    return (str(name), str(base)) if name and base else None
+
+
+def machine_cidrs(cluster: dict[str, Any] | None) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    if not cluster:
+        return []
+    cidrs = [n.get("cidr") for n in cluster.get("machine_networks") or [] if isinstance(n, dict)]
+    if not cidrs and cluster.get("machine_network_cidr"):
+        cidrs = [cluster["machine_network_cidr"]]
+    out = []
+    for c in cidrs:
+        try:
+            out.append(ipaddress.ip_network(str(c), strict=False))
+        except ValueError:
+            continue
+    return out
+
+
+def _vips(cluster: dict[str, Any] | None, kind: str) -> list[str]:
+    if not cluster:
+        return []
+    vips = [v.get("ip") for v in cluster.get(f"{kind}_vips") or [] if isinstance(v, dict) and v.get("ip")]
+    if not vips and cluster.get(f"{kind}_vip"):
+        vips = [cluster[f"{kind}_vip"]]
+    return [str(v) for v in vips]
+
+
+def user_managed_networking(cluster: dict[str, Any] | None) -> bool:
+    if not cluster:
+        return False
+    if cluster.get("user_managed_networking") is not None:
+        return bool(cluster["user_managed_networking"])
+    return cluster.get("control_plane_count") == 1 or cluster.get("high_availability_mode") == "None"
+
+
+def is_day2(view: HostView) -> bool:
+    return view.host.get("kind") == "AddToExistingClusterHost" or (view.cluster or {}).get("kind") == \
+        "AddHostsCluster"
+
+
+def effective_role(host: dict[str, Any]) -> str:
+    role = host.get("role") or "auto-assign"
+    if role == "auto-assign" and host.get("suggested_role"):
+        role = host["suggested_role"]
+    return str(role)
+
+
+def _interface_addresses(inventory: dict[str, Any]) -> list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]:
+    out = []
+    for iface in inventory.get("interfaces") or []:
+        for cidr in (iface.get("ipv4_addresses") or []) + (iface.get("ipv6_addresses") or []):
+            try:
+                out.append(ipaddress.ip_interface(cidr))
+            except ValueError:
+                continue
+    return out
+
+
+def _host_label(host: dict[str, Any]) -> str:
+    inv = parse_json_field(host, "inventory") or {}
+    return str(host.get("requested_hostname") or inv.get("hostname") or host.get("id"))
+
+
+# -- step arguments -----------------------------------------------------------------------------------------
+def connectivity_params(view: HostView) -> list[dict[str, Any]]:
+    """``connectivity-check-params``: every other host's NICs (name, MAC, addresses without prefix)."""
+    params = []
+    for other in sorted(view.others, key=lambda h: str(h.get("id"))):
+        if other.get("status") in SKIP_CONNECTIVITY_STATES:
+            continue
+        inv = parse_json_field(other, "inventory")
+        if not inv:
+            continue
+        nics = []
+        for iface in inv.get("interfaces") or []:
+            addresses = [c.split("/")[0] for c in (iface.get("ipv4_addresses") or [])
+                         + (iface.get("ipv6_addresses") or [])]
+            nics.append({"name": iface.get("name", ""), "mac": iface.get("mac_address", ""),
+                         "ip_addresses": addresses})
+        params.append({"host_id": other["id"], "nics": nics})
+    return params
+
+
+@step_arguments("connectivity-check")
+def connectivity_check_args(view: HostView) -> list[str] | None:
+    params = connectivity_params(view)
+    return [json.dumps(params)] if params else None
+
+
+@step_arguments("free-network-addresses")
+def free_addresses_args(view: HostView) -> list[str] | None:
+    inv = view.inventory
+    if not inv:
+        return None
+    networks: list[str] = []
+    for iface in _interface_addresses(inv):
+        if iface.version == 4 and iface.network.max_prefixlen - iface.network.prefixlen <= MAX_FREE_SCAN_HOST_BITS:
+            text = str(iface.network)
+            if text not in networks:
+                networks.append(text)
+    return [json.dumps(networks)] if networks else None
+
+
+def dns_names(name: str, base: str) -> list[str]:
+    return [f"api.{name}.{base}", f"api-int.{name}.{base}", f"console-openshift-console.apps.{name}.{base}",
+            f"validateNoWildcardDNS.{name}.{base}.", f"validateNoWildcardDNS.{name}.{base}"]
+
+
+@step_arguments("domain-resolution")
+def domain_resolution_args(view: HostView) -> list[str] | None:
+    names = _cluster_name_domain(view)
+    if names is None:
+        return None
+    return [json.dumps({"domains": [{"domain_name": d} for d in dns_names(*names)]})]
+
+
+@step_arguments("verify-vips")
+def verify_vips_args(view: HostView) -> list[str] | None:
+    vips = [{"vip": v, "vip_type": "api"} for v in _vips(view.cluster, "api")]
+    vips += [{"vip": v, "vip_type": "ingress"} for v in _vips(view.cluster, "ingress")]
+    return [json.dumps(vips)] if vips else None
+
+
+@step_arguments("tang-connectivity-check")
+def tang_args(view: HostView) -> list[str] | None:
+    enc = (view.cluster or {}).get("disk_encryption") or {}
+    if enc.get("mode") != "tang" or not enc.get("tang_servers"):
+        return None
+    enable_on = str(enc.get("enable_on") or "none")
+    role = effective_role(view.host)
+    if enable_on not in ("all", role) and not (enable_on == "masters,workers" and role in ("master", "worker")):
+        return None
+    return [json.dumps({"tang_servers": enc["tang_servers"]})]
+
+
+@step_arguments("api-vip-connectivity-check")
+def api_vip_args(view: HostView) -> list[str] | None:
+    """Day-2 only: the worker ignition from the existing cluster's machine config server."""
+    names = _cluster_name_domain(view)
+    if not is_day2(view) or names is None:
+        return None
+    cluster = view.cluster or {}
+    address = cluster.get("api_vip_dnsname") or f"api.{names[0]}.{names[1]}"
+    role = "master" if effective_role(view.host) == "master" else "worker"
+    request: dict[str, Any] = {"url": f"http://{address}:22624/config/{role}"}
+    if cluster.get("ignition_endpoint", {}).get("ca_certificate"):
+        request["ca_certificate"] = cluster["ignition_endpoint"]["ca_certificate"]
+    return [json.dumps(request)]
+
+
+# -- replies ------------------------------------------------------------------------------------------------
+def _store(field: str) -> Any:
+    def handler(view: HostView, output: Any, reply: dict[str, Any]) -> None:
+        if output is not None and int(reply.get("exit_code") or 0) == 0:
+            view.host[field] = reply.get("output", "")
+
+    return handler
+
+
+reply_handler("connectivity-check")(_store("connectivity"))
+reply_handler("domain-resolution")(_store("domain_name_resolutions"))
+reply_handler("api-vip-connectivity-check")(_store("api_vip_connectivity"))
+
+
+@reply_handler("free-network-addresses")
+def free_addresses_reply(view: HostView, output: Any, reply: dict[str, Any]) -> None:
+    """Stored only when it lists something: the real service refuses an empty report."""
+    if isinstance(output, list) and output and int(reply.get("exit_code") or 0) == 0:
+        view.host["free_addresses"] = reply.get("output", "")
+
+
+@reply_handler("tang-connectivity-check")
+def tang_reply(view: HostView, output: Any, reply: dict[str, Any]) -> None:
+    """A failed check is stored too (its error text), so disk-encryption validation can say why."""
+    if int(reply.get("exit_code") or 0) == 0 and output is not None:
+        view.host["tang_connectivity"] = reply.get("output", "")
+    else:
+        view.host["tang_connectivity"] = json.dumps({"is_success": False, "error": reply.get("error", "")})
+
+
+@reply_handler("verify-vips")
+def verify_vips_reply(view: HostView, output: Any, reply: dict[str, Any]) -> None:
+    """The verdicts go on the cluster's VIP entries, as the real service records them."""
+    if not isinstance(output, list) or view.cluster is None or view.service is None:
+        return
+    cluster = view.service.store.get_cluster(view.cluster["id"]) or view.cluster
+    verdicts = {(v.get("vip"), v.get("vip_type")): v.get("verification") for v in output if isinstance(v, dict)}
+    changed = False
+    for kind in ("api", "ingress"):
+        for entry in cluster.get(f"{kind}_vips") or []:
+            verdict = verdicts.get((entry.get("ip"), kind))
+            if isinstance(entry, dict) and verdict and entry.get("verification") != verdict:
+                entry["verification"] = verdict
+                changed = True
+    if changed:
+        view.service.store.save_cluster(cluster)
+
+
+# -- validations --------------------------------------------------------------------------------------------
+@validation("machine-cidr-defined", CATEGORY)
+def machine_cidr_defined(view: HostView) -> Outcome:
+    if user_managed_networking(view.cluster):
+        return "success", "No Machine Network CIDR needed: User Managed Networking"
+    if machine_cidrs(view.cluster):
+        return "success", "Machine Network CIDR is defined"
+    if (view.cluster or {}).get("vip_dhcp_allocation"):
+        return "failure", "Machine Network CIDR is undefined"
+    return "failure", ("Machine Network CIDR is undefined; the Machine Network CIDR can be defined by setting "
+                       "either the API or Ingress virtual IPs")
+
+
+@validation("belongs-to-machine-cidr", CATEGORY)
+def belongs_to_machine_cidr(view: HostView) -> Outcome:
+    if is_day2(view):
+        return "success", "No machine network CIDR validation needed: Day2 host"
+    if user_managed_networking(view.cluster) and len(view.hosts) > 1:
+        return "success", "No machine network CIDR validation needed: User Managed Networking"
+    cidrs = machine_cidrs(view.cluster)
+    inv = view.inventory
+    if not inv or not cidrs:
+        return "pending", "Missing inventory or machine network CIDR"
+    addresses = _interface_addresses(inv)
+    if all(any(a.ip in c for a in addresses) for c in cidrs):
+        return "success", "Host belongs to all machine network CIDRs"
+    return "failure", ("Host does not belong to machine network CIDRs. Verify that the host belongs to every "
+                       "CIDR listed under machine networks")
+
+
+def _reachable(report: dict[str, Any] | None, remote: dict[str, Any],
+               cidr: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    """Did ``report`` (one host's connectivity) reach ``remote`` inside ``cidr``: L2 for IPv4, L3 for IPv6."""
+    if not report:
+        return False
+    entry = next((r for r in report.get("remote_hosts") or [] if r.get("host_id") == remote.get("id")), None)
+    if entry is None:
+        return False
+    key = "l2_connectivity" if cidr.version == 4 else "l3_connectivity"
+    for item in entry.get(key) or []:
+        try:
+            ip = ipaddress.ip_address(item.get("remote_ip_address", ""))
+        except ValueError:
+            continue
+        if ip in cidr and item.get("successful"):
+            return True
+    return False
+
+
+def majority_group(hosts: list[dict[str, Any]], cidr: ipaddress.IPv4Network | ipaddress.IPv6Network) -> set[str]:
+    """The largest set of hosts that all reach each other (both ways) inside ``cidr``.
+
+    Exhaustive for small clusters (the usual case), greedy beyond, which is enough for a reference service.
+    """
+    reports = {h["id"]: parse_json_field(h, "connectivity") for h in hosts}
+    ids = sorted(reports)
+    by_id = {h["id"]: h for h in hosts}
+
+    def linked(a: str, b: str) -> bool:
+        return _reachable(reports[a], by_id[b], cidr) and _reachable(reports[b], by_id[a], cidr)
+
+    links = {(a, b) for a, b in itertools.combinations(ids, 2) if linked(a, b)}
+
+    def clique(group: tuple[str, ...]) -> bool:
+        return all((a, b) in links for a, b in itertools.combinations(group, 2))
+
+    if len(ids) <= 12:
+        for size in range(len(ids), 0, -1):
+            for group in itertools.combinations(ids, size):
+                if clique(group):
+                    return set(group)
+        return set()
+    best: set[str] = set()
+    for start in ids:
+        group = [start]
+        for other in ids:
+            if other != start and all(((min(o, other), max(o, other)) in links) for o in group):
+                group.append(other)
+        if len(group) > len(best):
+            best = set(group)
+    return best
+
+
+@validation("belongs-to-majority-group", CATEGORY)
+def belongs_to_majority_group(view: HostView) -> Outcome:
+    if is_day2(view):
+        return "success", "Day2 host is not required to be connected to other hosts in the cluster"
+    if len(view.hosts) == 1 and user_managed_networking(view.cluster):
+        return "success", "Host has connectivity to the majority of hosts in the cluster"
+    cidrs = machine_cidrs(view.cluster)
+    if not cidrs or not view.host.get("connectivity"):
+        return "pending", "Machine Network CIDR or Connectivity Majority Groups missing"
+    hosts = [h for h in view.hosts if h.get("inventory")]
+    if len(hosts) < 3:
+        return "pending", "Not enough hosts in cluster to calculate connectivity groups"
+    for cidr in cidrs:
+        group = majority_group(hosts, cidr)
+        if view.host["id"] not in group or len(group) * 2 <= len(hosts):
+            return "failure", "No connectivity to the majority of hosts in the cluster"
+    return "success", "Host has connectivity to the majority of hosts in the cluster"
+
+
+def _same_role_l3(view: HostView) -> tuple[str, list[tuple[str, dict[str, Any]]]] | None:
+    """(role, [(remote host label, l3 entry)]) towards hosts of this host's role, or None when not checked."""
+    role = effective_role(view.host)
+    if is_day2(view) or len(view.hosts) == 1 or role not in NETWORK_REQUIREMENTS:
+        return None
+    report = parse_json_field(view.host, "connectivity") or {}
+    peers = {h["id"]: h for h in view.others if effective_role(h) == role}
+    entries = []
+    for remote in report.get("remote_hosts") or []:
+        peer = peers.get(remote.get("host_id"))
+        if peer is not None:
+            entries += [(_host_label(peer), e) for e in remote.get("l3_connectivity") or []]
+    return role, entries
+
+
+@validation("sufficient-network-latency-requirement-for-role", CATEGORY)
+def sufficient_latency(view: HostView) -> Outcome:
+    checked = _same_role_l3(view)
+    if checked is None:
+        return "success", "Network latency requirement has been satisfied."
+    role, entries = checked
+    if not view.host.get("connectivity"):
+        return "pending", "Missing network latency information"
+    limit = NETWORK_REQUIREMENTS[role][0]
+    slow = sorted({label for label, e in entries if float(e.get("average_rtt_ms") or 0) > limit})
+    if slow:
+        return "failure", (f"Network latency requirement of less than or equals {limit:g} ms not met for "
+                           f"connectivity between {_host_label(view.host)} and {', '.join(slow)}.")
+    return "success", "Network latency requirement has been satisfied."
+
+
+@validation("sufficient-packet-loss-requirement-for-role", CATEGORY)
+def sufficient_packet_loss(view: HostView) -> Outcome:
+    checked = _same_role_l3(view)
+    if checked is None:
+        return "success", "Packet loss requirement has been satisfied."
+    role, entries = checked
+    if not view.host.get("connectivity"):
+        return "pending", "Missing packet loss information"
+    limit = NETWORK_REQUIREMENTS[role][1]
+    lossy = sorted({label for label, e in entries if float(e.get("packet_loss_percentage") or 0) > limit})
+    if lossy:
+        return "failure", (f"Packet loss percentage requirement of {'=' if limit == 0 else '<='}{limit:g}% not "
+                           f"met for connectivity between {_host_label(view.host)} and {', '.join(lossy)}.")
+    return "success", "Packet loss requirement has been satisfied."
+
+
+@validation("has-default-route", CATEGORY)
+def has_default_route(view: HostView) -> Outcome:
+    inv = view.inventory
+    routes = (inv or {}).get("routes") or []
+    if not inv or not routes:
+        return "pending", "Missing default routing information."
+    for route in routes:
+        dest = route.get("destination")
+        if dest in ("0.0.0.0", "::") or dest in ("0.0.0.0/0", "::/0"):
+            return "success", "Host has been configured with at least one default route."
+    return "failure", "Host has not yet been configured with a default route."
+
+
+def _resolution(view: HostView, name: str) -> dict[str, Any] | None:
+    data = parse_json_field(view.host, "domain_name_resolutions") or {}
+    return next((r for r in data.get("resolutions") or [] if r.get("domain_name") == name), None)
+
+
+def _domain_validation(view: HostView, prefix: str, target: str) -> Outcome:
+    names = _cluster_name_domain(view)
+    if names is None:
+        return "pending", (f"DNS validation for the {prefix} domain cannot be completed because the cluster does "
+                           f"not have base_dns_domain set. Please update this field with the cluster's base "
+                           f"domain")
+    domain = f"{prefix}.{names[0]}.{names[1]}"
+    if not user_managed_networking(view.cluster) or is_day2(view) and prefix != "api":
+        return "success", f"Domain name resolution for the {domain} domain was successful or not required"
+    if not view.host.get("domain_name_resolutions"):
+        return "pending", f"Domain name resolution for the {domain} domain has not been performed yet"
+    probe = f"console-openshift-console.{domain}" if prefix == "apps" else domain
+    found = _resolution(view, probe)
+    if found and (found.get("ipv4_addresses") or found.get("ipv6_addresses")):
+        return "success", f"Domain name resolution for the {domain} domain was successful or not required"
+    return "failure", (f"Couldn't resolve domain name {domain} on the host. To continue installation, create the "
+                       f"necessary DNS entries to resolve this domain name to your {target}")
+
+
+@validation("api-domain-name-resolved-correctly", CATEGORY)
+def api_domain(view: HostView) -> Outcome:
+    return _domain_validation(view, "api", "cluster API")
+
+
+@validation("api-int-domain-name-resolved-correctly", CATEGORY)
+def api_int_domain(view: HostView) -> Outcome:
+    return _domain_validation(view, "api-int", "cluster internal API")
+
+
+@validation("apps-domain-name-resolved-correctly", CATEGORY)
+def apps_domain(view: HostView) -> Outcome:
+    return _domain_validation(view, "apps", "application ingress")
+
+
+@validation("dns-wildcard-not-configured", CATEGORY)
+def dns_wildcard_not_configured(view: HostView) -> Outcome:
+    if is_day2(view):
+        return "success", "DNS wildcard check is not required for day2"
+    names = _cluster_name_domain(view)
+    if names is None or not view.host.get("domain_name_resolutions"):
+        return "pending", "DNS wildcard check cannot be performed yet because the host has not yet performed DNS " \
+                          "resolution"
+    found = _resolution(view, f"validateNoWildcardDNS.{names[0]}.{names[1]}.")
+    if found and (found.get("ipv4_addresses") or found.get("ipv6_addresses")):
+        return "failure", (f"DNS wildcard configuration was detected for domain *.{names[0]}.{names[1]} - the "
+                           f"installation will not be able to complete while this record exists. Please remove "
+                           f"it to proceed. The domain resolves to addresses "
+                           f"{', '.join((found.get('ipv4_addresses') or []) + (found.get('ipv6_addresses') or []))}")
+    return "success", "DNS wildcard check was successful"
+
+
+@validation("mtu-valid", CATEGORY, blocking=False)
+def mtu_valid(view: HostView) -> Outcome:
+    report = parse_json_field(view.host, "connectivity")
+    if not report:
+        return "pending", "Missing connectivity information to check MTU"
+    labels = {h["id"]: _host_label(h) for h in view.others}
+    broken = []
+    for remote in report.get("remote_hosts") or []:
+        for entry in remote.get("mtu_report") or []:
+            if not entry.get("mtu_successful"):
+                broken.append(f"{entry.get('outgoing_nic')} -> {entry.get('remote_ip_address')} "
+                              f"({labels.get(remote.get('host_id'), remote.get('host_id'))})")
+    if broken:
+        return "failure", ("MTU is broken: packets of the interface's MTU do not get through to "
+                           + "; ".join(broken) + ". Check the MTU of the host's interfaces and of the network")
+    return "success", "MTU is ok"

@@ -1,0 +1,36 @@
+"""The unit file is valid for systemd and keeps the properties the daemon relies on."""
+
+from __future__ import annotations
+
+import configparser
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support.service import BIN
+
+UNIT = Path(__file__).parents[1] / "systemd" / "agent.service"
+
+
+def test_unit_declares_notify_watchdog_and_restart() -> None:
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    unit.read(UNIT)
+    svc = unit["Service"]
+    assert svc["Type"] == "notify" and svc["Restart"] == "always"
+    assert int(svc["RestartSec"]) >= 3 and int(svc["WatchdogSec"]) >= 60
+    assert svc["EnvironmentFile"] == "-/etc/assisted/agent.conf"
+    assert svc["KillMode"] == "mixed", "SIGTERM must reach only the agent so running steps can finish"
+    assert int(svc["TimeoutStopSec"]) > 30, "longer than the agent's default shutdown grace"
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
+    text = UNIT.read_text().replace("/usr/local/bin/agent", str(BIN / "agent"))
+    (tmp_path / "agent.service").write_text(text)
+    proc = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "agent.service")], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "agent.service" not in proc.stderr, proc.stderr
