@@ -296,3 +296,15 @@ def test_agent_conf_supplies_missing_flags(service: RefService, tmp_path: Path) 
         service.wait_host(ie, lambda h: h["id"] == HOST_ID)
     finally:
         stop_process(proc)
+
+
+def test_instructions_of_one_poll_run_concurrently(service: RefService, tmp_path: Path,
+                                                   sample_plugins: Path) -> None:
+    ie = _setup(service)
+    with start_agent(service.url, ie, args=["--host-id", HOST_ID], log=tmp_path / "agent.log"):
+        service.wait_host(ie, lambda h: h["id"] == HOST_ID)
+        _queue(service, ie, "sample-echo", json.dumps({"message": "slow", "sleep": 3}))
+        _queue(service, ie, "sample-raise")  # queued second, in the same poll
+        service.wait_replies(HOST_ID, "sample-echo", timeout=30)
+    order = [r["step_type"] for r in service.replies(HOST_ID) if r["step_type"].startswith("sample-")]
+    assert order == ["sample-raise", "sample-echo"]

@@ -15,8 +15,14 @@ import itertools
 import json
 from typing import Any
 
-from agent.reference_service.registry import HostView, Outcome, parse_json_field, reply_handler, step_arguments, \
-    validation
+from agent.reference_service.registry import (
+    HostView,
+    Outcome,
+    parse_json_field,
+    reply_handler,
+    step_arguments,
+    validation,
+)
 
 CATEGORY = "network"
 #: The smallest subnet (in host bits) the service asks a host to scan for free addresses.
@@ -302,12 +308,12 @@ def majority_group(hosts: list[dict[str, Any]], cidr: ipaddress.IPv4Network | ip
         return set()
     best: set[str] = set()
     for start in ids:
-        group = [start]
+        members = [start]
         for other in ids:
-            if other != start and all(((min(o, other), max(o, other)) in links) for o in group):
-                group.append(other)
-        if len(group) > len(best):
-            best = set(group)
+            if other != start and all(((min(o, other), max(o, other)) in links) for o in members):
+                members.append(other)
+        if len(members) > len(best):
+            best = set(members)
     return best
 
 
@@ -402,7 +408,7 @@ def _domain_validation(view: HostView, prefix: str, target: str) -> Outcome:
                            f"not have base_dns_domain set. Please update this field with the cluster's base "
                            f"domain")
     domain = f"{prefix}.{names[0]}.{names[1]}"
-    if not user_managed_networking(view.cluster) or is_day2(view) and prefix != "api":
+    if not user_managed_networking(view.cluster) or (is_day2(view) and prefix != "api"):
         return "success", f"Domain name resolution for the {domain} domain was successful or not required"
     if not view.host.get("domain_name_resolutions"):
         return "pending", f"Domain name resolution for the {domain} domain has not been performed yet"
