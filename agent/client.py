@@ -22,6 +22,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from agent import __version__
 from agent.config import AgentConfig
 from agent.errors import ServiceResponseError, TransportError
 
@@ -95,6 +96,7 @@ def build_session(config: AgentConfig) -> requests.Session:
         session.mount("https://", _TrustAdapter(ctx, retries))
     session.mount("http://", HTTPAdapter(max_retries=retries))
     session.headers["Accept"] = "application/json"
+    session.headers["User-Agent"] = f"assisted-agent/{__version__} (python)"
     if config.token:
         session.headers["X-Secret-Key"] = config.token
     if config.agent_version:

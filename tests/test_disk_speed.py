@@ -44,7 +44,9 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for loop d
 
 
 def _run(*argv: str, **kw: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, check=True, capture_output=True, text=True, timeout=60, **kw)
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, **kw)
+    assert proc.returncode == 0, f"{argv} failed ({proc.returncode}): {proc.stderr}"
+    return proc
 
 
 @contextlib.contextmanager
