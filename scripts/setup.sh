@@ -9,9 +9,13 @@ APT_PACKAGES=(
   libsystemd-dev pkg-config gcc python3-dev
   # network tests: namespaces, bridges, tc netem, ping for comparisons, a real DNS server, nmap for benchmarks
   iproute2 iputils-ping dnsmasq-base nmap
+  # network tests: deterministic packet loss (the kernel has no netem), certificates for the TLS fixtures
+  iptables openssl
   # time, disk and image steps
   chrony fio util-linux fdisk e2fsprogs dosfstools xz-utils zstd gzip
   podman runc buildah uidmap
+  # local image registry for the container-image tests (pulls over HTTP on 127.0.0.1)
+  docker-registry
   # optional inventory enrichers
   ethtool pciutils
 )

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.errors import InvalidStepArguments
+from agent.errors import InvalidStepArguments, StepError
 from agent.host import Host
 from steps.base import Step, StepContext, StepResult, expect_args, get_field, is_uuid, json_arg
 
@@ -107,11 +107,16 @@ def parse_params(raw: str) -> list[RemoteHost]:
     return hosts
 
 
-def outgoing_nics(host: Host) -> list[OutgoingNic]:
-    """The NICs probes leave from: physical, bond or VLAN, with at least one non-link-local address."""
+def outgoing_nics(host: Host, *, any_kind: bool = False) -> list[OutgoingNic]:
+    """The NICs probes leave from: physical, bond or VLAN (or, ``any_kind``, every NIC but loopback and
+    bridges, as nmap would use), with at least one non-link-local address.
+
+    Interface kinds come from the host's sysfs and /proc (so a recorded tree shows what another machine
+    had); addresses from this network namespace, where the probes' sockets live.
+    """
     import psutil
 
-    allow_virtual = os.environ.get(VIRTUAL_NICS_ENV, "").lower() in ("1", "true", "yes")
+    allow_virtual = any_kind or os.environ.get(VIRTUAL_NICS_ENV, "").lower() in ("1", "true", "yes")
     addrs = psutil.net_if_addrs()
     found = []
     for name in host.listdir("/sys/class/net"):
@@ -139,6 +144,13 @@ def outgoing_nics(host: Host) -> list[OutgoingNic]:
         if nic.usable(4) or nic.usable(6):
             found.append(nic)
     return found
+
+
+def require_live(host: Host, step: str) -> None:
+    """Probes are packets on this machine's network: a recorded host tree cannot answer them."""
+    if not host.is_live:
+        raise StepError(f"{step} needs the live host's network; {host.root} is a recording",
+                        code="host-not-live")
 
 
 def _l3_entry(address: str, sent: int, received: int, loss: float, rtt: float) -> dict[str, Any]:
@@ -281,6 +293,7 @@ class ConnectivityCheckStep(Step[list[RemoteHost]]):
     def run(self, params: list[RemoteHost], ctx: StepContext) -> StepResult:
         if ctx.config.dry_run:
             return StepResult(dry_run_report(params))
+        require_live(ctx.host, STEP)
         nics = outgoing_nics(ctx.host)
         ctx.log.debug("connectivity-check: outgoing NICs %s", [n.name for n in nics])
         return StepResult(check(params, nics, time.monotonic() + max(0.0, ctx.remaining() - 1.0)))

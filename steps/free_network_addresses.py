@@ -20,6 +20,7 @@ from typing import Any
 from agent.errors import InvalidStepArguments
 from agent.host import Host
 from steps.base import Step, StepContext, StepResult, expect_args, json_arg
+from steps.connectivity_check import require_live
 
 STEP = "free-network-addresses"
 ADDRESS_LIMIT = 8000
@@ -99,5 +100,6 @@ class FreeNetworkAddressesStep(Step[list[ipaddress.IPv4Network]]):
         return parse_networks(args[0])
 
     def run(self, params: list[ipaddress.IPv4Network], ctx: StepContext) -> StepResult:
+        require_live(ctx.host, STEP)
         deadline = time.monotonic() + max(0.0, ctx.remaining() - 1.0)
         return StepResult(scan(params, local_nics(ctx.host), deadline, ctx.log))

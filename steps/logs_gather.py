@@ -26,6 +26,7 @@ STEP = "logs-gather"
 SOURCE_LIMIT = 16 << 20
 TOTAL_LIMIT = 48 << 20
 COMMAND_TIMEOUT = 30.0
+REPORT_LIMIT = 64 << 10
 LOG_FILES = ("/var/log/assisted-installer.log", "/var/log/agent.log", "/var/log/messages")
 
 
@@ -58,16 +59,20 @@ class Archive:
         if len(data) > room:
             self.report.append(f"{name}: cut to its last {room} of {len(data)} bytes")
             data = data[-room:]
+        self._member(name, data)
+        self.used += len(data)
+        self.report.append(f"{name}: {len(data)} bytes")
+
+    def _member(self, name: str, data: bytes) -> None:
         info = tarfile.TarInfo(f"logs/{name}")
         info.size = len(data)
         info.mtime = int(time.time())
         info.mode = 0o644
         self.tar.addfile(info, io.BytesIO(data))
-        self.used += len(data)
-        self.report.append(f"{name}: {len(data)} bytes")
 
     def close(self) -> bytes:
-        self.add("collection-report.txt", ("\n".join(self.report) + "\n").encode())
+        """Finish the archive; the report is always in it (outside the budget, it says what the budget cut)."""
+        self._member("collection-report.txt", ("\n".join(self.report) + "\n").encode()[:REPORT_LIMIT])
         self.tar.close()
         return self.buffer.getvalue()
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from agent.errors import InvalidStepArguments
 from steps.base import Step, StepContext, StepResult, expect_args, json_arg
-from steps.connectivity_check import outgoing_nics
+from steps.connectivity_check import outgoing_nics, require_live
 
 STEP = "verify-vips"
 VIP_TYPES = ("api", "ingress")
@@ -51,7 +51,8 @@ class VerifyVipsStep(Step[list[tuple[str, str]]]):
             return StepResult([{"verification": "succeeded", "vip": v, "vip_type": t} for v, t in params])
         from steps.net_probes import Prober
 
-        nics = outgoing_nics(ctx.host)
+        require_live(ctx.host, STEP)
+        nics = outgoing_nics(ctx.host, any_kind=True)
         prober = Prober()
         answered: list[Callable[[], bool]] = []
         for vip, _ in params:

@@ -126,6 +126,14 @@ def ntp_lab(tmp_path: Path) -> Iterator[NtpLab]:
         while not socket_path.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert socket_path.exists(), (dirs["client"] / "chronyd.log").read_text()
+        while time.monotonic() < deadline:  # dnsmasq answers the client namespace's lookups
+            probe = subprocess.run(["ip", "netns", "exec", client_ns, "getent", "hosts", SERVER_NAME],
+                                   capture_output=True, timeout=10)
+            if probe.returncode == 0:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("dnsmasq did not answer in the client namespace")
         yield NtpLab(server_ns, client_ns, socket_path, procs[1].pid)
     finally:
         for proc in procs:
@@ -318,8 +326,9 @@ def test_service_sends_the_clusters_sources_or_the_infra_envs() -> None:
     assert preinstall.ntp_args(_view({"id": "h"}, cluster={"additional_ntp_source": None})) == ['{"ntp_source": ""}']
     assert preinstall.ntp_args(_view({"id": "h"}, infra_env={"additional_ntp_sources": "b.example"})) == [
         '{"ntp_source": "b.example"}']
-    for args in (preinstall.ntp_args(_view({"id": "h"}, cluster={"additional_ntp_source": "10.0.0.1"})),):
-        assert spec.errors(spec.STEP_REQUEST_MODELS["ntp-synchronizer"], json.loads(args[0])) == []
+    args = preinstall.ntp_args(_view({"id": "h"}, cluster={"additional_ntp_source": "10.0.0.1"}))
+    assert args is not None
+    assert spec.errors(spec.STEP_REQUEST_MODELS["ntp-synchronizer"], json.loads(args[0])) == []
 
 
 def test_ntp_synced_validation_follows_stored_sources() -> None:
@@ -328,11 +337,11 @@ def test_ntp_synced_validation_follows_stored_sources() -> None:
     out = {"ntp_sources": [{"source_name": "a", "source_state": "unreachable"}]}
     preinstall.ntp_reply(_view(host), out, {"exit_code": 0})
     assert json.loads(host["ntp_sources"]) == out["ntp_sources"]
-    assert preinstall.ntp_synced(_view(host))[0] == "failure"
+    assert preinstall.ntp_synced(_view(host)) == ("failure", "Host couldn't synchronize with any NTP server")
     out["ntp_sources"].append({"source_name": "b", "source_state": "synced"})
     preinstall.ntp_reply(_view(host), out, {"exit_code": 0})
     assert preinstall.ntp_synced(_view(host)) == ("success", "Host NTP is synced")
     preinstall.ntp_reply(_view(host), None, {"exit_code": -1, "error": "chronyc was timed out after 30 seconds"})
-    assert preinstall.ntp_synced(_view(host))[0] == "success"  # a failed run keeps the last good report
+    assert preinstall.ntp_synced(_view(host)) == ("success", "Host NTP is synced")  # last good report kept
     host["ntp_sources"] = "{not json"
     assert preinstall.ntp_synced(_view(host)) == ("error", "Parse error for NTP sources")

@@ -109,3 +109,12 @@ def test_upgrade_agent_replaces_steps_when_versions_differ(tmp_path: Path) -> No
         steps = requests.get(f"{url}/{HOST}/instructions", headers={"discovery_agent_version": "quay.io/x/agent:v2"},
                              timeout=10).json()
         assert [s["step_type"] for s in steps["instructions"]] == ["inventory"]
+
+
+def test_a_forbidden_hostname_is_refused(service: RefService) -> None:
+    ie = service.create_infra_env()["id"]
+    requests.post(f"{service.url}{BASE}/v2/infra-envs/{ie}/hosts", json={"host_id": HOST}, timeout=10)
+    resp = requests.patch(f"{service.url}{BASE}/v2/infra-envs/{ie}/hosts/{HOST}", json={"host_name": "localhost"},
+                          timeout=10)
+    assert resp.status_code == 400 and "forbidden" in resp.json()["reason"]
+    assert service.patch_host(ie, HOST, host_name="node-1")["requested_hostname"] == "node-1"

@@ -37,7 +37,11 @@ def _v4(host: Host) -> str:
 
 
 def parse_lan6(output: str, *, dynamic: bool) -> str | None:
-    """The active DHCPv6/SLAAC address (dynamic) or the enabled static one from ``ipmitool lan6 print``."""
+    """The active DHCPv6/SLAAC address (dynamic) or the enabled static one from ``ipmitool lan6 print``.
+
+    Link-local addresses are passed over (unlike the Go agent, which takes the first entry): they cannot be
+    reached from another network, so reporting one would only hide the BMC's routable address.
+    """
     entries: list[dict[str, str]] = []
     for line in output.splitlines():
         key, sep, value = line.strip().partition(":")
@@ -50,13 +54,12 @@ def parse_lan6(output: str, *, dynamic: bool) -> str | None:
             entries[-1][key] = value
     for e in entries:
         addr = e.get("address", "").split("/")[0]
-        if not addr:
+        try:
+            if not addr or ipaddress.IPv6Address(addr).is_link_local:
+                continue
+        except ValueError:
             continue
-        if (
-            dynamic
-            and e.get("source/type", "").upper() in ("DHCPV6", "SLAAC")
-            and e.get("status") == "active"
-        ):
+        if dynamic and e.get("source/type", "").upper() in ("DHCPV6", "SLAAC") and e.get("status") == "active":
             return addr
         if not dynamic and e.get("enabled", "").lower() == "true":
             return addr

@@ -69,7 +69,7 @@ ARRAYS = frozenset({"disks", "gpus", "interfaces", "routes", "flags", "ipv4_addr
 def run_collectors(
     host: Host,
     options: Options,
-    collectors: Sequence[Collector] = COLLECTORS,
+    collectors: Sequence[Collector],
 ) -> tuple[dict[str, Any], list[str]]:
     """The merged parts of all collectors that finished in time, and one line per collector that did not."""
     results: dict[str, dict[str, Any]] = {}
@@ -79,15 +79,12 @@ def run_collectors(
         try:
             results[c.name] = c.func(host, options)
         except Exception as exc:  # any failure of one collector must only cost its own part
-            log.warning(
-                "inventory collector %s failed: %s: %s", c.name, type(exc).__name__, exc, exc_info=True
-            )
+            log.warning("inventory collector %s failed: %s: %s", c.name, type(exc).__name__, exc, exc_info=True)
             errors[c.name] = f"{type(exc).__name__}: {exc}"
 
     start = time.monotonic()
     threads = [
-        (c, threading.Thread(target=work, args=(c,), name=f"inventory-{c.name}", daemon=True))
-        for c in collectors
+        (c, threading.Thread(target=work, args=(c,), name=f"inventory-{c.name}", daemon=True)) for c in collectors
     ]
     for _, t in threads:
         t.start()
@@ -96,9 +93,7 @@ def run_collectors(
     for c, t in threads:
         t.join(max(0.0, start + c.budget - time.monotonic()))
         if t.is_alive():
-            log.warning(
-                "inventory collector %s did not finish within %gs; its part is left out", c.name, c.budget
-            )
+            log.warning("inventory collector %s did not finish within %gs; its part is left out", c.name, c.budget)
             problems.append(f"{c.name}: did not finish within {c.budget:g}s")
         elif c.name in errors:
             problems.append(f"{c.name}: {errors[c.name]}")
@@ -184,8 +179,10 @@ def truncate(inventory: dict[str, Any], max_size: int) -> dict[str, Any]:
     inv: dict[str, Any] = json.loads(json.dumps(inventory))
     reasons: list[str] = []
     for reason, stage in _TRUNCATION_STAGES:
+        before = size(inv)
         stage(inv)
-        reasons.append(reason)
+        if size(inv) < before:
+            reasons.append(reason)
         if size({**inv, "truncation": {"type": "partial", "reasons": reasons}}) <= max_size:
             inv["truncation"] = {"type": "partial", "reasons": reasons}
             return inv
@@ -205,10 +202,11 @@ def truncate(inventory: dict[str, Any], max_size: int) -> dict[str, Any]:
 def inventory(
     host: Host,
     options: Options | None = None,
-    collectors: Sequence[Collector] = COLLECTORS,
+    collectors: Sequence[Collector] | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """The host's inventory in the Go agent's shape, and what could not be collected."""
     options = options or Options()
+    collectors = COLLECTORS if collectors is None else collectors
     inv, problems = run_collectors(host, options, collectors)
     if "hostname" in inv:
         inv["hostname"] = hostname.replace_localhost(str(inv["hostname"]), inv.get("interfaces") or [])

@@ -5,6 +5,8 @@ Facts come from sysfs (``/sys/block``), the udev database when udev runs (``/run
 the Go agent's (HEAD): which devices are skipped, the drive-type precedence, the disk ``id`` (by-id, else
 by-path, else path) and the reason strings, word for word, because the service and its users key on them.
 The service adds its own reasons afterwards (size per role, drive-type whitelist); this module checks no size.
+Where udev has no serial (no udev running, or a virtio disk) the kernel's ``serial`` attribute is reported;
+the Go agent would leave it empty.
 """
 
 from __future__ import annotations
@@ -270,9 +272,7 @@ def _disk(
 def _appliance_disk(host: Host, disks: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
     """On an appliance (agent-based installer image) host the real disks are replaced by one fake disk."""
     for name in host.listdir("/sys/block"):
-        if name.startswith("dm-") and (host.read_attr(f"/sys/block/{name}/dm/name") or "").startswith(
-            "agent"
-        ):
+        if name.startswith("dm-") and (host.read_attr(f"/sys/block/{name}/dm/name") or "").startswith("agent"):
             return [
                 {
                     "name": name,

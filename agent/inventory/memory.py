@@ -41,9 +41,7 @@ def sysfs_bytes(host: Host) -> int:
         size = int(block, 16)
     except ValueError:
         return 0
-    online = sum(
-        1 for p in host.glob("/sys/devices/system/memory/memory[0-9]*/online") if host.read_attr(p) == "1"
-    )
+    online = sum(1 for p in host.glob("/sys/devices/system/memory/memory[0-9]*/online") if host.read_attr(p) == "1")
     return size * online
 
 

@@ -66,14 +66,10 @@ def snapshot(host: Host) -> Snapshot:
 
 def dump() -> Snapshot:
     """Ask this process's network namespace for its links, addresses and routes (both families)."""
-    with socket.socket(
-        socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE
-    ) as sock:
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE) as sock:
         sock.settimeout(5.0)
         sock.bind((0, 0))
-        links = [
-            _link(body) for body in _request(sock, _RTM_GETLINK, _IFINFO.pack(0, 0, 0, 0, 0), _RTM_NEWLINK)
-        ]
+        links = [_link(body) for body in _request(sock, _RTM_GETLINK, _IFINFO.pack(0, 0, 0, 0, 0), _RTM_NEWLINK)]
         addresses = [
             a
             for body in _request(sock, _RTM_GETADDR, _IFADDR.pack(0, 0, 0, 0, 0), _RTM_NEWADDR)
@@ -83,18 +79,14 @@ def dump() -> Snapshot:
         for family in (socket.AF_INET, socket.AF_INET6):
             req = _RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)
             routes.extend(
-                r
-                for body in _request(sock, _RTM_GETROUTE, req, _RTM_NEWROUTE)
-                if (r := _route(body)) is not None
+                r for body in _request(sock, _RTM_GETROUTE, req, _RTM_NEWROUTE) if (r := _route(body)) is not None
             )
     return {"links": links, "addresses": addresses, "routes": routes}
 
 
 def _request(sock: socket.socket, msg_type: int, payload: bytes, reply_type: int) -> list[bytes]:
     seq = int.from_bytes(os.urandom(3), "little") + 1
-    sock.send(
-        _NLMSG.pack(_NLMSG.size + len(payload), msg_type, _NLM_F_REQUEST | _NLM_F_DUMP, seq, 0) + payload
-    )
+    sock.send(_NLMSG.pack(_NLMSG.size + len(payload), msg_type, _NLM_F_REQUEST | _NLM_F_DUMP, seq, 0) + payload)
     bodies: list[bytes] = []
     while True:
         data = sock.recv(1 << 16)
@@ -170,9 +162,7 @@ def _address(body: bytes) -> dict[str, Any] | None:
         return None
     attrs = _attrs(body, _IFADDR.size)
     # IFA_LOCAL is the interface's own address; IFA_ADDRESS is the peer's on point-to-point links.
-    raw = (
-        attrs.get(_IFA_LOCAL) if family == socket.AF_INET and _IFA_LOCAL in attrs else attrs.get(_IFA_ADDRESS)
-    )
+    raw = attrs.get(_IFA_LOCAL) if family == socket.AF_INET and _IFA_LOCAL in attrs else attrs.get(_IFA_ADDRESS)
     address = _ip(family, raw)
     if address is None:
         return None

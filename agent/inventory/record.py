@@ -31,6 +31,7 @@ from agent.inventory.collect import inventory
 MAX_FILE = 1 << 20
 #: Paths whose content is copied as a plain file, not through their symlinks (/etc/mtab -> /proc/self/mounts).
 FLATTEN = ("/proc/", "/etc/mtab")
+MOUNT_TABLES = ("/etc/mtab", "/proc/1/mounts")
 
 
 class RecordingRunner(SubprocessRunner):
@@ -49,8 +50,12 @@ class RecordingRunner(SubprocessRunner):
         env: Mapping[str, str] | None = None,
     ) -> CommandResult:
         result = super().run(argv, timeout=timeout, input=input, env=env)
-        record = {"argv": list(result.argv), "exit_code": result.exit_code, "stdout": result.stdout,
-                  "stderr": result.stderr}
+        record = {
+            "argv": list(result.argv),
+            "exit_code": result.exit_code,
+            "stdout": result.stdout,
+            "stderr": result.stderr,
+        }
         with self._lock:
             self.records.append(record)
         return result
@@ -154,6 +159,9 @@ class TreeWriter:
             out.write_bytes(bytes(510) + b"\x55\xaa" if _has_boot_signature(src) else b"")
         elif stat.S_ISREG(st.st_mode) or flatten:
             data = self.host.read_bytes(real) if how in ("read", "exists") else None
+            if data is not None and host_path in MOUNT_TABLES:
+                # only block-device mounts matter to the inventory; the rest is noise about this machine
+                data = b"".join(line for line in data.splitlines(keepends=True) if line.startswith(b"/dev/"))
             if data is not None:
                 out.write_bytes(data[:MAX_FILE])
             elif not out.exists():

@@ -18,6 +18,9 @@ from typing import Any
 from agent.host import Host
 from agent.inventory.collect import inventory
 
+#: The OpenShift version the table's service-side disk checks assume (drive types allowed depend on it).
+ASSUMED_OPENSHIFT = "4.18"
+
 
 def _gib(n: int) -> str:
     return f"{n / (1 << 30):.2f} GiB"
@@ -30,8 +33,7 @@ def _gb(n: int) -> str:
 def _rows(header: list[str], rows: list[list[str]], indent: str = "  ") -> list[str]:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     return [
-        indent + "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-        for r in [header, *rows]
+        indent + "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]
     ]
 
 
@@ -55,12 +57,12 @@ def table(inv: dict[str, Any], problems: list[str]) -> str:
         f"TPM       {inv.get('tpm_version', '?')}",
         f"BMC       {inv.get('bmc_address', '?')} / {inv.get('bmc_v6address', '?')}",
         "",
-        "Disks (eligibility as the agent reports it, then what the service adds for a worker)",
+        f"Disks (the agent's eligibility, plus the service's checks for a worker of OpenShift {ASSUMED_OPENSHIFT})",
     ]
     disk_rows = []
     for d in inv.get("disks") or []:
         agent_reasons = (d.get("installation_eligibility") or {}).get("not_eligible_reasons") or []
-        extra = service_disk_reasons(d, inv, role="worker")
+        extra = service_disk_reasons(d, inv, role="worker", cluster={"openshift_version": ASSUMED_OPENSHIFT})
         eligible = "yes" if not agent_reasons and not extra else "NO"
         disk_rows.append(
             [
@@ -72,9 +74,7 @@ def table(inv: dict[str, Any], problems: list[str]) -> str:
                 "; ".join([*agent_reasons, *extra]),
             ]
         )
-    lines += (
-        _rows(["NAME", "TYPE", "SIZE", "ID", "ELIGIBLE", "REASONS"], disk_rows) if disk_rows else ["  (none)"]
-    )
+    lines += _rows(["NAME", "TYPE", "SIZE", "ID", "ELIGIBLE", "REASONS"], disk_rows) if disk_rows else ["  (none)"]
     lines += ["", "NICs"]
     nic_rows = []
     for n in inv.get("interfaces") or []:
@@ -94,8 +94,7 @@ def table(inv: dict[str, Any], problems: list[str]) -> str:
     default = [r for r in inv.get("routes") or [] if r.get("destination") in ("0.0.0.0", "::")]
     lines += [
         "",
-        "Default routes  "
-        + (", ".join(f"{r.get('gateway', '-')} via {r['interface']}" for r in default) or "none"),
+        "Default routes  " + (", ".join(f"{r.get('gateway', '-')} via {r['interface']}" for r in default) or "none"),
     ]
     if inv.get("gpus"):
         lines += [
@@ -110,9 +109,7 @@ def table(inv: dict[str, Any], problems: list[str]) -> str:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="agent inventory", description="Show this host's inventory.")
     parser.add_argument("--format", choices=("json", "table"), default="json")
-    parser.add_argument(
-        "--root", default="/", help="root of the host's filesystem or a recorded fixture tree"
-    )
+    parser.add_argument("--root", default="/", help="root of the host's filesystem or a recorded fixture tree")
     ns = parser.parse_args(argv)
     inv, problems = inventory(Host.at(ns.root))
     if ns.format == "json":

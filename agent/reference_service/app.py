@@ -258,6 +258,14 @@ async def update_host(request: Request) -> Response:
     if "host_role" in body:
         host["role"] = body["host_role"]
     if "host_name" in body:
+        try:
+            from agent.reference_service.hardware import hostname_problem
+        except ImportError:
+            problem = None
+        else:
+            problem = hostname_problem(str(body["host_name"]))
+        if problem:
+            raise ServiceRefusal(400, problem)
         host["requested_hostname"] = body["host_name"]
     for key in ("machine_config_pool_name", "node_labels"):
         if key in body:

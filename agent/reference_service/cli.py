@@ -41,6 +41,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--test-mode", action="store_true", help="journal requests and allow fault injection")
     p.add_argument("--dry-run-install", action="store_true",
                    help="a host reporting Rebooting counts as installed (no cluster will report Done)")
+    p.add_argument("--enable-virtual-interfaces", action="store_true",
+                   default=os.environ.get("ENABLE_VIRTUAL_INTERFACES", "").lower() == "true",
+                   help="keep virtual NICs (veth...) of inventories, as ENABLE_VIRTUAL_INTERFACES=true")
     p.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain)")
     p.add_argument("--tls-key", help="the certificate's PEM private key")
     p.add_argument("--ready-file", help="write the service URL to this file once it accepts connections")
@@ -53,7 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=getattr(logging, ns.log_level.upper()),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings(next_step_seconds=ns.next_step_seconds, agent_image=ns.agent_image, auth=ns.auth,
-                        test_mode=ns.test_mode, dry_run_install=ns.dry_run_install)
+                        test_mode=ns.test_mode, dry_run_install=ns.dry_run_install,
+                        enable_virtual_interfaces=ns.enable_virtual_interfaces)
     if ns.admin_token:
         settings.admin_token = ns.admin_token
     service = ReferenceService(Store(ns.db), settings)

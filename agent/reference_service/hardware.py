@@ -154,9 +154,7 @@ def _iscsi_network_reason(disk: dict[str, Any], inventory: dict[str, Any]) -> st
     )
     if default is None:
         return "Cannot find default route"
-    nic = next(
-        (i for i in inventory.get("interfaces") or [] if i.get("name") == default.get("interface")), None
-    )
+    nic = next((i for i in inventory.get("interfaces") or [] if i.get("name") == default.get("interface")), None)
     if nic is None:
         return "Cannot find the network interface behind the default route"
     cidrs = nic.get("ipv6_addresses" if ip.version == 6 else "ipv4_addresses") or []
@@ -186,10 +184,7 @@ def service_disk_reasons(
     disks = inventory.get("disks") or []
     if dtype == "Multipath":
         for other in disks:
-            if (
-                disk.get("name") in str(other.get("holders") or "").split(",")
-                and other.get("drive_type") != "FC"
-            ):
+            if disk.get("name") in str(other.get("holders") or "").split(",") and other.get("drive_type") != "FC":
                 reasons.append(WRONG_MULTIPATH_TYPE.format(type=other.get("drive_type")))
                 break
     if dtype == "iSCSI":
@@ -219,9 +214,7 @@ def eligible_disks(inventory: dict[str, Any]) -> list[dict[str, Any]]:
     Bootable disks first (the one the machine boots from), then non-NVMe (keep the fast drives for workloads),
     drive type alphabetically (HDD before SSD), the smallest, then HCTL (physical order).
     """
-    disks = [
-        d for d in inventory.get("disks") or [] if (d.get("installation_eligibility") or {}).get("eligible")
-    ]
+    disks = [d for d in inventory.get("disks") or [] if (d.get("installation_eligibility") or {}).get("eligible")]
     return sorted(
         disks,
         key=lambda d: (
@@ -353,8 +346,7 @@ def has_memory_for_role(view: HostView) -> Outcome:
         return "success", f"Sufficient RAM for role {role}"
     have = int((inv.get("memory") or {}).get("physical_bytes") or 0)
     return "failure", (
-        f"Require at least {bytes_to_string(need_mib << 20)} RAM for role {role}, "
-        f"found only {bytes_to_string(have)}"
+        f"Require at least {bytes_to_string(need_mib << 20)} RAM for role {role}, found only {bytes_to_string(have)}"
     )
 
 

@@ -52,7 +52,7 @@ INSTALLING_STATES = ("installing", "installing-in-progress", "installing-pending
 IGNITION_CLUSTER_STATES = ("installing", "finalizing", "installed", "error", "adding-hosts", "cancelled",
                            "installing-pending-user-action")
 
-registry.STATE_STEPS["installing"] = ["write-image"]
+registry.STATE_STEPS["installing"] = ["write-image", "reboot"]
 registry.STATE_STEPS["installing-in-progress"] = ["write-image", "reboot"]
 registry.STATE_STEPS["error"] = ["logs-gather", "stop-installation"]
 registry.STATE_STEPS["cancelled"] = ["logs-gather", "stop-installation"]

@@ -66,6 +66,8 @@ class Settings:
     test_mode: bool = False
     #: Dry-run installs: a host that reports Rebooting is installed (no controller will report Done).
     dry_run_install: bool = False
+    #: Keep inventory interfaces of virtual types (veth, bridge...), as the real ENABLE_VIRTUAL_INTERFACES.
+    enable_virtual_interfaces: bool = False
 
 
 class ReferenceService:
@@ -274,7 +276,9 @@ class ReferenceService:
         status = host.get("status", "")
         unbound = not host.get("cluster_id")
         connected = time.time() - float(host.get("_checked_in", time.time())) < DISCONNECTION_TIMEOUT
-        has_inventory = bool(host.get("inventory"))
+        # "valid inventory" is the hardware area's call (has-inventory); without that area, any inventory
+        has_inventory = flat.get("has-inventory", {}).get("status", "success") == "success" and bool(
+            host.get("inventory"))
 
         def failing(pred: Any) -> list[str]:
             return [r["message"] for vid, r in flat.items()

@@ -94,6 +94,13 @@ def _interface_addresses(inventory: dict[str, Any]) -> list[ipaddress.IPv4Interf
     return out
 
 
+def _loopback(cidr: str) -> bool:
+    try:
+        return ipaddress.ip_interface(cidr).ip.is_loopback
+    except ValueError:
+        return False
+
+
 def _host_label(host: dict[str, Any]) -> str:
     inv = parse_json_field(host, "inventory") or {}
     return str(host.get("requested_hostname") or inv.get("hostname") or host.get("id"))
@@ -112,7 +119,9 @@ def connectivity_params(view: HostView) -> list[dict[str, Any]]:
         nics = []
         for iface in inv.get("interfaces") or []:
             addresses = [c.split("/")[0] for c in (iface.get("ipv4_addresses") or [])
-                         + (iface.get("ipv6_addresses") or [])]
+                         + (iface.get("ipv6_addresses") or []) if not _loopback(c)]
+            if iface.get("type") == "device" and not addresses:
+                continue  # lo, kept in inventories by ENABLE_VIRTUAL_INTERFACES: nothing to probe remotely
             nics.append({"name": iface.get("name", ""), "mac": iface.get("mac_address", ""),
                          "ip_addresses": addresses})
         params.append({"host_id": other["id"], "nics": nics})
@@ -165,8 +174,8 @@ def tang_args(view: HostView) -> list[str] | None:
     if enc.get("mode") != "tang" or not enc.get("tang_servers"):
         return None
     enable_on = str(enc.get("enable_on") or "none")
-    role = effective_role(view.host)
-    if enable_on not in ("all", role) and not (enable_on == "masters,workers" and role in ("master", "worker")):
+    roles = {"master", "arbiter", "worker"} if enable_on == "all" else {r.rstrip("s") for r in enable_on.split(",")}
+    if effective_role(view.host) not in roles:
         return None
     return [json.dumps({"tang_servers": enc["tang_servers"]})]
 

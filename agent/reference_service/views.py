@@ -56,10 +56,7 @@ def _validations(host: dict[str, Any]) -> str:
         return "<p>No validations computed yet.</p>"
     return _table(
         ["category", "validation", "status", "message"],
-        [
-            [escape(c), escape(i), f'<span class="{escape(s)}">{escape(s)}</span>', escape(m)]
-            for _, c, i, s, m in rows
-        ],
+        [[escape(c), escape(i), f'<span class="{escape(s)}">{escape(s)}</span>', escape(m)] for _, c, i, s, m in rows],
     )
 
 

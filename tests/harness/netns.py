@@ -23,8 +23,9 @@ leftovers of dead test processes are swept when a new network starts)::
         b.cut()                                   # link down on the hub side: b is unreachable
         b.restore()
         net.hub.run([...])                        # the hub namespace is a Namespace too
-        with net.start_service(tmp_path) as svc:  # the reference service inside the hub (tests.support.service)
-            with a.start_agent(svc.url, infra_env_id) as proc: ...   # a real agent inside host a
+        with net.start_service(tmp_path) as svc:  # the reference service inside the hub (tests.support.service);
+            # svc.url serves the test (root namespace), svc.agent_url the hosts
+            with a.start_agent(svc.agent_url, infra_env_id) as proc: ...   # a real agent inside host a
         reply = a.step("connectivity-check", [json.dumps(params)])   # `agent step --wire` inside a host
 
 ``Host.nics`` describes each NIC (name, mac, ipv4 "a.b.c.d/nn", ipv6, mtu); ``Host.ipv4``/``ipv6``/``mac`` are
@@ -40,10 +41,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import ipaddress
 import json
 import os
 import re
+import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -97,6 +101,7 @@ def sweep_stale() -> list[str]:
         m = _STALE.match(name)
         if m and not _pid_alive(int(m.group(1))):
             _ip("netns", "del", name, check=False)
+            shutil.rmtree(Path("/etc/netns") / name, ignore_errors=True)
             removed.append(name)
     return removed
 
@@ -207,6 +212,12 @@ class Host(Namespace):
     def restore(self, nic: str | None = None) -> None:
         self.network.hub.ip("link", "set", self._port(nic), "up")
 
+    def set_resolv_conf(self, text: str) -> None:
+        """This host's /etc/resolv.conf (``ip netns exec`` bind-mounts /etc/netns/<ns>/resolv.conf over it)."""
+        folder = Path("/etc/netns") / self.name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "resolv.conf").write_text(text)
+
     def step(self, step_type: str, args: Sequence[str], *, timeout: float = 120,
              env: dict[str, str] | None = None) -> dict[str, Any]:
         """Run one step through the real runner (``agent step --wire``) inside this host; the wire reply."""
@@ -268,6 +279,7 @@ class Network:
             return
         for host in self.hosts:
             _ip("netns", "del", host.name, check=False)
+            shutil.rmtree(Path("/etc/netns") / host.name, ignore_errors=True)
         _ip("netns", "del", self.hub.name, check=False)
         self.hosts.clear()
         self._started = False
@@ -318,11 +330,139 @@ class Network:
     # -- processes --------------------------------------------------------------------------------------
     @contextlib.contextmanager
     def start_service(self, tmp_path: Path, **kw: Any) -> Iterator[Any]:
-        """The reference service inside the hub namespace, listening on the bridge address."""
-        from tests.support.service import start_service
+        """The reference service inside the hub namespace, listening on the bridge address.
+
+        Agents in the hosts use ``svc.agent_url`` (the bridge address); the test itself, in the root
+        namespace, reaches the service through ``svc.url``: a forwarder on 127.0.0.1 whose upstream sockets
+        are opened inside the hub namespace, so no address is added to the root namespace.
+        """
+        from tests.support.service import RefService, start_service
 
         with start_service(tmp_path, netns=self.hub.name, host=self.hub_ipv4, **kw) as svc:
-            yield svc
+            port = int(svc.url.rsplit(":", 1)[1])
+            with Forwarder(self.hub.name, (self.hub_ipv4, port)) as fwd:
+                local = RefService(f"http://127.0.0.1:{fwd.port}", svc.proc, svc.db, svc.log, "test-admin-token")
+                local.agent_url = svc.url  # type: ignore[attr-defined]
+                yield local
+
+
+    @contextlib.contextmanager
+    def start_dns(self, records: Sequence[str], workdir: Path) -> Iterator[subprocess.Popen[str]]:
+        """dnsmasq in the hub on the bridge address, the nameserver of every host added so far.
+
+        ``records`` are dnsmasq options (``--host-record=...``, ``--cname=...``, ``--address=/zone/ip`` for a
+        wildcard, ``--local=/zone/`` to answer NXDOMAIN for unknown names of a zone). No upstream is asked.
+        """
+        proc = self.hub.popen([
+            "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+            "--bind-interfaces", f"--listen-address={self.hub_ipv4}", "--user=root",
+            f"--pid-file={workdir / 'dnsmasq.pid'}", *records,
+        ], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for host in self.hosts:
+                if not (Path("/etc/netns") / host.name / "resolv.conf").exists():
+                    host.set_resolv_conf(f"nameserver {self.hub_ipv4}\noptions timeout:1 attempts:2\n")
+            probe = f"import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); " \
+                    f"s.settimeout(0.3); s.sendto(bytes.fromhex('{_PROBE_QUERY}'), ('{self.hub_ipv4}', 53)); " \
+                    f"s.recv(512)"
+            for _ in range(50):
+                if proc.poll() is not None:
+                    raise RuntimeError(f"dnsmasq exited with {proc.returncode}")
+                if self.hub.run([sys.executable, "-c", probe]).returncode == 0:
+                    break
+            else:
+                raise RuntimeError("dnsmasq did not answer within 15 s")
+            yield proc
+        finally:
+            from tests.support.service import stop_process
+
+            stop_process(proc)  # type: ignore[arg-type]
+
+
+#: A DNS query for "a." (type A), to see whether a server answers at all.
+_PROBE_QUERY = "123401000001000000000000016100" + "00010001"
+CLONE_NEWNET = 0x40000000
+
+
+def socket_in(netns: str, family: int = socket.AF_INET, kind: int = socket.SOCK_STREAM) -> socket.socket:
+    """A socket of the named namespace. setns() moves only the calling thread, so a throwaway thread does it;
+    a socket keeps the namespace it was created in, whichever thread uses it later."""
+    result: list[socket.socket | BaseException] = []
+
+    def create() -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            with open(f"/run/netns/{netns}") as fh:
+                if libc.setns(fh.fileno(), CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), f"setns into {netns} failed")
+            result.append(socket.socket(family, kind))
+        except BaseException as exc:  # handed to the caller's thread
+            result.append(exc)
+
+    worker = threading.Thread(target=create, daemon=True)
+    worker.start()
+    worker.join(COMMAND_TIMEOUT)
+    if not result:
+        raise TimeoutError(f"creating a socket in {netns} did not finish")
+    if isinstance(result[0], BaseException):
+        raise result[0]
+    return result[0]
+
+
+class Forwarder:
+    """TCP from 127.0.0.1:<port> in this namespace to ``target`` inside ``netns``; threads pump both ways."""
+
+    def __init__(self, netns: str, target: tuple[str, int]) -> None:
+        self.netns = netns
+        self.target = target
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = int(self.listener.getsockname()[1])
+        self._open: set[socket.socket] = set()
+        self._closed = False
+
+    def __enter__(self) -> Forwarder:
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self.listener.close()
+        for sock in list(self._open):
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket_in(self.netns)
+                upstream.settimeout(COMMAND_TIMEOUT)
+                upstream.connect(self.target)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            self._open.update((client, upstream))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                self._open.discard(sock)
 
 
 def _close_all() -> None:

@@ -26,7 +26,7 @@ BLS_OPTIONS = "root=UUID=00000000-0000-4000-8000-000000000001 rw ignition.platfo
 
 
 @dataclass(frozen=True)
-class TestImage:
+class BuiltImage:
     raw: Path
     size: int
     raw_sha256: str
@@ -49,7 +49,7 @@ def run(argv: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, check=True, capture_output=True, text=True, timeout=120, **kw)  # type: ignore
 
 
-def build_image(workdir: Path, *, size_mib: int = 48, seed: int = 7, root_payload_mib: int = 8) -> TestImage:
+def build_image(workdir: Path, *, size_mib: int = 48, seed: int = 7, root_payload_mib: int = 8) -> BuiltImage:
     """A CoreOS-like GPT image with realistic (partly compressible, partly random) content."""
     raw = workdir / f"{PREFIX}-image.raw"
     size = size_mib * MIB
@@ -95,7 +95,7 @@ def build_image(workdir: Path, *, size_mib: int = 48, seed: int = 7, root_payloa
         with open(raw, "rb") as src, open(out, "wb") as dst:
             subprocess.run(argv, stdin=src, stdout=dst, check=True, timeout=300)
         compressed[kind] = (out, sha256_file(out))
-    return TestImage(raw, size, sha256_file(raw), compressed)
+    return BuiltImage(raw, size, sha256_file(raw), compressed)
 
 
 @dataclass
@@ -158,3 +158,110 @@ def mounted(device: str) -> Iterator[Path]:
             time.sleep(0.2)
         with contextlib.suppress(OSError):
             where.rmdir()
+
+
+class RecordingServer:
+    """A small HTTP server on 127.0.0.1 standing in for the service in step-level tests.
+
+    It records every request (method, path, headers, body), answers progress and logs calls like the service,
+    serves Ignition, and serves files with optional faults: ``truncate`` announces the full Content-Length but
+    stops half-way and closes; ``trickle`` sends slowly (for interrupting a write); ``no_length`` streams
+    without a Content-Length.
+    """
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.requests: list[dict[str, object]] = []
+        self.files: dict[str, tuple[Path, str]] = {}  # url path -> (file, fault)
+        self.ignition = b'{"ignition":{"version":"3.2.0"},"storage":{"files":[]}}'
+        self.progress_status = 200
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+            def _record(self) -> bytes:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                outer.requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers),
+                                       "body": body})
+                return body
+
+            def _reply(self, status: int, body: bytes = b"", ctype: str = "application/json") -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_PUT(self) -> None:
+                self._record()
+                self._reply(outer.progress_status if self.path.endswith("/progress") else 204)
+
+            def do_POST(self) -> None:
+                self._record()
+                self._reply(204)
+
+            def do_GET(self) -> None:
+                self._record()
+                path = self.path.split("?")[0]
+                if path.endswith("/downloads/ignition"):
+                    self._reply(200, outer.ignition, "application/octet-stream")
+                    return
+                if path not in outer.files:
+                    self._reply(404, b'{"reason":"not found"}')
+                    return
+                file, fault = outer.files[path]
+                data = file.read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                if fault == "no_length":
+                    self.send_header("Connection", "close")
+                else:
+                    self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if fault == "truncate":
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                if fault == "trickle":
+                    for i in range(0, len(data), 256 * 1024):
+                        self.wfile.write(data[i : i + 256 * 1024])
+                        time.sleep(0.2)
+                    return
+                if fault == "no_length":
+                    self.wfile.write(data[: len(data) // 2])
+                    self.close_connection = True
+                    return
+                self.wfile.write(data)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    def serve(self, path: str, file: Path, fault: str = "") -> str:
+        self.files[path] = (file, fault)
+        return self.url + path
+
+    def progress(self) -> list[str]:
+        """Progress updates received, as "stage" or "stage info"."""
+        import json
+
+        out = []
+        for r in self.requests:
+            if r["method"] == "PUT" and str(r["path"]).endswith("/progress"):
+                body = json.loads(r["body"])  # type: ignore[arg-type]
+                out.append(f"{body['current_stage']} {body.get('progress_info', '')}".strip())
+        return out
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -1,0 +1,356 @@
+"""container-image-availability with real podman and a real registry (Debian's docker-registry) on loopback.
+
+Images are built locally (``podman import`` of a small root filesystem) into a private podman store under
+the test's tmp dir, so nothing touches the machine's image store; pushing one to the registry and removing
+the local copy makes the step really pull it over HTTP. ``AGENT_PODMAN_ARGS`` carries the podman options
+this VM needs (runc, cgroupfs, file events) and the private store, exactly as an operator would set them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from agent.config import AgentConfig
+from agent.errors import InvalidStepArguments
+from agent.host import Host
+from agent.reference_service import preinstall, spec
+from agent.reference_service.registry import HostView
+from steps.base import StepContext
+from steps.container_image_availability import ContainerImageAvailabilityStep, podman_argv
+
+AGENT = str(Path(sys.executable).parent / "agent")
+MODEL = spec.STEP_OUTPUT_MODELS["container-image-availability"]
+
+needs_podman = pytest.mark.skipif(
+    not (shutil.which("podman") and shutil.which("docker-registry")) or os.geteuid() != 0,
+    reason="needs root, podman and docker-registry (scripts/setup.sh installs them)",
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class PodmanLab:
+    env: dict[str, str]
+    registry: str
+    workdir: Path
+
+    def podman(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, **self.env}
+        proc = subprocess.run(podman_argv_with(self.env, *args), capture_output=True, text=True, timeout=120,
+                              env=env)
+        assert not check or proc.returncode == 0, f"podman {args}: {proc.stderr}"
+        return proc
+
+    def build(self, name: str) -> str:
+        """A small image built locally as localhost/<name>:1 (a root filesystem with one file)."""
+        rootfs = self.workdir / f"{name}.tar"
+        content = self.workdir / f"{name}-hello.txt"
+        content.write_text(f"built for {name}\n" + "x" * 200_000)
+        with tarfile.open(rootfs, "w") as tar:
+            tar.add(content, arcname="hello.txt")
+        ref = f"localhost/{name}:1"
+        self.podman("import", str(rootfs), ref)
+        return ref
+
+    def publish(self, name: str) -> str:
+        """Build ``name``, push it to the registry, and drop every local copy: pulling it is real work."""
+        local = self.build(name)
+        remote = f"{self.registry}/{name}:1"
+        self.podman("push", local, remote)
+        self.podman("rmi", "--force", local)
+        assert not self.present(remote)
+        return remote
+
+    def present(self, ref: str) -> bool:
+        return bool(self.podman("images", "--quiet", ref).stdout.strip())
+
+    def run_step(self, images: list[str], timeout: int | None = None,
+                 env: dict[str, str] | None = None) -> dict[str, Any]:
+        request: dict[str, Any] = {"images": images}
+        if timeout is not None:
+            request["timeout"] = timeout
+        return run_cli("container-image-availability", request, {**self.env, **(env or {})})
+
+
+def podman_argv_with(env: dict[str, str], *args: str) -> list[str]:
+    saved = os.environ.get("AGENT_PODMAN_ARGS")
+    os.environ["AGENT_PODMAN_ARGS"] = env["AGENT_PODMAN_ARGS"]
+    try:
+        return podman_argv(*args)
+    finally:
+        if saved is None:
+            del os.environ["AGENT_PODMAN_ARGS"]
+        else:
+            os.environ["AGENT_PODMAN_ARGS"] = saved
+
+
+def run_cli(step_type: str, request: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    """One step through the real runner (``agent step --wire``); the wire reply."""
+    cmd = [AGENT, "step", "--wire", step_type, json.dumps([json.dumps(request)])]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env={**os.environ, **env})
+    assert proc.stdout, proc.stderr
+    reply: dict[str, Any] = json.loads(proc.stdout)
+    if reply.get("output"):
+        assert spec.errors(spec.STEP_OUTPUT_MODELS[step_type], json.loads(reply["output"])) == []
+    return reply
+
+
+@contextlib.contextmanager
+def podman_lab(tmp_path: Path) -> Iterator[PodmanLab]:
+    """A private podman store and a docker-registry on 127.0.0.1, both removed afterwards."""
+    work = Path(tempfile.mkdtemp(prefix="apre-podman-"))  # short: podman refuses a runroot over 50 characters
+    (work / "storage").mkdir()
+    (work / "run").mkdir()
+    port = _free_port()
+    (work / "registry.yml").write_text(
+        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+        f"    rootdirectory: {work / 'registry'}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n"
+    )
+    (work / "registries.conf").write_text(
+        f'unqualified-search-registries = []\n[[registry]]\nlocation = "127.0.0.1:{port}"\ninsecure = true\n'
+    )
+    env = {
+        "AGENT_PODMAN_ARGS": f"--root {work / 'storage'} --runroot {work / 'run'} --storage-driver vfs "
+                             "--runtime runc --cgroup-manager cgroupfs --events-backend file",
+        "CONTAINERS_REGISTRIES_CONF": str(work / "registries.conf"),
+    }
+    log = open(work / "registry.log", "wb")  # noqa: SIM115 - closed right after the process starts
+    registry = subprocess.Popen(["docker-registry", "serve", str(work / "registry.yml")], stdout=log, stderr=log)
+    log.close()
+    lab = PodmanLab(env, f"127.0.0.1:{port}", work)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, (work / "registry.log").read_text()
+            time.sleep(0.1)
+        yield lab
+    finally:
+        registry.terminate()
+        try:
+            registry.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            registry.kill()
+            registry.wait(timeout=10)
+        lab.podman("rmi", "--all", "--force", check=False)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[PodmanLab]:
+    with podman_lab(tmp_path) as found:
+        yield found
+
+
+@contextlib.contextmanager
+def silent_registry() -> Iterator[str]:
+    """A TCP listener on 127.0.0.1 that accepts connections and never answers: a pull that hangs."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                held.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        for conn in held:
+            conn.close()
+        server.close()
+
+
+def images_of(reply: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {i["name"]: i for i in json.loads(reply["output"])["images"]}
+
+
+@needs_podman
+def test_image_already_present_is_a_success_without_download_figures(lab: PodmanLab) -> None:
+    ref = lab.build(f"apre-present-{uuid.uuid4().hex[:6]}")
+    reply = lab.run_step([ref], timeout=120)
+    assert reply.get("exit_code", 0) == 0, reply
+    assert json.loads(reply["output"]) == {"images": [{"name": ref, "result": "success"}]}
+
+
+@needs_podman
+def test_image_is_pulled_from_the_registry_with_size_time_and_rate(lab: PodmanLab) -> None:
+    ref = lab.publish(f"apre-remote-{uuid.uuid4().hex[:6]}")
+    reply = lab.run_step([ref], timeout=120)
+    assert reply.get("exit_code", 0) == 0, reply
+    image = images_of(reply)[ref]
+    assert image["result"] == "success"
+    assert image["size_bytes"] > 200_000
+    assert image["time"] > 0
+    assert image["download_rate"] == pytest.approx(image["size_bytes"] / image["time"] / 1e6)
+    assert list(image) == ["download_rate", "name", "result", "size_bytes", "time"]  # Go's field order
+    assert lab.present(ref)
+
+
+@needs_podman
+def test_missing_image_fails_with_exit_code_2_and_others_are_still_checked(lab: PodmanLab) -> None:
+    present = lab.build(f"apre-present-{uuid.uuid4().hex[:6]}")
+    missing = f"{lab.registry}/apre-missing-{uuid.uuid4().hex[:6]}:1"
+    reply = lab.run_step([missing, present], timeout=120)
+    assert reply["exit_code"] == 2
+    images = images_of(reply)
+    assert images[missing] == {"name": missing, "result": "failure"}
+    assert images[present] == {"name": present, "result": "success"}
+    assert missing in reply["error"] and "manifest unknown" in reply["error"]
+
+
+@needs_podman
+def test_one_deadline_covers_all_images(lab: PodmanLab) -> None:
+    present = lab.build(f"apre-present-{uuid.uuid4().hex[:6]}")
+    with silent_registry() as hanging:
+        stuck = f"{hanging}/apre-stuck:1"
+        reply = lab.run_step([stuck, present], timeout=3,
+                             env={"CONTAINERS_REGISTRIES_CONF": _insecure_conf(lab.workdir, hanging)})
+    assert reply["exit_code"] == 2
+    images = images_of(reply)
+    assert images[stuck]["result"] == "failure"
+    # The hanging pull used up the whole budget: the next image is not even looked at.
+    assert images[present]["result"] == "failure"
+    assert "no time left" in reply["error"]
+
+
+def _insecure_conf(workdir: Path, registry: str) -> str:
+    conf = workdir / "registries-silent.conf"
+    conf.write_text(f'unqualified-search-registries = []\n[[registry]]\nlocation = "{registry}"\ninsecure = true\n')
+    return str(conf)
+
+
+def test_host_without_podman_reports_every_image_failed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    step = ContainerImageAvailabilityStep()
+    ctx = StepContext(host=Host.at("/"), config=AgentConfig())
+    result = step.run(step.parse_args(['{"images": ["quay.io/a/b:1", "quay.io/c/d@sha256:0a1b"]}']), ctx)
+    assert result.exit_code == 2
+    assert result.output == {"images": [{"name": "quay.io/a/b:1", "result": "failure"},
+                                        {"name": "quay.io/c/d@sha256:0a1b", "result": "failure"}]}
+    assert "podman is not installed" in result.error
+
+
+def test_dry_run_reports_the_go_agents_fixed_figures() -> None:
+    step = ContainerImageAvailabilityStep()
+    ctx = StepContext(host=Host.at("/"), config=AgentConfig(dry_run=True))
+    result = step.run(step.parse_args(['{"images": ["quay.io/a/b:1"], "timeout": 960}']), ctx)
+    assert result.exit_code == 0
+    assert spec.errors(MODEL, result.output) == []
+    assert result.output["images"][0]["result"] == "success"
+
+
+@pytest.mark.parametrize("raw", [
+    '{"images": ["-v"]}', '{"images": ["a b"]}', '{"images": [""]}', '{"images": [5]}', '{"images": "quay.io/a"}',
+    '{"timeout": 5}', '{"images": ["quay.io/a"], "timeout": -1}', '{"images": ["quay.io/a"], "timeout": true}',
+    '{"images": ["--authfile=/etc/shadow"]}', "[]",
+])
+def test_malformed_arguments_are_refused(raw: str) -> None:
+    with pytest.raises(InvalidStepArguments):
+        ContainerImageAvailabilityStep().parse_args([raw])
+
+
+def test_arguments_as_the_service_sends_them() -> None:
+    step = ContainerImageAvailabilityStep()
+    params = step.parse_args([json.dumps({"images": [
+        "quay.io/openshift-release-dev/ocp-release:4.16.0-x86_64",
+        "quay.io/openshift-release-dev/ocp-v4.0-art-dev@sha256:" + "ab" * 32,
+        "registry.example.com:5000/ns/installer:v1",
+    ], "timeout": 960})])
+    assert len(params.images) == 3 and params.timeout == 960
+    assert step.parse_args(['{"images": []}']).timeout == 960  # no timeout given: the service's default
+
+
+def test_podman_options_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENT_PODMAN_ARGS", "--root '/var/lib/my store' --storage-driver vfs")
+    assert podman_argv("pull", "x") == ["podman", "--root", "/var/lib/my store", "--storage-driver", "vfs",
+                                        "pull", "x"]
+    monkeypatch.delenv("AGENT_PODMAN_ARGS")
+    assert podman_argv("images") == ["podman", "images"]
+
+
+# -- reference service side -----------------------------------------------------------------------------------
+def _view(host: dict[str, Any], cluster: dict[str, Any] | None = None) -> HostView:
+    return HostView(host=host, infra_env={}, cluster=cluster if cluster is not None else {"id": "c"})
+
+
+def test_service_asks_for_missing_images_and_merges_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(preinstall.IMAGES_ENV, "quay.io/x/installer:1, quay.io/x/mco:1")
+    cluster = {"id": "c", "ocp_release_image": "quay.io/x/release:4.16"}
+    host: dict[str, Any] = {"id": "h", "status": "preparing-for-installation"}
+    args = preinstall.images_args(_view(host, cluster))
+    assert args is not None
+    request = json.loads(args[0])
+    assert request == {"images": ["quay.io/x/release:4.16", "quay.io/x/installer:1", "quay.io/x/mco:1"],
+                       "timeout": 960}
+    assert spec.errors("container_image_availability_request", request) == []
+    assert preinstall.images_available(_view(host, cluster)) == ("pending", "Missing container images statuses")
+
+    preinstall.images_reply(_view(host, cluster), {"images": [
+        {"name": "quay.io/x/release:4.16", "result": "success"},
+        {"download_rate": 12.5, "name": "quay.io/x/installer:1", "result": "success", "size_bytes": 5e8, "time": 40},
+    ]}, {"exit_code": 0})
+    assert json.loads(preinstall.images_args(_view(host, cluster))[0])["images"] == [  # type: ignore[index]
+        "quay.io/x/mco:1"]
+    assert preinstall.images_available(_view(host, cluster)) == ("pending", preinstall.IMAGES_MISSING)
+    preinstall.images_reply(_view(host, cluster), {"images": [{"name": "quay.io/x/mco:1", "result": "success"}]},
+                            {"exit_code": 0})
+    assert preinstall.images_args(_view(host, cluster)) is None
+    assert preinstall.images_available(_view(host, cluster)) == ("success", preinstall.IMAGES_OK)
+    assert set(json.loads(host["images_status"])) == {"quay.io/x/release:4.16", "quay.io/x/installer:1",
+                                                      "quay.io/x/mco:1"}
+
+
+def test_failed_or_too_slow_images_fail_the_validation(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(preinstall.IMAGES_ENV, raising=False)
+    host: dict[str, Any] = {"id": "h", "status": "preparing-for-installation"}
+    preinstall.images_reply(_view(host), {"images": [
+        {"name": "quay.io/x/a:1", "result": "failure"},
+        {"download_rate": 0.0005, "name": "quay.io/x/b:1", "result": "success", "size_bytes": 100, "time": 0.2},
+        {"name": "quay.io/x/c:1", "result": "success"},
+    ]}, {"exit_code": 2})
+    outcome = preinstall.images_available(_view(host))
+    assert outcome is not None
+    status, message = outcome
+    assert status == "failure"
+    assert message.startswith("Failed to fetch container images needed for installation from "
+                              "quay.io/x/a:1,quay.io/x/b:1. This may be due to a network hiccup.")
+    # Nothing required and nothing recorded: nothing blocks (the real service's wording).
+    assert preinstall.images_available(_view({"id": "h2", "status": "preparing-for-installation"})) == (
+        "success", preinstall.IMAGES_OK)
+    assert preinstall.images_args(_view({"id": "h2"})) is None

@@ -1,0 +1,106 @@
+"""The reference service's preparation phase driven by disk-speed and image replies (real lifecycle, in-process).
+
+A host preparing for installation is handed both checks; only when both results are in and good does it
+become preparing-successful (and the single-node cluster moves on to installing); a failed image pull makes
+it preparing-failed, a failed disk measurement makes it insufficient, as in the real service.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.reference_service.app import load_areas
+from agent.reference_service.lifecycle import ReferenceService, Settings
+from agent.reference_service.store import Store
+
+RELEASE = "quay.io/openshift-release-dev/ocp-release:4.16.0-x86_64"
+DISK = "/dev/disk/by-path/pci-0000:00:1f.2-ata-1"
+
+
+class Prep:
+    def __init__(self, svc: ReferenceService, ie: str, host_id: str) -> None:
+        self.svc, self.ie, self.host_id = svc, ie, host_id
+
+    def steps(self) -> dict[str, list[str]]:
+        got = self.svc.next_steps(self.ie, self.host_id, int(time.time()), None)
+        return {i["step_type"]: i["args"] for i in got["instructions"]}
+
+    def reply(self, step_type: str, output: dict[str, Any], exit_code: int = 0, error: str = "") -> None:
+        body: dict[str, Any] = {"step_id": f"{step_type}-1", "step_type": step_type, "output": json.dumps(output)}
+        if exit_code:
+            body["exit_code"] = exit_code
+        if error:
+            body["error"] = error
+        self.svc.post_reply(self.ie, self.host_id, body)
+
+    def host(self) -> dict[str, Any]:
+        found = self.svc.store.get_host(self.ie, self.host_id)
+        assert found is not None
+        return found
+
+    def statuses_seen(self) -> list[str]:
+        return [e["message"] for e in self.svc.store.events(host_id=self.host_id)]
+
+
+@pytest.fixture
+def prep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Prep]:
+    monkeypatch.delenv("REFERENCE_SERVICE_PREINSTALL_IMAGES", raising=False)
+    load_areas()
+    store = Store(tmp_path / "service.db")
+    svc = ReferenceService(store, Settings())
+    cid, ie, hid = (str(uuid.uuid4()) for _ in range(3))
+    store.save_cluster({"id": cid, "kind": "Cluster", "name": "sno", "status": "preparing-for-installation",
+                        "control_plane_count": 1, "ocp_release_image": RELEASE})
+    store.save_infra_env({"id": ie, "kind": "InfraEnv", "name": "ie", "cluster_id": cid})
+    store.save_host({"id": hid, "kind": "Host", "infra_env_id": ie, "cluster_id": cid, "role": "master",
+                     "bootstrap": True, "status": "preparing-for-installation", "installation_disk_path": DISK,
+                     "_checked_in": time.time(), "media_status": "connected"})
+    try:
+        yield Prep(svc, ie, hid)
+    finally:
+        store.close()
+
+
+def test_both_checks_good_make_the_host_prepared(prep: Prep) -> None:
+    steps = prep.steps()
+    assert steps["installation-disk-speed-check"] == [json.dumps({"path": DISK}), "480.00"]
+    assert json.loads(steps["container-image-availability"][0]) == {"images": [RELEASE], "timeout": 960}
+
+    prep.reply("installation-disk-speed-check", {"io_sync_duration": 3, "path": DISK})
+    assert prep.host()["status"] == "preparing-for-installation"  # images still unknown
+    assert "installation-disk-speed-check" not in prep.steps()  # measured once per disk
+
+    prep.reply("container-image-availability", {"images": [{"name": RELEASE, "result": "success"}]})
+    assert any("to preparing-successful" in m for m in prep.statuses_seen())
+    assert prep.host()["status"] == "installing"  # the single-node cluster starts installing
+    info = {v["id"]: v for vs in json.loads(prep.host()["validations_info"]).values() for v in vs}
+    assert info["sufficient-installation-disk-speed"]["message"] == "Speed of installation disk is sufficient"
+
+
+def test_failed_image_pull_makes_the_host_preparing_failed(prep: Prep) -> None:
+    prep.reply("installation-disk-speed-check", {"io_sync_duration": 3, "path": DISK})
+    prep.reply("container-image-availability", {"images": [{"name": RELEASE, "result": "failure"}]}, exit_code=2)
+    assert any("to preparing-failed" in m and RELEASE in m for m in prep.statuses_seen())
+    assert json.loads(prep.host()["images_status"])[RELEASE]["result"] == "failure"
+
+
+def test_failed_disk_measurement_makes_the_host_insufficient(prep: Prep) -> None:
+    prep.reply("installation-disk-speed-check", {"path": DISK}, exit_code=124,
+               error=f"disk speed check on {DISK} did not finish within 480 seconds")
+    assert any("to insufficient" in m and "disk speed measurement failed" in m for m in prep.statuses_seen())
+    assert json.loads(prep.host()["disks_info"]) == [
+        {"path": DISK, "disk_speed": {"tested": True, "exit_code": 124, "speed_ms": 0}}]
+
+
+def test_slow_disk_is_only_a_warning_event(prep: Prep) -> None:
+    prep.reply("installation-disk-speed-check", {"io_sync_duration": 25, "path": DISK})
+    events = prep.svc.store.events(host_id=prep.host_id)
+    assert any(e["severity"] == "warning" and "25 ms" in e["message"] for e in events)
+    assert prep.host()["status"] == "preparing-for-installation"

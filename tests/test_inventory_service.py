@@ -1,0 +1,394 @@
+"""The reference service's hardware area: stored inventories, the hardware validations, the hosts page."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from agent.reference_service import hardware
+from agent.reference_service.hardware import (
+    bytes_to_string,
+    eligible_disks,
+    humanize_bytes,
+    service_disk_reasons,
+    store_inventory,
+)
+from agent.reference_service.registry import VALIDATIONS, HostView
+from agent.reference_service.views import render_hosts_page
+from tests.support.service import start_agent, start_service
+
+FIXTURES = Path(__file__).parent / "fixtures" / "hosts"
+HOST_ID = "2b0e5a8e-4f7c-4a3e-9d1b-6c8f0e2a7b31"
+CLUSTER = {"id": "c1", "openshift_version": "4.16", "control_plane_count": 3}
+
+
+def fixture_inventory(machine: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / f"{machine}.expected.json").read_text())  # type: ignore[no-any-return]
+
+
+def view_of(
+    inventory: dict[str, Any] | None,
+    *,
+    role: str = "auto-assign",
+    cluster: dict[str, Any] | None = None,
+    others: list[dict[str, Any]] | None = None,
+    **host: Any,
+) -> HostView:
+    doc = {"id": HOST_ID, "role": role, **host}
+    if inventory is not None:
+        doc["inventory"] = json.dumps(inventory)
+    return HostView(host=doc, infra_env={"id": "ie"}, cluster=cluster, hosts=[doc, *(others or [])])
+
+
+def outcome(vid: str, view: HostView) -> tuple[str, str] | None:
+    return VALIDATIONS[vid].func(view)
+
+
+# -- formatting ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("n", "text"),
+    [
+        (0, "0 B"),
+        (9, "9 B"),
+        (999, "999 B"),
+        (1000, "1.0 kB"),
+        (1031798784, "1.0 GB"),
+        (108984320, "109 MB"),
+        (120 * 10**9, "120 GB"),
+        (30752000000, "31 GB"),
+        (9_950_000_000, "10 GB"),
+        (1600321314816, "1.6 TB"),
+    ],
+)
+def test_humanize_bytes_as_go_humanize(n: int, text: str) -> None:
+    assert humanize_bytes(n) == text
+
+
+@pytest.mark.parametrize(
+    ("n", "text"),
+    [
+        (8192 << 20, "8.00 GiB"),
+        (15896040 * 1024, "15.16 GiB"),
+        (512 << 20, "512 MiB"),
+        (2048, "2 KiB"),
+        (5, "5 bytes"),
+    ],
+)
+def test_bytes_to_string_as_the_service(n: int, text: str) -> None:
+    assert bytes_to_string(n) == text
+
+
+# -- disks -------------------------------------------------------------------------------------------------------
+def _disk(**kw: Any) -> dict[str, Any]:
+    return {"name": "sda", "drive_type": "SSD", "size_bytes": 480 * 10**9, **kw}
+
+
+@pytest.mark.parametrize(
+    ("disk", "role", "cluster", "reasons"),
+    [
+        (_disk(), "worker", CLUSTER, []),
+        (
+            _disk(size_bytes=30752000000),
+            "worker",
+            CLUSTER,
+            ["Disk is too small (disk only has 31 GB, but 100 GB are required)"],
+        ),
+        (_disk(size_bytes=60 * 10**9), "arbiter", CLUSTER, []),
+        (
+            _disk(drive_type="ODD", size_bytes=1031798784),
+            "master",
+            CLUSTER,
+            [
+                "Disk is too small (disk only has 1.0 GB, but 100 GB are required)",
+                "Drive type is ODD, it must be one of HDD, SSD, Multipath, RAID, iSCSI, FC.",
+            ],
+        ),
+        (
+            _disk(drive_type="RAID"),
+            "worker",
+            {**CLUSTER, "openshift_version": "4.13"},
+            ["Drive type is RAID, it must be one of HDD, SSD, Multipath, FC."],
+        ),
+        (
+            _disk(drive_type="iSCSI", iscsi={"host_ip_address": "10.1.0.21"}),
+            "worker",
+            {**CLUSTER, "openshift_version": "4.14"},
+            [
+                "Drive type is iSCSI, it must be one of HDD, SSD, Multipath, RAID, FC.",
+                "iSCSI host IP 10.1.0.21 is the same as host IP, they must be different",
+            ],
+        ),
+        (_disk(drive_type="iSCSI", iscsi={"host_ip_address": "192.0.2.50"}), "worker", CLUSTER, []),
+        (_disk(drive_type="iSCSI"), "worker", CLUSTER, ["Host IP address is not available"]),
+        (
+            _disk(name="dm-0", drive_type="Multipath"),
+            "worker",
+            CLUSTER,
+            ["Multipath device has path of type SSD, it must be FC"],
+        ),
+    ],
+)
+def test_service_disk_reasons(disk: dict[str, Any], role: str, cluster: dict[str, Any], reasons: list[str]) -> None:
+    inventory = {
+        "cpu": {"architecture": "x86_64"},
+        "disks": [disk, {"name": "sdz", "drive_type": "SSD", "holders": "dm-0"}],
+        "interfaces": [{"name": "eno1", "ipv4_addresses": ["10.1.0.21/24"]}],
+        "routes": [{"destination": "0.0.0.0", "family": 2, "interface": "eno1", "gateway": "10.1.0.1"}],
+    }
+    assert service_disk_reasons(disk, inventory, role=role, cluster=cluster) == reasons
+
+
+def test_eligible_disks_order() -> None:
+    disks = [
+        {"name": "nvme0n1", "drive_type": "SSD", "size_bytes": 200, "bootable": True},
+        {"name": "sdb", "drive_type": "SSD", "size_bytes": 100},
+        {"name": "sdc", "drive_type": "HDD", "size_bytes": 300, "hctl": "1:0:0:0"},
+        {"name": "sdd", "drive_type": "HDD", "size_bytes": 300, "hctl": "0:0:0:0"},
+        {"name": "sde", "drive_type": "SSD", "size_bytes": 50, "bootable": True},
+        {"name": "sdf", "drive_type": "SSD", "size_bytes": 10},  # not eligible
+    ]
+    for d in disks:
+        d["installation_eligibility"] = {"eligible": d["name"] != "sdf"}
+    assert [d["name"] for d in eligible_disks({"disks": disks})] == ["sde", "nvme0n1", "sdd", "sdc", "sdb"]
+
+
+def test_reply_handler_stores_the_inventory_as_the_service_does() -> None:
+    inv = fixture_inventory("bonds-vlans-bridges")
+    view = view_of(None, cluster=CLUSTER, role="master")
+    store_inventory(view, copy.deepcopy(inv), {"step_type": "inventory", "exit_code": 0})
+    stored = json.loads(view.host["inventory"])
+    # virtual interface types are dropped, physical/bond/vlan kept
+    assert [i["name"] for i in stored["interfaces"]] == ["ens1f0", "ens1f1", "bond0", "bond0.200"]
+    disks = {d["name"]: d for d in stored["disks"]}
+    assert disks["sda"]["installation_eligibility"] == {"eligible": True, "not_eligible_reasons": None}
+    assert disks["md127"]["installation_eligibility"]["eligible"] is True  # RAID allowed from 4.14
+    # the bootable disk is chosen
+    assert view.host["installation_disk_id"] == "/dev/disk/by-id/wwn-0x5002538e0012ab34"
+    assert view.host["installation_disk_path"] == "/dev/sda"
+    # a still-eligible disk the user chose is kept on the next update; service reasons never pile up
+    view.host["installation_disk_id"] = "/dev/disk/by-path/pci-0000:05:00.2-ata-3.0"
+    store_inventory(view, json.loads(view.host["inventory"]), {"step_type": "inventory", "exit_code": 0})
+    assert view.host["installation_disk_path"] == "/dev/sdb"
+    failed = copy.deepcopy(view.host)
+    store_inventory(view, None, {"step_type": "inventory", "exit_code": -1})
+    assert view.host == failed
+
+
+def test_reply_handler_adds_reasons_and_fills_ids() -> None:
+    inv = fixture_inventory("cloud-ec2")
+    inv["disks"][0].pop("id")
+    view = view_of(None, cluster=CLUSTER)
+    store_inventory(view, inv, {"step_type": "inventory", "exit_code": 0})
+    disks = json.loads(view.host["inventory"])["disks"]
+    assert disks[0]["id"] == "/dev/disk/by-path/pci-0000:00:04.0-nvme-1"
+    assert disks[1]["installation_eligibility"] == {
+        "eligible": False,
+        "not_eligible_reasons": ["Disk is too small (disk only has 22 GB, but 100 GB are required)"],
+    }
+
+
+# -- validations ----------------------------------------------------------------------------------------------------
+def test_validations_are_registered_with_the_real_ids_and_categories() -> None:
+    for vid in ("has-inventory", "has-min-cpu-cores", "has-min-memory", "has-min-valid-disks"):
+        assert VALIDATIONS[vid].category == "hardware" and VALIDATIONS[vid].hardware_gate and VALIDATIONS[vid].unbound
+    for vid in ("has-cpu-cores-for-role", "has-memory-for-role", "hostname-unique", "hostname-valid"):
+        assert VALIDATIONS[vid].category == "hardware" and not VALIDATIONS[vid].hardware_gate
+
+
+def test_without_inventory() -> None:
+    view = view_of(None, cluster=CLUSTER)
+    assert outcome("has-inventory", view) == ("failure", "Inventory has not been received for the host")
+    assert outcome("has-min-cpu-cores", view) == ("pending", "Missing inventory")
+    assert outcome("has-min-memory", view) == ("pending", "Missing inventory")
+    assert outcome("has-min-valid-disks", view) == ("pending", "Missing inventory")
+    assert outcome("has-cpu-cores-for-role", view) == ("pending", "Missing inventory or role")
+    assert outcome("has-memory-for-role", view) == ("pending", "Missing inventory or role")
+    assert outcome("hostname-unique", view) == ("pending", "Missing inventory")
+    assert outcome("hostname-valid", view) == ("failure", "Missing inventory")
+    no_disks = {**fixture_inventory("cloud-ec2"), "disks": []}
+    assert outcome("has-inventory", view_of(no_disks))[0] == "failure"  # type: ignore[index]
+
+
+def test_sufficient_host() -> None:
+    view = view_of(fixture_inventory("baremetal-server"), cluster=CLUSTER, role="master")
+    assert outcome("has-inventory", view) == ("success", "Valid inventory exists for the host")
+    assert outcome("has-min-cpu-cores", view) == ("success", "Sufficient CPU cores")
+    assert outcome("has-min-memory", view) == ("success", "Sufficient minimum RAM")
+    assert outcome("has-min-valid-disks", view) == ("success", "Sufficient disk capacity")
+    assert outcome("has-cpu-cores-for-role", view) == ("success", "Sufficient CPU cores for role master")
+    assert outcome("has-memory-for-role", view) == ("success", "Sufficient RAM for role master")
+    assert outcome("hostname-unique", view) == ("success", "Hostname r650-node1.lab.example.com is unique in cluster")
+    assert outcome("hostname-valid", view) == ("success", "Hostname r650-node1.lab.example.com is allowed")
+
+
+def test_small_host() -> None:
+    inv = fixture_inventory("cloud-ec2")
+    inv["cpu"]["count"] = 1
+    inv["memory"] = {"physical_bytes": 4 << 30, "physical_bytes_method": "dmidecode", "usable_bytes": 4 << 30}
+    for d in inv["disks"]:
+        d["size_bytes"] = 20 * 10**9
+    view = view_of(inv, cluster=CLUSTER, role="master")
+    assert outcome("has-min-cpu-cores", view) == (
+        "failure",
+        (
+            "The host is not eligible to participate in Openshift Cluster because the minimum required CPU cores "
+            "for any role is 2, found only 1"
+        ),
+    )
+    assert outcome("has-min-memory", view) == (
+        "failure",
+        (
+            "The host is not eligible to participate in Openshift Cluster because the minimum required RAM for any "
+            "role is 8.00 GiB, found only 4.00 GiB"
+        ),
+    )
+    assert outcome("has-min-valid-disks", view) == (
+        "failure",
+        ("No eligible disks were found, please check specific disks to see why they are not eligible"),
+    )
+    assert outcome("has-cpu-cores-for-role", view) == (
+        "failure",
+        "Require at least 4 CPU cores for master role, found only 1",
+    )
+    assert outcome("has-memory-for-role", view) == (
+        "failure",
+        ("Require at least 16.00 GiB RAM for role master, found only 4.00 GiB"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("physical", "method", "status"),
+    [
+        ((8192 - 100) << 20, "dmidecode", "success"),  # within the 100 MiB tolerance
+        ((8192 - 101) << 20, "dmidecode", "failure"),
+        ((8192 - 200) << 20, "meminfo", "success"),  # meminfo: 2 % more tolerance
+        ((8192 - 100 - 164) << 20, "meminfo", "failure"),
+    ],
+)
+def test_memory_tolerance(physical: int, method: str, status: str) -> None:
+    inv = fixture_inventory("cloud-ec2")
+    inv["memory"] = {"physical_bytes": physical, "physical_bytes_method": method}
+    assert outcome("has-memory-for-role", view_of(inv, cluster=CLUSTER, role="worker"))[0] == status  # type: ignore[index]
+
+
+def test_single_node_master_needs_more_cores() -> None:
+    inv = fixture_inventory("cloud-ec2")  # 4 cores
+    sno = {**CLUSTER, "control_plane_count": 1}
+    assert outcome("has-cpu-cores-for-role", view_of(inv, cluster=sno, role="master")) == (
+        "failure",
+        "Require at least 8 CPU cores for master role, found only 4",
+    )
+    sno422 = {**sno, "openshift_version": "4.22"}
+    assert outcome("has-cpu-cores-for-role", view_of(inv, cluster=sno422, role="master"))[0] == "success"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("name", "requested", "expected"),
+    [
+        ("master-0", None, ("success", "Hostname master-0 is allowed")),
+        ("localhost", None, ("failure", "The host name localhost is forbidden")),
+        ("localhost", "worker-1", ("success", "Hostname worker-1 is allowed")),
+        (
+            "Master_0",
+            None,
+            ("failure", "Hostname Master_0 is forbidden, hostname should match pattern " + hardware.HOSTNAME_PATTERN),
+        ),
+    ],
+)
+def test_hostname_valid(name: str, requested: str | None, expected: tuple[str, str]) -> None:
+    inv = {**fixture_inventory("cloud-ec2"), "hostname": name}
+    extra = {"requested_hostname": requested} if requested else {}
+    assert outcome("hostname-valid", view_of(inv, cluster=CLUSTER, **extra)) == expected
+
+
+def test_hostname_unique() -> None:
+    inv = fixture_inventory("cloud-ec2")
+    other = {"id": "other", "inventory": json.dumps(inv)}
+    view = view_of(inv, cluster=CLUSTER, others=[other])
+    assert outcome("hostname-unique", view) == (
+        "failure",
+        "Hostname ip-172-31-20-15.ec2.internal is not unique in cluster",
+    )
+    other["requested_hostname"] = "worker-9"
+    assert outcome("hostname-unique", view)[0] == "success"  # type: ignore[index]
+
+
+# -- page ----------------------------------------------------------------------------------------------------
+class _Store:
+    def __init__(self, hosts: list[dict[str, Any]]) -> None:
+        self.hosts = hosts
+
+    def list_hosts(self) -> list[dict[str, Any]]:
+        return self.hosts
+
+
+class _Service:
+    def __init__(self, hosts: list[dict[str, Any]]) -> None:
+        self.store = _Store(hosts)
+
+
+def test_hosts_page_shows_why_and_escapes() -> None:
+    inv = fixture_inventory("baremetal-server")
+    inv["hostname"] = "<script>alert(1)</script>"
+    view = view_of(None, cluster=CLUSTER)
+    store_inventory(view, inv, {"step_type": "inventory", "exit_code": 0})
+    view.host.update(
+        status="insufficient",
+        status_info="Host cannot be installed due to following failing validation(s)",
+        validations_info=json.dumps(
+            {
+                "hardware": [
+                    {"id": "has-min-memory", "status": "success", "message": "Sufficient minimum RAM"},
+                    {"id": "hostname-valid", "status": "failure", "message": "Hostname <b> is forbidden"},
+                ]
+            }
+        ),
+    )
+    page = render_hosts_page(_Service([view.host]))
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+    assert "Hostname &lt;b&gt; is forbidden" in page
+    assert page.index("hostname-valid") < page.index("has-min-memory")  # failures first
+    assert "Disk has partition &#x27;sdb1&#x27; mounted on &#x27;/var/mnt/data&#x27;" in page
+    assert "(installation disk)" in page
+    assert "eno8303" in page and "10.1.0.21/24" in page
+    assert "No hosts have registered yet" in render_hosts_page(_Service([]))
+
+
+# -- end to end ------------------------------------------------------------------------------------------------------
+def test_end_to_end_inventory_and_hardware_validations(tmp_path: Path) -> None:
+    with start_service(tmp_path) as svc:
+        cluster = svc.create_cluster()
+        ie = svc.create_infra_env(cluster_id=cluster["id"])["id"]
+        with start_agent(svc.url, ie, args=["--host-id", HOST_ID], log=tmp_path / "agent.log"):
+            host = svc.wait_host(
+                ie,
+                lambda h: bool(h.get("inventory")) and "has-min-valid-disks" in h.get("validations_info", ""),
+                timeout=60,
+            )
+            inv = json.loads(host["inventory"])
+            assert [i["name"] for i in inv["interfaces"]] == ["eth0"]  # lo (device) and ifb dropped
+            assert host["installation_disk_path"] == "/dev/vda"
+            checks = {v["id"]: v for vs in json.loads(host["validations_info"]).values() for v in vs}
+            assert checks["has-inventory"]["status"] == "success"
+            assert checks["has-min-cpu-cores"]["message"] == "Sufficient CPU cores"
+            assert checks["has-min-valid-disks"]["message"] == "Sufficient disk capacity"
+            assert checks["hostname-valid"]["status"] == "success"
+            # a master needs 4 cores; this machine has 2: the validation says so and the host is not known
+            svc.patch_host(ie, HOST_ID, host_role="master")
+            want = "Require at least 4 CPU cores for master role, found only 2"
+            host = svc.wait_host(ie, lambda h: want in (h.get("validations_info") or ""), timeout=30)
+            checks = {v["id"]: v for vs in json.loads(host["validations_info"]).values() for v in vs}
+            assert checks["has-cpu-cores-for-role"] == {
+                "id": "has-cpu-cores-for-role",
+                "status": "failure",
+                "message": want,
+            }
+            assert host["status"] != "known"
+            page = requests.get(svc.url + "/", timeout=10).text
+            assert want in page
+            assert "vda" in page

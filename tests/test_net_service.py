@@ -1,0 +1,245 @@
+"""The network area of the reference service on host documents shaped like the real service's: step
+arguments, and each validation's pass, fail and pending cases (ids, messages and thresholds)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from agent.reference_service import network, spec
+from agent.reference_service.registry import REPLY_HANDLERS, STEP_ARGUMENTS, VALIDATIONS, HostView
+
+CLUSTER = {"id": str(uuid.uuid4()), "name": "c1", "base_dns_domain": "example.com",
+           "machine_networks": [{"cidr": "10.0.0.0/24"}]}
+
+
+def inventory(ip: str, mac: str, *, routes: bool = True, extra: list[str] | None = None) -> str:
+    return json.dumps({
+        "hostname": f"h-{ip}",
+        "interfaces": [
+            {"name": "lo", "type": "device", "ipv4_addresses": ["127.0.0.1/8"], "ipv6_addresses": ["::1/128"]},
+            {"name": "eth0", "type": "physical", "mac_address": mac, "ipv4_addresses": [f"{ip}/24", *(extra or [])],
+             "ipv6_addresses": ["fd00::5/64"]},
+        ],
+        "routes": [{"destination": "0.0.0.0", "gateway": "10.0.0.1", "family": 2}] if routes else [],
+    })
+
+
+def make_host(i: int, **fields: Any) -> dict[str, Any]:
+    return {"id": f"00000000-0000-0000-0000-00000000000{i}", "status": "known", "role": "master",
+            "inventory": inventory(f"10.0.0.{10 + i}", f"02:00:00:00:00:0{i}"), **fields}
+
+
+def view(host: dict[str, Any], hosts: list[dict[str, Any]], cluster: dict[str, Any] | None = None) -> HostView:
+    hosts = [host if h["id"] == host["id"] else h for h in hosts]
+    return HostView(host=host, infra_env={}, cluster=cluster or CLUSTER, hosts=hosts)
+
+
+def report(me: dict[str, Any], hosts: list[dict[str, Any]], *, reach: set[str] | None = None,
+           rtt: float = 0.5, loss: float = 0.0, mtu_ok: bool = True) -> str:
+    remote_hosts = []
+    for other in hosts:
+        if other["id"] == me["id"]:
+            continue
+        inv = json.loads(other["inventory"])
+        ip, mac = inv["interfaces"][1]["ipv4_addresses"][0].split("/")[0], inv["interfaces"][1]["mac_address"]
+        ok = reach is None or other["id"] in reach
+        l3: dict[str, Any] = {"remote_ip_address": ip}
+        if ok:
+            l3.update(successful=True, average_rtt_ms=rtt, **({"packet_loss_percentage": loss} if loss else {}))
+        remote_hosts.append({
+            "host_id": other["id"],
+            "l2_connectivity": [{"outgoing_nic": "eth0", "remote_ip_address": ip, "remote_mac": mac,
+                                 **({"successful": True} if ok else {})}] if ok else None,
+            "l3_connectivity": [l3],
+            "mtu_report": [{"outgoing_nic": "eth0", "remote_ip_address": ip,
+                            **({"mtu_successful": True} if mtu_ok else {})}],
+        })
+    doc = {"remote_hosts": remote_hosts}
+    assert spec.errors("connectivity-report", doc) == []
+    return json.dumps(doc)
+
+
+def run(vid: str, v: HostView) -> tuple[str, str] | None:
+    return VALIDATIONS[vid].func(v)
+
+
+def test_connectivity_arguments_list_every_other_host_without_prefixes_or_loopback() -> None:
+    hosts = [make_host(i) for i in range(3)] + [make_host(3, status="discovering")]
+    args = STEP_ARGUMENTS["connectivity-check"](view(hosts[0], hosts))
+    assert args is not None
+    params = json.loads(args[0])
+    assert spec.errors("connectivity-check-params", params) == []
+    assert [p["host_id"] for p in params] == [hosts[1]["id"], hosts[2]["id"]]
+    assert params[0]["nics"] == [{"name": "eth0", "mac": "02:00:00:00:00:01",
+                                  "ip_addresses": ["10.0.0.11", "fd00::5"]}]
+    assert STEP_ARGUMENTS["connectivity-check"](view(hosts[0], hosts[:1])) is None
+
+
+def test_free_addresses_arguments_are_the_hosts_22_or_longer_ipv4_networks() -> None:
+    host = make_host(0, inventory=inventory("10.0.0.10", "02:00:00:00:00:00",
+                                            extra=["172.16.5.9/22", "192.168.0.1/16", "10.0.0.99/24"]))
+    args = STEP_ARGUMENTS["free-network-addresses"](view(host, [host]))
+    assert args is not None
+    assert json.loads(args[0]) == ["10.0.0.0/24", "172.16.4.0/22"]
+    assert spec.errors("free_addresses_request", json.loads(args[0])) == []
+
+
+def test_domain_resolution_arguments_are_the_cluster_names() -> None:
+    host = make_host(0)
+    args = STEP_ARGUMENTS["domain-resolution"](view(host, [host]))
+    assert args is not None
+    request = json.loads(args[0])
+    assert spec.errors("domain_resolution_request", request) == []
+    assert [d["domain_name"] for d in request["domains"]] == [
+        "api.c1.example.com", "api-int.c1.example.com", "console-openshift-console.apps.c1.example.com",
+        "validateNoWildcardDNS.c1.example.com.", "validateNoWildcardDNS.c1.example.com"]
+    assert STEP_ARGUMENTS["domain-resolution"](view(host, [host], {"id": "x", "name": "c1"})) is None
+
+
+def test_verify_vips_and_tang_arguments() -> None:
+    host = make_host(0)
+    encryption = {"mode": "tang", "enable_on": "workers",
+                  "tang_servers": '[{"url":"http://t:7500","thumbprint":"x"}]'}
+    cluster: dict[str, Any] = {**CLUSTER, "api_vips": [{"ip": "10.0.0.5"}], "ingress_vips": [{"ip": "10.0.0.6"}],
+                               "disk_encryption": encryption}
+    vips = STEP_ARGUMENTS["verify-vips"](view(host, [host], cluster))
+    assert vips is not None and json.loads(vips[0]) == [{"vip": "10.0.0.5", "vip_type": "api"},
+                                                         {"vip": "10.0.0.6", "vip_type": "ingress"}]
+    assert spec.errors("verify_vips_request", json.loads(vips[0])) == []
+    assert STEP_ARGUMENTS["tang-connectivity-check"](view(host, [host], cluster)) is None  # a master
+    for enable_on in ("masters", "masters,workers", "all"):
+        encryption["enable_on"] = enable_on
+        tang = STEP_ARGUMENTS["tang-connectivity-check"](view(host, [host], cluster))
+        assert tang is not None and spec.errors("tang_connectivity_request", json.loads(tang[0])) == []
+        assert json.loads(tang[0]) == {"tang_servers": encryption["tang_servers"]}
+
+
+def test_majority_group() -> None:
+    hosts = [make_host(i) for i in range(4)]
+    ids = [h["id"] for h in hosts]
+    isolated = ids[3]
+    for h in hosts:
+        reach = set(ids) - {isolated} if h["id"] != isolated else set()
+        h["connectivity"] = report(h, hosts, reach=reach)
+    for h in hosts[:3]:
+        assert run("belongs-to-majority-group", view(h, hosts)) == (
+            "success", "Host has connectivity to the majority of hosts in the cluster")
+    assert run("belongs-to-majority-group", view(hosts[3], hosts)) == (
+        "failure", "No connectivity to the majority of hosts in the cluster")
+    # One-way reachability is not enough: the link must work both ways.
+    hosts[3]["connectivity"] = report(hosts[3], hosts)
+    assert run("belongs-to-majority-group", view(hosts[3], hosts))[0] == "failure"  # type: ignore[index]
+    assert run("belongs-to-majority-group", view(hosts[0], hosts[:2])) == (
+        "pending", "Not enough hosts in cluster to calculate connectivity groups")
+    fresh = make_host(0)
+    assert run("belongs-to-majority-group", view(fresh, [fresh, *hosts[1:]])) == (
+        "pending", "Machine Network CIDR or Connectivity Majority Groups missing")
+
+
+@pytest.mark.parametrize(("role", "rtt", "loss", "latency_ok", "loss_ok"), [
+    ("master", 99.0, 0.0, True, True),
+    ("master", 101.0, 0.0, False, True),
+    ("master", 1.0, 10.0, True, False),
+    ("worker", 999.0, 10.0, True, True),
+    ("worker", 1001.0, 11.0, False, False),
+])
+def test_latency_and_packet_loss_thresholds_per_role(role: str, rtt: float, loss: float, latency_ok: bool,
+                                                     loss_ok: bool) -> None:
+    hosts = [make_host(i, role=role) for i in range(3)]
+    me = hosts[0]
+    me["connectivity"] = report(me, hosts, rtt=rtt, loss=loss)
+    latency = run("sufficient-network-latency-requirement-for-role", view(me, hosts))
+    packet_loss = run("sufficient-packet-loss-requirement-for-role", view(me, hosts))
+    assert latency is not None and packet_loss is not None
+    assert latency[0] == ("success" if latency_ok else "failure"), latency
+    assert packet_loss[0] == ("success" if loss_ok else "failure"), packet_loss
+    if not loss_ok:
+        limit = "=0%" if role == "master" else "<=10%"
+        assert packet_loss[1] == (f"Packet loss percentage requirement of {limit} not met for connectivity "
+                                  f"between h-10.0.0.10 and h-10.0.0.11, h-10.0.0.12.")
+
+
+def test_latency_is_only_checked_between_hosts_of_the_same_role() -> None:
+    hosts = [make_host(0), make_host(1, role="worker"), make_host(2, role="worker")]
+    hosts[0]["connectivity"] = report(hosts[0], hosts, rtt=500.0, loss=50.0)
+    assert run("sufficient-network-latency-requirement-for-role", view(hosts[0], hosts))[0] == "success"  # type: ignore[index]
+    assert run("sufficient-packet-loss-requirement-for-role", view(hosts[0], hosts))[0] == "success"  # type: ignore[index]
+
+
+def test_machine_cidr_validations() -> None:
+    host = make_host(0)
+    assert run("machine-cidr-defined", view(host, [host])) == ("success", "Machine Network CIDR is defined")
+    assert run("belongs-to-machine-cidr", view(host, [host])) == (
+        "success", "Host belongs to all machine network CIDRs")
+    other = {**CLUSTER, "machine_networks": [{"cidr": "192.168.1.0/24"}]}
+    assert run("belongs-to-machine-cidr", view(host, [host], other))[0] == "failure"  # type: ignore[index]
+    undefined = {**CLUSTER, "machine_networks": []}
+    assert run("machine-cidr-defined", view(host, [host], undefined))[0] == "failure"  # type: ignore[index]
+    assert run("belongs-to-machine-cidr", view(host, [host], undefined)) == (
+        "pending", "Missing inventory or machine network CIDR")
+    umn = {**undefined, "user_managed_networking": True}
+    assert run("machine-cidr-defined", view(host, [host], umn)) == (
+        "success", "No Machine Network CIDR needed: User Managed Networking")
+
+
+def test_default_route() -> None:
+    host = make_host(0)
+    assert run("has-default-route", view(host, [host]))[0] == "success"  # type: ignore[index]
+    host["inventory"] = inventory("10.0.0.10", "02:00:00:00:00:00", routes=False)
+    assert run("has-default-route", view(host, [host])) == ("pending", "Missing default routing information.")
+    inv = json.loads(host["inventory"])
+    inv["routes"] = [{"destination": "10.0.0.0", "gateway": "", "family": 2}]
+    host["inventory"] = json.dumps(inv)
+    assert run("has-default-route", view(host, [host])) == (
+        "failure", "Host has not yet been configured with a default route.")
+
+
+def resolutions(**addresses: list[str]) -> str:
+    names = network.dns_names("c1", "example.com")
+    return json.dumps({"resolutions": [
+        {"domain_name": n, "ipv4_addresses": addresses.get(n.split(".")[0].replace("-", "_"), []),
+         "ipv6_addresses": [], "cnames": None} for n in names]})
+
+
+def test_dns_validations() -> None:
+    host = make_host(0)
+    umn = {**CLUSTER, "user_managed_networking": True}
+    assert run("dns-wildcard-not-configured", view(host, [host]))[0] == "pending"  # type: ignore[index]
+    host["domain_name_resolutions"] = resolutions(api=["10.0.0.5"])
+    assert run("dns-wildcard-not-configured", view(host, [host])) == ("success", "DNS wildcard check was successful")
+    assert run("api-domain-name-resolved-correctly", view(host, [host], umn))[0] == "success"  # type: ignore[index]
+    api_int = run("api-int-domain-name-resolved-correctly", view(host, [host], umn))
+    assert api_int is not None and api_int[0] == "failure"
+    assert api_int[1].startswith("Couldn't resolve domain name api-int.c1.example.com on the host.")
+    # Cluster-managed networking: the VIPs serve these names, resolution is not required.
+    assert run("api-int-domain-name-resolved-correctly", view(host, [host]))[0] == "success"  # type: ignore[index]
+    host["domain_name_resolutions"] = resolutions(validateNoWildcardDNS=["10.0.0.9"])
+    wildcard = run("dns-wildcard-not-configured", view(host, [host]))
+    assert wildcard is not None and wildcard[0] == "failure"
+    assert wildcard[1].startswith("DNS wildcard configuration was detected for domain *.c1.example.com")
+
+
+def test_mtu_valid_is_not_blocking() -> None:
+    hosts = [make_host(i) for i in range(3)]
+    hosts[0]["connectivity"] = report(hosts[0], hosts, mtu_ok=False)
+    outcome = run("mtu-valid", view(hosts[0], hosts))
+    assert outcome is not None and outcome[0] == "failure" and "eth0 -> 10.0.0.11" in outcome[1]
+    assert VALIDATIONS["mtu-valid"].blocking is False
+    hosts[0]["connectivity"] = report(hosts[0], hosts)
+    assert run("mtu-valid", view(hosts[0], hosts)) == ("success", "MTU is ok")
+
+
+def test_replies_are_stored_where_the_real_service_keeps_them() -> None:
+    host = make_host(0)
+    v = view(host, [host])
+    REPLY_HANDLERS["free-network-addresses"](v, [], {"exit_code": 0, "output": "[]"})
+    assert "free_addresses" not in host  # an empty report is refused by the real service
+    out = '[{"network":"10.0.0.0/24","free_addresses":["10.0.0.3"]}]'
+    REPLY_HANDLERS["free-network-addresses"](v, json.loads(out), {"output": out})
+    assert host["free_addresses"] == out
+    REPLY_HANDLERS["tang-connectivity-check"](v, None, {"exit_code": -1, "error": "1 error occurred"})
+    assert json.loads(host["tang_connectivity"]) == {"is_success": False, "error": "1 error occurred"}

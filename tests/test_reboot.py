@@ -1,0 +1,149 @@
+"""reboot and reboot-for-reclaim. Dry-run is forced for every test here, and the steps themselves refuse a real
+reboot under pytest; the fallback chain is exercised on a recorded host whose commands all fail."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.config import AgentConfig
+from agent.errors import InvalidStepArguments, StepError
+from agent.host import Host
+from agent.reference_service import spec
+from steps import reboot
+from steps.base import StepContext
+from steps.reboot import RebootStep, reboot_commands
+from steps.reboot_for_reclaim import RebootForReclaimStep
+from tests.support.install_images import RecordingServer
+
+IE = "6d9d4d5e-0a1b-4c2d-8e3f-000000000001"
+HOST = "6d9d4d5e-0a1b-4c2d-8e3f-000000000002"
+
+
+@pytest.fixture(autouse=True)
+def dry_run_everywhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    marker = tmp_path / "reboot-requests.jsonl"
+    monkeypatch.setenv("AGENT_REBOOT_DRY_RUN", "1")
+    monkeypatch.setenv("AGENT_REBOOT_MARKER", str(marker))
+    return marker
+
+
+@pytest.fixture
+def server() -> Iterator[RecordingServer]:
+    srv = RecordingServer()
+    try:
+        yield srv
+    finally:
+        srv.close()
+
+
+def ctx(url: str = "", root: str | Path = "/", **cfg: object) -> StepContext:
+    return StepContext(host=Host.at(root), config=AgentConfig(url=url, **cfg), step_id="reboot-1234")  # type: ignore
+
+
+def test_dry_run_records_the_request_and_reports_rebooting(dry_run_everywhere: Path, server: RecordingServer) -> None:
+    step = RebootStep()
+    params = step.parse_args([json.dumps({"delay_seconds": 5, "reason": "Installation completed",
+                                          "infra_env_id": IE, "host_id": HOST})])
+    result = step.run(params, ctx(server.url))
+    assert result.exit_code == 0
+    assert spec.errors("reboot_response", result.output) == []
+    assert result.output["dry_run"] is True and result.output["marker"] == str(dry_run_everywhere)
+    (line,) = dry_run_everywhere.read_text().splitlines()
+    record = json.loads(line)
+    assert record["step_type"] == "reboot" and record["delay_seconds"] == 5 and record["step_id"] == "reboot-1234"
+    assert server.progress() == ["Rebooting Installation completed"]
+    assert step.timeout(params) == RebootStep.default_timeout + 5
+
+
+def test_no_argument_means_now_and_no_progress(dry_run_everywhere: Path, server: RecordingServer) -> None:
+    step = RebootStep()
+    step.run(step.parse_args([]), ctx(server.url))
+    assert json.loads(dry_run_everywhere.read_text())["delay_seconds"] == 0
+    assert server.progress() == []
+
+
+def test_config_dry_run_alone_is_enough(monkeypatch: pytest.MonkeyPatch, dry_run_everywhere: Path) -> None:
+    monkeypatch.delenv("AGENT_REBOOT_DRY_RUN")
+    step = RebootStep()
+    assert step.run(step.parse_args([]), ctx(dry_run=True)).output["dry_run"] is True
+    assert dry_run_everywhere.exists()
+
+
+def test_a_real_reboot_is_refused_under_pytest(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("AGENT_REBOOT_DRY_RUN")
+    (tmp_path / ".recorded").mkdir()
+    (tmp_path / ".recorded" / "commands.json").write_text(json.dumps([{"argv": ["systemctl", "reboot"]}]))
+    step = RebootStep()
+    with pytest.raises(StepError, match="refusing to reboot the machine running the tests"):
+        step.run(step.parse_args([]), ctx(root=tmp_path))
+
+
+def test_fallback_chain_ends_with_sysrq(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Every userspace way fails on this recorded host, so the step writes sysrq (a file in the fixture)."""
+    monkeypatch.delenv("AGENT_REBOOT_DRY_RUN")
+    monkeypatch.setattr(reboot, "refuse_under_tests", lambda: None)
+    monkeypatch.setattr(reboot.os, "sync", lambda: None)
+    (tmp_path / "run" / "systemd" / "system").mkdir(parents=True)
+    (tmp_path / "proc").mkdir()
+    (tmp_path / ".recorded").mkdir()
+    (tmp_path / ".recorded" / "commands.json").write_text(json.dumps([
+        {"argv": ["systemctl", "reboot"], "exit_code": 1, "stderr": "System has not been booted with systemd"},
+        {"argv": ["shutdown", "-r", "now", "assisted agent reboot"], "exit_code": 1, "stderr": "no init"},
+    ]))
+    step = RebootStep()
+    with pytest.raises(StepError) as err:
+        step.run(step.parse_args([]), ctx(root=tmp_path))
+    assert "systemctl: System has not been booted with systemd" in err.value.message
+    assert "shutdown: no init" in err.value.message and "reboot: executable file not found" in err.value.message
+    assert (tmp_path / "proc" / "sysrq-trigger").read_text() == "b"
+
+
+def test_reboot_commands(tmp_path: Path) -> None:
+    assert reboot_commands(Host.at(tmp_path), 0, "")[0] == ["shutdown", "-r", "now", "assisted agent reboot"]
+    assert reboot_commands(Host.at(tmp_path), 61, "bye")[0] == ["shutdown", "-r", "+2", "bye"]
+    (tmp_path / "run" / "systemd" / "system").mkdir(parents=True)
+    assert reboot_commands(Host.at(tmp_path), 0, "")[0] == ["systemctl", "reboot"]
+    timer = reboot_commands(Host.at(tmp_path), 10, "")[0]
+    assert timer[:2] == ["systemd-run", "--on-active=10s"] and timer[-2:] == ["systemctl", "reboot"]
+    assert reboot_commands(Host.at(tmp_path), 0, "")[-1] == ["reboot", "-f"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["{}", "{}"], "at most 1 argument"),
+    (["[]"], "JSON object"),
+    ([json.dumps({"delay_seconds": -1})], "between 0 and 3600"),
+    ([json.dumps({"delay_seconds": "5"})], "must be a integer"),
+    ([json.dumps({"host_id": "x"})], "host_id must be a UUID"),
+])
+def test_reboot_bad_arguments(args: list[str], message: str) -> None:
+    with pytest.raises(InvalidStepArguments, match=message):
+        RebootStep().parse_args(args)
+
+
+def test_reboot_for_reclaim_dry_run(dry_run_everywhere: Path, tmp_path: Path) -> None:
+    (tmp_path / "host" / "boot").mkdir(parents=True)
+    step = RebootForReclaimStep()
+    arg = {"host_fs_mount_dir": "/host"}
+    assert spec.errors("reboot_for_reclaim_request", arg) == []
+    result = step.run(step.parse_args([json.dumps(arg)]), ctx(root=tmp_path))
+    assert result.output["command"] == ["chroot", str(tmp_path / "host"), "systemctl", "reboot"]
+    assert json.loads(dry_run_everywhere.read_text())["step_type"] == "reboot-for-reclaim"
+
+
+def test_reboot_for_reclaim_checks(tmp_path: Path) -> None:
+    step = RebootForReclaimStep()
+    with pytest.raises(InvalidStepArguments, match="expects 1 argument"):
+        step.parse_args([])
+    with pytest.raises(InvalidStepArguments, match="missing required field 'host_fs_mount_dir'"):
+        step.parse_args(["{}"])
+    with pytest.raises(InvalidStepArguments, match="absolute path"):
+        step.parse_args([json.dumps({"host_fs_mount_dir": "host/../etc"})])
+    with pytest.raises(StepError, match="not a directory"):
+        step.run(step.parse_args([json.dumps({"host_fs_mount_dir": "/host"})]), ctx(root=tmp_path))
+    (tmp_path / "host").mkdir()
+    with pytest.raises(StepError, match="no /boot folder"):
+        step.run(step.parse_args([json.dumps({"host_fs_mount_dir": "/host"})]), ctx(root=tmp_path))
