@@ -21,11 +21,14 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.errors import InvalidStepArguments, StepError
 from agent.host import Host
 from steps.base import Step, StepContext, StepResult, expect_args, get_field, is_uuid, json_arg
+
+if TYPE_CHECKING:
+    from steps.net_probes import PingResult, Prober
 
 STEP = "connectivity-check"
 DEFAULT_MTU = 1500
@@ -165,7 +168,7 @@ def _l3_entry(address: str, sent: int, received: int, loss: float, rtt: float) -
     return entry
 
 
-def _l3_finisher(rep: dict[str, list[dict[str, Any]]], address: str, ping: Any) -> Callable[[], None]:
+def _l3_finisher(rep: dict[str, list[dict[str, Any]]], address: str, ping: PingResult) -> Callable[[], None]:
     def finish() -> None:
         rep["l3"].append(_l3_entry(address, ping.sent, ping.received, ping.loss_percent, ping.avg_rtt_ms))
 
@@ -180,9 +183,7 @@ def check(remotes: list[RemoteHost], nics: list[OutgoingNic], deadline: float) -
     reports: dict[str, dict[str, list[dict[str, Any]]]] = {}
     start = time.monotonic()
     for remote in remotes:
-        rep: dict[str, list[dict[str, Any]]] = {"l2": [], "l3": [], "mtu": []}
-        reports.setdefault(remote.host_id, rep)
-        rep = reports[remote.host_id]
+        rep = reports.setdefault(remote.host_id, {"l2": [], "l3": [], "mtu": []})
         macs = remote.macs
         for rnic in remote.nics:
             for cidr in rnic.addresses:
@@ -210,7 +211,7 @@ def check(remotes: list[RemoteHost], nics: list[OutgoingNic], deadline: float) -
     return {"remote_hosts": remote_hosts or None}
 
 
-def _schedule_l2(prober: Any, nic: OutgoingNic, ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
+def _schedule_l2(prober: Prober, nic: OutgoingNic, ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
                  macs: set[str], rep: dict[str, list[dict[str, Any]]], finishers: list[Callable[[], None]],
                  start: float) -> None:
     if ip.version == 4:
@@ -239,7 +240,7 @@ def _schedule_l2(prober: Any, nic: OutgoingNic, ip: ipaddress.IPv4Address | ipad
         finishers.append(report_nd)
 
 
-def _schedule_mtu(prober: Any, nic: OutgoingNic, ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
+def _schedule_mtu(prober: Prober, nic: OutgoingNic, ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
                   rep: dict[str, list[dict[str, Any]]], start: float) -> None:
     """The Go agent's MTU check, including its quirk: a NIC with no address of the remote's family passes."""
     if nic.mtu == DEFAULT_MTU:
@@ -250,11 +251,11 @@ def _schedule_mtu(prober: Any, nic: OutgoingNic, ip: ipaddress.IPv4Address | ipa
         return
     size = nic.mtu - (IPV4_HEADERS if ip.version == 4 else IPV6_HEADERS)
 
-    def after_plain(plain: Any) -> None:
+    def after_plain(plain: PingResult) -> None:
         if not plain.received:
             return  # unreachable through this NIC at all: no MTU report, as in the Go agent
 
-        def after_big(big: Any) -> None:
+        def after_big(big: PingResult) -> None:
             rep["mtu"].append({**entry, **({"mtu_successful": True} if big.received else {})})
 
         prober.ping(str(ip), count=MTU_PING_COUNT, interval=PING_INTERVAL, wait=MTU_PING_WAIT, size=size,
@@ -294,6 +295,9 @@ class ConnectivityCheckStep(Step[list[RemoteHost]]):
         if ctx.config.dry_run:
             return StepResult(dry_run_report(params))
         require_live(ctx.host, STEP)
+        from steps.net_probes import raw_sockets
+
         nics = outgoing_nics(ctx.host)
         ctx.log.debug("connectivity-check: outgoing NICs %s", [n.name for n in nics])
-        return StepResult(check(params, nics, time.monotonic() + max(0.0, ctx.remaining() - 1.0)))
+        with raw_sockets(STEP):
+            return StepResult(check(params, nics, time.monotonic() + max(0.0, ctx.remaining() - 1.0)))

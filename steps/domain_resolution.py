@@ -140,11 +140,13 @@ class Answer:
     rcode: int
     #: (owner name, type, data) of every answer record; data is an address or a CNAME target.
     records: list[tuple[str, int, str]] = field(default_factory=list)
+    #: The UDP answer did not fit (TC bit): ask again over TCP, as every resolver does.
+    truncated: bool = False
 
 
 def decode_answer(msg: bytes) -> tuple[int, Answer]:
     qid, flags, qd, an, _ns, _ar = struct.unpack("!HHHHHH", msg[:12])
-    answer = Answer(flags & 0x0F)
+    answer = Answer(flags & 0x0F, truncated=bool(flags & 0x0200))
     pos = 12
     for _ in range(qd):
         _, pos = _read_name(msg, pos)
@@ -198,12 +200,37 @@ def query(fqdn: str, conf: ResolverConf, deadline: float) -> dict[int, Answer]:
                     except (OSError, struct.error, IndexError, ValueError):
                         break
                     if qid in ids:
-                        answers[ids.pop(qid)] = answer
+                        qtype = ids.pop(qid)
+                        if answer.truncated:
+                            answer = query_tcp(server, fqdn, qtype, until) or answer
+                        answers[qtype] = answer
             if QTYPE_A in answers and QTYPE_AAAA in answers:
                 return answers
             if time.monotonic() >= deadline:
                 return answers
     return answers
+
+
+def query_tcp(server: str, fqdn: str, qtype: int, deadline: float) -> Answer | None:
+    """One question over TCP (two-byte length prefix on each message); None when it cannot be asked."""
+    timeout = deadline - time.monotonic()
+    if timeout <= 0:
+        return None
+    qid = struct.unpack("!H", os.urandom(2))[0]
+    message = encode_query(qid, fqdn, qtype)
+    try:
+        with socket.create_connection((server, 53), timeout=timeout) as sock:
+            sock.sendall(struct.pack("!H", len(message)) + message)
+            data = b""
+            while len(data) < 2 or len(data) < 2 + struct.unpack("!H", data[:2])[0]:
+                chunk = sock.recv(65535)
+                if not chunk:
+                    return None
+                data += chunk
+        got_id, answer = decode_answer(data[2:])
+    except (OSError, struct.error, IndexError, ValueError):
+        return None
+    return answer if got_id == qid else None
 
 
 def follow(fqdn: str, answers: dict[int, Answer]) -> tuple[str, list[str], list[str]]:

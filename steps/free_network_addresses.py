@@ -102,4 +102,7 @@ class FreeNetworkAddressesStep(Step[list[ipaddress.IPv4Network]]):
     def run(self, params: list[ipaddress.IPv4Network], ctx: StepContext) -> StepResult:
         require_live(ctx.host, STEP)
         deadline = time.monotonic() + max(0.0, ctx.remaining() - 1.0)
-        return StepResult(scan(params, local_nics(ctx.host), deadline, ctx.log))
+        from steps.net_probes import raw_sockets
+
+        with raw_sockets(STEP):
+            return StepResult(scan(params, local_nics(ctx.host), deadline, ctx.log))

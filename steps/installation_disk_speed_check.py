@@ -26,9 +26,13 @@ devices, where 22 MiB would take minutes, and must not be set on real hosts.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from agent.errors import InvalidStepArguments, StepError, UnsafeTarget
@@ -143,7 +147,39 @@ class DiskSpeedCheckStep(Step[DiskSpeedParams]):
 
 
 def measure(device: os.PathLike[str] | str, size: int, deadline: float) -> Measurement:
-    """Time fdatasync after each sequential 2300-byte write of [REGION_OFFSET, +size); always restore it."""
+    """Time fdatasync after each sequential 2300-byte write of [REGION_OFFSET, +size); always restore it.
+
+    SIGTERM/SIGINT (the agent stopping) end the writes early instead of the process, so the region is put
+    back before the step exits; the runner's SIGKILL comes only after a grace period.
+    """
+    with _signals_stop_writing() as stopped:
+        result = _measure(device, size, deadline, stopped)
+    if stopped:
+        raise StepError(
+            f"disk speed check on {device} interrupted by signal {stopped[0]}; the region written was restored"
+        )
+    return result
+
+
+@contextlib.contextmanager
+def _signals_stop_writing() -> Iterator[list[int]]:
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def note(signum: int, _frame: object) -> None:
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _measure(device: os.PathLike[str] | str, size: int, deadline: float, stopped: list[int]) -> Measurement:
     count = size // BLOCK_SIZE
     length = count * BLOCK_SIZE
     try:
@@ -160,6 +196,8 @@ def measure(device: os.PathLike[str] | str, size: int, deadline: float) -> Measu
         timed_out = False
         try:
             for i in range(count):
+                if stopped:
+                    break
                 if time.monotonic() >= deadline:
                     timed_out = True
                     break

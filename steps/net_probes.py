@@ -23,8 +23,10 @@ import select
 import socket
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+
+from agent.errors import StepError
 
 ETH_P_ARP = 0x0806
 PACKET_OUTGOING = 4
@@ -38,6 +40,17 @@ ICMP6_ECHO, ICMP6_ECHO_REPLY = 128, 129
 ND_NEIGHBOR_SOLICIT, ND_NEIGHBOR_ADVERT = 135, 136
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@contextlib.contextmanager
+def raw_sockets(step: str) -> Iterator[None]:
+    """Turn the refusal of a raw socket into an error that says what is missing."""
+    try:
+        yield
+    except PermissionError as exc:
+        raise StepError(f"{step}: raw sockets are not allowed: {exc.strerror}",
+                        hint="run the agent as root (it needs CAP_NET_RAW), as the Go agent's tools do",
+                        code="no-raw-sockets") from exc
 
 
 def checksum(data: bytes) -> int:

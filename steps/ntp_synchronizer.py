@@ -22,8 +22,10 @@ import ipaddress
 import os
 import re
 import socket
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from typing import TypeVar
 
 from agent.errors import CommandNotFound, InvalidStepArguments, StepError
 from agent.host import CommandResult, Host
@@ -33,12 +35,14 @@ STEP = "ntp-synchronizer"
 SOCKET_ENV = "AGENT_CHRONYC_SOCKET"
 TIMEOUT_ENV = "AGENT_CHRONYC_TIMEOUT"
 DEFAULT_CHRONYC_TIMEOUT = 30.0
-#: Reverse lookups of all sources together may take this long; unresolved ones keep their address.
-REVERSE_LOOKUP_BUDGET = 5.0
+#: DNS lookups of all sources together (forward, then reverse) may take this long each; a source not resolved
+#: in time is added as given (chronyd resolves it itself) and reported by address.
+LOOKUP_BUDGET = 5.0
 #: chronyc's state column -> the spec's source_state enum; anything else is "error", as in the Go agent.
 STATES = {
     "*": "synced", "+": "combined", "-": "not_combined", "?": "unreachable", "x": "error", "~": "variable",
 }
+T = TypeVar("T")
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
 
@@ -103,15 +107,20 @@ def _reverse(address: str) -> str:
     return name.rstrip(".") or address
 
 
-def reverse_names(addresses: list[str], budget: float) -> dict[str, str]:
-    """Address -> name for each address, all looked up at once and given ``budget`` seconds in total."""
-    if not addresses:
+def _bounded(func: Callable[[str], T], keys: list[str], budget: float, default: Callable[[str], T]) -> dict[str, T]:
+    """``func`` of every key, all at once in threads, given ``budget`` seconds in total (DNS may hang)."""
+    if not keys:
         return {}
-    pool = ThreadPoolExecutor(max_workers=min(8, len(addresses)), thread_name_prefix="ptr")
-    futures = {addr: pool.submit(_reverse, addr) for addr in addresses}
+    pool = ThreadPoolExecutor(max_workers=min(8, len(keys)), thread_name_prefix="dns")
+    futures = {key: pool.submit(func, key) for key in keys}
     wait(futures.values(), timeout=budget)
     pool.shutdown(wait=False, cancel_futures=True)
-    return {addr: (fut.result() if fut.done() else addr) for addr, fut in futures.items()}
+    return {key: (fut.result() if fut.done() else default(key)) for key, fut in futures.items()}
+
+
+def reverse_names(addresses: list[str], budget: float) -> dict[str, str]:
+    """Address -> first PTR name (trailing dot trimmed), or the address itself when there is none in time."""
+    return _bounded(_reverse, addresses, budget, lambda addr: addr)
 
 
 class NtpSynchronizerStep(Step[NtpParams]):
@@ -143,17 +152,19 @@ class NtpSynchronizerStep(Step[NtpParams]):
         timeout = chronyc_timeout()
         current = self._sources(host, timeout)
         known = {s.address for s in current}
+        names = [s for s in params.sources if s not in known]
+        resolved = _bounded(_resolve, names, min(LOOKUP_BUDGET, ctx.remaining()), lambda _: set())
         failures = []
-        for source in params.sources:
-            if source in known or _resolve(source) & known:
+        for source in names:
+            if resolved[source] & known:
                 continue
             result = self._chronyc(host, timeout, "add", "server", source, "iburst")
             if not result.ok:
                 failures.append(f"failed to add NTP source {source}: {_text(result)}")
         if params.sources:
             current = self._sources(host, timeout)
-        names = reverse_names([s.address for s in current], min(REVERSE_LOOKUP_BUDGET, ctx.remaining()))
-        sources = [{"source_name": names[s.address], "source_state": s.state} for s in current]
+        ptr = reverse_names([s.address for s in current], min(LOOKUP_BUDGET, ctx.remaining()))
+        sources = [{"source_name": ptr[s.address], "source_state": s.state} for s in current]
         output = {"ntp_sources": sources}
         return StepResult(output=output, error="; ".join(failures))
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 import ipaddress
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.errors import InvalidStepArguments
 from steps.base import Step, StepContext, StepResult, expect_args, json_arg
-from steps.connectivity_check import outgoing_nics, require_live
+from steps.connectivity_check import OutgoingNic, outgoing_nics, require_live
+
+if TYPE_CHECKING:
+    from steps.net_probes import ArpResult, PingResult
 
 STEP = "verify-vips"
 VIP_TYPES = ("api", "ingress")
@@ -38,6 +41,39 @@ def parse_request(raw: str) -> list[tuple[str, str]]:
     return vips
 
 
+def probe(vips: list[tuple[str, str]], nics: list[OutgoingNic], deadline: float) -> list[bool]:
+    """For each VIP, whether something answered for it; all VIPs are probed at once."""
+    from steps.net_probes import Prober
+
+    prober = Prober()
+    answered: list[Callable[[], bool]] = []
+    for vip, _ in vips:
+        ip = ipaddress.ip_address(vip)
+        local = [(n, i) for n in nics for i in n.usable(ip.version) if ip in i.network]
+        if local and ip.version == 4:
+            nic, iface = local[0]
+            answered.append(_any_mac(prober.arp(nic.name, nic.mac, str(iface.ip), vip)))
+        elif local:
+            nic = local[0][0]
+            answered.append(_mac_seen(prober.neighbor(nic.name, nic.mac, nic.ifindex, vip)))
+        else:
+            answered.append(_any_reply(prober.ping(vip, count=3, interval=0.2, wait=2.0)))
+    prober.run(deadline)
+    return [up() for up in answered]
+
+
+def _mac_seen(get_mac: Callable[[], str | None]) -> Callable[[], bool]:
+    return lambda: get_mac() is not None
+
+
+def _any_mac(arp: ArpResult) -> Callable[[], bool]:
+    return lambda: bool(arp.macs)
+
+
+def _any_reply(ping: PingResult) -> Callable[[], bool]:
+    return lambda: ping.received > 0
+
+
 class VerifyVipsStep(Step[list[tuple[str, str]]]):
     step_type = "verify-vips"
     default_timeout = 60.0
@@ -49,28 +85,13 @@ class VerifyVipsStep(Step[list[tuple[str, str]]]):
     def run(self, params: list[tuple[str, str]], ctx: StepContext) -> StepResult:
         if ctx.config.dry_run:
             return StepResult([{"verification": "succeeded", "vip": v, "vip_type": t} for v, t in params])
-        from steps.net_probes import Prober
+        from steps.net_probes import raw_sockets
 
         require_live(ctx.host, STEP)
         nics = outgoing_nics(ctx.host, any_kind=True)
-        prober = Prober()
-        answered: list[Callable[[], bool]] = []
-        for vip, _ in params:
-            ip = ipaddress.ip_address(vip)
-            local = [(n, i) for n in nics for i in n.usable(ip.version) if ip in i.network]
-            if local and ip.version == 4:
-                nic, iface = local[0]
-                arp = prober.arp(nic.name, nic.mac, str(iface.ip), vip)
-                answered.append(lambda a=arp: bool(a.macs))  # type: ignore[misc]
-            elif local:
-                nic = local[0][0]
-                get_mac = prober.neighbor(nic.name, nic.mac, nic.ifindex, vip)
-                answered.append(lambda g=get_mac: g() is not None)  # type: ignore[misc]
-            else:
-                ping = prober.ping(vip, count=3, interval=0.2, wait=2.0)
-                answered.append(lambda p=ping: p.received > 0)  # type: ignore[misc]
-        prober.run(time.monotonic() + max(0.0, ctx.remaining() - 1.0))
+        with raw_sockets(STEP):
+            taken = probe(params, nics, time.monotonic() + max(0.0, ctx.remaining() - 1.0))
         out: list[dict[str, Any]] = [
-            {"verification": "failed" if up() else "succeeded", "vip": vip, "vip_type": vip_type}
-            for (vip, vip_type), up in zip(params, answered, strict=True)]
+            {"verification": "failed" if up else "succeeded", "vip": vip, "vip_type": vip_type}
+            for (vip, vip_type), up in zip(params, taken, strict=True)]
         return StepResult(out)

@@ -43,7 +43,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any, BinaryIO, Protocol, cast
+from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
 
 from agent.errors import AgentError, InvalidStepArguments, StepError, UnsafeTarget
@@ -187,13 +187,15 @@ class Source(Protocol):
 
     def read(self, n: int) -> bytes: ...
 
+    def readinto(self, buf: memoryview) -> int: ...
+
     def close(self) -> None: ...
 
 
 class FileSource:
     def __init__(self, path: str) -> None:
         try:
-            self._fh: BinaryIO = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
+            self._fh: io.FileIO = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
         except OSError as exc:
             raise WriteFailed(f"cannot open the image {path}: {exc.strerror}") from exc
         self.total: int | None = os.fstat(self._fh.fileno()).st_size
@@ -206,6 +208,14 @@ class FileSource:
             raise WriteFailed(f"reading the image failed: {exc.strerror}") from exc
         self.consumed += len(data)
         return data
+
+    def readinto(self, buf: memoryview) -> int:
+        try:
+            n = self._fh.readinto(buf) or 0
+        except OSError as exc:
+            raise WriteFailed(f"reading the image failed: {exc.strerror}") from exc
+        self.consumed += n
+        return n
 
     def close(self) -> None:
         self._fh.close()
@@ -245,10 +255,23 @@ class HttpSource:
             raise WriteFailed(
                 f"the image download from {self.url} broke after {self.consumed} bytes: {_short(exc)}"
             ) from exc
-        self.consumed += len(data)
-        if not data and self.total is not None and self.consumed < self.total:
-            raise WriteFailed(f"short download: got {self.consumed} of {self.total} bytes from {self.url}")
+        self._check(len(data))
         return data
+
+    def readinto(self, buf: memoryview) -> int:
+        try:
+            n: int = self._resp.raw.readinto(buf)
+        except Exception as exc:  # urllib3 raises several unrelated types for a broken stream
+            raise WriteFailed(
+                f"the image download from {self.url} broke after {self.consumed} bytes: {_short(exc)}"
+            ) from exc
+        self._check(n)
+        return n
+
+    def _check(self, n: int) -> None:
+        self.consumed += n
+        if not n and self.total is not None and self.consumed < self.total:
+            raise WriteFailed(f"short download: got {self.consumed} of {self.total} bytes from {self.url}")
 
     def close(self) -> None:
         self._resp.close()
@@ -298,6 +321,17 @@ class HashingReader:
         self.sha.update(data)
         return data
 
+    def readinto(self, buf: memoryview) -> int:
+        """Straight into the caller's (aligned) buffer: no intermediate copy on the raw path."""
+        if self._pending:
+            n = min(len(buf), len(self._pending))
+            buf[:n] = self._pending[:n]
+            self._pending = self._pending[n:]
+            return n
+        n = self.source.readinto(buf)
+        self.sha.update(buf[:n])
+        return n
+
 
 def detect(head: bytes) -> str:
     for magic, kind in MAGIC.items():
@@ -319,9 +353,7 @@ class PlainStream:
         self.reader = reader
 
     def readinto(self, buf: memoryview) -> int:
-        data = self.reader.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
+        return self.reader.readinto(buf)
 
     def finish(self) -> None:
         return None
@@ -583,8 +615,9 @@ def stream_image(
     *,
     on_progress: Any = None,
     abort: threading.Event | None = None,
+    hash_raw: bool = True,
 ) -> tuple[int, str]:
-    """Pump the decompressed image into the device; returns (bytes written, raw SHA-256)."""
+    """Pump the decompressed image into the device; returns (bytes written, raw SHA-256 or "" if not hashed)."""
     abort = abort or threading.Event()
     pool = [mmap.mmap(-1, CHUNK) for _ in range(POOL)]
     free: queue.Queue[mmap.mmap] = queue.Queue()
@@ -604,7 +637,8 @@ def stream_image(
                     if not got:
                         break
                     n += got
-                raw_sha.update(view[:n])
+                if hash_raw:
+                    raw_sha.update(view[:n])
                 view.release()
                 if n:
                     full.put((buf, n))
@@ -644,7 +678,7 @@ def stream_image(
         free.put(pool[0])  # unblock a producer waiting for a buffer
         raise
     producer.join()
-    return offset, raw_sha.hexdigest()
+    return offset, raw_sha.hexdigest() if hash_raw else ""
 
 
 # -- the step ----------------------------------------------------------------------------------------------
@@ -696,7 +730,6 @@ class WriteImageStep(Step[WriteImageParams]):
     def _install(
         self, params: WriteImageParams, ctx: StepContext, progress: ProgressReporter
     ) -> dict[str, Any]:
-        started = time.monotonic()
         progress.stage(STARTING, params.role)
         device = disk_safety.check_target(
             ctx.host, params.target_device, disk_id=params.disk_id, expected_size=params.disk_size_bytes,
@@ -718,7 +751,6 @@ class WriteImageStep(Step[WriteImageParams]):
                 writer.close()
         finally:
             source.close()
-        stats.seconds = time.monotonic() - started
         return self._finish(params, ctx, device, ignition, stats)
 
     def _ignition(self, params: WriteImageParams, ctx: StepContext) -> bytes | None:
@@ -742,6 +774,7 @@ class WriteImageStep(Step[WriteImageParams]):
         self, params: WriteImageParams, reader: HashingReader, kind: str, writer: DeviceWriter,
         progress: ProgressReporter,
     ) -> WriteStats:
+        started = time.monotonic()
         writer.wipe()
         stream = raw_stream(reader, kind)
         total_raw = params.image_size
@@ -757,8 +790,10 @@ class WriteImageStep(Step[WriteImageParams]):
 
         progress.percent(0)
         try:
-            written, raw_sha = stream_image(stream, writer, on_progress=on_progress)
+            # an uncompressed image is hashed once: as served and as written are the same bytes
+            written, raw_sha = stream_image(stream, writer, on_progress=on_progress, hash_raw=kind != "none")
             image_sha = reader.sha.hexdigest()
+            raw_sha = raw_sha or image_sha
             if params.image_size is not None and written != params.image_size:
                 raise WriteFailed(f"the image is {written} bytes, not {params.image_size} as requested")
             if params.image_sha256 and image_sha != params.image_sha256:
@@ -773,7 +808,7 @@ class WriteImageStep(Step[WriteImageParams]):
             raise
         writer.commit_head()
         progress.percent(100)
-        return WriteStats(written, raw_sha, image_sha, kind)
+        return WriteStats(written, raw_sha, image_sha, kind, time.monotonic() - started)
 
     def _finish(
         self, params: WriteImageParams, ctx: StepContext, device: disk_safety.BlockDevice,

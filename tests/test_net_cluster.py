@@ -100,11 +100,13 @@ def test_hosts_reach_known_with_network_results_stored(tmp_path: Path) -> None:
 
         # Bad arguments reaching a running agent: a clear error reply each, and the agent carries on.
         host_id = sorted(by_id)[0]
-        bad = {"free-network-addresses": (['["10.0.0.0/8"]'], "networks shorter than /22 are refused"),
-               "domain-resolution": (['{"domains":[{"domain_name":"not a domain!"}]}'], "not a valid domain"),
-               "connectivity-check": (["[{oops"], "argument is not valid JSON")}
+        # (Step types this cluster is not otherwise sent: the agent skips a step whose type is still running,
+        # so a bad free-network-addresses would race the periodic one. Those are covered step by step.)
+        bad = {"verify-vips": (['[{"vip":"10.0.0.0/8","vip_type":"api"}]'], "is not an IP address"),
+               "tang-connectivity-check": (['{"tang_servers":"[{oops"}'], "argument is not valid JSON"),
+               "api-vip-connectivity-check": (['{"url":"not a url"}'], "is not an http(s) URL")}
         for step_type, (args, message) in bad.items():
-            # The agent skips a step while a run of the same type is going: queue again until one is taken.
+            # Queued again if a poll's run of the same type was still going (the agent then skips it).
             deadline = time.monotonic() + 60
             replies: list[dict[str, Any]] = []
             while not replies and time.monotonic() < deadline:

@@ -68,6 +68,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 f"--address=/apps.{ZONE}/10.201.0.101",
                 "--address=/wild.example.org/10.201.0.102",
                 "--address=/wildc.example.com/10.201.0.103",
+                *(f"--host-record=big.{ZONE},10.201.1.{i}" for i in range(1, 41)),
             ], tmp)
             stack.enter_context(dns)
             fixture = [sys.executable, "-m", "tests.harness.http_fixture", "--address", net.hub_ipv4]
@@ -107,6 +108,14 @@ def test_a_aaaa_cname_and_nxdomain(site: dict[str, Any]) -> None:
     # NXDOMAIN is an answer: empty lists, cnames null, and the step still succeeds.
     assert got[f"missing.{ZONE}."] == {"domain_name": f"missing.{ZONE}.", "ipv4_addresses": [],
                                        "ipv6_addresses": [], "cnames": None}
+
+
+@pytest.mark.netns
+@needs_root
+def test_answer_too_big_for_udp_is_asked_again_over_tcp(site: dict[str, Any]) -> None:
+    got = resolve(site["host"], f"big.{ZONE}")
+    # 40 A records do not fit the 512 bytes of a plain UDP answer: dnsmasq sets TC, the step retries over TCP.
+    assert sorted(got[f"big.{ZONE}"]["ipv4_addresses"]) == sorted(f"10.201.1.{i}" for i in range(1, 41))
 
 
 @pytest.mark.netns

@@ -1,0 +1,1 @@
+"""Test harnesses shared by the test suites (see netns for the multi-host network)."""

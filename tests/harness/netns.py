@@ -27,6 +27,16 @@ leftovers of dead test processes are swept when a new network starts)::
             # svc.url serves the test (root namespace), svc.agent_url the hosts
             with a.start_agent(svc.agent_url, infra_env_id) as proc: ...   # a real agent inside host a
         reply = a.step("connectivity-check", [json.dumps(params)])   # `agent step --wire` inside a host
+        with net.start_dns(["--host-record=api.c.example.com,10.201.0.5"], tmp_path): ...
+                                                  # dnsmasq in the hub, the hosts' nameserver
+        b.set_resolv_conf("nameserver ...\n")     # /etc/netns/<ns>/resolv.conf, removed with the network
+        sock = socket_in(net.hub.name)            # a socket inside a namespace, for in-process clients
+
+Agents and steps started through the harness get ``AGENT_VIRTUAL_NICS=1``: the hosts' NICs are veths, which
+the real agent's outgoing-NIC rule (physical, bond or VLAN) would skip. The service is started with
+``extra=["--enable-virtual-interfaces"]`` for the same reason (ENABLE_VIRTUAL_INTERFACES of the real one).
+Namespaces are named ``anet-<pid>-<n>-hub`` / ``-h<i>``: the pid is how the sweep tells leftovers of dead runs
+from networks of concurrent ones.
 
 ``Host.nics`` describes each NIC (name, mac, ipv4 "a.b.c.d/nn", ipv6, mtu); ``Host.ipv4``/``ipv6``/``mac`` are
 those of its first NIC. Use ``host.run(["ip", ...])`` for anything unusual: it all happens inside the host's
@@ -256,7 +266,11 @@ class Network:
 
     # -- lifecycle --------------------------------------------------------------------------------------
     def __enter__(self) -> Network:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
