@@ -156,7 +156,7 @@ def _run_step(argv: list[str]) -> int:
     p.add_argument("args", nargs="*", help="the step's arguments: one JSON list, or each argument as is")
     p.add_argument("--wire", action="store_true", help="print the reply exactly as it would be posted")
     _connection_flags(p)
-    ns = p.parse_args(_go_style(argv))
+    ns = p.parse_intermixed_args(_go_style(argv))
     cfg = build_config(ns)
     args: list[str] = list(ns.args)
     if len(args) == 1:

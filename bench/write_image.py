@@ -193,13 +193,14 @@ def main() -> int:
         ours = run_step(raw, device, raw_sha256=raw_sha)
         peak = max(peak, ours["vm_hwm_kib"])
         results["raw"] = dd / ours["write_seconds"]
-        print(f"raw : dd bs=4M oflag=direct {mib / dd:6.0f} MiB/s | write-image {mib / ours['write_seconds']:6.0f} MiB/s"
+        print(f"raw : dd bs=4M oflag=direct {mib / dd:6.0f} MiB/s"
+              f" | write-image {mib / ours['write_seconds']:6.0f} MiB/s"
               f" (whole step {mib / ours['step_seconds']:5.0f}) | ratio {dd / ours['write_seconds']:4.2f}"
               f" | step peak RSS {ours['vm_hwm_kib'] / 1024:.1f} MiB")
         hash_start = time.perf_counter()
         sha256_python(raw)
         hashing = time.perf_counter() - hash_start
-        print(f"      SHA-256 alone (hashlib, page cache) {mib / hashing:6.0f} MiB/s: the ceiling of any verified write")
+        print(f"      SHA-256 alone (hashlib, page cache) {mib / hashing:6.0f} MiB/s: a ceiling for any verified write")
         for kind, image in (("xz", xz), ("zstd", zst)):
             warm(image)
             with open(image, "rb") as src:

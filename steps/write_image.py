@@ -543,6 +543,7 @@ class DeviceWriter:
         except OSError:
             self.direct_fd = None  # a device without O_DIRECT support still gets written, through the cache
         self.head = bytearray()
+        self._sector_checked = False
 
     def close(self) -> None:
         for fd in (self.direct_fd, self.fd):
@@ -567,6 +568,8 @@ class DeviceWriter:
             keep = min(len(buf), HEAD - offset)
             self.head += buf[:keep]
             buf, offset = buf[keep:], offset + keep
+            if len(self.head) >= 2 * 4096:
+                self.check_sector_size()
         if not buf:
             return
         aligned = len(buf) - len(buf) % self.block
@@ -575,6 +578,21 @@ class DeviceWriter:
             buf, offset = buf[aligned:], offset + aligned
         if buf:
             self._pwrite(self.fd, buf, offset)
+
+    def check_sector_size(self) -> None:
+        """Refuse, before the body is written, an image whose GPT is laid out for another sector size: a
+        512-byte image on a 4K-native disk (or the reverse) would not boot, as coreos-installer also checks."""
+        if self._sector_checked:
+            return
+        self._sector_checked = True
+        found = [size for size in (512, 4096) if self.head[size : size + 8] == bootfs.GPT_SIGNATURE]
+        if not found:
+            raise WriteFailed("the image is not a GPT disk image (no GPT header at sector 1)")
+        if self.block not in found:
+            raise WriteFailed(
+                f"the image is laid out for {found[0]}-byte sectors but {self.path} has {self.block}-byte sectors",
+                hint="use the image built for this disk's sector size (e.g. the 4K image for 4Kn disks)",
+            )
 
     def _pwrite(self, fd: int, data: bytes | memoryview, offset: int) -> None:
         view = memoryview(data)
@@ -597,6 +615,7 @@ class DeviceWriter:
 
     def commit_head(self) -> None:
         """Write the partition tables: from now on the disk holds the new image."""
+        self.check_sector_size()
         self._pwrite(self.fd, bytes(self.head), 0)
         self.sync()
 

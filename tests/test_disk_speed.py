@@ -387,3 +387,12 @@ def test_failed_measurement_fails_the_validation() -> None:
     assert preinstall.sufficient_disk_speed(_view({"id": "h2", "status": "known",
                                                    "installation_disk_path": "/dev/sda"})) == (
         "success", "Speed of installation disk has not yet been measured")
+
+
+def test_the_disk_id_link_is_what_gets_measured_as_in_the_real_service() -> None:
+    host = {"id": "h", "installation_disk_path": "/dev/sda",
+            "installation_disk_id": "/dev/disk/by-path/pci-0000:00:1f.2-ata-1"}
+    assert preinstall.installation_disk(host) == "/dev/disk/by-path/pci-0000:00:1f.2-ata-1"
+    assert preinstall.installation_disk({"id": "h", "installation_disk_path": "/dev/sda",
+                                         "installation_disk_id": "not-a-path"}) == "/dev/sda"
+    assert preinstall.installation_disk({"id": "h"}) is None

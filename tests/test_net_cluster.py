@@ -35,6 +35,17 @@ def validation(host: dict[str, Any], vid: str) -> dict[str, str]:
     raise AssertionError(f"no validation {vid} in {host['validations_info']}")
 
 
+def summary(svc: Any, infra_env_id: str) -> str:
+    """Who reaches whom on L2 by every host's stored report, for failure messages."""
+    lines = []
+    for h in svc.hosts(infra_env_id):
+        report = parse_json_field(h, "connectivity") or {}
+        reach = {r["host_id"][-4:]: any(e.get("successful") for e in r.get("l2_connectivity") or [])
+                 for r in report.get("remote_hosts") or []}
+        lines.append(f"{h['id'][-4:]} {h['status']} {validation(h, 'belongs-to-majority-group')} L2 {reach}")
+    return "\n".join(lines)
+
+
 @contextlib.contextmanager
 def cluster(tmp_path: Path, count: int, *, dns: list[str] = DNS, cluster_params: dict[str, Any] | None = None,
             prepare: Any = None) -> Iterator[tuple[Network, Any, dict[str, Any], dict[str, Any]]]:
@@ -143,7 +154,7 @@ def test_cut_host_falls_out_of_the_majority_group(tmp_path: Path) -> None:
                 r["host_id"] == victim_id and any(e.get("successful") for e in r.get("l2_connectivity") or [])
                 for r in (parse_json_field(h, "connectivity") or {}).get("remote_hosts") or []),
                 timeout=60, host_id=host_id)
-            assert validation(doc, "belongs-to-majority-group")["status"] == "success"
+            assert validation(doc, "belongs-to-majority-group")["status"] == "success", summary(svc, ie)
         doc = svc.host(ie, victim_id)
         assert isolated(doc), validation(doc, "belongs-to-majority-group")
         assert validation(doc, "belongs-to-majority-group")["message"] == \

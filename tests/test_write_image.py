@@ -480,3 +480,32 @@ def test_argument_count_and_shape() -> None:
     params = WriteImageStep().parse_args([json.dumps({**GOOD, "timeout_seconds": 900})])
     assert WriteImageStep().timeout(params) == 900
     assert spec.errors("write_image_request", GOOD) == []
+
+
+def test_an_image_for_another_sector_size_is_refused_before_the_body_is_written(
+    image: BuiltImage, server: RecordingServer, tmp_path: Path
+) -> None:
+    """A 512-byte-sector image on a 4K-native disk would not boot: refused as soon as its GPT is seen."""
+    fd_path = tmp_path / "ainst-4k.img"
+    os.truncate(fd_path, 96 * MIB)
+    device = run(["losetup", "--find", "--show", "--sector-size", "4096", str(fd_path)]).stdout.strip()
+    try:
+        dev = LoopDevice(device, fd_path)
+        mark_disk(dev, 96 * MIB)
+        with pytest.raises(WriteFailed, match="laid out for 512-byte sectors but .* has 4096-byte sectors"):
+            write(request(image.raw, device, raw_sha256=image.raw_sha256), ctx_for(server.url))
+        assert dev.read(MIB, len(MARK)) == MARK  # the body was never written
+        assert_no_partition_table(dev)
+    finally:
+        subprocess.run(["losetup", "-d", device], capture_output=True)
+
+
+def test_a_file_that_is_not_a_disk_image_is_refused_before_the_body_is_written(
+    loop: LoopDevice, server: RecordingServer, tmp_path: Path
+) -> None:
+    junk = tmp_path / "ainst-junk.raw"
+    junk.write_bytes(os.urandom(4 * MIB))
+    mark_disk(loop, 96 * MIB)
+    with pytest.raises(WriteFailed, match="not a GPT disk image"):
+        write(request(junk, loop.path, raw_sha256=sha256_file(junk)), ctx_for(server.url))
+    assert loop.read(MIB, len(MARK)) == MARK

@@ -57,7 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings(next_step_seconds=ns.next_step_seconds, agent_image=ns.agent_image, auth=ns.auth,
                         test_mode=ns.test_mode, dry_run_install=ns.dry_run_install,
-                        enable_virtual_interfaces=ns.enable_virtual_interfaces)
+                        enable_virtual_interfaces=ns.enable_virtual_interfaces,
+                        disabled_steps=frozenset(s.strip() for s in os.environ.get("DISABLED_STEPS", "").split(",")
+                                                 if s.strip()))
     if ns.admin_token:
         settings.admin_token = ns.admin_token
     service = ReferenceService(Store(ns.db), settings)

@@ -68,6 +68,8 @@ class Settings:
     dry_run_install: bool = False
     #: Keep inventory interfaces of virtual types (veth, bridge...), as the real ENABLE_VIRTUAL_INTERFACES.
     enable_virtual_interfaces: bool = False
+    #: Step types never issued, as the real service's DISABLED_STEPS (comma-separated in the environment).
+    disabled_steps: frozenset[str] = frozenset()
 
 
 class ReferenceService:
@@ -175,6 +177,8 @@ class ReferenceService:
             step_types = registry.STATE_STEPS.get(status, [])
         instructions = []
         for step_type in step_types:
+            if step_type in self.settings.disabled_steps:
+                continue
             builder = registry.STEP_ARGUMENTS.get(step_type)
             if builder is None:
                 continue

@@ -85,7 +85,11 @@ def ntp_synced(view: HostView) -> Outcome:
 
 # -- installation disk speed ---------------------------------------------------------------------------------
 def installation_disk(host: dict[str, Any]) -> str | None:
-    path = host.get("installation_disk_path") or host.get("installation_disk_id")
+    """The boot device as the real service names it: the disk id (a /dev/disk/by-id or by-path link) if set."""
+    disk_id = host.get("installation_disk_id")
+    if isinstance(disk_id, str) and disk_id.startswith("/dev/"):
+        return disk_id
+    path = host.get("installation_disk_path")
     return str(path) if path else None
 
 

@@ -25,6 +25,15 @@ BASE = "/api/assisted-install"
 SPEC = Path(__file__).resolve().parents[2].parent / "shared" / "spec" / "assisted-service-swagger.yaml"
 
 
+#: Steps that send packets to the host's networks (ARP sweeps, pings, DNS to the configured nameserver). They
+#: are exercised in network namespaces (tests/harness/netns.py); agents run in this namespace must not send
+#: them onto the machine's real network.
+ROOT_NAMESPACE_DISABLED_STEPS = ",".join([
+    "connectivity-check", "free-network-addresses", "domain-resolution", "verify-vips",
+    "tang-connectivity-check", "api-vip-connectivity-check",
+])
+
+
 def _netns_prefix(netns: str | None) -> list[str]:
     return ["ip", "netns", "exec", netns] if netns else []
 
@@ -138,6 +147,9 @@ def start_service(tmp_path: Path, *, netns: str | None = None, host: str = "127.
     env = {**os.environ}
     if SPEC.exists():
         env.setdefault("ASSISTED_SPEC", str(SPEC))
+    if netns is None:
+        # Agents beside a service in this namespace are on the machine's real network: no probes of it.
+        env.setdefault("DISABLED_STEPS", ROOT_NAMESPACE_DISABLED_STEPS)
     with open(log, "ab") as logf:
         proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
