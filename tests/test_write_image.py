@@ -487,12 +487,13 @@ def test_an_image_for_another_sector_size_is_refused_before_the_body_is_written(
 ) -> None:
     """A 512-byte-sector image on a 4K-native disk would not boot: refused as soon as its GPT is seen."""
     fd_path = tmp_path / "ainst-4k.img"
-    os.truncate(fd_path, 96 * MIB)
+    with open(fd_path, "wb") as fh:
+        fh.truncate(96 * MIB)
     device = run(["losetup", "--find", "--show", "--sector-size", "4096", str(fd_path)]).stdout.strip()
     try:
         dev = LoopDevice(device, fd_path)
         mark_disk(dev, 96 * MIB)
-        with pytest.raises(WriteFailed, match="laid out for 512-byte sectors but .* has 4096-byte sectors"):
+        with pytest.raises(WriteFailed, match=r"laid out for 512-byte sectors but .* has 4096-byte sectors"):
             write(request(image.raw, device, raw_sha256=image.raw_sha256), ctx_for(server.url))
         assert dev.read(MIB, len(MARK)) == MARK  # the body was never written
         assert_no_partition_table(dev)

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from agent.inventory.hostname import FORBIDDEN
 from agent.reference_service.registry import HostView, Outcome, parse_json_field, reply_handler, validation
 
 
@@ -39,14 +40,8 @@ MEMORY_TOLERANCE_MIB = 100
 MEMINFO_TOLERANCE = 0.02
 VIRTUAL_INTERFACE_TYPES_KEPT = ("", "physical", "vlan", "bond")
 HOSTNAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}(?:[.][a-z0-9-]{1,63})*$"
-FORBIDDEN_HOSTNAMES = (
-    "localhost",
-    "localhost.localdomain",
-    "localhost4",
-    "localhost4.localdomain4",
-    "localhost6",
-    "localhost6.localdomain6",
-)
+#: The names the agent replaces and the service refuses are the same list.
+FORBIDDEN_HOSTNAMES = FORBIDDEN
 
 TOO_SMALL = "Disk is too small (disk only has {have}, but {need} are required)"
 WRONG_DRIVE_TYPE = "Drive type is {type}, it must be one of {allowed}."
