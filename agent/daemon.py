@@ -239,7 +239,9 @@ class Daemon:
         self._record_history(reply)
         self._deliver(reply)
         if step_type == "upgrade-agent" and reply.exit_code == 0 and _result_is_success(reply.output):
-            log.info("agent image upgraded: exiting so that systemd restarts the agent into it")
+            image = json.loads(reply.output).get("agent_image", "")
+            self._remember_agent_image(image)
+            log.info("agent image %s pulled: exiting so that systemd restarts the agent from it", image)
             self._upgrade_done = True
             self.request_stop("agent upgraded")
 
@@ -271,6 +273,20 @@ class Daemon:
     def _flush_pending(self) -> None:
         for _ in range(len(self._pending)):
             self._deliver(self._pending.popleft())
+
+    def _remember_agent_image(self, image: str) -> None:
+        """Write ``AGENT_VERSION=<image>`` where systemd/agent-container.service reads it on its next start,
+        so the restarted agent runs from, and reports, the image the service asked for."""
+        if self._history is None or not image:
+            return
+        target = self._history.with_name("agent-image.env")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_suffix(".tmp")
+            tmp.write_text(f"AGENT_VERSION={image}\n")
+            tmp.replace(target)
+        except OSError as exc:
+            log.warning("cannot record the upgraded agent image in %s: %s", target, exc)
 
     def _record_history(self, reply: Reply) -> None:
         """Keep recent replies on disk for logs-gather; best effort, bounded in size."""

@@ -52,7 +52,8 @@ def test_service_upgrades_an_outdated_agent_which_then_exits(lab: PodmanLab, tmp
     image = lab.publish(f"apre-agent-{uuid.uuid4().hex[:6]}")
     with start_service(tmp_path, extra=["--agent-image", image]) as svc:
         ie = svc.create_infra_env()["id"]
-        with start_agent(svc.url, ie, env=lab.env, log=tmp_path / "agent.log") as agent:
+        with start_agent(svc.url, ie, env=lab.env, log=tmp_path / "agent.log",
+                         state_dir=tmp_path / "state") as agent:
             agent.wait(timeout=90)  # exits after posting a successful upgrade-agent reply
             hosts = svc.hosts(ie)
             assert len(hosts) == 1
@@ -61,6 +62,8 @@ def test_service_upgrades_an_outdated_agent_which_then_exits(lab: PodmanLab, tmp
         assert json.loads(replies[-1]["output"]) == {"agent_image": image, "result": "success"}
         assert spec.errors(MODEL, json.loads(replies[-1]["output"])) == []
     assert lab.present(image)
+    # what systemd/agent-container.service reads to start the new image on its next start
+    assert (tmp_path / "state" / "agent-image.env").read_text() == f"AGENT_VERSION={image}\n"
 
 
 def test_host_without_podman_reports_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
