@@ -206,14 +206,17 @@ def main() -> int:
             with open(image, "rb") as src:
                 bare, _ = timed([kind, "-dc"], stdin=src, stdout=subprocess.DEVNULL)
             pipe = piped(kind, image, device)
-            ours = run_step(image, device, image_sha256=sha256(image), raw_sha256=raw_sha)
-            peak = max(peak, ours["vm_hwm_kib"])
-            results[kind] = bare / ours["write_seconds"]
             print(f"{kind:4}: {kind} -dc >/dev/null {mib / bare:6.0f} MiB/s | {kind} -dc | dd {mib / pipe:6.0f} MiB/s"
-                  f" | write-image {mib / ours['write_seconds']:6.0f} MiB/s (whole step"
-                  f" {mib / ours['step_seconds']:5.0f}) | ratio to bare {bare / ours['write_seconds']:4.2f},"
-                  f" to {kind}|dd {pipe / ours['write_seconds']:4.2f} | step peak RSS {ours['vm_hwm_kib'] / 1024:.1f}"
-                  " MiB")
+                  " (the cheapest pipeline that writes)")
+            sums = {"image_sha256 (as the service sends)": {"image_sha256": sha256(image)},
+                    "image_sha256 + raw_sha256": {"image_sha256": sha256(image), "raw_sha256": raw_sha}}
+            for label, given in sums.items():
+                ours = run_step(image, device, **given)
+                peak = max(peak, ours["vm_hwm_kib"])
+                results.setdefault(kind, bare / ours["write_seconds"])
+                print(f"      write-image, {label}: {mib / ours['write_seconds']:6.0f} MiB/s (whole step"
+                      f" {mib / ours['step_seconds']:5.0f}) | ratio to bare {bare / ours['write_seconds']:4.2f},"
+                      f" to {kind}|dd {pipe / ours['write_seconds']:4.2f} | peak RSS {ours['vm_hwm_kib'] / 1024:.1f} MiB")
         print("targets: ratio >= 0.90 for each; peak RSS < 64 MiB -> "
               + ", ".join(f"{k} {v:.2f} {'ok' if v >= 0.9 else 'BELOW'}" for k, v in results.items())
               + f"; peak RSS {peak / 1024:.1f} MiB {'ok' if peak < 64 * 1024 else 'ABOVE'}")

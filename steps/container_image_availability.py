@@ -33,10 +33,12 @@ DEFAULT_TIMEOUT = 960.0
 QUERY_TIMEOUT = 30.0
 #: What the Go agent reports in dry-run mode instead of pulling.
 DRY_RUN_IMAGE = {"download_rate": 100.0, "size_bytes": 400000000, "time": 10.0}
-#: [registry[:port]/]path[:tag][@digest]; the first character rules out anything podman could take for an
-#: option.
+#: [registry[:port]/]path[:tag][@digest], the registry possibly an IPv6 address in brackets
+#: ("[fd00::5]:5000/ocp/release", as mirrors of IPv6-only disconnected clusters are named); the first
+#: character rules out anything podman could take for an option.
 _REFERENCE = re.compile(
-    r"^[A-Za-z0-9][A-Za-z0-9._\-/]*(:[A-Za-z0-9_][A-Za-z0-9._\-/]*)*(@[A-Za-z0-9]+:[0-9a-fA-F]+)?$"
+    r"^(\[[0-9A-Fa-f:.]+\](:[0-9]+)?/)?"
+    r"[A-Za-z0-9][A-Za-z0-9._\-/]*(:[A-Za-z0-9_][A-Za-z0-9._\-/]*)*(@[A-Za-z0-9]+:[0-9a-fA-F]+)?$"
 )
 
 

@@ -43,7 +43,7 @@ class InventoryStep(Step[InventoryParams]):
                 raise InvalidStepArguments(
                     f"inventory: unknown argument {arg!r}; expected --output-max-size=N or --disk-min-size=N"
                 )
-            if not value.isdigit():
+            if not (value.isascii() and value.isdigit()):  # "²".isdigit() is true, int("²") raises
                 raise InvalidStepArguments(f"inventory: {name} must be a non-negative integer, got {value!r}")
             sizes[name] = int(value)
         return InventoryParams(positional[0], sizes["--output-max-size"], sizes["--disk-min-size"])

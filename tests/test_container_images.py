@@ -278,7 +278,7 @@ def test_dry_run_reports_the_go_agents_fixed_figures() -> None:
 @pytest.mark.parametrize("raw", [
     '{"images": ["-v"]}', '{"images": ["a b"]}', '{"images": [""]}', '{"images": [5]}', '{"images": "quay.io/a"}',
     '{"timeout": 5}', '{"images": ["quay.io/a"], "timeout": -1}', '{"images": ["quay.io/a"], "timeout": true}',
-    '{"images": ["--authfile=/etc/shadow"]}', "[]",
+    '{"images": ["--authfile=/etc/shadow"]}', "[]", '{"images": ["[fd00::1]:5000"]}', '{"images": ["[-v]/a"]}',
 ])
 def test_malformed_arguments_are_refused(raw: str) -> None:
     with pytest.raises(InvalidStepArguments):
@@ -291,8 +291,9 @@ def test_arguments_as_the_service_sends_them() -> None:
         "quay.io/openshift-release-dev/ocp-release:4.16.0-x86_64",
         "quay.io/openshift-release-dev/ocp-v4.0-art-dev@sha256:" + "ab" * 32,
         "registry.example.com:5000/ns/installer:v1",
+        "[fd00:1101::1]:5000/ocp4/openshift4@sha256:" + "cd" * 32,  # mirror of an IPv6-only disconnected cluster
     ], "timeout": 960})])
-    assert len(params.images) == 3 and params.timeout == 960
+    assert len(params.images) == 4 and params.timeout == 960
     assert step.parse_args(['{"images": []}']).timeout == 960  # no timeout given: the service's default
 
 

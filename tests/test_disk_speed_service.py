@@ -104,3 +104,27 @@ def test_slow_disk_is_only_a_warning_event(prep: Prep) -> None:
     events = prep.svc.store.events(host_id=prep.host_id)
     assert any(e["severity"] == "warning" and "25 ms" in e["message"] for e in events)
     assert prep.host()["status"] == "preparing-for-installation"
+
+
+def test_empty_disk_speed_output_is_ignored_and_the_check_sent_again(prep: Prep) -> None:
+    # The Go agent answers "" when a measurement is already running; the real service records nothing
+    # (assisted-service-api.md section 9), so the disk must not count as measured.
+    prep.svc.post_reply(prep.ie, prep.host_id, {"step_id": "installation-disk-speed-check-1",
+                                                 "step_type": "installation-disk-speed-check", "output": ""})
+    assert not prep.host().get("disks_info")
+    assert prep.host()["status"] == "preparing-for-installation"
+    assert "installation-disk-speed-check" in prep.steps()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"inventory": json.dumps({"boot": {"current_boot_mode": "uefi", "device_type": "persistent"}})},
+        {"installer_args": json.dumps(["--save-partlabel", "data"])},
+    ],
+)
+def test_no_disk_speed_check_for_persistent_boot_or_saved_partitions(prep: Prep, change: dict[str, Any]) -> None:
+    prep.svc.store.save_host({**prep.host(), **change})
+    assert "installation-disk-speed-check" not in prep.steps()  # assisted-service-api.md 4.2
+    prep.reply("container-image-availability", {"images": [{"name": RELEASE, "result": "success"}]})
+    assert any("to preparing-successful" in m for m in prep.statuses_seen())  # not stuck pending

@@ -93,7 +93,8 @@ def test_discovery_to_installed(network: Network, image: BuiltImage, tmp_path: P
         (write_reply,) = svc.replies(host["id"], "write-image")
         assert write_reply.get("exit_code", 0) == 0
         output = json.loads(write_reply["output"])
-        assert output["raw_sha256"] == image.raw_sha256 and output["device"] == disk.path
+        assert output["image_sha256"] == image.file("xz")[1] and output["device"] == disk.path
+        assert output["bytes_written"] == image.size
         (reboot_reply,) = svc.replies(host["id"], "reboot")
         assert json.loads(reboot_reply["output"])["dry_run"] is True
         (record,) = [json.loads(x) for x in (tmp_path / "reboots.jsonl").read_text().splitlines()]
@@ -109,26 +110,30 @@ def test_discovery_to_installed(network: Network, image: BuiltImage, tmp_path: P
         assert any(host["id"] in f["contents"]["source"] for f in ignition["storage"]["files"])
 
 
-def test_sigterm_during_the_install_ends_in_error_and_a_clean_restart(
+def test_sigterm_mid_write_ends_in_failed_and_a_clean_restart(
     network: Network, image: BuiltImage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The agent is stopped (SIGTERM, 1 s grace) while write-image waits for the image: the step reports Failed
-    before it is killed, nothing was written, and a restarted agent serves the host in error (logs-gather)."""
+    """The agent is stopped (SIGTERM, 1 s grace) while write-image is writing (the service serves the image
+    slowly): the step reports Failed before it is killed, the disk is left without a partition table, and a
+    restarted agent serves the host in error (logs-gather, stop-installation)."""
     monkeypatch.setenv("REFERENCE_SERVICE_OS_IMAGE", str(image.file("none")[0]))
+    monkeypatch.setenv("REFERENCE_SERVICE_OS_IMAGE_RATE", str(8 * MIB))
     with loop_device(96 * MIB) as disk, network.start_service(tmp_path) as svc:
         cluster = svc.create_cluster(control_plane_count=1)
         ie = str(svc.create_infra_env(cluster_id=cluster["id"])["id"])
-        svc.inject_fault("GET", "^/api/reference/os-image$", 503, count=1, delay=30)  # keep the step in flight
         with start(network, svc, tmp_path, ie=ie, args=("--shutdown-grace", "1")) as agent:
             host = svc.wait_host(ie, lambda h: bool(h.get("inventory")), timeout=90)
             force_installing(svc, ie, host["id"], disk.path)
-            svc.wait_host(ie, lambda h: h["status"] == "installing-in-progress", timeout=60)
+            writing = svc.wait_host(ie, lambda h: h["progress"].get("current_stage") == "Writing image to disk"
+                                    and h["progress"].get("progress_info") not in ("0%", "100%"), timeout=60)
             agent.signal(signal.SIGTERM)
             agent.wait(timeout=60)
         host = svc.host(ie, host["id"])
         assert host["status"] == "error", host["status_info"]
         assert host["status_info"] == "Failed - the write was interrupted by SIGTERM (the agent is stopping)"
+        assert int(writing["progress"]["progress_info"].rstrip("%")) < 100
         assert disk.read(512, 8) != b"EFI PART"
         with start(network, svc, tmp_path, ie=ie):
             svc.wait_host(ie, lambda h: h.get("logs_info") == "completed", timeout=90, host_id=host["id"])
+            svc.wait_replies(host["id"], "stop-installation", timeout=30)
             assert svc.host(ie, host["id"])["status"] == "error"

@@ -92,6 +92,22 @@ def test_sno_stage_order_and_dry_run_rebooting_is_final(dry_service: RefService)
     assert dry_service.host(ie, HOST)["status"] == "installed"
 
 
+def test_a_day2_host_rebooting_is_added_to_the_cluster(service: RefService) -> None:
+    ie = installing_host(service, role="worker")
+    host = service.host(ie, HOST)
+    store = Store(service.db)
+    try:
+        doc = store.get_host(ie, HOST)
+        assert doc is not None
+        store.save_host({**doc, "kind": "AddToExistingClusterHost"})
+    finally:
+        store.close()
+    progress(service, ie, "Starting installation", "worker")
+    progress(service, ie, "Rebooting")
+    assert service.host(ie, HOST)["status"] == "added-to-existing-cluster"
+    assert host["status"] == "installing"
+
+
 def test_host_ignition_download(service: RefService) -> None:
     cluster = service.create_cluster(control_plane_count=3)
     ie = str(service.create_infra_env(cluster_id=cluster["id"])["id"])

@@ -13,7 +13,7 @@ import pytest
 from agent.config import AgentConfig
 from agent.errors import InvalidStepArguments
 from agent.host import Host
-from agent.inventory import collect, cpu, memory
+from agent.inventory import collect, cpu, disks, memory
 from agent.inventory.collect import Collector, go_shape, inventory, truncate
 from agent.inventory.disks import (
     REASON_ISCSI_NOT_RUNNING,
@@ -199,7 +199,8 @@ def test_recording_replays_to_the_same_inventory(tmp_path: Path) -> None:
         (DiskFacts("sda", "HDD"), [], False),
         (DiskFacts("nvme0n1", "SSD"), [], False),
         (DiskFacts("vda", "HDD"), [], False),
-        (DiskFacts("xvda", "SSD"), [REASON_UNKNOWN_CONTROLLER], False),
+        (DiskFacts("xvda", "SSD"), [], False),  # ghw: xvd* is a SCSI controller
+        (DiskFacts("nbd0", "SSD"), [REASON_UNKNOWN_CONTROLLER], False),
         (DiskFacts("rbd0", "HDD"), [REASON_UNKNOWN_CONTROLLER], False),
         (DiskFacts("dm-0", "Multipath"), [], False),
         (DiskFacts("dm-1", "LVM"), [REASON_LVM], False),
@@ -210,6 +211,8 @@ def test_recording_replays_to_the_same_inventory(tmp_path: Path) -> None:
         (DiskFacts("sdb", "iSCSI", iscsi_state="offline"), [REASON_ISCSI_NOT_RUNNING], False),
         (DiskFacts("sdb", "iSCSI"), [REASON_ISCSI_STATE_UNREADABLE], False),
         (DiskFacts("sdc", "SSD", [Partition("sdc1", "/run/media/iso")]), [REASON_ISO], True),
+        (DiskFacts("sr0", "ODD", [Partition("sr0p1", "/run/media/iso")]), [REASON_ISO], True),
+        (DiskFacts("sdc", "SSD", [Partition("sdc1", "/a-iso"), Partition("sdc2", "/b-iso")]), [REASON_ISO], True),
         (
             DiskFacts("sdc", "SSD", [Partition("sdc1", "/var/mnt/data"), Partition("sdc2", "/boot")]),
             ["Disk has partition 'sdc1' mounted on '/var/mnt/data'", "Disk has partition 'sdc2' mounted on '/boot'"],
@@ -252,6 +255,9 @@ def test_disk_id_rule(by_id: str, by_path: str, path: str, expected: str) -> Non
         ({"name": "sda", "rotational": False}, "SSD"),
         ({"name": "sr0", "rotational": True}, "ODD"),
         ({"name": "fd0", "rotational": True}, "FDD"),
+        ({"name": "xvda", "rotational": True}, "HDD"),
+        ({"name": "rbd0", "rotational": True}, "Unknown"),  # ghw has no default type for this name
+        ({"name": "rbd0", "rotational": False}, "SSD"),
         ({"name": "md0", "rotational": False}, "RAID"),
         ({"name": "dm-0", "rotational": False, "dm_uuid": "mpath-3600a"}, "Multipath"),
         ({"name": "dm-1", "rotational": False, "dm_uuid": "LVM-abc"}, "LVM"),
@@ -312,6 +318,18 @@ def test_cpu_architecture_without_proc_arch(tmp_path: Path) -> None:
     assert got == {"architecture": "aarch64", "count": 2, "flags": ["fp", "asimd", "evtstrm"], "model_name": ""}
 
 
+def test_by_id_of_a_disk_with_several_links_is_the_go_agents(tmp_path: Path) -> None:
+    # Go maps every wwn-*/nvme-eui* link to its target in directory order: the last name wins.
+    (tmp_path / "sys" / "block" / "nvme0n1").mkdir(parents=True)
+    (tmp_path / "sys" / "block" / "nvme0n1" / "size").write_text("2000000\n")
+    (tmp_path / "dev" / "disk" / "by-id").mkdir(parents=True)
+    (tmp_path / "dev" / "nvme0n1").write_text("")
+    for link in ("nvme-eui.0025388b71b2d1a5", "wwn-eui.0025388b71b2d1a5", "nvme-Samsung_SSD_970_S4EWNX0R"):
+        os.symlink("../../nvme0n1", tmp_path / "dev" / "disk" / "by-id" / link)
+    (disk,) = disks.collect(Host.at(tmp_path), Options())["disks"]
+    assert disk["by_id"] == disk["id"] == "/dev/disk/by-id/wwn-eui.0025388b71b2d1a5"
+
+
 # -- arguments ---------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("args", "expected"),
@@ -332,6 +350,7 @@ def test_arguments(args: list[str], expected: InventoryParams) -> None:
         ([], "inventory cmd accepts only 1 params in args and it should be UUID, given args []"),
         ([HOST_ID, HOST_ID], "inventory cmd accepts only 1 params in args and it should be UUID"),
         ([HOST_ID, "--output-max-size=lots"], "--output-max-size must be a non-negative integer, got 'lots'"),
+        ([HOST_ID, "--disk-min-size=\u00b2"], "--disk-min-size must be a non-negative integer, got '\u00b2'"),
         ([HOST_ID, "--output-max-size"], "unknown argument '--output-max-size'"),
         ([HOST_ID, "--format=table"], "unknown argument '--format=table'"),
     ],

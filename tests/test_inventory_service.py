@@ -143,6 +143,19 @@ def test_service_disk_reasons(disk: dict[str, Any], role: str, cluster: dict[str
     assert service_disk_reasons(disk, inventory, role=role, cluster=cluster) == reasons
 
 
+def test_malformed_interface_address_does_not_break_the_iscsi_check() -> None:
+    disk = _disk(drive_type="iSCSI", iscsi={"host_ip_address": "10.1.0.21"})
+    inventory = {
+        "cpu": {"architecture": "x86_64"},
+        "disks": [disk],
+        "interfaces": [{"name": "eno1", "ipv4_addresses": ["not-an-address", "10.1.0.21/24"]}],
+        "routes": [{"destination": "0.0.0.0", "family": 2, "interface": "eno1", "gateway": "10.1.0.1"}],
+    }
+    assert service_disk_reasons(disk, inventory, role="worker", cluster=CLUSTER) == [
+        "iSCSI host IP 10.1.0.21 is the same as host IP, they must be different"
+    ]
+
+
 def test_eligible_disks_order() -> None:
     disks = [
         {"name": "nvme0n1", "drive_type": "SSD", "size_bytes": 200, "bootable": True},
@@ -177,6 +190,18 @@ def test_reply_handler_stores_the_inventory_as_the_service_does() -> None:
     failed = copy.deepcopy(view.host)
     store_inventory(view, None, {"step_type": "inventory", "exit_code": -1})
     assert view.host == failed
+
+
+@pytest.mark.parametrize(("status", "stored"), [
+    ("known", True), ("insufficient-unbound", True), ("installing-in-progress", True),
+    ("preparing-for-installation", False), ("installing", False), ("installed", False),
+])
+def test_inventory_is_only_taken_in_the_states_the_service_takes_it(status: str, stored: bool) -> None:
+    # assisted-service-api.md 4.3: UpdateInventory is refused outside these states
+    view = view_of(None, status=status, installation_disk_id="/dev/disk/by-id/wwn-chosen-before")
+    store_inventory(view, fixture_inventory("baremetal-server"), {"step_type": "inventory", "exit_code": 0})
+    assert ("inventory" in view.host) is stored
+    assert (view.host["installation_disk_id"] != "/dev/disk/by-id/wwn-chosen-before") is stored
 
 
 def test_reply_handler_adds_reasons_and_fills_ids() -> None:

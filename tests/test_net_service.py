@@ -118,6 +118,18 @@ def test_verify_vips_and_tang_arguments() -> None:
         assert json.loads(tang[0]) == {"tang_servers": encryption["tang_servers"]}
 
 
+def test_api_vip_check_is_for_day2_hosts_only() -> None:
+    host = make_host(0)
+    assert STEP_ARGUMENTS["api-vip-connectivity-check"](view(host, [host])) is None
+    day2 = {**host, "kind": "AddToExistingClusterHost", "role": "worker"}
+    cluster = {**CLUSTER, "kind": "AddHostsCluster", "ignition_endpoint": {"ca_certificate": "Q0E="}}
+    args = STEP_ARGUMENTS["api-vip-connectivity-check"](view(day2, [day2], cluster))
+    assert args is not None
+    request = json.loads(args[0])
+    assert spec.errors("api_vip_connectivity_request", request) == []
+    assert request == {"url": "http://api.c1.example.com:22624/config/worker", "ca_certificate": "Q0E="}
+
+
 def test_majority_group() -> None:
     hosts = [make_host(i) for i in range(4)]
     ids = [h["id"] for h in hosts]
@@ -138,6 +150,18 @@ def test_majority_group() -> None:
     fresh = make_host(0)
     assert run("belongs-to-majority-group", view(fresh, [fresh, *hosts[1:]])) == (
         "pending", "Machine Network CIDR or Connectivity Majority Groups missing")
+
+
+def test_majority_group_while_reports_are_refreshed() -> None:
+    """A host was just cut off: only one peer has reported it lost yet. Two groups of three tie (the cut
+    host's stale view, and the fresh one); the peer with the fresh report must not fail for that."""
+    hosts = [make_host(i) for i in range(4)]
+    cut, fresh = hosts[0]["id"], hosts[1]
+    for h in hosts:
+        h["connectivity"] = report(h, hosts)
+    fresh["connectivity"] = report(fresh, hosts, reach={h["id"] for h in hosts} - {cut})
+    for h in hosts:
+        assert run("belongs-to-majority-group", view(h, hosts))[0] == "success"  # type: ignore[index]
 
 
 @pytest.mark.parametrize(("role", "rtt", "loss", "latency_ok", "loss_ok"), [

@@ -25,8 +25,10 @@ REASON_MOUNTED = "Disk has partition '{name}' mounted on '{mountpoint}'"
 REASON_ISCSI_STATE_UNREADABLE = "Failed to read state of iSCSI disk"
 REASON_ISCSI_NOT_RUNNING = "iSCSI disk is not in running state"
 
-#: Name prefixes whose storage controller ghw recognises; anything else is "unknown".
-KNOWN_CONTROLLERS = ("hd", "sd", "sr", "vd", "nvme", "mmcblk")
+#: Name prefixes whose storage controller ghw recognises (``diskTypes``); anything else is "unknown".
+KNOWN_CONTROLLERS = ("hd", "sd", "sr", "vd", "xvd", "nvme", "mmc")
+#: Name prefixes ghw calls HDD (unless non-rotational); a rotational disk of another name is "Unknown".
+_HDD_BY_NAME = ("sd", "hd", "vd", "xvd")
 #: Size of the single fake disk reported on an appliance (agent-based installer) host.
 APPLIANCE_DISK_BYTES = 100 << 30
 
@@ -80,7 +82,9 @@ def drive_type(
         return "ODD"
     if name.startswith(("dm-", "dasd")):
         return "Unknown"
-    return "HDD" if rotational else "SSD"
+    if not rotational or name.startswith(("nvme", "mmc")):
+        return "SSD"
+    return "HDD" if name.startswith(_HDD_BY_NAME) else "Unknown"
 
 
 def disk_id(by_id: str, by_path: str, path: str) -> str:
@@ -105,7 +109,7 @@ def eligibility(facts: DiskFacts) -> tuple[list[str], bool]:
     if not any(p.label.startswith("agent") for p in facts.partitions):
         for part in facts.partitions:
             if part.mountpoint.endswith("iso"):
-                if not media:
+                if REASON_ISO not in reasons:  # once per disk, an optical drive included (as Go)
                     reasons.append(REASON_ISO)
                 media = True
             elif part.mountpoint:
@@ -211,13 +215,11 @@ def _disk(
     path = f"/dev/{name}"
     if not host.exists(path) and by_path:
         path = host.realpath(by_path)
-    by_id = next(
-        (
-            link
-            for link in sorted(links["by-id"].get(name, []))
-            if os.path.basename(link).startswith(("wwn-", "nvme-eui"))
-        ),
-        "",
+    # The Go agent maps every wwn-*/nvme-eui* link (in directory order) to its target, so when a disk has
+    # several (an NVMe disk with both nvme-eui.X and wwn-eui.X) the last one by name wins.
+    by_id = max(
+        (link for link in links["by-id"].get(name, []) if os.path.basename(link).startswith(("wwn-", "nvme-eui"))),
+        default="",
     )
     wwn = props.get("ID_WWN_WITH_EXTENSION") or props.get("ID_WWN") or ""
     if not wwn and by_id.startswith("/dev/disk/by-id/wwn-"):

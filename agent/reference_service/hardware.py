@@ -153,9 +153,17 @@ def _iscsi_network_reason(disk: dict[str, Any], inventory: dict[str, Any]) -> st
     if nic is None:
         return "Cannot find the network interface behind the default route"
     cidrs = nic.get("ipv6_addresses" if ip.version == 6 else "ipv4_addresses") or []
-    if any(ipaddress.ip_interface(c).ip == ip for c in cidrs):
+    if any(_address_of(c) == ip for c in cidrs):
         return ISCSI_SAME_NETWORK.format(ip=ip)
     return None
+
+
+def _address_of(cidr: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address of an inventory CIDR; None for a malformed one (the spec only says "string")."""
+    try:
+        return ipaddress.ip_interface(cidr).ip
+    except ValueError:
+        return None
 
 
 def service_disk_reasons(
@@ -222,9 +230,20 @@ def eligible_disks(inventory: dict[str, Any]) -> list[dict[str, Any]]:
     )
 
 
+#: Host states in which the real service's ``UpdateInventory`` takes an inventory (plus every ``*-unbound``);
+#: in any other (preparing, installing, installed, error...) it refuses it, so the installation disk and the
+#: disks' eligibility cannot change under a host that is preparing or installing.
+INVENTORY_UPDATE_STATES = (
+    "discovering", "known", "disconnected", "insufficient", "pending-for-input", "installing-in-progress",
+)
+
+
 @reply_handler("inventory")
 def store_inventory(view: HostView, output: Any, reply: dict[str, Any]) -> None:
     if not isinstance(output, dict):
+        return
+    status = str(view.host.get("status") or "")
+    if status and status not in INVENTORY_UPDATE_STATES and not status.endswith("-unbound"):
         return
     inventory = json.loads(json.dumps(output))
     keep_virtual = bool(getattr(getattr(view.service, "settings", None), "enable_virtual_interfaces", False))

@@ -9,22 +9,25 @@ since no cluster will come up to report ``Done``. Hosts in ``error``/``cancelled
 ``stop-installation``; their archives are kept in the store.
 
 The OS image is the file named by ``$REFERENCE_SERVICE_OS_IMAGE`` (raw, xz, gzip or zstd), served at
-``/api/reference/os-image``; its SHA-256 goes into the write-image request.
+``/api/reference/os-image`` (throttled to ``$REFERENCE_SERVICE_OS_IMAGE_RATE`` bytes/s if set, like a slow
+mirror); its SHA-256 goes into the write-image request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import email.parser
 import email.policy
 import hashlib
 import json
 import os
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from agent.reference_service import registry
@@ -35,6 +38,7 @@ from agent.reference_service.store import _now_iso
 
 OS_IMAGE_ENV = "REFERENCE_SERVICE_OS_IMAGE"
 OS_IMAGE_PATH = "/api/reference/os-image"
+OS_IMAGE_RATE_ENV = "REFERENCE_SERVICE_OS_IMAGE_RATE"
 #: Seconds after which a write-image that never answered is handed out again.
 WRITE_IMAGE_REISSUE = 3900.0
 MAX_LOGS_UPLOAD = 256 << 20
@@ -95,7 +99,20 @@ async def serve_os_image(request: Request) -> Response:
     image = os_image()
     if image is None:
         raise ServiceRefusal(404, f"no OS image configured (set ${OS_IMAGE_ENV})")
-    return FileResponse(image[0], media_type="application/octet-stream", filename=image[0].name)
+    rate = int(os.environ.get(OS_IMAGE_RATE_ENV) or 0)
+    if rate <= 0:
+        return FileResponse(image[0], media_type="application/octet-stream", filename=image[0].name)
+    return StreamingResponse(_throttled(image[0], rate), media_type="application/octet-stream",
+                             headers={"Content-Length": str(image[0].stat().st_size)})
+
+
+async def _throttled(path: Path, rate: int) -> AsyncIterator[bytes]:
+    """A slow mirror (``$REFERENCE_SERVICE_OS_IMAGE_RATE`` bytes/s), for demos and interrupting an install."""
+    chunk = max(4096, rate // 10)
+    with open(path, "rb") as fh:
+        while data := fh.read(chunk):
+            yield data
+            await asyncio.sleep(len(data) / rate)
 
 
 # -- steps -------------------------------------------------------------------------------------------------------
@@ -230,7 +247,10 @@ def apply_progress(svc: Any, host: dict[str, Any], stage: str, info: str) -> Non
                     installation_percentage=int((stages.index(stage) + 1) * 100 / len(stages)))
     host["progress"] = progress
     host["progress_stages"] = stages
-    if stage == "Done" or (stage == "Rebooting" and svc.settings.dry_run_install):
+    day2 = host.get("kind") == "AddToExistingClusterHost"
+    if day2 and stage in ("Done", "Rebooting"):  # no controller reports Done for a day-2 host
+        svc.set_status(host, "added-to-existing-cluster", "Host has rebooted and no further updates will be posted")
+    elif stage == "Done" or (stage == "Rebooting" and svc.settings.dry_run_install):
         svc.set_status(host, "installed", "Done")
     else:
         svc.set_status(host, "installing-in-progress", stage)

@@ -190,8 +190,9 @@ def api_vip_args(view: HostView) -> list[str] | None:
     address = cluster.get("api_vip_dnsname") or f"api.{names[0]}.{names[1]}"
     role = "master" if effective_role(view.host) == "master" else "worker"
     request: dict[str, Any] = {"url": f"http://{address}:22624/config/{role}"}
-    if cluster.get("ignition_endpoint", {}).get("ca_certificate"):
-        request["ca_certificate"] = cluster["ignition_endpoint"]["ca_certificate"]
+    endpoint = cluster.get("ignition_endpoint") or {}
+    if endpoint.get("ca_certificate"):
+        request["ca_certificate"] = endpoint["ca_certificate"]
     return [json.dumps(request)]
 
 
@@ -292,38 +293,35 @@ def _reachable(report: dict[str, Any] | None, remote: dict[str, Any],
     return False
 
 
-def majority_group(hosts: list[dict[str, Any]], cidr: ipaddress.IPv4Network | ipaddress.IPv6Network) -> set[str]:
-    """The largest set of hosts that all reach each other (both ways) inside ``cidr``.
+def in_majority_group(host_id: str, hosts: list[dict[str, Any]],
+                      cidr: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    """Is ``host_id`` in a group of more than half the hosts that all reach each other (both ways) in ``cidr``?
 
-    Exhaustive for small clusters (the usual case), greedy beyond, which is enough for a reference service.
+    Any such group counts, not one chosen "largest": while reports are being refreshed (a host was just
+    cut off, say), two groups can tie, and a host must not fail because the tie went the other way.
+    Exhaustive for clusters of up to 12 hosts (the usual case), greedy beyond.
     """
     reports = {h["id"]: parse_json_field(h, "connectivity") for h in hosts}
-    ids = sorted(reports)
     by_id = {h["id"]: h for h in hosts}
+    if host_id not in by_id:
+        return False
 
     def linked(a: str, b: str) -> bool:
         return _reachable(reports[a], by_id[b], cidr) and _reachable(reports[b], by_id[a], cidr)
 
-    links = {(a, b) for a, b in itertools.combinations(ids, 2) if linked(a, b)}
-
-    def clique(group: tuple[str, ...]) -> bool:
-        return all((a, b) in links for a, b in itertools.combinations(group, 2))
-
-    if len(ids) <= 12:
-        for size in range(len(ids), 0, -1):
-            for group in itertools.combinations(ids, size):
-                if clique(group):
-                    return set(group)
-        return set()
-    best: set[str] = set()
-    for start in ids:
-        members = [start]
-        for other in ids:
-            if other != start and all(((min(o, other), max(o, other)) in links) for o in members):
-                members.append(other)
-        if len(members) > len(best):
-            best = set(members)
-    return best
+    neighbours = sorted(other for other in by_id if other != host_id and linked(host_id, other))
+    needed = len(hosts) // 2  # members besides host_id for a group of more than half
+    if len(neighbours) < needed:
+        return False
+    links = {(a, b) for a, b in itertools.combinations(neighbours, 2) if linked(a, b)}
+    if len(hosts) <= 12:
+        return any(all((a, b) in links for a, b in itertools.combinations(group, 2))
+                   for group in itertools.combinations(neighbours, needed))
+    members: list[str] = []
+    for other in neighbours:
+        if all((min(m, other), max(m, other)) in links for m in members):
+            members.append(other)
+    return len(members) >= needed
 
 
 @validation("belongs-to-majority-group", CATEGORY)
@@ -339,8 +337,7 @@ def belongs_to_majority_group(view: HostView) -> Outcome:
     if len(hosts) < 3:
         return "pending", "Not enough hosts in cluster to calculate connectivity groups"
     for cidr in cidrs:
-        group = majority_group(hosts, cidr)
-        if view.host["id"] not in group or len(group) * 2 <= len(hosts):
+        if not in_majority_group(view.host["id"], hosts, cidr):
             return "failure", "No connectivity to the majority of hosts in the cluster"
     return "success", "Host has connectivity to the majority of hosts in the cluster"
 
