@@ -114,6 +114,10 @@ def test_empty_disk_speed_output_is_ignored_and_the_check_sent_again(prep: Prep)
     assert not prep.host().get("disks_info")
     assert prep.host()["status"] == "preparing-for-installation"
     assert "installation-disk-speed-check" in prep.steps()
+    # a failure without output still counts against the disk (no preparation timeout would end the wait)
+    prep.svc.post_reply(prep.ie, prep.host_id, {"step_id": "installation-disk-speed-check-2", "exit_code": 124,
+                                                 "step_type": "installation-disk-speed-check", "output": ""})
+    assert json.loads(prep.host()["disks_info"])[0]["disk_speed"]["exit_code"] == 124
 
 
 @pytest.mark.parametrize(

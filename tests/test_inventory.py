@@ -373,6 +373,7 @@ def test_output_max_size_truncates_and_says_so(max_size: int) -> None:
     assert len(json.dumps(full, separators=(",", ":"))) > 5500
     assert spec.errors("inventory", inv) == []
     assert inv["truncation"]["reasons"]
+    assert list(inv) == sorted(inv)  # keys in Go's struct order, truncated or not
     if inv["truncation"]["type"] == "partial":
         assert len(json.dumps(inv, separators=(",", ":"))) <= max_size
         assert inv["memory"] == full["memory"]

@@ -196,7 +196,7 @@ def truncate(inventory: dict[str, Any], max_size: int) -> dict[str, Any]:
             f"inventory still larger than {max_size} bytes: only the hardware summary kept",
         ],
     }
-    return full
+    return dict(sorted(full.items()))  # Go's struct order, as every other inventory
 
 
 def inventory(

@@ -126,15 +126,16 @@ def disk_speed_args(view: HostView) -> list[str] | None:
 
 @reply_handler("installation-disk-speed-check")
 def disk_speed_reply(view: HostView, output: Any, reply: dict[str, Any]) -> None:
-    if not isinstance(output, dict):
-        # Empty output: the Go agent found a measurement already running (or timeout(1) killed it before it
-        # printed anything). The real service records nothing, so the check is sent again (section 9).
+    exit_code = int(reply.get("exit_code") or 0)
+    if not isinstance(output, dict) and exit_code == 0:
+        # Empty output, exit 0: the Go agent found a measurement already running. The real service records
+        # nothing, so the check is sent again (assisted-service-api.md section 9). A failure without output
+        # is still recorded: this service has no preparation timeout to end the wait otherwise.
         return
-    result = output
+    result = output if isinstance(output, dict) else {}
     path = result.get("path") or installation_disk(view.host)
     if not path:
         return
-    exit_code = int(reply.get("exit_code") or 0)
     speed_ms = int(result.get("io_sync_duration") or 0)
     disks = [d for d in disks_info(view.host) if d.get("path") != path]
     disks.append({"path": path, "disk_speed": {"tested": True, "exit_code": exit_code, "speed_ms": speed_ms}})
