@@ -15,10 +15,13 @@ operations is what makes it safe:
 
 Checksums: ``image_sha256`` is the SHA-256 of the bytes as served (the compressed file, what mirrors publish
 next to the image); ``raw_sha256`` is that of the decompressed disk image (what lands on the disk). Either or
-both may be given; at least one is required. Throughput: the source is read and decompressed in producer
-threads (xz and zstd by the ``xz``/``zstd`` tools in their own process when installed, which is what the real
-installer's speed is measured against) into a small pool of page-aligned 4 MiB buffers that the main thread
-writes with O_DIRECT, so decompression, hashing and writing overlap and memory stays bounded (< 64 MiB).
+both may be given; at least one is required. The decompressed stream of a compressed image is hashed only
+when ``raw_sha256`` is given: on a two-core host that second hash takes CPU time from the decompressor.
+
+Throughput: the source is read and decompressed in producer threads (xz and zstd by the ``xz``/``zstd``
+tools in their own process, the very decompressors the speed target is measured against) into a small pool
+of page-aligned 4 MiB buffers that the main thread writes with O_DIRECT, so decompression, hashing and
+writing overlap and memory stays bounded (< 64 MiB).
 """
 
 from __future__ import annotations
