@@ -21,6 +21,8 @@ from pathlib import Path
 
 import requests
 
+from agent.reference_service.lifecycle import OFF_HOST_STEPS
+
 BIN = Path(sys.executable).parent
 BASE = "/api/assisted-install"
 
@@ -75,7 +77,8 @@ def main() -> int:
     ready = work / "url"
     svc = subprocess.Popen([str(BIN / "assisted-reference-service"), "--port", "0", "--db", str(work / "db"),
                             "--next-step-seconds", "1", "--ready-file", str(ready)],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                           env={**os.environ, "DISABLED_STEPS": ",".join(OFF_HOST_STEPS)})
     try:
         while not ready.exists():
             time.sleep(0.05)

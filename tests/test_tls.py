@@ -60,6 +60,6 @@ def test_client_keeps_the_system_store_when_a_cacert_is_added(pki: dict[str, Pat
 def test_a_connection_failure_is_a_transport_error_with_a_hint(pki: dict[str, Path]) -> None:
     client = ServiceClient(AgentConfig(url="https://127.0.0.1:1", infra_env_id="x"))
     client.session.get_adapter("https://").max_retries.total = 0  # type: ignore[attr-defined]
-    with pytest.raises(TransportError, match="cannot reach https://127.0.0.1:1") as err:
+    with pytest.raises(TransportError, match=r"cannot reach https://127\.0\.0\.1:1") as err:
         client.register("11111111-2222-3333-4444-555555555555")
     assert err.value.hint and "--url" in err.value.hint

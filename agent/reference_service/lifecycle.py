@@ -45,6 +45,14 @@ def STEP_TYPES() -> list[str]:
     return list(spec.load_spec()["definitions"]["step-type"]["enum"])
 
 
+#: Steps that send packets beyond the host (ARP sweeps, pings, DNS, HTTP, NTP name lookups). The demo and the
+#: tests disable them where the host is this machine rather than a test host in its own network namespace.
+OFF_HOST_STEPS = (
+    "connectivity-check", "free-network-addresses", "domain-resolution", "tang-connectivity-check",
+    "verify-vips", "api-vip-connectivity-check", "ntp-synchronizer",
+)
+
+
 class ServiceRefusal(Exception):
     """An API answer other than success: HTTP status plus the real service's reason text."""
 

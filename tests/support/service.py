@@ -20,6 +20,8 @@ from typing import Any
 
 import requests
 
+from agent.reference_service.lifecycle import OFF_HOST_STEPS
+
 BIN = Path(sys.executable).parent
 BASE = "/api/assisted-install"
 SPEC = Path(__file__).resolve().parents[2].parent / "shared" / "spec" / "assisted-service-swagger.yaml"
@@ -28,10 +30,7 @@ SPEC = Path(__file__).resolve().parents[2].parent / "shared" / "spec" / "assiste
 #: Steps that send packets to the host's networks (ARP sweeps, pings, DNS to the configured nameserver). They
 #: are exercised in network namespaces (tests/harness/netns.py); agents run in this namespace must not send
 #: them onto the machine's real network.
-ROOT_NAMESPACE_DISABLED_STEPS = ",".join([
-    "connectivity-check", "free-network-addresses", "domain-resolution", "verify-vips",
-    "tang-connectivity-check", "api-vip-connectivity-check",
-])
+ROOT_NAMESPACE_DISABLED_STEPS = ",".join(OFF_HOST_STEPS)
 
 
 def _netns_prefix(netns: str | None) -> list[str]:
