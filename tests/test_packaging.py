@@ -1,0 +1,35 @@
+"""The agent alone needs none of the reference service's dependencies, and loads no step code in the daemon."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+SERVICE_ONLY = ("starlette", "uvicorn", "yaml", "jsonschema")
+
+
+def _modules_after(code: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", f"{code}\nimport sys, json; print(json.dumps(sorted(sys.modules)))"],
+                         capture_output=True, text=True, check=True, timeout=60)
+    return set(json.loads(out.stdout.splitlines()[-1]))
+
+
+def test_daemon_imports_no_service_dependency_and_no_step_code() -> None:
+    loaded = _modules_after("import agent.cli, agent.daemon, agent.runner, steps.registry\n"
+                            "steps.registry.available()")
+    assert not [m for m in loaded if m.split(".")[0] in SERVICE_ONLY]
+    step_modules = [m for m in loaded if m.startswith("steps.") and m not in ("steps.registry", "steps.base")]
+    assert step_modules == []
+    assert not [m for m in loaded if m.split(".")[0] in ("scapy", "pyroute2")]
+
+
+def test_service_dependencies_are_an_optional_extra() -> None:
+    from importlib.metadata import requires
+
+    reqs = requires("assisted-agent") or []
+    core = [r for r in reqs if "extra ==" not in r]
+    service = [r for r in reqs if 'extra == "service"' in r]
+    assert not [r for r in core if r.split(">")[0].split("=")[0].strip().lower() in ("starlette", "uvicorn",
+                                                                                       "pyyaml", "jsonschema")]
+    assert {r.split(">")[0].strip().lower() for r in service} >= {"starlette", "uvicorn", "pyyaml", "jsonschema"}
