@@ -96,9 +96,10 @@ class Step(Generic[P]):
 
 
 def expect_args(step_type: str, args: list[str], count: int) -> None:
+    """The argument count, checked with the Go agent's wording (``%s cmd accepts only %d params ...``)."""
     if len(args) != count:
         raise InvalidStepArguments(
-            f"{step_type} expects {count} argument{'s' if count != 1 else ''}, got {len(args)}: {args!r}"
+            f"{step_type} cmd accepts only {count} params in args, given args [{' '.join(args)}]"
         )
 
 

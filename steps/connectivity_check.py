@@ -8,7 +8,7 @@ plain echo series bound to the NIC, then one with DF set and a payload that fill
 answers but is none of the remote host's NIC MACs is reported with ``successful: false``: that is how the
 service spots address conflicts. Results are sorted as the Go agent sorts them.
 
-Unlike the Go agent, every probe runs in this process on raw sockets (steps.net_probes), all concurrently
+Unlike the Go agent, every probe runs in this process on raw sockets (steps.lib.net_probes), all concurrently
 under the step's deadline. ``AGENT_VIRTUAL_NICS=1`` in the environment also makes virtual NICs (veth...)
 outgoing NICs: test hosts in network namespaces have nothing else.
 """
@@ -28,7 +28,7 @@ from agent.host import Host
 from steps.base import Step, StepContext, StepResult, expect_args, get_field, is_uuid, json_arg
 
 if TYPE_CHECKING:
-    from steps.net_probes import PingResult, Prober
+    from steps.lib.net_probes import PingResult, Prober
 
 STEP = "connectivity-check"
 DEFAULT_MTU = 1500
@@ -176,7 +176,7 @@ def _l3_finisher(rep: dict[str, list[dict[str, Any]]], address: str, ping: PingR
 
 
 def check(remotes: list[RemoteHost], nics: list[OutgoingNic], deadline: float) -> dict[str, Any]:
-    from steps.net_probes import Prober
+    from steps.lib.net_probes import Prober
 
     prober = Prober()
     finishers: list[Callable[[], None]] = []
@@ -295,7 +295,7 @@ class ConnectivityCheckStep(Step[list[RemoteHost]]):
         if ctx.config.dry_run:
             return StepResult(dry_run_report(params))
         require_live(ctx.host, STEP)
-        from steps.net_probes import raw_sockets
+        from steps.lib.net_probes import raw_sockets
 
         nics = outgoing_nics(ctx.host)
         ctx.log.debug("connectivity-check: outgoing NICs %s", [n.name for n in nics])

@@ -10,7 +10,7 @@ runs both on the same device and prints the two figures side by side.
 
 Safety, checked before the first byte is written: the path must resolve to a whole-disk block device under
 /dev that is not mounted (nor any of its partitions), not swap, not held by LVM/RAID/device-mapper, not the
-installation media (``steps.disk_safety``), and the kernel must grant us an exclusive open (O_EXCL), which
+installation media (``steps.lib.disk_safety``), and the kernel must grant us an exclusive open (O_EXCL), which
 also keeps anyone from mounting it while we write. Unlike the Go agent, which writes over the start of the
 disk, we write the region [1 MiB, 1 MiB + 22 MiB): the partition table (first MiB) and the backup GPT
 (last MiB) are never touched, even if the step is killed. The region's previous contents are read first and
@@ -36,8 +36,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from agent.errors import InvalidStepArguments, StepError, UnsafeTarget
-from steps import disk_safety
 from steps.base import Step, StepContext, StepResult, get_field, json_arg
+from steps.lib import disk_safety
 
 STEP = "installation-disk-speed-check"
 BLOCK_SIZE = 2300

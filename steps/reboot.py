@@ -21,7 +21,7 @@ from agent.config import parse_bool
 from agent.errors import InvalidStepArguments, StepError
 from agent.host import Host
 from steps.base import Step, StepContext, StepResult, get_field, is_uuid, json_arg
-from steps.progress import REBOOTING, ProgressReporter
+from steps.lib.progress import REBOOTING, ProgressReporter
 
 STEP = "reboot"
 MAX_DELAY = 3600

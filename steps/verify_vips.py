@@ -3,7 +3,7 @@
 As the Go agent's ``nmap -sn -n <vip>`` (go-agent-behaviour.md 3): a VIP that something answers for is
 ``failed`` (taken), one nobody answers for ``succeeded``. On a local subnet the question is ARP (IPv4) or
 neighbour discovery (IPv6), like nmap's host discovery there; elsewhere an ICMP echo. All VIPs are probed
-at once, in-process (steps.net_probes). Dry-run: every VIP succeeds.
+at once, in-process (steps.lib.net_probes). Dry-run: every VIP succeeds.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from steps.base import Step, StepContext, StepResult, expect_args, json_arg
 from steps.connectivity_check import OutgoingNic, outgoing_nics, require_live
 
 if TYPE_CHECKING:
-    from steps.net_probes import ArpResult, PingResult
+    from steps.lib.net_probes import ArpResult, PingResult
 
 STEP = "verify-vips"
 VIP_TYPES = ("api", "ingress")
@@ -43,7 +43,7 @@ def parse_request(raw: str) -> list[tuple[str, str]]:
 
 def probe(vips: list[tuple[str, str]], nics: list[OutgoingNic], deadline: float) -> list[bool]:
     """For each VIP, whether something answered for it; all VIPs are probed at once."""
-    from steps.net_probes import Prober
+    from steps.lib.net_probes import Prober
 
     prober = Prober()
     answered: list[Callable[[], bool]] = []
@@ -85,7 +85,7 @@ class VerifyVipsStep(Step[list[tuple[str, str]]]):
     def run(self, params: list[tuple[str, str]], ctx: StepContext) -> StepResult:
         if ctx.config.dry_run:
             return StepResult([{"verification": "succeeded", "vip": v, "vip_type": t} for v, t in params])
-        from steps.net_probes import raw_sockets
+        from steps.lib.net_probes import raw_sockets
 
         require_live(ctx.host, STEP)
         nics = outgoing_nics(ctx.host, any_kind=True)

@@ -4,7 +4,7 @@ This is the native replacement for the installer container's ``coreos-installer 
 operations is what makes it safe:
 
 1. Parse and check everything that can be checked without touching the disk: arguments, the target
-   (:mod:`steps.disk_safety`), the Ignition (fetched before the first byte is written), the image source.
+   (:mod:`steps.lib.disk_safety`), the Ignition (fetched before the first byte is written), the image source.
 2. Wipe the old partition tables (first and last MiB of the disk), so a failed write leaves an empty disk,
    never a half-valid table pointing at half-written data.
 3. Stream the image, decompressing on the fly and hashing while writing; the first MiB (protective MBR and
@@ -50,9 +50,9 @@ from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
 
 from agent.errors import AgentError, InvalidStepArguments, StepError, UnsafeTarget
-from steps import bootfs, disk_safety
 from steps.base import Step, StepContext, StepResult, get_field, is_uuid, json_arg
-from steps.progress import FAILED, INSTALLING, STARTING, ProgressReporter
+from steps.lib import bootfs, disk_safety
+from steps.lib.progress import FAILED, INSTALLING, STARTING, ProgressReporter
 
 STEP = "write-image"
 CHUNK = 4 << 20

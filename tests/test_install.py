@@ -108,9 +108,9 @@ def test_invalid_requests_are_refused_before_anything_runs(change: dict[str, Any
 
 
 def test_wrong_argument_count() -> None:
-    with pytest.raises(InvalidStepArguments, match="expects 1 argument"):
+    with pytest.raises(InvalidStepArguments, match="accepts only 1 params"):
         InstallStep().parse_args([])
-    with pytest.raises(InvalidStepArguments, match="expects 0 arguments"):
+    with pytest.raises(InvalidStepArguments, match="accepts only 0 params"):
         StopInstallationStep().parse_args(["x"])
 
 

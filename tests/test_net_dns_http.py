@@ -239,7 +239,7 @@ def step_here(step_type: str, args: list[str]) -> dict[str, Any]:
     ("tang-connectivity-check", ['{"tang_servers":"[{]"}'], "argument is not valid JSON"),
     ("verify-vips", ['[{"vip":"300.1.1.1","vip_type":"api"}]'], "is not an IP address"),
     ("verify-vips", ['[{"vip":"10.0.0.1","vip_type":"egress"}]'], "must be one of api, ingress"),
-    ("verify-vips", [], "expects 1 argument, got 0"),
+    ("verify-vips", [], "verify-vips cmd accepts only 1 params in args, given args []"),
 ])
 def test_bad_arguments_get_a_clear_error_reply(step_type: str, args: list[str], message: str) -> None:
     reply = step_here(step_type, args)

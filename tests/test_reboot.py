@@ -136,7 +136,7 @@ def test_reboot_for_reclaim_dry_run(dry_run_everywhere: Path, tmp_path: Path) ->
 
 def test_reboot_for_reclaim_checks(tmp_path: Path) -> None:
     step = RebootForReclaimStep()
-    with pytest.raises(InvalidStepArguments, match="expects 1 argument"):
+    with pytest.raises(InvalidStepArguments, match="accepts only 1 params"):
         step.parse_args([])
     with pytest.raises(InvalidStepArguments, match="missing required field 'host_fs_mount_dir'"):
         step.parse_args(["{}"])

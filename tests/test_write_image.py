@@ -296,7 +296,7 @@ def test_refuses_a_partition_and_non_block_devices(image: BuiltImage, loop: Loop
 def test_refuses_a_device_mapper_member(loop: LoopDevice, tmp_path: Path) -> None:
     """This kernel has neither device-mapper nor md, so the holder link is recorded in a fixture tree whose
     /dev node is the real loop device (a block node with its major:minor) and whose sysfs says dm-0 holds it."""
-    from steps.disk_safety import check_target
+    from steps.lib.disk_safety import check_target
 
     st = os.stat(loop.path)
     (tmp_path / "dev").mkdir()
@@ -527,7 +527,7 @@ def test_a_file_that_is_not_a_disk_image_is_refused_before_the_body_is_written(
 
 def test_the_gpt_read_back_catches_corruption(image: BuiltImage) -> None:
     """The proof after writing parses the GPT itself: each kind of damage is named."""
-    from steps.bootfs import ImageVerificationError, parse_gpt
+    from steps.lib.bootfs import ImageVerificationError, parse_gpt
 
     good = image.raw.read_bytes()
 

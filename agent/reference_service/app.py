@@ -23,7 +23,17 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from agent.reference_service import registry, spec
+from agent.reference_service import registry
+from agent.reference_service.http import (
+    agent_version_header,
+    check_model,
+    error,
+    public,
+    read_json,
+    require_agent_auth,
+    require_user_auth,
+    service_of,
+)
 from agent.reference_service.lifecycle import BASE, ReferenceService, ServiceRefusal
 from agent.reference_service.store import _now_iso
 
@@ -45,98 +55,40 @@ def load_areas() -> list[str]:
     return loaded
 
 
-def error(status: int, reason: str) -> JSONResponse:
-    if status in (401, 403):
-        return JSONResponse({"code": status, "message": reason}, status_code=status)
-    return JSONResponse({"kind": "Error", "id": status, "href": "", "code": str(status), "reason": reason},
-                        status_code=status)
-
-
-def public(doc: dict[str, Any]) -> dict[str, Any]:
-    """A stored document as the API shows it: internal bookkeeping fields (``_x``) removed."""
-    return {k: v for k, v in doc.items() if not k.startswith("_")}
-
-
-def _svc(request: Request) -> ReferenceService:
-    return request.app.state.service  # type: ignore[no-any-return]
-
-
-async def _body(request: Request) -> Any:
-    raw = await request.body()
-    if not raw:
-        return {}
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise ServiceRefusal(400, f"request body is not valid JSON: {exc}") from exc
-
-
-def _check_model(definition: str, body: Any) -> None:
-    problems = spec.errors(definition, body)
-    if problems:
-        raise ServiceRefusal(400, "; ".join(problems[:5]))
-
-
-def _agent_auth(request: Request, infra_env_id: str) -> None:
-    svc = _svc(request)
-    if svc.settings.auth == "none":
-        return
-    given = request.headers.get("x-secret-key", "")
-    expected = svc.store.infra_env_token(infra_env_id)
-    if expected is None:
-        raise ServiceRefusal(404, f"Failed to get infra env {infra_env_id}")
-    if not given or not secrets.compare_digest(given, expected):
-        raise ServiceRefusal(401, "Unauthorized: the agent token is missing or not valid for this infra-env")
-
-
-def _user_auth(request: Request) -> None:
-    svc = _svc(request)
-    if svc.settings.auth == "none":
-        return
-    header = request.headers.get("authorization", "")
-    token = header.split(" ", 1)[1] if header.lower().startswith("bearer ") else ""
-    if not token or not secrets.compare_digest(token, svc.settings.admin_token):
-        raise ServiceRefusal(401, "Unauthorized: user authentication (Authorization: Bearer) required")
-
-
-def _agent_version_header(request: Request) -> str | None:
-    return request.headers.get("discovery_agent_version") or None
-
-
 # -- agent-facing --------------------------------------------------------------------------------------------
 async def register_host(request: Request) -> Response:
     ie = request.path_params["infra_env_id"]
-    _agent_auth(request, ie)
-    body = await _body(request)
-    _check_model("host-create-params", body)
-    result = _svc(request).register_host(ie, body["host_id"],
-                                         body.get("discovery_agent_version") or _agent_version_header(request))
+    require_agent_auth(request, ie)
+    body = await read_json(request)
+    check_model("host-create-params", body)
+    result = service_of(request).register_host(ie, body["host_id"],
+                                         body.get("discovery_agent_version") or agent_version_header(request))
     return JSONResponse(public(result), status_code=201)
 
 
 async def get_next_steps(request: Request) -> Response:
     ie, host_id = request.path_params["infra_env_id"], request.path_params["host_id"]
-    _agent_auth(request, ie)
+    require_agent_auth(request, ie)
     try:
         timestamp = int(request.query_params.get("timestamp") or 0)
     except ValueError:
         raise ServiceRefusal(400, "timestamp must be an integer") from None
-    return JSONResponse(_svc(request).next_steps(ie, host_id, timestamp, _agent_version_header(request)))
+    return JSONResponse(service_of(request).next_steps(ie, host_id, timestamp, agent_version_header(request)))
 
 
 async def post_step_reply(request: Request) -> Response:
     ie, host_id = request.path_params["infra_env_id"], request.path_params["host_id"]
-    _agent_auth(request, ie)
-    _svc(request).post_reply(ie, host_id, await _body(request))
+    require_agent_auth(request, ie)
+    service_of(request).post_reply(ie, host_id, await read_json(request))
     return Response(status_code=204)
 
 
 # -- user-facing ----------------------------------------------------------------------------------------------
 async def create_cluster(request: Request) -> Response:
-    _user_auth(request)
-    body = await _body(request)
-    _check_model("cluster-create-params", body)
-    svc = _svc(request)
+    require_user_auth(request)
+    body = await read_json(request)
+    check_model("cluster-create-params", body)
+    svc = service_of(request)
     cid = str(uuid.uuid4())
     now = _now_iso()
     cluster = {k: v for k, v in body.items() if k != "pull_secret"}
@@ -159,21 +111,21 @@ def _cluster_view(svc: ReferenceService, cluster_id: str) -> dict[str, Any]:
 
 
 async def list_clusters(request: Request) -> Response:
-    _user_auth(request)
-    svc = _svc(request)
+    require_user_auth(request)
+    svc = service_of(request)
     return JSONResponse([_cluster_view(svc, c["id"]) for c in svc.store.list_clusters()])
 
 
 async def get_cluster(request: Request) -> Response:
-    _user_auth(request)
-    return JSONResponse(_cluster_view(_svc(request), request.path_params["cluster_id"]))
+    require_user_auth(request)
+    return JSONResponse(_cluster_view(service_of(request), request.path_params["cluster_id"]))
 
 
 async def update_cluster(request: Request) -> Response:
-    _user_auth(request)
-    body = await _body(request)
-    _check_model("v2-cluster-update-params", body)
-    svc = _svc(request)
+    require_user_auth(request)
+    body = await read_json(request)
+    check_model("v2-cluster-update-params", body)
+    svc = service_of(request)
     cid = request.path_params["cluster_id"]
     cluster = svc.store.get_cluster(cid)
     if cluster is None:
@@ -186,25 +138,25 @@ async def update_cluster(request: Request) -> Response:
 
 
 async def install_cluster(request: Request) -> Response:
-    _user_auth(request)
-    svc = _svc(request)
+    require_user_auth(request)
+    svc = service_of(request)
     cid = request.path_params["cluster_id"]
     svc.install_cluster(cid)
     return JSONResponse(_cluster_view(svc, cid), status_code=202)
 
 
 async def list_cluster_hosts(request: Request) -> Response:
-    _user_auth(request)
-    hosts = _svc(request).store.list_hosts(cluster_id=request.path_params["cluster_id"])
+    require_user_auth(request)
+    hosts = service_of(request).store.list_hosts(cluster_id=request.path_params["cluster_id"])
     role = request.query_params.get("role")
     return JSONResponse([public(h) for h in hosts if not role or h.get("role") == role])
 
 
 async def create_infra_env(request: Request) -> Response:
-    _user_auth(request)
-    body = await _body(request)
-    _check_model("infra-env-create-params", body)
-    svc = _svc(request)
+    require_user_auth(request)
+    body = await read_json(request)
+    check_model("infra-env-create-params", body)
+    svc = service_of(request)
     cluster_id = body.get("cluster_id")
     if cluster_id and svc.store.get_cluster(cluster_id) is None:
         raise ServiceRefusal(400, f"cluster {cluster_id} does not exist")
@@ -220,22 +172,22 @@ async def create_infra_env(request: Request) -> Response:
 
 
 async def list_infra_envs(request: Request) -> Response:
-    _user_auth(request)
-    return JSONResponse([public(d) for d in _svc(request).store.list_infra_envs()])
+    require_user_auth(request)
+    return JSONResponse([public(d) for d in service_of(request).store.list_infra_envs()])
 
 
 async def get_infra_env(request: Request) -> Response:
     ie = request.path_params["infra_env_id"]
-    _user_auth(request)
-    doc = _svc(request).store.get_infra_env(ie)
+    require_user_auth(request)
+    doc = service_of(request).store.get_infra_env(ie)
     if doc is None:
         raise ServiceRefusal(404, f"Failed to get infra env {ie}")
     return JSONResponse(public(doc))
 
 
 async def list_hosts(request: Request) -> Response:
-    _user_auth(request)
-    svc = _svc(request)
+    require_user_auth(request)
+    svc = service_of(request)
     ie = request.path_params["infra_env_id"]
     if svc.store.get_infra_env(ie) is None:
         raise ServiceRefusal(404, f"Failed to get infra env {ie}")
@@ -243,17 +195,17 @@ async def list_hosts(request: Request) -> Response:
 
 
 async def get_host(request: Request) -> Response:
-    _user_auth(request)
-    svc = _svc(request)
+    require_user_auth(request)
+    svc = service_of(request)
     host = svc.require_host(request.path_params["infra_env_id"], request.path_params["host_id"])
     return JSONResponse(public(svc.refresh_host(host)))
 
 
 async def update_host(request: Request) -> Response:
-    _user_auth(request)
-    body = await _body(request)
-    _check_model("host-update-params", body)
-    svc = _svc(request)
+    require_user_auth(request)
+    body = await read_json(request)
+    check_model("host-update-params", body)
+    svc = service_of(request)
     host = svc.require_host(request.path_params["infra_env_id"], request.path_params["host_id"])
     if "host_role" in body:
         host["role"] = body["host_role"]
@@ -274,8 +226,8 @@ async def update_host(request: Request) -> Response:
 
 
 async def delete_host(request: Request) -> Response:
-    _user_auth(request)
-    svc = _svc(request)
+    require_user_auth(request)
+    svc = service_of(request)
     ie, hid = request.path_params["infra_env_id"], request.path_params["host_id"]
     host = svc.require_host(ie, hid)
     svc.store.delete_host(ie, hid)
@@ -285,24 +237,24 @@ async def delete_host(request: Request) -> Response:
 
 
 async def list_events(request: Request) -> Response:
-    _user_auth(request)
+    require_user_auth(request)
     q = request.query_params
-    return JSONResponse(_svc(request).store.events(cluster_id=q.get("cluster_id"), host_id=q.get("host_id")))
+    return JSONResponse(service_of(request).store.events(cluster_id=q.get("cluster_id"), host_id=q.get("host_id")))
 
 
 # -- reference extras -------------------------------------------------------------------------------------------
 async def infra_env_token(request: Request) -> Response:
-    _user_auth(request)
-    token = _svc(request).store.infra_env_token(request.path_params["infra_env_id"])
+    require_user_auth(request)
+    token = service_of(request).store.infra_env_token(request.path_params["infra_env_id"])
     if token is None:
         raise ServiceRefusal(404, "no such infra-env")
     return JSONResponse({"token": token})
 
 
 async def host_replies(request: Request) -> Response:
-    _user_auth(request)
+    require_user_auth(request)
     q = request.query_params
-    return JSONResponse(_svc(request).store.replies(request.path_params["host_id"], q.get("step_type")))
+    return JSONResponse(service_of(request).store.replies(request.path_params["host_id"], q.get("step_type")))
 
 
 async def request_journal(request: Request) -> Response:
@@ -312,7 +264,7 @@ async def request_journal(request: Request) -> Response:
 async def add_fault(request: Request) -> Response:
     """Test mode: the next ``count`` requests matching ``method`` and ``path`` (a regex) get ``status``."""
     svc = _test_mode(request)
-    body = await _body(request)
+    body = await read_json(request)
     fault = {"method": str(body.get("method", "")).upper(), "path": str(body.get("path", "")),
              "status": int(body.get("status", 503)), "count": int(body.get("count", 1)),
              "delay": float(body.get("delay", 0))}
@@ -325,7 +277,7 @@ async def add_fault(request: Request) -> Response:
 
 
 def _test_mode(request: Request) -> ReferenceService:
-    svc = _svc(request)
+    svc = service_of(request)
     if not svc.settings.test_mode:
         raise ServiceRefusal(404, "this endpoint exists only in test mode")
     return svc
@@ -334,7 +286,7 @@ def _test_mode(request: Request) -> ReferenceService:
 async def queue_instruction(request: Request) -> Response:
     """Test mode: hand a host any step (third-party ones included) on its next poll."""
     svc = _test_mode(request)
-    body = await _body(request)
+    body = await read_json(request)
     svc.require_host(request.path_params["infra_env_id"], request.path_params["host_id"])
     args = body.get("args") or []
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
@@ -346,7 +298,7 @@ async def queue_instruction(request: Request) -> Response:
 async def force_status(request: Request) -> Response:
     """Test mode: put a host in a status (e.g. binding, which makes the service tell the agent to exit)."""
     svc = _test_mode(request)
-    body = await _body(request)
+    body = await read_json(request)
     host = svc.require_host(request.path_params["infra_env_id"], request.path_params["host_id"])
     svc.set_status(host, str(body["status"]), body.get("status_info"))
     svc.store.save_host(host)
@@ -361,10 +313,10 @@ async def index(request: Request) -> Response:
     try:
         from agent.reference_service.views import render_hosts_page
     except ImportError:
-        hosts = _svc(request).store.list_hosts()
+        hosts = service_of(request).store.list_hosts()
         lines = [f"{h['id']}  {h.get('status')}  {h.get('status_info')}" for h in hosts]
         return PlainTextResponse("\n".join(lines) + "\n")
-    return HTMLResponse(render_hosts_page(_svc(request)))
+    return HTMLResponse(render_hosts_page(service_of(request)))
 
 
 # -- app ----------------------------------------------------------------------------------------------------------

@@ -44,6 +44,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--enable-virtual-interfaces", action="store_true",
                    default=os.environ.get("ENABLE_VIRTUAL_INTERFACES", "").lower() == "true",
                    help="keep virtual NICs (veth...) of inventories, as ENABLE_VIRTUAL_INTERFACES=true")
+    p.add_argument("--os-image", help="OS image file handed to hosts by write-image during an installation "
+                   "(raw, xz, gzip or zstd; default $REFERENCE_SERVICE_OS_IMAGE)")
     p.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain)")
     p.add_argument("--tls-key", help="the certificate's PEM private key")
     p.add_argument("--ready-file", help="write the service URL to this file once it accepts connections")
@@ -53,6 +55,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ns = parser().parse_args(argv)
+    if ns.os_image:
+        from agent.reference_service.install import OS_IMAGE_ENV
+
+        os.environ[OS_IMAGE_ENV] = os.path.abspath(ns.os_image)
     logging.basicConfig(level=getattr(logging, ns.log_level.upper()),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings(next_step_seconds=ns.next_step_seconds, agent_image=ns.agent_image, auth=ns.auth,

@@ -31,7 +31,14 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 
 from agent.reference_service import registry
-from agent.reference_service.app import _agent_auth, _body, _check_model, _svc, _user_auth, public
+from agent.reference_service.http import (
+    check_model,
+    public,
+    read_json,
+    require_agent_auth,
+    require_user_auth,
+    service_of,
+)
 from agent.reference_service.lifecycle import BASE, ServiceRefusal, is_sno
 from agent.reference_service.registry import HostView, reply_handler, step_arguments
 from agent.reference_service.store import _now_iso
@@ -198,19 +205,19 @@ def stop_installation_args(view: HostView) -> list[str]:
 # -- agent-facing routes -------------------------------------------------------------------------------------------
 def _host_of(request: Request) -> dict[str, Any]:
     ie, hid = request.path_params["infra_env_id"], request.path_params["host_id"]
-    _agent_auth(request, ie)
-    return _svc(request).require_host(ie, hid)
+    require_agent_auth(request, ie)
+    return service_of(request).require_host(ie, hid)
 
 
 async def update_progress(request: Request) -> Response:
     host = _host_of(request)
-    body = await _body(request)
-    _check_model("host-progress", body)
+    body = await read_json(request)
+    check_model("host-progress", body)
     stage = body.get("current_stage")
     if not stage:
         raise ServiceRefusal(400, "current_stage is required")
     info = str(body.get("progress_info") or "")
-    svc = _svc(request)
+    svc = service_of(request)
     apply_progress(svc, host, stage, info)
     return Response(status_code=200)
 
@@ -260,7 +267,7 @@ def apply_progress(svc: Any, host: dict[str, Any], stage: str, info: str) -> Non
 
 async def download_ignition(request: Request) -> Response:
     host = _host_of(request)
-    svc = _svc(request)
+    svc = service_of(request)
     cluster = svc.store.get_cluster(host["cluster_id"]) if host.get("cluster_id") else None
     if cluster is None:
         raise ServiceRefusal(404, f"host {host['id']} is not bound to a cluster")
@@ -287,20 +294,20 @@ def host_ignition(host: dict[str, Any], cluster: dict[str, Any], role: str) -> b
 
 async def update_logs_progress(request: Request) -> Response:
     host = _host_of(request)
-    body = await _body(request)
-    _check_model("logs-progress-params", body)
+    body = await read_json(request)
+    check_model("logs-progress-params", body)
     if "logs_state" not in body:
         raise ServiceRefusal(400, "logs_state is required")
     host["logs_info"] = body["logs_state"]
     if body["logs_state"] == "requested":
         host["logs_started_at"] = _now_iso()
-    _svc(request).store.save_host(host)
+    service_of(request).store.save_host(host)
     return Response(status_code=204)
 
 
 async def upload_logs(request: Request) -> Response:
     cluster_id = request.path_params["cluster_id"]
-    svc = _svc(request)
+    svc = service_of(request)
     q = request.query_params
     logs_type, ie, hid = q.get("logs_type"), q.get("infra_env_id"), q.get("host_id")
     if logs_type not in ("host", "controller"):
@@ -311,12 +318,12 @@ async def upload_logs(request: Request) -> Response:
     if logs_type == "host":
         if not hid or not ie:
             raise ServiceRefusal(400, "host logs need host_id and infra_env_id")
-        _agent_auth(request, ie)
+        require_agent_auth(request, ie)
         host = svc.require_host(ie, hid)
         if host.get("cluster_id") != cluster_id:
             raise ServiceRefusal(404, f"host {hid} is not part of cluster {cluster_id}")
     elif svc.settings.auth != "none" and not request.headers.get("x-secret-key"):
-        _user_auth(request)
+        require_user_auth(request)
     data = await _upfile(request)
     key = f"logs/{cluster_id}/{hid or 'controller'}"
     svc.store.put_blob(key, data)
@@ -349,8 +356,9 @@ async def _upfile(request: Request) -> bytes:
 
 # -- reference extras ------------------------------------------------------------------------------------------------
 async def host_logs(request: Request) -> Response:
-    _user_auth(request)
-    data = _svc(request).store.get_blob(f"logs/{request.path_params['cluster_id']}/{request.path_params['host_id']}")
+    require_user_auth(request)
+    params = request.path_params
+    data = service_of(request).store.get_blob(f"logs/{params['cluster_id']}/{params['host_id']}")
     if data is None:
         raise ServiceRefusal(404, "no logs uploaded for this host")
     return Response(data, media_type="application/gzip")
@@ -358,12 +366,12 @@ async def host_logs(request: Request) -> Response:
 
 async def set_installation_disk(request: Request) -> Response:
     """Choose a host's installation disk by path (what the hardware area derives from the inventory)."""
-    _user_auth(request)
-    body = await _body(request)
+    require_user_auth(request)
+    body = await read_json(request)
     path = body.get("path") if isinstance(body, dict) else None
     if not isinstance(path, str) or not path.startswith("/dev/"):
         raise ServiceRefusal(400, "path must be a device path under /dev/")
-    svc = _svc(request)
+    svc = service_of(request)
     host = svc.require_host(request.path_params["infra_env_id"], request.path_params["host_id"])
     host["installation_disk_path"] = path
     host["installation_disk_id"] = body.get("id") or path
