@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import requests
 
 from agent.reference_service import spec
@@ -16,6 +17,8 @@ HOST = "11111111-2222-3333-4444-555555555555"
 
 
 def test_bundled_spec_is_the_contract() -> None:
+    if not SPEC.exists():
+        pytest.skip("../shared/spec is not beside this checkout")
     assert BUNDLED_SPEC.read_bytes() == SPEC.read_bytes()
 
 
