@@ -33,3 +33,14 @@ def test_service_dependencies_are_an_optional_extra() -> None:
     assert not [r for r in core if r.split(">")[0].split("=")[0].strip().lower() in ("starlette", "uvicorn",
                                                                                        "pyyaml", "jsonschema")]
     assert {r.split(">")[0].strip().lower() for r in service} >= {"starlette", "uvicorn", "pyyaml", "jsonschema"}
+
+
+def test_every_package_is_listed_in_pyproject() -> None:
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {str(p.parent.relative_to(root)).replace("/", ".")
+               for top in ("agent", "steps") for p in (root / top).rglob("__init__.py")}
+    assert listed == on_disk
