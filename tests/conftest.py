@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.install_images import RecordingServer
 from tests.support.service import SPEC, RefService, start_service
 
 PLUGINS = Path(__file__).parent / "plugins"
@@ -32,3 +33,13 @@ def sample_plugins(monkeypatch: pytest.MonkeyPatch) -> Path:
     path = os.pathsep.join(p for p in (str(PLUGINS), os.environ.get("PYTHONPATH", "")) if p)
     monkeypatch.setenv("PYTHONPATH", path)
     return PLUGINS
+
+
+@pytest.fixture
+def server() -> Iterator[RecordingServer]:
+    """A small HTTP server on loopback that records what it is asked and answers what a test tells it."""
+    srv = RecordingServer()
+    try:
+        yield srv
+    finally:
+        srv.close()

@@ -8,7 +8,6 @@ import email.policy
 import io
 import json
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -28,15 +27,6 @@ IE = "6d9d4d5e-0a1b-4c2d-8e3f-000000000001"
 HOST = "6d9d4d5e-0a1b-4c2d-8e3f-000000000002"
 CLUSTER = "6d9d4d5e-0a1b-4c2d-8e3f-000000000003"
 REQUEST = {"cluster_id": CLUSTER, "infra_env_id": IE, "host_id": HOST, "bootstrap": False, "installer_gather": True}
-
-
-@pytest.fixture
-def server() -> Iterator[RecordingServer]:
-    srv = RecordingServer()
-    try:
-        yield srv
-    finally:
-        srv.close()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ reboot under pytest; the fallback chain is exercised on a recorded host whose co
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,15 +28,6 @@ def dry_run_everywhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("AGENT_REBOOT_DRY_RUN", "1")
     monkeypatch.setenv("AGENT_REBOOT_MARKER", str(marker))
     return marker
-
-
-@pytest.fixture
-def server() -> Iterator[RecordingServer]:
-    srv = RecordingServer()
-    try:
-        yield srv
-    finally:
-        srv.close()
 
 
 def ctx(url: str = "", root: str | Path = "/", **cfg: object) -> StepContext:

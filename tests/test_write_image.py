@@ -57,15 +57,6 @@ def loop() -> Iterator[LoopDevice]:
         yield dev
 
 
-@pytest.fixture
-def server() -> Iterator[RecordingServer]:
-    srv = RecordingServer()
-    try:
-        yield srv
-    finally:
-        srv.close()
-
-
 def ctx_for(url: str = "", **cfg: Any) -> StepContext:
     config = AgentConfig(url=url, infra_env_id=IE if url else "", host_id=HOST if url else None, **cfg)
     return StepContext(host=Host.at("/"), config=config)
