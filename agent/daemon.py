@@ -69,7 +69,6 @@ class Daemon:
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[str, float]] = {}
         self._pending: deque[Reply] = deque(maxlen=MAX_PENDING_REPLIES)
-        self._upgrade_done = False
         self._history = _history_path()
 
     # -- top level --------------------------------------------------------------------------------------
@@ -202,8 +201,6 @@ class Daemon:
                 log.info("the service asked the agent to exit")
                 self.request_stop("post_step_action is exit")
                 return "exit"
-            if self._upgrade_done:
-                return "exit"
             with self._lock:
                 running = len(self._running)
             self.notifier.status(f"host {self.host_id}: {running} step(s) running")
@@ -242,7 +239,6 @@ class Daemon:
             image = json.loads(reply.output).get("agent_image", "")
             self._remember_agent_image(image)
             log.info("agent image %s pulled: exiting so that systemd restarts the agent from it", image)
-            self._upgrade_done = True
             self.request_stop("agent upgraded")
 
     # -- replies ----------------------------------------------------------------------------------------
