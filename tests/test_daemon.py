@@ -234,32 +234,25 @@ def test_sd_notify_ready_status_and_watchdog(service: RefService, tmp_path: Path
     assert sum("WATCHDOG=1" in m for m in got) >= 2
 
 
-def test_sigterm_lets_running_steps_finish_and_reply(service: RefService, tmp_path: Path,
-                                                     sample_plugins: Path) -> None:
+@pytest.mark.parametrize(("grace", "sleep", "expect"), [
+    ("10", 2, (0, "")),  # finishes within the grace period: its real reply is posted
+    ("1", 60, (143, "agent is stopping")),  # outlives it: killed, and the reply says so
+])
+def test_sigterm_lets_running_steps_finish_within_the_grace_period(
+        service: RefService, tmp_path: Path, sample_plugins: Path, grace: str, sleep: int,
+        expect: tuple[int, str]) -> None:
     ie = _setup(service)
-    with start_agent(service.url, ie, args=["--host-id", HOST_ID, "--shutdown-grace", "10"],
+    with start_agent(service.url, ie, args=["--host-id", HOST_ID, "--shutdown-grace", grace],
                      log=tmp_path / "agent.log") as agent:
         service.wait_host(ie, lambda h: h["id"] == HOST_ID)
-        _queue(service, ie, "sample-echo", json.dumps({"message": "finish me", "sleep": 2}))
-        agent.wait_log("running sample-echo", timeout=20)
-        agent.signal(signal.SIGTERM)
-        assert agent.wait(timeout=20) == 0
-    (reply,) = service.replies(HOST_ID, "sample-echo")
-    assert json.loads(reply["output"])["echo"] == "finish me"
-
-
-def test_sigterm_grace_over_kills_step_and_reports_it(service: RefService, tmp_path: Path,
-                                                      sample_plugins: Path) -> None:
-    ie = _setup(service)
-    with start_agent(service.url, ie, args=["--host-id", HOST_ID, "--shutdown-grace", "1"],
-                     log=tmp_path / "agent.log") as agent:
-        service.wait_host(ie, lambda h: h["id"] == HOST_ID)
-        _queue(service, ie, "sample-echo", json.dumps({"message": "too slow", "sleep": 60}))
+        _queue(service, ie, "sample-echo", json.dumps({"message": "in flight", "sleep": sleep}))
         agent.wait_log("running sample-echo", timeout=20)
         agent.signal(signal.SIGTERM)
         assert agent.wait(timeout=30) == 0
     (reply,) = service.replies(HOST_ID, "sample-echo")
-    assert reply["exit_code"] == 143 and "agent is stopping" in reply["error"]
+    assert reply["exit_code"] == expect[0] and expect[1] in (reply["error"] or "")
+    if expect[0] == 0:
+        assert json.loads(reply["output"])["echo"] == "in flight"
 
 
 def test_token_is_sent_and_never_logged(tmp_path: Path) -> None:

@@ -177,18 +177,24 @@ def test_by_path_name_with_colons_is_measured_on_the_device_it_points_to(tmp_pat
         links.rmdir()
 
 
+def _run_while_mounted(dev: str, mounted: str, mnt: Path) -> tuple[dict[str, Any], str, str]:
+    """The step's reply on ``dev`` while ``mounted`` (the device or a partition) is mounted, with the device's
+    digest before and after."""
+    _run("mount", mounted, str(mnt))
+    try:
+        before = digest(dev)
+        reply = run_step(dev, size=MIB)
+        return reply, before, digest(dev)
+    finally:
+        _run("umount", str(mnt))
+
+
 def test_mounted_device_is_refused_and_untouched(tmp_path: Path) -> None:
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     with loop_device(tmp_path, gpt=False) as dev:
         _run("mkfs.ext4", "-q", "-F", dev)
-        _run("mount", dev, str(mnt))
-        try:
-            before = digest(dev)
-            reply = run_step(dev, size=MIB)
-            after = digest(dev)
-        finally:
-            _run("umount", str(mnt))
+        reply, before, after = _run_while_mounted(dev, dev, mnt)
         assert reply["exit_code"] == -1
         assert "mounted on" in reply["error"] and str(mnt) in reply["error"]
         assert output(reply) == {"path": dev}
@@ -206,13 +212,7 @@ def test_disk_with_a_mounted_partition_is_refused_and_untouched(tmp_path: Path) 
         while not Path(part).exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         _run("mkfs.ext4", "-q", "-F", part)
-        _run("mount", part, str(mnt))
-        try:
-            before = digest(dev)
-            reply = run_step(dev, size=MIB)
-            after = digest(dev)
-        finally:
-            _run("umount", str(mnt))
+        reply, before, after = _run_while_mounted(dev, part, mnt)
         assert reply["exit_code"] == -1
         assert f"its partition {part} is mounted" in reply["error"]
         assert after == before

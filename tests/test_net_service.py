@@ -185,6 +185,10 @@ def test_latency_and_packet_loss_thresholds_per_role(role: str, rtt: float, loss
         limit = "=0%" if role == "master" else "<=10%"
         assert packet_loss[1] == (f"Packet loss percentage requirement of {limit} not met for connectivity "
                                   f"between h-10.0.0.10 and h-10.0.0.11, h-10.0.0.12.")
+    if not latency_ok:
+        limit_ms = "100" if role == "master" else "1000"
+        assert latency[1] == (f"Network latency requirement of less than or equals {limit_ms} ms not met for "
+                              f"connectivity between h-10.0.0.10 and h-10.0.0.11, h-10.0.0.12.")
 
 
 def test_latency_is_only_checked_between_hosts_of_the_same_role() -> None:

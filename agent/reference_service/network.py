@@ -357,36 +357,37 @@ def _same_role_l3(view: HostView) -> tuple[str, list[tuple[str, dict[str, Any]]]
     return role, entries
 
 
-@validation("sufficient-network-latency-requirement-for-role", CATEGORY)
-def sufficient_latency(view: HostView) -> Outcome:
+def _same_role_requirement(view: HostView, which: int, field: str, what: str) -> Outcome:
+    """Requirement ``which`` (0 latency, 1 packet loss) on ``field`` towards hosts of the same role. A failure's
+    message starts at the limit; the caller names the requirement before it."""
     checked = _same_role_l3(view)
     if checked is None:
-        return "success", "Network latency requirement has been satisfied."
+        return "success", f"{what} requirement has been satisfied."
     role, entries = checked
     if not view.host.get("connectivity"):
-        return "pending", "Missing network latency information"
-    limit = NETWORK_REQUIREMENTS[role][0]
-    slow = sorted({label for label, e in entries if float(e.get("average_rtt_ms") or 0) > limit})
-    if slow:
-        return "failure", (f"Network latency requirement of less than or equals {limit:g} ms not met for "
-                           f"connectivity between {_host_label(view.host)} and {', '.join(slow)}.")
-    return "success", "Network latency requirement has been satisfied."
+        return "pending", f"Missing {what.lower()} information"
+    limit = NETWORK_REQUIREMENTS[role][which]
+    over = sorted({label for label, e in entries if float(e.get(field) or 0) > limit})
+    if not over:
+        return "success", f"{what} requirement has been satisfied."
+    bound = f"less than or equals {limit:g} ms" if which == 0 else f"{'=' if limit == 0 else '<='}{limit:g}%"
+    return "failure", f"{bound} not met for connectivity between {_host_label(view.host)} and {', '.join(over)}."
+
+
+@validation("sufficient-network-latency-requirement-for-role", CATEGORY)
+def sufficient_latency(view: HostView) -> Outcome:
+    status, message = _same_role_requirement(view, 0, "average_rtt_ms", "Network latency")
+    if status == "failure":
+        message = f"Network latency requirement of {message}"
+    return status, message
 
 
 @validation("sufficient-packet-loss-requirement-for-role", CATEGORY)
 def sufficient_packet_loss(view: HostView) -> Outcome:
-    checked = _same_role_l3(view)
-    if checked is None:
-        return "success", "Packet loss requirement has been satisfied."
-    role, entries = checked
-    if not view.host.get("connectivity"):
-        return "pending", "Missing packet loss information"
-    limit = NETWORK_REQUIREMENTS[role][1]
-    lossy = sorted({label for label, e in entries if float(e.get("packet_loss_percentage") or 0) > limit})
-    if lossy:
-        return "failure", (f"Packet loss percentage requirement of {'=' if limit == 0 else '<='}{limit:g}% not "
-                           f"met for connectivity between {_host_label(view.host)} and {', '.join(lossy)}.")
-    return "success", "Packet loss requirement has been satisfied."
+    status, message = _same_role_requirement(view, 1, "packet_loss_percentage", "Packet loss")
+    if status == "failure":
+        message = f"Packet loss percentage requirement of {message}"
+    return status, message
 
 
 @validation("has-default-route", CATEGORY)
