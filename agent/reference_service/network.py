@@ -357,9 +357,8 @@ def _same_role_l3(view: HostView) -> tuple[str, list[tuple[str, dict[str, Any]]]
     return role, entries
 
 
-def _same_role_requirement(view: HostView, which: int, field: str, what: str) -> Outcome:
-    """Requirement ``which`` (0 latency, 1 packet loss) on ``field`` towards hosts of the same role. A failure's
-    message starts at the limit; the caller names the requirement before it."""
+def _same_role_requirement(view: HostView, which: int, field: str, what: str, requirement: str) -> Outcome:
+    """Requirement ``which`` (0 latency, 1 packet loss) on ``field`` towards hosts of the same role."""
     checked = _same_role_l3(view)
     if checked is None:
         return "success", f"{what} requirement has been satisfied."
@@ -371,23 +370,19 @@ def _same_role_requirement(view: HostView, which: int, field: str, what: str) ->
     if not over:
         return "success", f"{what} requirement has been satisfied."
     bound = f"less than or equals {limit:g} ms" if which == 0 else f"{'=' if limit == 0 else '<='}{limit:g}%"
-    return "failure", f"{bound} not met for connectivity between {_host_label(view.host)} and {', '.join(over)}."
+    between = f"{_host_label(view.host)} and {', '.join(over)}"
+    return "failure", f"{requirement} of {bound} not met for connectivity between {between}."
 
 
 @validation("sufficient-network-latency-requirement-for-role", CATEGORY)
 def sufficient_latency(view: HostView) -> Outcome:
-    status, message = _same_role_requirement(view, 0, "average_rtt_ms", "Network latency")
-    if status == "failure":
-        message = f"Network latency requirement of {message}"
-    return status, message
+    return _same_role_requirement(view, 0, "average_rtt_ms", "Network latency", "Network latency requirement")
 
 
 @validation("sufficient-packet-loss-requirement-for-role", CATEGORY)
 def sufficient_packet_loss(view: HostView) -> Outcome:
-    status, message = _same_role_requirement(view, 1, "packet_loss_percentage", "Packet loss")
-    if status == "failure":
-        message = f"Packet loss percentage requirement of {message}"
-    return status, message
+    return _same_role_requirement(view, 1, "packet_loss_percentage", "Packet loss",
+                                  "Packet loss percentage requirement")
 
 
 @validation("has-default-route", CATEGORY)
