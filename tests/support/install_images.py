@@ -147,8 +147,9 @@ def loop_device(size: int, directory: Path | None = None) -> Iterator[LoopDevice
 
 @contextlib.contextmanager
 def mounted(device: str) -> Iterator[Path]:
+    """Read-only, so the kernel writes nothing to the device behind the test's back (ext4 lazy init, journal)."""
     where = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-mnt-"))
-    run(["mount", device, str(where)])
+    run(["mount", "-o", "ro", device, str(where)])
     try:
         yield where
     finally:
