@@ -227,28 +227,70 @@ def test_default_route() -> None:
 
 
 def resolutions(**addresses: list[str]) -> str:
-    names = network.dns_names("c1", "example.com")
-    return json.dumps({"resolutions": [
-        {"domain_name": n, "ipv4_addresses": addresses.get(n.split(".")[0].replace("-", "_"), []),
-         "ipv6_addresses": [], "cnames": None} for n in names]})
+    """The step's reply for the cluster's names; keyword = first label (``-`` as ``_``), ``relative_wildcard``
+    for the undotted wildcard probe."""
+    out = []
+    for n in network.dns_names("c1", "example.com"):
+        key = n.split(".")[0].replace("-", "_")
+        if n == "validateNoWildcardDNS.c1.example.com":
+            key = "relative_wildcard"
+        out.append({"domain_name": n, "ipv4_addresses": addresses.get(key, []), "ipv6_addresses": [], "cnames": None})
+    return json.dumps({"resolutions": out})
 
 
-def test_dns_validations() -> None:
+UMN = {**CLUSTER, "user_managed_networking": True, "control_plane_count": 3}
+
+
+def test_dns_names_are_not_needed_with_managed_networking_or_on_a_single_node() -> None:
     host = make_host(0)
-    umn = {**CLUSTER, "user_managed_networking": True}
+    not_needed = ("success", "Domain name resolution for the api-int.c1.example.com domain was successful or not "
+                  "required")
+    assert run("api-int-domain-name-resolved-correctly", view(host, [host])) == not_needed
+    sno = {**CLUSTER, "user_managed_networking": True, "control_plane_count": 1}
+    assert run("api-int-domain-name-resolved-correctly", view(host, [host], sno)) == not_needed  # its dnsmasq
+    outcome = run("api-int-domain-name-resolved-correctly", view(host, [host], UMN))
+    assert outcome == ("pending", "Domain name resolution for the api-int.c1.example.com domain has not been "
+                       "performed yet")
+    no_base = {**UMN, "base_dns_domain": ""}
+    outcome = run("api-domain-name-resolved-correctly", view(host, [host], no_base))
+    assert outcome is not None and outcome[0] == "error"
+    assert outcome[1].startswith("DNS validation for the API load balancer domain cannot be completed")
+
+
+def test_dns_names_must_resolve_to_a_load_balancer_with_user_managed_networking() -> None:
+    host = make_host(0)
+    host["domain_name_resolutions"] = resolutions(api=["10.0.0.5"], api_int=["10.0.0.10"])
+    assert run("api-domain-name-resolved-correctly", view(host, [host], UMN)) == (
+        "success", "Domain name resolution for the api.c1.example.com domain was successful or not required")
+    assert run("api-int-domain-name-resolved-correctly", view(host, [host], UMN)) == (
+        "failure", "Domain api-int.c1.example.com must not point at 10.0.0.10 as it is the API address of this "
+        "host. This domain must instead point at the IP address of a load balancer when using user managed "
+        "networking in a multi control-plane node cluster")
+    assert run("apps-domain-name-resolved-correctly", view(host, [host], UMN)) == (
+        "failure", "Couldn't resolve domain name *.apps.c1.example.com on the host. To continue installation, "
+        "create the necessary DNS entries to resolve this domain name to your cluster's application ingress IP "
+        "address")
+    host["domain_name_resolutions"] = resolutions(console_openshift_console=["10.0.0.6"])
+    assert run("apps-domain-name-resolved-correctly", view(host, [host], UMN))[0] == "success"  # type: ignore[index]
+
+
+def test_dns_wildcard_is_detected_by_both_spellings() -> None:
+    host = make_host(0)
     assert run("dns-wildcard-not-configured", view(host, [host]))[0] == "pending"  # type: ignore[index]
     host["domain_name_resolutions"] = resolutions(api=["10.0.0.5"])
     assert run("dns-wildcard-not-configured", view(host, [host])) == ("success", "DNS wildcard check was successful")
-    assert run("api-domain-name-resolved-correctly", view(host, [host], umn))[0] == "success"  # type: ignore[index]
-    api_int = run("api-int-domain-name-resolved-correctly", view(host, [host], umn))
-    assert api_int is not None and api_int[0] == "failure"
-    assert api_int[1].startswith("Couldn't resolve domain name api-int.c1.example.com on the host.")
-    # Cluster-managed networking: the VIPs serve these names, resolution is not required.
-    assert run("api-int-domain-name-resolved-correctly", view(host, [host]))[0] == "success"  # type: ignore[index]
     host["domain_name_resolutions"] = resolutions(validateNoWildcardDNS=["10.0.0.9"])
     wildcard = run("dns-wildcard-not-configured", view(host, [host]))
     assert wildcard is not None and wildcard[0] == "failure"
     assert wildcard[1].startswith("DNS wildcard configuration was detected for domain *.c1.example.com")
+    assert wildcard[1].endswith("The domain resolves to addresses 10.0.0.9")
+    host["domain_name_resolutions"] = resolutions(relative_wildcard=["10.9.9.9", "10.9.9.8"])
+    search = run("dns-wildcard-not-configured", view(host, [host]))
+    assert search is not None and search[0] == "failure"
+    assert "This is usually a sign of DHCP-provided domain-search configuration" in search[1]
+    assert search[1].endswith("The relative domain name resolves to addresses 10.9.9.9, 10.9.9.8")
+    host["domain_name_resolutions"] = json.dumps({"resolutions": []})
+    assert run("dns-wildcard-not-configured", view(host, [host]))[0] == "error"  # type: ignore[index]
 
 
 def test_mtu_valid_is_not_blocking() -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.inventory.hostname import FORBIDDEN
-from agent.reference_service.registry import HostView, Outcome, parse_json_field, reply_handler, validation
+from agent.reference_service.registry import HostView, Outcome, is_sno, parse_json_field, reply_handler, validation
 
 
 @dataclass(frozen=True)
@@ -85,12 +85,6 @@ def _version(text: str | None) -> tuple[int, ...] | None:
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
-def _is_sno(cluster: dict[str, Any] | None) -> bool:
-    if not cluster:
-        return False
-    return cluster.get("control_plane_count") == 1 or cluster.get("high_availability_mode") == "None"
-
-
 def effective_role(host: dict[str, Any]) -> str:
     role = host.get("role") or "auto-assign"
     if role == "auto-assign" and host.get("suggested_role"):
@@ -100,7 +94,7 @@ def effective_role(host: dict[str, Any]) -> str:
 
 def role_requirements(role: str, cluster: dict[str, Any] | None) -> Requirements:
     if role == "master":
-        if _is_sno(cluster):
+        if is_sno(cluster):
             version = _version((cluster or {}).get("openshift_version"))
             return SNO_FROM_4_22 if version and version >= (4, 22) else SNO
         return MASTER

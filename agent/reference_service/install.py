@@ -39,8 +39,8 @@ from agent.reference_service.http import (
     require_user_auth,
     service_of,
 )
-from agent.reference_service.lifecycle import BASE, ServiceRefusal, is_sno
-from agent.reference_service.registry import HostView, reply_handler, step_arguments
+from agent.reference_service.lifecycle import BASE, ServiceRefusal
+from agent.reference_service.registry import HostView, is_sno, reply_handler, step_arguments
 from agent.reference_service.store import _now_iso
 
 OS_IMAGE_ENV = "REFERENCE_SERVICE_OS_IMAGE"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.reference_service import registry, spec
-from agent.reference_service.registry import HostView, parse_json_field
+from agent.reference_service.registry import HostView, is_sno, parse_json_field
 from agent.reference_service.store import Store, _now_iso
 
 log = logging.getLogger("reference_service")
@@ -403,10 +403,6 @@ def host_name(host: dict[str, Any]) -> str:
         return str(host["requested_hostname"])
     inv = parse_json_field(host, "inventory") or {}
     return str(inv.get("hostname") or host["id"])
-
-
-def is_sno(cluster: dict[str, Any]) -> bool:
-    return cluster.get("control_plane_count") == 1 or cluster.get("high_availability_mode") == "None"
 
 
 def required_hosts(cluster: dict[str, Any]) -> int:

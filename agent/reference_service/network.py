@@ -18,6 +18,7 @@ from typing import Any
 from agent.reference_service.registry import (
     HostView,
     Outcome,
+    is_sno,
     parse_json_field,
     reply_handler,
     step_arguments,
@@ -30,6 +31,9 @@ MAX_FREE_SCAN_HOST_BITS = 10
 #: (max average RTT ms, max packet loss %) towards hosts of the same role (default_hw_requirements.json).
 NETWORK_REQUIREMENTS = {"master": (100.0, 0.0), "arbiter": (1000.0, 0.0), "worker": (1000.0, 10.0)}
 SKIP_CONNECTIVITY_STATES = ("discovering", "disconnected")
+#: The name under ``apps`` whose resolution stands for ``*.apps``, and one no real zone should answer.
+APPS_PROBE = "console-openshift-console"
+WILDCARD_PROBE = "validateNoWildcardDNS"
 
 
 # -- helpers ------------------------------------------------------------------------------------------------
@@ -64,11 +68,9 @@ def _vips(cluster: dict[str, Any] | None, kind: str) -> list[str]:
 
 
 def user_managed_networking(cluster: dict[str, Any] | None) -> bool:
-    if not cluster:
-        return False
-    if cluster.get("user_managed_networking") is not None:
+    if cluster and cluster.get("user_managed_networking") is not None:
         return bool(cluster["user_managed_networking"])
-    return cluster.get("control_plane_count") == 1 or cluster.get("high_availability_mode") == "None"
+    return is_sno(cluster)
 
 
 def is_day2(view: HostView) -> bool:
@@ -149,8 +151,8 @@ def free_addresses_args(view: HostView) -> list[str] | None:
 
 
 def dns_names(name: str, base: str) -> list[str]:
-    return [f"api.{name}.{base}", f"api-int.{name}.{base}", f"console-openshift-console.apps.{name}.{base}",
-            f"validateNoWildcardDNS.{name}.{base}.", f"validateNoWildcardDNS.{name}.{base}"]
+    return [f"api.{name}.{base}", f"api-int.{name}.{base}", f"{APPS_PROBE}.apps.{name}.{base}",
+            f"{WILDCARD_PROBE}.{name}.{base}.", f"{WILDCARD_PROBE}.{name}.{base}"]
 
 
 @step_arguments("domain-resolution")
@@ -403,54 +405,87 @@ def _resolution(view: HostView, name: str) -> dict[str, Any] | None:
     return next((r for r in data.get("resolutions") or [] if r.get("domain_name") == name), None)
 
 
-def _domain_validation(view: HostView, prefix: str, target: str) -> Outcome:
-    names = _cluster_name_domain(view)
-    if names is None:
-        return "pending", (f"DNS validation for the {prefix} domain cannot be completed because the cluster does "
-                           f"not have base_dns_domain set. Please update this field with the cluster's base "
-                           f"domain")
-    domain = f"{prefix}.{names[0]}.{names[1]}"
-    if not user_managed_networking(view.cluster) or (is_day2(view) and prefix != "api"):
-        return "success", f"Domain name resolution for the {domain} domain was successful or not required"
+def _addresses(resolution: dict[str, Any] | None) -> list[str]:
+    if not resolution:
+        return []
+    return [str(a) for a in (resolution.get("ipv4_addresses") or []) + (resolution.get("ipv6_addresses") or [])]
+
+
+def _domain_validation(view: HostView, subdomain: str, target: str) -> Outcome:
+    """The real service's rule: only user-managed networking needs the names in DNS (managed networking serves
+    them itself, and so does the dnsmasq of a day-1 single-node cluster), and then they must resolve, but not
+    to this host's own addresses (they name load balancers). A host that has not resolved yet is pending here,
+    where the real service reports an error."""
+    cluster = view.cluster or {}
+    base = cluster.get("base_dns_domain")
+    printable = f"{subdomain}.{cluster.get('name')}.{base}" if base else target
+    not_needed = "success", f"Domain name resolution for the {printable} domain was successful or not required"
+    if not user_managed_networking(view.cluster) or (is_sno(view.cluster) and not is_day2(view)):
+        return not_needed
+    if not base:
+        return "error", (f"DNS validation for the {target} domain cannot be completed because the cluster does not "
+                         f"have base_dns_domain set. Please update the cluster with the correct base_dns_domain")
     if not view.host.get("domain_name_resolutions"):
-        return "pending", f"Domain name resolution for the {domain} domain has not been performed yet"
-    probe = f"console-openshift-console.{domain}" if prefix == "apps" else domain
-    found = _resolution(view, probe)
-    if found and (found.get("ipv4_addresses") or found.get("ipv6_addresses")):
-        return "success", f"Domain name resolution for the {domain} domain was successful or not required"
-    return "failure", (f"Couldn't resolve domain name {domain} on the host. To continue installation, create the "
-                       f"necessary DNS entries to resolve this domain name to your {target}")
+        return "pending", f"Domain name resolution for the {printable} domain has not been performed yet"
+    probe = printable.replace("*.apps", f"{APPS_PROBE}.apps", 1)
+    addresses = _addresses(_resolution(view, probe))
+    if not addresses:
+        return "failure", (f"Couldn't resolve domain name {printable} on the host. To continue installation, create "
+                           f"the necessary DNS entries to resolve this domain name to your cluster's {target} IP "
+                           f"address")
+    own = {str(i.ip) for i in _interface_addresses(parse_json_field(view.host, "inventory") or {})}
+    for address in addresses:
+        if address in own:
+            return "failure", (f"Domain {printable} must not point at {address} as it is the API address of this "
+                               f"host. This domain must instead point at the IP address of a load balancer when "
+                               f"using user managed networking in a multi control-plane node cluster")
+    return not_needed
 
 
 @validation("api-domain-name-resolved-correctly", CATEGORY)
 def api_domain(view: HostView) -> Outcome:
-    return _domain_validation(view, "api", "cluster API")
+    return _domain_validation(view, "api", "API load balancer")
 
 
 @validation("api-int-domain-name-resolved-correctly", CATEGORY)
 def api_int_domain(view: HostView) -> Outcome:
-    return _domain_validation(view, "api-int", "cluster internal API")
+    return _domain_validation(view, "api-int", "internal API load balancer")
 
 
 @validation("apps-domain-name-resolved-correctly", CATEGORY)
 def apps_domain(view: HostView) -> Outcome:
-    return _domain_validation(view, "apps", "application ingress")
+    return _domain_validation(view, "*.apps", "application ingress")
 
 
 @validation("dns-wildcard-not-configured", CATEGORY)
 def dns_wildcard_not_configured(view: HostView) -> Outcome:
+    """Both spellings of a name that must not exist: the dotted one catches a wildcard record, the relative one
+    a DHCP-provided search domain that completes it into some other zone's wildcard."""
     if is_day2(view):
         return "success", "DNS wildcard check is not required for day2"
     names = _cluster_name_domain(view)
     if names is None or not view.host.get("domain_name_resolutions"):
         return "pending", "DNS wildcard check cannot be performed yet because the host has not yet performed DNS " \
                           "resolution"
-    found = _resolution(view, f"validateNoWildcardDNS.{names[0]}.{names[1]}.")
-    if found and (found.get("ipv4_addresses") or found.get("ipv6_addresses")):
-        return "failure", (f"DNS wildcard configuration was detected for domain *.{names[0]}.{names[1]} - the "
-                           f"installation will not be able to complete while this record exists. Please remove "
-                           f"it to proceed. The domain resolves to addresses "
-                           f"{', '.join((found.get('ipv4_addresses') or []) + (found.get('ipv6_addresses') or []))}")
+    name, base = names
+    relative = f"{WILDCARD_PROBE}.{name}.{base}"
+    checks = (
+        (relative + ".", f"DNS wildcard configuration was detected for domain *.{name}.{base} - the installation "
+                         "will not be able to complete while this record exists. Please remove it to proceed. "
+                         "The domain resolves to addresses {}"),
+        (relative, f"Unexpected domain name resolution was detected for the relative domain name with the "
+                   f"sub-domain *.{name}.{base} despite the fact that no resolution exists for a Fully Qualified "
+                   f"Domain Name (FQDN) with same sub-domain. This is usually a sign of DHCP-provided domain-search "
+                   f"configuration. The installation will not be able to complete with this configuration in "
+                   f"place. Please remove it to proceed. The relative domain name resolves to addresses {{}}"),
+    )
+    for probe, message in checks:
+        found = _resolution(view, probe)
+        if found is None:
+            return "error", ("Internal error - DNS wildcard check cannot be performed because the DNS validation "
+                             "result doesn't contain the wildcard domain")
+        if _addresses(found):
+            return "failure", message.format(", ".join(_addresses(found)))
     return "success", "DNS wildcard check was successful"
 
 

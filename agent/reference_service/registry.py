@@ -45,6 +45,13 @@ class HostView:
         return [h for h in self.hosts if h.get("id") != self.host.get("id")]
 
 
+def is_sno(cluster: dict[str, Any] | None) -> bool:
+    """A single-node cluster, by either spelling the API has had for it."""
+    if not cluster:
+        return False
+    return cluster.get("control_plane_count") == 1 or cluster.get("high_availability_mode") == "None"
+
+
 def parse_json_field(doc: dict[str, Any], name: str) -> Any:
     """Host fields that hold JSON are strings on the wire (as in the real service); decode one, or None."""
     raw = doc.get(name)
