@@ -179,15 +179,58 @@ def test_concatenated_gzip_members_are_followed_in_process(
     assert device_sha256(loop, image.size) == image.raw_sha256
 
 
-def test_zstd_without_the_tool_is_a_clear_failure(
-    image: BuiltImage, loop: LoopDevice, monkeypatch: pytest.MonkeyPatch, server: RecordingServer
+def test_zstd_frames_one_after_another_and_skippable_frames_are_followed(
+    image: BuiltImage, loop: LoopDevice, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(write_image.shutil, "which", lambda name: None)
-    path, sha = image.file("zstd")
-    mark_disk(loop, 96 * MIB)
-    with pytest.raises(WriteFailed, match="zstd tool is not installed"):
-        write(request(path, loop.path, image_sha256=sha), ctx_for(server.url))
-    assert server.progress()[-1].startswith("Failed the image is zstd-compressed")
+    """What ``zstd -dc`` accepts (frames one after the other, skippable frames between them) is accepted too."""
+    import zstandard
+
+    data = image.raw.read_bytes()
+    skippable = (0x184D2A5A).to_bytes(4, "little") + (5).to_bytes(4, "little") + b"notes"
+    multi = tmp_path / "ainst-multi.raw.zst"
+    multi.write_bytes(zstandard.ZstdCompressor(level=1, write_checksum=True).compress(data[: 20 * MIB]) + skippable
+                      + zstandard.ZstdCompressor(level=1, write_content_size=False).compress(data[20 * MIB :]))
+    write(request(multi, loop.path, image_sha256=sha256_file(multi), raw_sha256=image.raw_sha256))
+    assert device_sha256(loop, image.size) == image.raw_sha256
+
+
+def test_a_zstd_stream_cut_inside_a_frame_or_corrupted_fails(
+    image: BuiltImage, loop: LoopDevice, server: RecordingServer, tmp_path: Path
+) -> None:
+    """libzstd's streaming reader takes a stream cut mid-frame for a clean end: the step must not."""
+    path, _ = image.file("zstd")
+    whole = path.read_bytes()
+    cut = tmp_path / "ainst-cut.raw.zst"
+    cut.write_bytes(whole[: len(whole) * 2 // 3])
+    failed(request(cut, loop.path, image_sha256=sha256_file(cut)), loop, "the stream ends inside a frame", server)
+    corrupt = bytearray(whole)
+    for offset in range(len(whole) // 3, len(whole) // 3 + 64):
+        corrupt[offset] ^= 0x5A
+    cut.write_bytes(bytes(corrupt))
+    failed(request(cut, loop.path, image_sha256=sha256_file(cut)), loop, "corrupt or truncated: zstd: ", server)
+
+
+def test_zstd_frame_tracking_knows_every_frame_boundary() -> None:
+    """At every cut of a stream of frames of each kind (checksum or not, content size or not, single segment,
+    skippable), the tracker says complete exactly at the frame boundaries, whatever the chunking."""
+    import zstandard
+
+    payload = bytes(range(256)) * 700 + bytes(300_000)  # raw-ish, compressed and RLE blocks
+    frames = [
+        zstandard.ZstdCompressor(level=3, write_checksum=True).compress(payload),
+        (0x184D2A50).to_bytes(4, "little") + (3).to_bytes(4, "little") + b"abc",
+        zstandard.ZstdCompressor(level=1, write_content_size=False).compress(payload[:1000]),
+        zstandard.ZstdCompressor(level=1).compress(b""),
+    ]
+    stream = b"".join(frames)
+    boundaries = set(itertools.accumulate(len(f) for f in frames))
+    for chunk in (1, 7, 4096):  # chunks of 1: every cut of the stream is checked
+        tracker = write_image.ZstdFrames()
+        assert not tracker.complete
+        for start in range(0, len(stream), chunk):
+            end = min(len(stream), start + chunk)
+            tracker.feed(stream[start:end])
+            assert tracker.complete == (end in boundaries), (end, chunk)
 
 
 def test_http_download_reports_progress_and_uses_the_service_ignition(
