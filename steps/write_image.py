@@ -434,13 +434,15 @@ class InlineStream:
 
 
 class ProcessStream:
-    """Decompression by ``xz -dc`` in its own process, fed by a thread hashing the input."""
+    """Decompression by ``xz -dc`` in its own process, fed by a thread hashing the input. ``-T0``: an image
+    compressed in several blocks (as ``xz -T`` writes them) is decompressed on every core, twice as fast on
+    two; xz before 5.4 accepts the flag and decompresses on one."""
 
     def __init__(self, reader: HashingReader, tool: str) -> None:
         self.reader = reader
         self.tool = os.path.basename(tool)
         self.proc = subprocess.Popen(
-            [tool, "-dc"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0
+            [tool, "-dc", "-T0"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0
         )
         assert self.proc.stdin is not None and self.proc.stdout is not None
         for pipe in (self.proc.stdin, self.proc.stdout):
