@@ -162,7 +162,8 @@ def test_present_image_runs_the_installer_container_and_reports_its_exit(local_i
     assert result.exit_code not in (0, 2, -1), result
     assert "Error" in result.error and "pull" not in result.error
     stop = StopInstallationStep()
-    stopped = stop.run(stop.parse_args([]), ctx())
+    stop.parse_args([])
+    stopped = stop.run(None, ctx())
     assert stopped.exit_code == 0 and stopped.output.strip() in ("", "assisted-installer")
 
 
@@ -170,5 +171,6 @@ def test_present_image_runs_the_installer_container_and_reports_its_exit(local_i
 def test_stop_installation_without_a_container_succeeds() -> None:
     subprocess.run(["podman", "rm", "-f", "assisted-installer"], capture_output=True, timeout=60)
     step = StopInstallationStep()
-    result = step.run(step.parse_args([]), ctx())
+    step.parse_args([])
+    result = step.run(None, ctx())
     assert (result.exit_code, result.output, result.error) == (0, "", "")

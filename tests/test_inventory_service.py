@@ -327,7 +327,7 @@ def test_single_node_master_needs_more_cores() -> None:
 )
 def test_hostname_valid(name: str, requested: str | None, expected: tuple[str, str]) -> None:
     inv = {**fixture_inventory("cloud-ec2"), "hostname": name}
-    extra = {"requested_hostname": requested} if requested else {}
+    extra: dict[str, Any] = {"requested_hostname": requested} if requested else {}
     assert outcome("hostname-valid", view_of(inv, cluster=CLUSTER, **extra)) == expected
 
 

@@ -50,7 +50,9 @@ def uploaded(server: RecordingServer) -> tuple[dict[str, Any], dict[str, bytes]]
     (part,) = list(msg.iter_parts())
     assert part.get_param("name", header="content-disposition") == "upfile"
     assert part.get_filename() == "logs.tar.gz"
-    with tarfile.open(fileobj=io.BytesIO(part.get_payload(decode=True)), mode="r:gz") as tar:
+    payload = part.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    with tarfile.open(fileobj=io.BytesIO(payload), mode="r:gz") as tar:
         files = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
     return post, files
 
@@ -66,7 +68,7 @@ def test_collects_and_uploads_with_logs_progress(server: RecordingServer, state_
     url = urlsplit(str(post["path"]))
     assert url.path == f"/api/assisted-install/v2/clusters/{CLUSTER}/logs"
     assert parse_qs(url.query) == {"logs_type": ["host"], "infra_env_id": [IE], "host_id": [HOST]}
-    assert post["headers"]["X-Secret-Key"] == "tok"  # type: ignore[index]
+    assert post["headers"]["X-Secret-Key"] == "tok"
     assert b"/proc" in files["logs/mountinfo.txt"] or b" / " in files["logs/mountinfo.txt"]
     assert files["logs/step-history.jsonl"] == (state_dir / "history.jsonl").read_bytes()
     assert "logs/dmesg.log" in files

@@ -76,7 +76,7 @@ def test_fallback_chain_ends_with_sysrq(monkeypatch: pytest.MonkeyPatch, tmp_pat
     """Every userspace way fails on this recorded host, so the step writes sysrq (a file in the fixture)."""
     monkeypatch.delenv("AGENT_REBOOT_DRY_RUN")
     monkeypatch.setattr(reboot, "refuse_under_tests", lambda: None)
-    monkeypatch.setattr(reboot.os, "sync", lambda: None)
+    monkeypatch.setattr("steps.reboot.os.sync", lambda: None)
     (tmp_path / "run" / "systemd" / "system").mkdir(parents=True)
     (tmp_path / "proc").mkdir()
     (tmp_path / ".recorded").mkdir()

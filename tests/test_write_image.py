@@ -160,7 +160,7 @@ def test_without_ignition_the_image_is_written_byte_for_byte(image: BuiltImage, 
 def test_in_process_decompression_when_the_tools_are_missing(
     image: BuiltImage, loop: LoopDevice, compression: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(write_image.shutil, "which", lambda name: None)
+    monkeypatch.setattr("steps.write_image.shutil.which", lambda name: None)
     path, sha = image.file(compression)
     write(request(path, loop.path, image_sha256=sha, raw_sha256=image.raw_sha256))
     assert device_sha256(loop, image.size) == image.raw_sha256
@@ -252,7 +252,7 @@ def test_http_download_reports_progress_and_uses_the_service_ignition(
     gets = [r for r in server.requests if r["method"] == "GET"]
     ignition_path = f"/api/assisted-install/v2/infra-env/{IE}/hosts/{HOST}/downloads/ignition"
     assert [str(r["path"]) for r in gets] == [ignition_path, "/images/rhcos.raw.xz"]
-    assert all(r["headers"].get("X-Secret-Key") == "agent-secret-token" for r in gets)  # type: ignore[union-attr]
+    assert all(r["headers"].get("X-Secret-Key") == "agent-secret-token" for r in gets)  # type: ignore[attr-defined]
     with mounted(boot_partition(loop)) as boot:
         assert (boot / "ignition" / "config.ign").read_bytes() == server.ignition
 
