@@ -16,16 +16,22 @@ from agent.host import Host
 from agent.inventory import collect, cpu, disks, memory
 from agent.inventory.collect import Collector, go_shape, inventory, truncate
 from agent.inventory.disks import (
+    REASON_IBFT_MISSING,
+    REASON_ISCSI_NO_SESSION,
+    REASON_ISCSI_NO_TARGET,
+    REASON_ISCSI_NOT_IN_IBFT,
     REASON_ISCSI_NOT_RUNNING,
     REASON_ISCSI_STATE_UNREADABLE,
     REASON_ISO,
     REASON_LVM,
     REASON_UNKNOWN_CONTROLLER,
     DiskFacts,
+    IscsiFacts,
     Partition,
     disk_id,
     drive_type,
     eligibility,
+    iscsi_facts,
 )
 from agent.inventory.hostname import replace_localhost
 from agent.inventory.options import Options
@@ -193,6 +199,9 @@ def test_recording_replays_to_the_same_inventory(tmp_path: Path) -> None:
 
 
 # -- rules, table-driven -------------------------------------------------------------------------------------------
+IQN = "iqn.2024-01.com.example:boot-disk"
+
+
 @pytest.mark.parametrize(
     ("facts", "reasons", "media"),
     [
@@ -207,9 +216,15 @@ def test_recording_replays_to_the_same_inventory(tmp_path: Path) -> None:
         (DiskFacts("md127", "RAID"), [], False),
         (DiskFacts("dasda", "ECKD"), [], False),
         (DiskFacts("sr0", "ODD"), [], True),
-        (DiskFacts("sdb", "iSCSI", iscsi_state="running"), [], False),
-        (DiskFacts("sdb", "iSCSI", iscsi_state="offline"), [REASON_ISCSI_NOT_RUNNING], False),
+        (DiskFacts("sdb", "iSCSI", iscsi=IscsiFacts("running", "session1", IQN, [IQN])), [], False),
+        (DiskFacts("sdb", "iSCSI", iscsi=IscsiFacts("offline", "session1", IQN, [IQN])), [REASON_ISCSI_NOT_RUNNING],
+         False),
         (DiskFacts("sdb", "iSCSI"), [REASON_ISCSI_STATE_UNREADABLE], False),
+        (DiskFacts("sdb", "iSCSI", iscsi=IscsiFacts("running")), [REASON_ISCSI_NO_SESSION], False),
+        (DiskFacts("sdb", "iSCSI", iscsi=IscsiFacts("running", "session1")), [REASON_ISCSI_NO_TARGET], False),
+        (DiskFacts("sdb", "iSCSI", iscsi=IscsiFacts("running", "session1", IQN)), [REASON_IBFT_MISSING], False),
+        (DiskFacts("sdb", "iSCSI", iscsi=IscsiFacts("running", "session1", IQN, ["iqn.2024-01.com.x:other"])),
+         [REASON_ISCSI_NOT_IN_IBFT], False),
         (DiskFacts("sdc", "SSD", [Partition("sdc1", "/run/media/iso")]), [REASON_ISO], True),
         (DiskFacts("sr0", "ODD", [Partition("sr0p1", "/run/media/iso")]), [REASON_ISO], True),
         (DiskFacts("sdc", "SSD", [Partition("sdc1", "/a-iso"), Partition("sdc2", "/b-iso")]), [REASON_ISO], True),
@@ -229,6 +244,43 @@ def test_recording_replays_to_the_same_inventory(tmp_path: Path) -> None:
 )
 def test_eligibility_rules(facts: DiskFacts, reasons: list[str], media: bool) -> None:
     assert eligibility(facts) == (reasons, media)
+
+
+def _iscsi_tree(root: Path, *, ibft: list[str] | None, state: str = "running") -> None:
+    """A sysfs tree of an iSCSI disk as the kernel lays it out: the LUN under its session under its host."""
+    lun = root / "sys/devices/platform/host3/session1/target3:0:0/3:0:0:0"
+    (lun / "block/sdb").mkdir(parents=True)
+    (lun / "state").write_text(state + "\n")
+    (lun / "block/sdb/device").symlink_to("../../../3:0:0:0")
+    (root / "sys/block").mkdir(parents=True)
+    (root / "sys/block/sdb").symlink_to("../devices/platform/host3/session1/target3:0:0/3:0:0:0/block/sdb")
+    (root / "sys/class/iscsi_session/session1").mkdir(parents=True)
+    (root / "sys/class/iscsi_session/session1/targetname").write_text(IQN + "\n")
+    for i, name in enumerate(ibft or []):
+        (root / f"sys/firmware/ibft/target{i}").mkdir(parents=True)
+        (root / f"sys/firmware/ibft/target{i}/target-name").write_text(name + "\n")
+    if ibft == []:
+        (root / "sys/firmware/ibft").mkdir(parents=True)
+
+
+@pytest.mark.parametrize(
+    ("ibft", "state", "reasons"),
+    [
+        ([IQN], "running", []),
+        (["iqn.2024-01.com.example:other", IQN], "running", []),
+        (["iqn.2024-01.com.example:other"], "running", [REASON_ISCSI_NOT_IN_IBFT]),
+        ([], "running", [REASON_ISCSI_NOT_IN_IBFT]),
+        (None, "running", [REASON_IBFT_MISSING]),
+        ([IQN], "blocked", [REASON_ISCSI_NOT_RUNNING]),
+    ],
+)
+def test_iscsi_disk_is_eligible_only_when_the_firmware_can_boot_it(
+    tmp_path: Path, ibft: list[str] | None, state: str, reasons: list[str]
+) -> None:
+    _iscsi_tree(tmp_path, ibft=ibft, state=state)
+    facts = iscsi_facts(Host.at(tmp_path), "/sys/block/sdb")
+    assert (facts.state, facts.session, facts.target) == (state, "session1", IQN)
+    assert eligibility(DiskFacts("sdb", "iSCSI", iscsi=facts)) == (reasons, False)
 
 
 @pytest.mark.parametrize(

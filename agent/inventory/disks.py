@@ -24,6 +24,10 @@ REASON_ISO = "Disk appears to be an ISO installation media (has partition with m
 REASON_MOUNTED = "Disk has partition '{name}' mounted on '{mountpoint}'"
 REASON_ISCSI_STATE_UNREADABLE = "Failed to read state of iSCSI disk"
 REASON_ISCSI_NOT_RUNNING = "iSCSI disk is not in running state"
+REASON_ISCSI_NO_SESSION = "Cannot find iSCSI session"
+REASON_ISCSI_NO_TARGET = "Cannot find iSCSI target name"
+REASON_IBFT_MISSING = "iBFT firmware is missing"
+REASON_ISCSI_NOT_IN_IBFT = "iSCSI disk is missing from iBFT"
 
 #: Name prefixes whose storage controller ghw recognises (``diskTypes``); anything else is "unknown".
 KNOWN_CONTROLLERS = ("hd", "sd", "sr", "vd", "xvd", "nvme", "mmc")
@@ -41,13 +45,25 @@ class Partition:
 
 
 @dataclass
+class IscsiFacts:
+    """An iSCSI disk is installable only if the firmware can boot from it: its session runs and its target
+    is one the firmware's boot table (iBFT) names."""
+
+    state: str | None = None  # the SCSI device's state; None: unreadable
+    session: str = ""  # sessionN in the device's sysfs path
+    target: str = ""  # the session's target IQN
+    ibft_targets: list[str] | None = None  # target names in /sys/firmware/ibft; None: no iBFT at all
+
+
+@dataclass
 class DiskFacts:
     """What the eligibility rules look at; filled from the host, or by hand in tests."""
 
     name: str
     drive_type: str
     partitions: list[Partition] = field(default_factory=list)
-    iscsi_state: str | None = None
+    iscsi: IscsiFacts | None = None
+
 
 
 def drive_type(
@@ -102,10 +118,9 @@ def eligibility(facts: DiskFacts) -> tuple[list[str], bool]:
     if facts.drive_type == "LVM":
         reasons.append(REASON_LVM)
     if facts.drive_type == "iSCSI":
-        if facts.iscsi_state is None:
-            reasons.append(REASON_ISCSI_STATE_UNREADABLE)
-        elif facts.iscsi_state != "running":
-            reasons.append(REASON_ISCSI_NOT_RUNNING)
+        reason = _iscsi_reason(facts.iscsi or IscsiFacts())
+        if reason:
+            reasons.append(reason)
     if not any(p.label.startswith("agent") for p in facts.partitions):
         for part in facts.partitions:
             if part.mountpoint.endswith("iso"):
@@ -115,6 +130,37 @@ def eligibility(facts: DiskFacts) -> tuple[list[str], bool]:
             elif part.mountpoint:
                 reasons.append(REASON_MOUNTED.format(name=part.name, mountpoint=part.mountpoint))
     return reasons, media
+
+
+def _iscsi_reason(facts: IscsiFacts) -> str:
+    """The first check that fails, each depending on the one before (as the Go agent checks them)."""
+    if facts.state is None:
+        return REASON_ISCSI_STATE_UNREADABLE
+    if facts.state != "running":
+        return REASON_ISCSI_NOT_RUNNING
+    if not facts.session:
+        return REASON_ISCSI_NO_SESSION
+    if not facts.target:
+        return REASON_ISCSI_NO_TARGET
+    if facts.ibft_targets is None:
+        return REASON_IBFT_MISSING
+    if facts.target not in facts.ibft_targets:
+        return REASON_ISCSI_NOT_IN_IBFT
+    return ""
+
+
+def iscsi_facts(host: Host, sys_dir: str) -> IscsiFacts:
+    facts = IscsiFacts(state=host.read_attr(f"{sys_dir}/device/state"))
+    facts.session = next((part for part in host.realpath(f"{sys_dir}/device").split("/")
+                          if part.startswith("session") and part[7:].isdigit()), "")
+    if facts.session:
+        facts.target = host.read_attr(f"/sys/class/iscsi_session/{facts.session}/targetname") or ""
+    if host.is_dir("/sys/firmware/ibft"):
+        facts.ibft_targets = [
+            name for entry in host.listdir("/sys/firmware/ibft") if entry.startswith("target")
+            for name in [host.read_attr(f"/sys/firmware/ibft/{entry}/target-name")] if name
+        ]
+    return facts
 
 
 def udev_properties(host: Host, sys_dir: str) -> dict[str, str]:
@@ -230,9 +276,7 @@ def _disk(
             pprops = udev_properties(host, f"{sys_dir}/{entry}")
             label = pprops.get("ID_PART_ENTRY_NAME") or pprops.get("ID_FS_LABEL") or ""
             partitions.append(Partition(entry, mounts.get(entry, ""), label))
-    facts = DiskFacts(name, dtype, partitions)
-    if dtype == "iSCSI":
-        facts.iscsi_state = host.read_attr(f"{sys_dir}/device/state")
+    facts = DiskFacts(name, dtype, partitions, iscsi_facts(host, sys_dir) if dtype == "iSCSI" else None)
     reasons, media = eligibility(facts)
     size = host.read_attr(f"{sys_dir}/size")
     disk: dict[str, Any] = {
