@@ -239,6 +239,42 @@ def test_without_inventory() -> None:
     assert outcome("has-inventory", view_of(no_disks))[0] == "failure"  # type: ignore[index]
 
 
+def test_truncated_inventories() -> None:
+    """Partial truncation is a warning; a full one leaves nothing to validate, so the host is not discovered."""
+    inv = fixture_inventory("baremetal-server")
+    view = view_of(inv, cluster=CLUSTER)
+    for vid in ("inventory-not-fully-truncated", "inventory-not-partially-truncated"):
+        assert outcome(vid, view_of(None, cluster=CLUSTER)) == ("pending", "Missing inventory")
+    assert outcome("inventory-not-fully-truncated", view) == ("success", "Inventory is not fully truncated")
+    partial = {**inv, "truncation": {"type": "partial", "reasons": ["routes removed", "CPU flags removed"]}}
+    view = view_of(partial, cluster=CLUSTER)
+    assert outcome("inventory-not-partially-truncated", view) == (
+        "failure", "Inventory is truncated (partial): routes removed, CPU flags removed")
+    assert outcome("inventory-not-fully-truncated", view) == ("success", "Inventory is not fully truncated")
+    assert outcome("has-inventory", view) == ("success", "Valid inventory exists for the host")
+    assert not VALIDATIONS["inventory-not-partially-truncated"].blocking
+    full = {**inv, "disks": [], "interfaces": [], "truncation": {"type": "full", "reasons": ["too large"]}}
+    view = view_of(full, cluster=CLUSTER)
+    assert outcome("inventory-not-fully-truncated", view) == ("failure", "Inventory is truncated (full): too large")
+    assert outcome("inventory-not-partially-truncated", view)[0] == "success"  # type: ignore[index]
+    assert outcome("has-inventory", view) == (
+        "failure", "Inventory has been received for the host but it is fully truncated")
+    assert VALIDATIONS["inventory-not-fully-truncated"].hardware_gate
+
+
+def test_inventory_step_gets_the_sizing_flags_only_when_set() -> None:
+    from types import SimpleNamespace
+
+    from agent.reference_service import core
+    from agent.reference_service.lifecycle import Settings
+
+    view = view_of(None, service=None)
+    view.service = SimpleNamespace(settings=Settings())
+    assert core.inventory_args(view) == [HOST_ID]
+    view.service = SimpleNamespace(settings=Settings(inventory_max_size=65536, inventory_disk_min_size=5 << 30))
+    assert core.inventory_args(view) == [HOST_ID, "--output-max-size=65536", "--disk-min-size=5368709120"]
+
+
 def test_sufficient_host() -> None:
     view = view_of(fixture_inventory("baremetal-server"), cluster=CLUSTER, role="master")
     assert outcome("has-inventory", view) == ("success", "Valid inventory exists for the host")
@@ -417,3 +453,23 @@ def test_end_to_end_inventory_and_hardware_validations(tmp_path: Path) -> None:
             page = requests.get(svc.url + "/", timeout=10).text
             assert want in page
             assert "vda" in page
+
+
+def test_end_to_end_a_fully_truncated_inventory_keeps_the_host_discovering(tmp_path: Path) -> None:
+    """The limit travels from the service's setting through the step's flags to the agent's truncation, and
+    back to a validation that says why the host is not discovered."""
+    with start_service(tmp_path, extra=["--inventory-max-size", "100"]) as svc:
+        cluster = svc.create_cluster()
+        ie = svc.create_infra_env(cluster_id=cluster["id"])["id"]
+        with start_agent(svc.url, ie, args=["--host-id", HOST_ID], log=tmp_path / "agent.log"):
+            host = svc.wait_host(ie, lambda h: "inventory-not-fully-truncated" in h.get("validations_info", "")
+                                 and bool(h.get("inventory")), timeout=60)
+            inv = json.loads(host["inventory"])
+            assert inv["truncation"]["type"] == "full" and inv["disks"] == []
+            assert inv["truncation"]["reasons"][-1] == (
+                "inventory still larger than 100 bytes: only the hardware summary kept")
+            checks = {v["id"]: v for vs in json.loads(host["validations_info"]).values() for v in vs}
+            assert checks["inventory-not-fully-truncated"]["status"] == "failure"
+            assert checks["has-inventory"]["message"] == (
+                "Inventory has been received for the host but it is fully truncated")
+            assert host["status"] == "discovering"

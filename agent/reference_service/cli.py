@@ -44,6 +44,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--enable-virtual-interfaces", action="store_true",
                    default=os.environ.get("ENABLE_VIRTUAL_INTERFACES", "").lower() == "true",
                    help="keep virtual NICs (veth...) of inventories, as ENABLE_VIRTUAL_INTERFACES=true")
+    p.add_argument("--inventory-max-size", type=int, default=int(os.environ.get("AGENT_INVENTORY_MAX_SIZE") or 0),
+                   help="bytes an inventory may take before the agent truncates it (default "
+                   "$AGENT_INVENTORY_MAX_SIZE or 0: no limit)")
+    p.add_argument("--inventory-disk-min-size", type=int,
+                   default=int(os.environ.get("AGENT_INVENTORY_DISK_MIN_SIZE") or 0),
+                   help="disks smaller than this many bytes are left out of inventories (default "
+                   "$AGENT_INVENTORY_DISK_MIN_SIZE or 0: none)")
     p.add_argument("--os-image", help="OS image file handed to hosts by write-image during an installation "
                    "(raw, xz, gzip or zstd; default $REFERENCE_SERVICE_OS_IMAGE)")
     p.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain)")
@@ -64,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings(next_step_seconds=ns.next_step_seconds, agent_image=ns.agent_image, auth=ns.auth,
                         test_mode=ns.test_mode, dry_run_install=ns.dry_run_install,
                         enable_virtual_interfaces=ns.enable_virtual_interfaces,
+                        inventory_max_size=ns.inventory_max_size,
+                        inventory_disk_min_size=ns.inventory_disk_min_size,
                         disabled_steps=frozenset(s.strip() for s in os.environ.get("DISABLED_STEPS", "").split(",")
                                                  if s.strip()))
     if ns.admin_token:

@@ -31,7 +31,13 @@ MAX_BEHIND, MAX_AHEAD = 20 * 60, 60 * 60
 
 @step_arguments("inventory")
 def inventory_args(view: HostView) -> list[str]:
-    return [view.host["id"]]
+    args = [view.host["id"]]
+    settings = view.service.settings if view.service else None
+    if settings and settings.inventory_max_size > 0:
+        args.append(f"--output-max-size={settings.inventory_max_size}")
+    if settings and settings.inventory_disk_min_size > 0:
+        args.append(f"--disk-min-size={settings.inventory_disk_min_size}")
+    return args
 
 
 @step_arguments("upgrade-agent")

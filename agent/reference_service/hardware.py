@@ -282,7 +282,31 @@ def _memory_ok(inv: dict[str, Any], required_mib: int) -> bool:
 def has_inventory(view: HostView) -> Outcome:
     if valid_inventory(view) is not None:
         return "success", "Valid inventory exists for the host"
+    if isinstance(view.inventory, dict) and (view.inventory.get("truncation") or {}).get("type") == "full":
+        return "failure", "Inventory has been received for the host but it is fully truncated"
     return "failure", "Inventory has not been received for the host"
+
+
+def _truncation(view: HostView, kind: str) -> Outcome:
+    inv = view.inventory
+    if not isinstance(inv, dict):
+        return "pending", "Missing inventory"
+    truncation = inv.get("truncation") or {}
+    if truncation.get("type") == kind:
+        return "failure", f"Inventory is truncated ({kind}): {', '.join(truncation.get('reasons') or [])}"
+    return "success", f"Inventory is not {'fully' if kind == 'full' else 'partially'} truncated"
+
+
+@validation("inventory-not-fully-truncated", "hardware", hardware_gate=True, unbound=True)
+def inventory_not_fully_truncated(view: HostView) -> Outcome:
+    """Blocking: what is left of a fully truncated inventory cannot be validated (nor installed to)."""
+    return _truncation(view, "full")
+
+
+@validation("inventory-not-partially-truncated", "hardware", blocking=False, unbound=True)
+def inventory_not_partially_truncated(view: HostView) -> Outcome:
+    """A warning: a partial inventory lost only what the validations do not need."""
+    return _truncation(view, "partial")
 
 
 @validation("has-min-cpu-cores", "hardware", hardware_gate=True, unbound=True)

@@ -78,6 +78,10 @@ class Settings:
     enable_virtual_interfaces: bool = False
     #: Step types never issued, as the real service's DISABLED_STEPS (comma-separated in the environment).
     disabled_steps: frozenset[str] = frozenset()
+    #: Bytes the inventory JSON may take, and the smallest disk it lists (the real AGENT_INVENTORY_MAX_SIZE and
+    #: AGENT_INVENTORY_DISK_MIN_SIZE); 0: no limit, and the inventory step gets no flag for it.
+    inventory_max_size: int = 0
+    inventory_disk_min_size: int = 0
 
 
 class ReferenceService:
