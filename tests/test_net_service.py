@@ -214,6 +214,37 @@ def test_machine_cidr_validations() -> None:
         "success", "No Machine Network CIDR needed: User Managed Networking")
 
 
+def _nics(*nics: tuple[str, list[str], list[str]]) -> str:
+    return json.dumps({"interfaces": [
+        {"name": "lo", "type": "device", "ipv4_addresses": ["127.0.0.1/8"], "ipv6_addresses": ["::1/128"]},
+        *({"name": n, "type": "physical", "ipv4_addresses": v4, "ipv6_addresses": v6} for n, v4, v6 in nics)]})
+
+
+@pytest.mark.parametrize(
+    ("nics", "cluster", "expected"),
+    [
+        ([("eth0", ["10.0.0.10/24"], ["fe80::1/64"]), ("eth1", ["10.1.0.10/24"], ["fe80::2/64"])], CLUSTER,
+         ("success", "Host subnets are not overlapping")),
+        ([("eth0", ["10.0.0.10/24"], []), ("eth1", ["10.0.0.11/24"], [])], CLUSTER,
+         ("failure", "Address networks are overlapping: Address network 10.0.0.0/24 appears on multiple interfaces "
+                     "[eth0, eth1]")),
+        ([("eth0", ["10.0.0.10/16"], []), ("eth1", ["10.0.5.1/24"], [])], CLUSTER,
+         ("failure", "Address networks are overlapping: Address networks 10.0.0.0/16 in interface eth0 and "
+                     "10.0.5.0/24 in interface eth1 overlap")),
+        # IPv6 counts only when the cluster uses it
+        ([("eth0", ["10.0.0.10/24"], ["fd00::1/64"]), ("eth1", [], ["fd00::2/64"])], CLUSTER,
+         ("success", "Host subnets are not overlapping")),
+        ([("eth0", ["10.0.0.10/24"], ["fd00::1/64"]), ("eth1", [], ["fd00::2/64"])],
+         {**CLUSTER, "machine_networks": [{"cidr": "10.0.0.0/24"}, {"cidr": "fd00::/64"}]},
+         ("failure", "Address networks are overlapping: Address network fd00::/64 appears on multiple interfaces "
+                     "[eth0, eth1]")),
+    ],
+)
+def test_non_overlapping_subnets(nics: list[Any], cluster: dict[str, Any], expected: tuple[str, str]) -> None:
+    host = make_host(0, inventory=_nics(*nics))
+    assert run("non-overlapping-subnets", view(host, [host], cluster)) == expected
+
+
 def test_default_route() -> None:
     host = make_host(0)
     assert run("has-default-route", view(host, [host]))[0] == "success"  # type: ignore[index]

@@ -387,6 +387,52 @@ def sufficient_packet_loss(view: HostView) -> Outcome:
                                   "Packet loss percentage requirement")
 
 
+def _address_families(cluster: dict[str, Any]) -> list[int]:
+    """IP versions the cluster uses, from its machine, cluster and service networks (and VIPs)."""
+    texts = [str(n.get("cidr")) for kind in ("machine_networks", "cluster_networks", "service_networks")
+             for n in cluster.get(kind) or [] if isinstance(n, dict) and n.get("cidr")]
+    texts += [cluster[k] for k in ("machine_network_cidr", "cluster_network_cidr", "service_network_cidr")
+              if cluster.get(k)]
+    texts += _vips(cluster, "api") + _vips(cluster, "ingress")
+    versions = set()
+    for text in texts:
+        try:
+            versions.add(ipaddress.ip_network(text, strict=False).version)
+        except ValueError:
+            continue
+    return sorted(versions)
+
+
+@validation("non-overlapping-subnets", CATEGORY)
+def non_overlapping_subnets(view: HostView) -> Outcome | None:
+    """Two NICs in one subnet (or in nested ones) make the node's routing, and so its cluster traffic,
+    ambiguous. Link-local and loopback networks are on every NIC by nature and are left out."""
+    inv = parse_json_field(view.host, "inventory")
+    if not inv:
+        return "pending", "Missing inventory"
+    if not view.cluster:
+        return None
+    for version in _address_families(view.cluster):
+        networks = []
+        for iface in inv.get("interfaces") or []:
+            key = "ipv4_addresses" if version == 4 else "ipv6_addresses"
+            for cidr in iface.get(key) or []:
+                try:
+                    net = ipaddress.ip_interface(cidr).network
+                except ValueError:
+                    continue
+                if not (net.is_link_local or net.is_loopback):
+                    networks.append((net, str(iface.get("name", ""))))
+        for (net1, nic1), (net2, nic2) in itertools.combinations(networks, 2):
+            if net1 == net2:
+                return "failure", (f"Address networks are overlapping: Address network {net1} appears on multiple "
+                                   f"interfaces [{nic1}, {nic2}]")
+            if net1.overlaps(net2):
+                return "failure", (f"Address networks are overlapping: Address networks {net1} in interface "
+                                   f"{nic1} and {net2} in interface {nic2} overlap")
+    return "success", "Host subnets are not overlapping"
+
+
 @validation("has-default-route", CATEGORY)
 def has_default_route(view: HostView) -> Outcome:
     inv = view.inventory
