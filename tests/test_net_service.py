@@ -245,6 +245,22 @@ def test_non_overlapping_subnets(nics: list[Any], cluster: dict[str, Any], expec
     assert run("non-overlapping-subnets", view(host, [host], cluster)) == expected
 
 
+def test_iscsi_nic_must_stay_out_of_the_machine_network() -> None:
+    disk = {"id": "/dev/disk/by-path/ip-10.9.0.5:3260-iscsi-iqn.2024-01.com.x:t-lun-0", "name": "sda",
+            "drive_type": "iSCSI", "iscsi": {"host_ip_address": "10.9.0.20"}}
+    inv = {**json.loads(inventory("10.0.0.10", "02:00:00:00:00:00")), "disks": [disk]}
+    host = make_host(0, inventory=json.dumps(inv), installation_disk_id=disk["id"])
+    assert run("no-iscsi-nic-belongs-to-machine-cidr", view(host, [host])) == (
+        "success", "Network interface connected to iSCSI disk does not belong to machine network CIDRs")
+    disk["iscsi"] = {"host_ip_address": "10.0.0.10"}
+    host["inventory"] = json.dumps(inv)
+    assert run("no-iscsi-nic-belongs-to-machine-cidr", view(host, [host])) == (
+        "failure", "Network interface connected to iSCSI disk cannot belong to machine network CIDRs")
+    host["installation_disk_id"] = "/dev/disk/by-id/wwn-0x5000c500a1b2c3d4"
+    assert run("no-iscsi-nic-belongs-to-machine-cidr", view(host, [host])) == (
+        "success", "Installation disk is not iSCSI")
+
+
 def test_default_route() -> None:
     host = make_host(0)
     assert run("has-default-route", view(host, [host]))[0] == "success"  # type: ignore[index]

@@ -433,6 +433,26 @@ def non_overlapping_subnets(view: HostView) -> Outcome | None:
     return "success", "Host subnets are not overlapping"
 
 
+@validation("no-iscsi-nic-belongs-to-machine-cidr", CATEGORY)
+def no_iscsi_nic_in_machine_network(view: HostView) -> Outcome | None:
+    """The NIC that carries an iSCSI root disk must stay out of the machine network: the cluster's network
+    configuration would take it over and cut the node off its own root disk."""
+    inv = parse_json_field(view.host, "inventory")
+    if not inv:
+        return "pending", "Missing inventory"
+    disk_id = view.host.get("installation_disk_id")
+    disk = next((d for d in inv.get("disks") or [] if disk_id and d.get("id") == disk_id), None)
+    if not disk or disk.get("drive_type") != "iSCSI":
+        return "success", "Installation disk is not iSCSI"
+    try:
+        ip = ipaddress.ip_address(str((disk.get("iscsi") or {}).get("host_ip_address")))
+    except ValueError:
+        return "error", "Cannot find the network interface connected to the iSCSI disk"
+    if any(ip in cidr for cidr in machine_cidrs(view.cluster)):
+        return "failure", "Network interface connected to iSCSI disk cannot belong to machine network CIDRs"
+    return "success", "Network interface connected to iSCSI disk does not belong to machine network CIDRs"
+
+
 @validation("has-default-route", CATEGORY)
 def has_default_route(view: HostView) -> Outcome:
     inv = view.inventory
