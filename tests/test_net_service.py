@@ -261,6 +261,23 @@ def test_iscsi_nic_must_stay_out_of_the_machine_network() -> None:
         "success", "Installation disk is not iSCSI")
 
 
+def test_ignition_downloadable_is_a_day2_check() -> None:
+    host = make_host(0)
+    assert run("ignition-downloadable", view(host, [host])) is None  # day-1: does not apply
+    host["kind"] = "AddToExistingClusterHost"
+    assert run("ignition-downloadable", view(host, [host])) == (
+        "pending", "Ignition is not yet available, pending API connectivity")
+    host["api_vip_connectivity"] = json.dumps({"is_success": True, "url": "http://api.c1.example.com:22624/config"})
+    assert run("ignition-downloadable", view(host, [host])) == ("success", "Ignition is downloadable")
+    host["api_vip_connectivity"] = json.dumps({"is_success": False, "url": "http://10.0.0.5:22624/config/worker",
+                                               "download_error": "connection refused"})
+    assert run("ignition-downloadable", view(host, [host])) == (
+        "failure", "This host has failed to download the ignition file from http://10.0.0.5:22624/config/worker with "
+        "the following error: connection refused. Please ensure the host can reach this URL")
+    host["api_vip_connectivity"] = "not json"
+    assert run("ignition-downloadable", view(host, [host]))[0] == "error"  # type: ignore[index]
+
+
 def test_default_route() -> None:
     host = make_host(0)
     assert run("has-default-route", view(host, [host]))[0] == "success"  # type: ignore[index]

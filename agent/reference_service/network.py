@@ -453,6 +453,30 @@ def no_iscsi_nic_in_machine_network(view: HostView) -> Outcome | None:
     return "success", "Network interface connected to iSCSI disk does not belong to machine network CIDRs"
 
 
+@validation("ignition-downloadable", CATEGORY)
+def ignition_downloadable(view: HostView) -> Outcome | None:
+    """Day-2 only: a host joining a running cluster boots from the Ignition its API serves, so it must be able
+    to download it (the api-vip-connectivity-check step tries)."""
+    if not view.cluster or not is_day2(view):
+        return None
+    raw = view.host.get("api_vip_connectivity")
+    if not raw:
+        return "pending", "Ignition is not yet available, pending API connectivity"
+    try:
+        report = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        report = None
+    if not isinstance(report, dict):
+        return "error", "Internal error - failed to parse agent API connectivity response"
+    if report.get("is_success"):
+        return "success", "Ignition is downloadable"
+    if not report.get("url"):
+        return "failure", ("This host has failed to download the ignition file from the cluster, please ensure the "
+                           "host can reach the cluster")
+    return "failure", (f"This host has failed to download the ignition file from {report['url']} with the following "
+                       f"error: {report.get('download_error', '')}. Please ensure the host can reach this URL")
+
+
 @validation("has-default-route", CATEGORY)
 def has_default_route(view: HostView) -> Outcome:
     inv = view.inventory
