@@ -65,7 +65,6 @@ class DiskFacts:
     iscsi: IscsiFacts | None = None
 
 
-
 def drive_type(
     name: str,
     *,
@@ -156,10 +155,9 @@ def iscsi_facts(host: Host, sys_dir: str) -> IscsiFacts:
     if facts.session:
         facts.target = host.read_attr(f"/sys/class/iscsi_session/{facts.session}/targetname") or ""
     if host.is_dir("/sys/firmware/ibft"):
-        facts.ibft_targets = [
-            name for entry in host.listdir("/sys/firmware/ibft") if entry.startswith("target")
-            for name in [host.read_attr(f"/sys/firmware/ibft/{entry}/target-name")] if name
-        ]
+        names = (host.read_attr(f"/sys/firmware/ibft/{entry}/target-name")
+                 for entry in host.listdir("/sys/firmware/ibft") if entry.startswith("target"))
+        facts.ibft_targets = [name for name in names if name]
     return facts
 
 
