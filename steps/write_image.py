@@ -92,6 +92,7 @@ class WriteImageParams:
     ignition_from_service: bool = False
     append_kargs: list[str] = field(default_factory=list)
     delete_kargs: list[str] = field(default_factory=list)
+    format_disks: list[str] = field(default_factory=list)
     infra_env_id: str | None = None
     host_id: str | None = None
     role: str = ""
@@ -145,6 +146,10 @@ def parse_params(args: list[str]) -> WriteImageParams:
     disk_id = get_field(STEP, obj, "disk_id", str, required=False)
     if disk_id is not None and not disk_id.startswith("/dev/"):
         raise InvalidStepArguments(f"{STEP}: disk_id must be a path under /dev/, got {disk_id!r}")
+    format_disks = get_field(STEP, obj, "format_disks", list, required=False, default=[])
+    for item in format_disks:
+        if not isinstance(item, str) or not item.startswith("/dev/") or "\0" in item:
+            raise InvalidStepArguments(f"{STEP}: format_disks must list paths under /dev/, got {item!r}")
     ignition = get_field(STEP, obj, "ignition", str, required=False)
     from_service = get_field(STEP, obj, "ignition_from_service", bool, required=False, default=False)
     if ignition is not None and from_service:
@@ -165,7 +170,7 @@ def parse_params(args: list[str]) -> WriteImageParams:
         raw_sha256=sums["raw_sha256"], image_size=sizes["image_size"], disk_id=disk_id,
         disk_size_bytes=sizes["disk_size_bytes"], ignition=ignition, ignition_from_service=from_service,
         append_kargs=_str_list(obj, "append_kargs"), delete_kargs=_str_list(obj, "delete_kargs"),
-        infra_env_id=ids["infra_env_id"], host_id=ids["host_id"],
+        format_disks=list(format_disks), infra_env_id=ids["infra_env_id"], host_id=ids["host_id"],
         role=get_field(STEP, obj, "role", str, required=False, default=""), timeout=float(timeout),
     )
 
@@ -865,6 +870,23 @@ def stream_image(
     return offset, raw_sha.hexdigest() if hash_raw else ""
 
 
+def format_disks(ctx: StepContext, disks: list[disk_safety.BlockDevice]) -> None:
+    """Zero the first sector of each disk, as the installer's --format-disk does: with no MBR (and so no
+    protective MBR for a GPT) firmware and bootloaders find no old operating system to boot there."""
+    for dev in disks:
+        try:
+            fd = os.open(str(ctx.host.path(dev.path)), os.O_WRONLY | os.O_EXCL | os.O_CLOEXEC)
+        except OSError as exc:
+            raise UnsafeTarget(f"refusing to format {dev.path}: cannot open it exclusively ({exc.strerror})") from exc
+        try:
+            os.pwrite(fd, bytes(512), 0)
+            os.fsync(fd)
+        except OSError as exc:
+            raise WriteFailed(f"formatting {dev.path} failed: {exc.strerror}") from exc
+        finally:
+            os.close(fd)
+
+
 # -- the step ----------------------------------------------------------------------------------------------
 
 
@@ -919,6 +941,8 @@ class WriteImageStep(Step[WriteImageParams]):
             ctx.host, params.target_device, disk_id=params.disk_id, expected_size=params.disk_size_bytes,
             image_size=params.image_size,
         )
+        others = [disk_safety.check_target(ctx.host, path) for path in params.format_disks]
+        others = [d for d in others if d.path != device.path]  # the target itself is wiped anyway
         ignition = self._ignition(params, ctx)
         source = open_source(ctx, params.image_url)
         try:
@@ -930,12 +954,16 @@ class WriteImageStep(Step[WriteImageParams]):
             target = str(ctx.host.path(device.path))
             writer = DeviceWriter(target, device.size_bytes, device.logical_block_size)
             try:
+                format_disks(ctx, others)
                 stats = self._write(params, reader, kind, writer, progress)
             finally:
                 writer.close()
         finally:
             source.close()
-        return self._finish(params, ctx, device, ignition, stats)
+        output = self._finish(params, ctx, device, ignition, stats)
+        if others:
+            output["formatted_disks"] = [d.path for d in others]
+        return output
 
     def _ignition(self, params: WriteImageParams, ctx: StepContext) -> bytes | None:
         if params.ignition is not None:

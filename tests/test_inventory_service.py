@@ -192,6 +192,34 @@ def test_reply_handler_stores_the_inventory_as_the_service_does() -> None:
     assert view.host == failed
 
 
+def test_disks_to_be_formatted_and_skipping_their_formatting() -> None:
+    """Bootable local disks are formatted; removable media, shared (FC, iSCSI, multipath) and LVM are not.
+    Skipping the installation disk, or a disk that is gone, blocks the installation."""
+    from agent.reference_service.install import format_disk_paths
+
+    inv = fixture_inventory("bonds-vlans-bridges")
+    inv["disks"][2]["bootable"] = True  # sdb: an old OS on a second local disk
+    view = view_of(None, cluster=CLUSTER, role="master")
+    store_inventory(view, copy.deepcopy(inv), {"step_type": "inventory", "exit_code": 0})
+    sda, sdb = "/dev/disk/by-id/wwn-0x5002538e0012ab34", "/dev/disk/by-path/pci-0000:05:00.2-ata-3.0"
+    assert view.host["disks_to_be_formatted"] == f"{sda},{sdb}"
+    assert format_disk_paths(view) == ["/dev/sdb"]  # the installation disk sda is written, not formatted
+    ok = ("success", "No request to skip formatting of the installation disk")
+    assert outcome("no-skip-installation-disk", view) == ok
+    assert outcome("no-skip-missing-disk", view) == (
+        "success", "All disks that have skipped formatting are present in the host inventory")
+    view.host["skip_formatting_disks"] = sdb
+    assert format_disk_paths(view) == []
+    assert outcome("no-skip-installation-disk", view) == ok
+    view.host["skip_formatting_disks"] = f"{sdb},{sda}"
+    assert outcome("no-skip-installation-disk", view)[0] == "failure"  # type: ignore[index]
+    view.host["skip_formatting_disks"] = "/dev/disk/by-id/wwn-0xgone"
+    assert outcome("no-skip-missing-disk", view)[0] == "failure"  # type: ignore[index]
+    server = view_of(None, cluster=CLUSTER)
+    store_inventory(server, fixture_inventory("baremetal-server"), {"step_type": "inventory", "exit_code": 0})
+    assert server.host["disks_to_be_formatted"] == "/dev/disk/by-id/wwn-0x5002538f4274a1b2"  # not the USB stick
+
+
 @pytest.mark.parametrize(("status", "stored"), [
     ("known", True), ("insufficient-unbound", True), ("installing-in-progress", True),
     ("preparing-for-installation", False), ("installing", False), ("installed", False),
@@ -440,6 +468,15 @@ def test_end_to_end_inventory_and_hardware_validations(tmp_path: Path) -> None:
             assert checks["has-min-valid-disks"]["message"] == "Sufficient disk capacity"
             assert checks["hostname-valid"]["status"] == "success"
             # a master needs 4 cores; this machine has 2: the validation says so and the host is not known
+            updated = svc.patch_host(ie, HOST_ID, disks_skip_formatting=[
+                {"disk_id": host["installation_disk_id"], "skip_formatting": True},
+                {"disk_id": "/dev/disk/by-id/wwn-0xother", "skip_formatting": True},
+                {"disk_id": "/dev/disk/by-id/wwn-0xother", "skip_formatting": False}])
+            assert updated["skip_formatting_disks"] == host["installation_disk_id"]
+            checks = {v["id"]: v for vs in json.loads(updated["validations_info"]).values() for v in vs}
+            assert checks["no-skip-installation-disk"]["status"] == "failure"
+            svc.patch_host(ie, HOST_ID, disks_skip_formatting=[
+                {"disk_id": host["installation_disk_id"], "skip_formatting": False}])
             svc.patch_host(ie, HOST_ID, host_role="master")
             want = "Require at least 4 CPU cores for master role, found only 2"
             host = svc.wait_host(ie, lambda h: want in (h.get("validations_info") or ""), timeout=30)

@@ -296,6 +296,32 @@ def test_refuses_a_disk_with_a_mounted_partition(image: BuiltImage, loop: LoopDe
         assert device_sha256(loop, MIB) == sha256_file_head(image.raw, MIB)
 
 
+def test_format_disks_lose_their_first_sector_only(image: BuiltImage, loop: LoopDevice) -> None:
+    old_mbr = b"\xeb\x63\x90" + bytes(507) + b"\x55\xaa"
+    with loop_device(8 * MIB) as other:
+        other.write(0, old_mbr + MARK)
+        other.write(4 * MIB, MARK)
+        out = write(request(image.raw, loop.path, raw_sha256=image.raw_sha256,
+                            format_disks=[other.path, loop.path]))
+        assert out["formatted_disks"] == [other.path]  # the target is written, not also formatted
+        assert other.read(0, 512) == bytes(512)
+        assert other.read(512, len(MARK)) == MARK and other.read(4 * MIB, len(MARK)) == MARK
+        assert device_sha256(loop, image.size) == image.raw_sha256
+
+
+def test_an_unsafe_format_disk_is_refused_before_anything_is_written(image: BuiltImage, loop: LoopDevice) -> None:
+    with loop_device(8 * MIB) as other:
+        run(["mkfs.ext4", "-q", "-F", other.path])
+        with mounted(other.path) as where:
+            before = other.read(0, MIB)
+            refused(request(image.raw, loop.path, raw_sha256=image.raw_sha256, format_disks=[other.path]),
+                    loop, 96 * MIB, f"refusing to write to {other.path}: the device is mounted on {where}")
+            assert other.read(0, MIB) == before
+    with pytest.raises(InvalidStepArguments, match="format_disks must list paths under /dev/"):
+        WriteImageStep().parse_args(request(image.raw, loop.path, raw_sha256=image.raw_sha256,
+                                            format_disks=["sdb"]))
+
+
 def sha256_file_head(path: Path, size: int) -> str:
     import hashlib
 

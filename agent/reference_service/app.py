@@ -219,6 +219,13 @@ async def update_host(request: Request) -> Response:
         if problem:
             raise ServiceRefusal(400, problem)
         host["requested_hostname"] = body["host_name"]
+    if body.get("disks_skip_formatting"):
+        skipped = registry.skipped_formatting(host)
+        for change in body["disks_skip_formatting"]:
+            skipped = [d for d in skipped if d != change["disk_id"]]
+            if change["skip_formatting"]:
+                skipped.append(change["disk_id"])
+        host["skip_formatting_disks"] = ",".join(skipped)
     for key in ("machine_config_pool_name", "node_labels"):
         if key in body:
             host[key] = body[key] if isinstance(body[key], str) else json.dumps(body[key])

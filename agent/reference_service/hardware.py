@@ -18,7 +18,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.inventory.hostname import FORBIDDEN
-from agent.reference_service.registry import HostView, Outcome, is_sno, parse_json_field, reply_handler, validation
+from agent.reference_service.registry import (
+    HostView,
+    Outcome,
+    disk_key,
+    is_sno,
+    parse_json_field,
+    reply_handler,
+    skipped_formatting,
+    validation,
+)
 
 
 @dataclass(frozen=True)
@@ -253,7 +262,48 @@ def store_inventory(view: HostView, output: Any, reply: dict[str, Any]) -> None:
         chosen = ordered[0] if ordered else None
     host["installation_disk_id"] = chosen.get("id", "") if chosen else ""
     host["installation_disk_path"] = f"/dev/{chosen['name']}" if chosen and chosen.get("name") else ""
+    host["disks_to_be_formatted"] = ",".join(disk_key(d) for d in disks_to_be_formatted(inventory))
     host["inventory"] = json.dumps(inventory, separators=(",", ":"))
+
+
+#: Drive types whose disks are never formatted: shared (FC, iSCSI, multipath) or logical (LVM) storage.
+NEVER_FORMATTED = ("FC", "iSCSI", "LVM", "Multipath")
+
+
+def disks_to_be_formatted(inventory: dict[str, Any]) -> list[dict[str, Any]]:
+    """Disks the installation formats besides the one it installs to, as the real service picks them: bootable
+    local disks, so that an old operating system on them cannot boot instead of the new one."""
+    return [
+        d for d in inventory.get("disks") or []
+        if d.get("bootable") and not d.get("removable") and "mmcblk" not in str(d.get("by_path") or "")
+        and d.get("drive_type") not in NEVER_FORMATTED and not d.get("is_installation_media")
+    ]
+
+
+@validation("no-skip-installation-disk", "hardware")
+def no_skip_installation_disk(view: HostView) -> Outcome:
+    disk = view.host.get("installation_disk_id")
+    if disk and disk in skipped_formatting(view.host):
+        return "failure", ("Requesting to skip the formatting of the installation disk is not allowed. The "
+                           "installation disk must be formatted. Please either change this host's installation disk "
+                           "or do not skip the formatting of the installation disk")
+    return "success", "No request to skip formatting of the installation disk"
+
+
+@validation("no-skip-missing-disk", "hardware")
+def no_skip_missing_disk(view: HostView) -> Outcome:
+    """A disk kept from formatting that is gone may be back under a new id: the request must be made again
+    knowingly, or that disk would be formatted after all."""
+    inv = view.inventory
+    if inv is None:
+        return "pending", "Host inventory not available yet"
+    present = {disk_key(d) for d in inv.get("disks") or []}
+    if any(d not in present for d in skipped_formatting(view.host)):
+        return "failure", ("One or more of the disks that you have requested to skip the formatting of are no "
+                           "longer present on this host. To ensure they haven't just changed their identity, please "
+                           "remove your request to skip their formatting and then if needed add them back using the "
+                           "new ID")
+    return "success", "All disks that have skipped formatting are present in the host inventory"
 
 
 # -- validations -----------------------------------------------------------------------------------

@@ -40,7 +40,14 @@ from agent.reference_service.http import (
     service_of,
 )
 from agent.reference_service.lifecycle import BASE, ServiceRefusal
-from agent.reference_service.registry import HostView, is_sno, reply_handler, step_arguments
+from agent.reference_service.registry import (
+    HostView,
+    disk_key,
+    is_sno,
+    reply_handler,
+    skipped_formatting,
+    step_arguments,
+)
 from agent.reference_service.store import _now_iso
 
 OS_IMAGE_ENV = "REFERENCE_SERVICE_OS_IMAGE"
@@ -128,6 +135,16 @@ def _save(view: HostView) -> None:
         view.service.store.save_host(view.host)
 
 
+def format_disk_paths(view: HostView) -> list[str]:
+    """disks_to_be_formatted less skip_formatting_disks and the installation disk, as paths for the agent."""
+    host = view.host
+    skip = set(skipped_formatting(host))
+    wanted = [d for d in str(host.get("disks_to_be_formatted") or "").split(",")
+              if d and d not in skip and d != host.get("installation_disk_id")]
+    disks = {disk_key(d): d for d in (view.inventory or {}).get("disks") or []}
+    return [str(disks[d]["path"]) for d in wanted if d in disks and str(disks[d].get("path", "")).startswith("/dev/")]
+
+
 @step_arguments("write-image")
 def write_image_args(view: HostView) -> list[str] | None:
     host = view.host
@@ -148,6 +165,9 @@ def write_image_args(view: HostView) -> list[str] | None:
     disk_id = host.get("installation_disk_id")
     if isinstance(disk_id, str) and disk_id.startswith("/dev/"):
         request["disk_id"] = disk_id
+    formats = format_disk_paths(view)
+    if formats:
+        request["format_disks"] = formats
     host["_write_image_issued_at"] = time.time()
     _save(view)
     return [json.dumps(request)]

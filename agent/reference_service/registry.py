@@ -52,6 +52,16 @@ def is_sno(cluster: dict[str, Any] | None) -> bool:
     return cluster.get("control_plane_count") == 1 or cluster.get("high_availability_mode") == "None"
 
 
+def disk_key(disk: dict[str, Any]) -> str:
+    """The identifier skip_formatting_disks and disks_to_be_formatted use: the disk's id, else its path."""
+    return str(disk.get("id") or disk.get("path") or "")
+
+
+def skipped_formatting(host: dict[str, Any]) -> list[str]:
+    """The host's skip_formatting_disks (a comma-separated string in the API) as a list."""
+    return [d for d in str(host.get("skip_formatting_disks") or "").split(",") if d]
+
+
 def parse_json_field(doc: dict[str, Any], name: str) -> Any:
     """Host fields that hold JSON are strings on the wire (as in the real service); decode one, or None."""
     raw = doc.get(name)
