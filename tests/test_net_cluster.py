@@ -186,3 +186,24 @@ def test_packet_loss_and_wildcard_dns_fail_their_validations(tmp_path: Path) -> 
         assert "DNS wildcard configuration was detected for domain *.test.example.com" in \
             validation(doc, "dns-wildcard-not-configured")["message"]
         assert doc["status"] == "insufficient"
+
+
+def test_dhcp_chooses_the_vips_and_they_keep_their_addresses(tmp_path: Path) -> None:
+    """A cluster with vip_dhcp_allocation: the service asks for dhcp-lease-allocate on the host's NIC in the
+    machine network, dnsmasq in the hub leases two addresses, and they become the cluster's VIPs; the next
+    allocation hands the leases back and gets the same addresses."""
+    pool = [f"10.201.0.{i}" for i in range(150, 160)]
+    dhcp = [f"--dhcp-range={pool[0]},{pool[-1]},255.255.255.0,1h", f"--dhcp-leasefile={tmp_path / 'leases'}",
+            "--dhcp-authoritative"]
+    with cluster(tmp_path, 1, dns=DNS + dhcp, cluster_params={"vip_dhcp_allocation": True}) as (_, svc, cl, by_id):
+        (host_id,) = by_id
+        replies = svc.wait_replies(host_id, "dhcp-lease-allocate", count=2, timeout=90)
+        first, second = (json.loads(r["output"]) for r in replies[:2])
+        assert spec.errors("dhcp_allocation_response", first) == []
+        assert first["api_vip_address"] in pool and first["ingress_vip_address"] in pool
+        assert (second["api_vip_address"], second["ingress_vip_address"]) == (
+            first["api_vip_address"], first["ingress_vip_address"])
+        doc = svc.cluster(cl["id"])
+        assert [v["ip"] for v in doc["api_vips"]] == [first["api_vip_address"]]
+        assert [v["ip"] for v in doc["ingress_vips"]] == [first["ingress_vip_address"]]
+        assert not any(k.endswith("_vip_lease") for k in doc)  # kept by the service, not shown

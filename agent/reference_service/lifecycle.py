@@ -49,7 +49,7 @@ def STEP_TYPES() -> list[str]:
 #: tests disable them where the host is this machine rather than a test host in its own network namespace.
 OFF_HOST_STEPS = (
     "connectivity-check", "free-network-addresses", "domain-resolution", "tang-connectivity-check",
-    "verify-vips", "api-vip-connectivity-check", "ntp-synchronizer",
+    "verify-vips", "api-vip-connectivity-check", "ntp-synchronizer", "dhcp-lease-allocate",
 )
 
 

@@ -10,6 +10,7 @@ task.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import itertools
 import json
@@ -226,6 +227,56 @@ def tang_reply(view: HostView, output: Any, reply: dict[str, Any]) -> None:
         view.host["tang_connectivity"] = reply.get("output", "")
     else:
         view.host["tang_connectivity"] = json.dumps({"is_success": False, "error": reply.get("error", "")})
+
+
+def vip_mac(cluster_id: str, kind: str) -> str:
+    """A stable MAC per cluster and VIP, so every host asks the DHCP server for the same two clients (and
+    gets the same two addresses). The 00:1a:4a prefix is the one the real service uses."""
+    digest = hashlib.sha256(f"{cluster_id}/{kind}".encode()).digest()
+    return "00:1a:4a:" + ":".join(f"{b:02x}" for b in digest[:3])
+
+
+@step_arguments("dhcp-lease-allocate")
+def dhcp_lease_args(view: HostView) -> list[str] | None:
+    """Only for clusters that let DHCP choose their VIPs, on the host's NIC in the machine network."""
+    cluster = view.cluster
+    cidrs = [c for c in machine_cidrs(cluster) if c.version == 4]
+    if not cluster or not cluster.get("vip_dhcp_allocation") or not cidrs or not view.inventory:
+        return None
+    nic = next((i.get("name") for i in view.inventory.get("interfaces") or []
+                for a in i.get("ipv4_addresses") or [] if _in(a, cidrs[0])), None)
+    if not nic:
+        return None
+    request = {"interface": nic, "api_vip_mac": vip_mac(cluster["id"], "api"),
+               "ingress_vip_mac": vip_mac(cluster["id"], "ingress")}
+    for kind in ("api", "ingress"):
+        if cluster.get(f"_{kind}_vip_lease"):
+            request[f"{kind}_vip_lease"] = cluster[f"_{kind}_vip_lease"]
+    return [json.dumps(request)]
+
+
+def _in(cidr: str, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    try:
+        return ipaddress.ip_interface(cidr).ip in network
+    except ValueError:
+        return False
+
+
+@reply_handler("dhcp-lease-allocate")
+def dhcp_lease_reply(view: HostView, output: Any, reply: dict[str, Any]) -> None:
+    """The leased addresses become the cluster's VIPs (if they are in its machine network), and the leases are
+    kept to be handed back next time, so the VIPs keep their addresses."""
+    if not isinstance(output, dict) or view.cluster is None or view.service is None:
+        return
+    cluster = view.service.store.get_cluster(view.cluster["id"]) or view.cluster
+    cidrs = machine_cidrs(cluster)
+    addresses = {kind: str(output.get(f"{kind}_vip_address") or "") for kind in ("api", "ingress")}
+    if not all(any(_in(a, c) for c in cidrs) for a in addresses.values()):
+        return
+    for kind, address in addresses.items():
+        cluster[f"{kind}_vips"] = [{"ip": address, "cluster_id": cluster["id"]}]
+        cluster[f"_{kind}_vip_lease"] = output.get(f"{kind}_vip_lease") or ""
+    view.service.store.save_cluster(cluster)
 
 
 @reply_handler("verify-vips")

@@ -96,19 +96,21 @@ ROUTES: list[Any] = []
 STATE_STEPS: dict[str, list[str]] = {
     "discovering": ["inventory"],
     "known": [
-        "connectivity-check", "tang-connectivity-check", "free-network-addresses", "inventory",
-        "ntp-synchronizer", "domain-resolution", "verify-vips",
+        "connectivity-check", "tang-connectivity-check", "free-network-addresses", "dhcp-lease-allocate",
+        "inventory", "ntp-synchronizer", "domain-resolution", "verify-vips",
     ],
     "insufficient": [
         "inventory", "connectivity-check", "tang-connectivity-check", "free-network-addresses",
-        "ntp-synchronizer", "domain-resolution", "verify-vips",
+        "dhcp-lease-allocate", "ntp-synchronizer", "domain-resolution", "verify-vips",
     ],
     "pending-for-input": [
         "inventory", "connectivity-check", "tang-connectivity-check", "free-network-addresses",
-        "ntp-synchronizer", "domain-resolution", "verify-vips",
+        "dhcp-lease-allocate", "ntp-synchronizer", "domain-resolution", "verify-vips",
     ],
     "disconnected": ["inventory"],
-    "preparing-for-installation": ["installation-disk-speed-check", "container-image-availability"],
+    "preparing-for-installation": [
+        "dhcp-lease-allocate", "installation-disk-speed-check", "container-image-availability",
+    ],
     "installing": ["install"],
     "error": ["logs-gather", "stop-installation"],
     "cancelled": ["logs-gather", "stop-installation"],
