@@ -231,7 +231,7 @@ def tang_reply(view: HostView, output: Any, reply: dict[str, Any]) -> None:
 
 def vip_mac(cluster_id: str, kind: str) -> str:
     """A stable MAC per cluster and VIP, so every host asks the DHCP server for the same two clients (and
-    gets the same two addresses). The 00:1a:4a prefix is the one the real service uses."""
+    gets the same two addresses). 00:1a:4a is Red Hat's (Qumranet's) OUI."""
     digest = hashlib.sha256(f"{cluster_id}/{kind}".encode()).digest()
     return "00:1a:4a:" + ":".join(f"{b:02x}" for b in digest[:3])
 
