@@ -55,8 +55,10 @@ def parse_request(raw: str) -> DhcpRequest:
 def macvlan(ctx: StepContext, name: str, parent: str, mac: str) -> Iterator[None]:
     """The VIP's own link, there only for the exchange (``ip`` through the host seam, never a shell)."""
     run = ctx.host.run
-    if ctx.host.exists(f"/sys/class/net/{name}"):  # left over by an interrupted run
-        run(["ip", "link", "del", name], timeout=10)
+    if ctx.host.exists(f"/sys/class/net/{name}"):
+        if ctx.host.read_attr(f"/sys/class/net/{name}/address") != mac:
+            raise StepError(f"{STEP}: the host already has an interface named {name}", code="macvlan-failed")
+        run(["ip", "link", "del", name], timeout=10)  # ours, left over by an interrupted run
     added = run(["ip", "link", "add", name, "link", parent, "address", mac, "type", "macvlan", "mode", "private"],
                 timeout=10)
     if not added.ok:

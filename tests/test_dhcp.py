@@ -100,3 +100,15 @@ def test_bad_requests_are_refused(request_: dict[str, str], message: str) -> Non
 
     with pytest.raises(InvalidStepArguments, match=message):
         parse_request(json.dumps(request_))
+
+
+@pytest.mark.netns
+@needs_root
+def test_an_interface_of_the_host_named_like_a_vip_is_left_alone() -> None:
+    with Network() as net:
+        host = net.add_host()
+        host.run(["ip", "link", "add", "api", "link", "eth0", "type", "macvlan", "mode", "bridge"], check=True)
+        request = {"interface": "eth0", "api_vip_mac": API_MAC, "ingress_vip_mac": INGRESS_MAC}
+        reply = host.step("dhcp-lease-allocate", [json.dumps(request)])
+        assert reply["exit_code"] == -1 and "the host already has an interface named api" in reply["error"]
+        assert host.run(["ip", "link", "show", "api"]).returncode == 0
