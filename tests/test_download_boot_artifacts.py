@@ -74,3 +74,19 @@ def test_s390x_entry_and_bad_requests() -> None:
                          ({"rootfs_url": "http://x/r' init=/bin/sh"}, "rootfs_url must be an http")):
         with pytest.raises(InvalidStepArguments, match=message):
             step.parse_args([json.dumps({**good, **bad})])
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mount)")
+def test_a_read_only_boot_mount_is_remounted_read_write(server: RecordingServer, artifacts: Path) -> None:
+    """CoreOS mounts /boot read-only; here a read-only tmpfs plays that /boot."""
+    import subprocess
+
+    boot = artifacts / "host" / "boot"
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64m", "ainst-boot", str(boot)], check=True)
+    try:
+        assert os.statvfs(boot).f_flag & os.ST_RDONLY
+        assert run(server, artifacts) == "Successfully downloaded boot artifacts"
+        assert not os.statvfs(boot).f_flag & os.ST_RDONLY
+        assert sorted(os.listdir(boot / "discovery")) == ["initrd", "vmlinuz"]
+    finally:
+        subprocess.run(["umount", str(boot)], check=False)
