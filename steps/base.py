@@ -137,6 +137,14 @@ def get_field(
     return value
 
 
+def uuid_field(step_type: str, obj: dict[str, Any], name: str, *, required: bool = True) -> str | None:
+    """A field that must hold a UUID (host, cluster and infra-env ids), or None when optional and absent."""
+    value = get_field(step_type, obj, name, str, required=required)
+    if value is not None and not is_uuid(value):
+        raise InvalidStepArguments(f"{step_type}: {name} must be a UUID, got {value!r}")
+    return value  # type: ignore[no-any-return]
+
+
 def is_uuid(text: str) -> bool:
     try:
         uuid.UUID(text)

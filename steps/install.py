@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from agent.errors import InvalidStepArguments, StepError
-from steps.base import Step, StepContext, StepResult, expect_args, get_field, is_uuid, json_arg
+from steps.base import Step, StepContext, StepResult, expect_args, get_field, json_arg, uuid_field
 
 STEP = "install"
 CONTAINER_NAME = "assisted-installer"
@@ -67,8 +67,7 @@ def _check_no_proxy(value: str) -> None:
 def validate_request(obj: dict[str, Any], exists: Any) -> None:
     """Every check of the Go agent's install command before it runs (``exists`` tests a host path)."""
     for name in ("cluster_id", "infra_env_id", "host_id"):
-        if not is_uuid(get_field(STEP, obj, name, str)):
-            raise InvalidStepArguments(f"{STEP}: {name} must be a UUID")
+        uuid_field(STEP, obj, name)
     role = get_field(STEP, obj, "role", str)
     if role not in ROLES:
         raise InvalidStepArguments(f"{STEP}: role must be one of {', '.join(ROLES)}, got {role!r}")

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 
 from agent.errors import InvalidStepArguments, ServiceError
-from steps.base import Step, StepContext, StepResult, expect_args, get_field, is_uuid, json_arg
+from steps.base import Step, StepContext, StepResult, expect_args, get_field, json_arg, uuid_field
 
 STEP = "logs-gather"
 #: Per source and for the whole archive (uncompressed): the service accepts archives of tens of MiB.
@@ -88,12 +88,7 @@ class LogsGatherStep(Step[LogsParams]):
     def parse_args(self, args: list[str]) -> LogsParams:
         expect_args(STEP, args, 1)
         obj = json_arg(STEP, args[0], dict)
-        ids = {}
-        for name in ("cluster_id", "infra_env_id", "host_id"):
-            value = get_field(STEP, obj, name, str)
-            if not is_uuid(value):
-                raise InvalidStepArguments(f"{STEP}: {name} must be a UUID, got {value!r}")
-            ids[name] = value
+        ids = {name: str(uuid_field(STEP, obj, name)) for name in ("cluster_id", "infra_env_id", "host_id")}
         ips = get_field(STEP, obj, "master_ips", list, required=False, default=[])
         if not all(isinstance(ip, str) for ip in ips):
             raise InvalidStepArguments(f"{STEP}: master_ips must be a list of IP addresses")

@@ -20,7 +20,7 @@ from typing import Any
 from agent.config import parse_bool
 from agent.errors import InvalidStepArguments, StepError
 from agent.host import Host
-from steps.base import Step, StepContext, StepResult, get_field, is_uuid, json_arg
+from steps.base import Step, StepContext, StepResult, get_field, json_arg, uuid_field
 from steps.lib.progress import REBOOTING, ProgressReporter
 
 STEP = "reboot"
@@ -124,12 +124,7 @@ class RebootStep(Step[RebootParams]):
         delay = get_field(STEP, obj, "delay_seconds", int, required=False, default=0)
         if not 0 <= delay <= MAX_DELAY:
             raise InvalidStepArguments(f"{STEP}: delay_seconds must be between 0 and {MAX_DELAY}, got {delay}")
-        ids = {}
-        for name in ("infra_env_id", "host_id"):
-            value = get_field(STEP, obj, name, str, required=False)
-            if value is not None and not is_uuid(value):
-                raise InvalidStepArguments(f"{STEP}: {name} must be a UUID, got {value!r}")
-            ids[name] = value
+        ids = {name: uuid_field(STEP, obj, name, required=False) for name in ("infra_env_id", "host_id")}
         reason = get_field(STEP, obj, "reason", str, required=False, default="")
         return RebootParams(delay, reason[:200], ids["infra_env_id"], ids["host_id"])
 

@@ -50,7 +50,7 @@ from typing import IO, Any, Protocol, cast
 from urllib.parse import urlsplit
 
 from agent.errors import AgentError, InvalidStepArguments, StepError, UnsafeTarget
-from steps.base import Step, StepContext, StepResult, get_field, is_uuid, json_arg
+from steps.base import Step, StepContext, StepResult, get_field, json_arg, uuid_field
 from steps.lib import bootfs, disk_safety
 from steps.lib.progress import FAILED, INSTALLING, STARTING, ProgressReporter
 
@@ -156,12 +156,7 @@ def parse_params(args: list[str]) -> WriteImageParams:
         raise InvalidStepArguments(f"{STEP}: give either ignition or ignition_from_service, not both")
     if ignition is not None:
         check_ignition(ignition.encode(), InvalidStepArguments)
-    ids = {}
-    for name in ("infra_env_id", "host_id"):
-        value = get_field(STEP, obj, name, str, required=False)
-        if value is not None and not is_uuid(value):
-            raise InvalidStepArguments(f"{STEP}: {name} must be a UUID, got {value!r}")
-        ids[name] = value
+    ids = {name: uuid_field(STEP, obj, name, required=False) for name in ("infra_env_id", "host_id")}
     timeout = get_field(STEP, obj, "timeout_seconds", (int, float), required=False, default=DEFAULT_TIMEOUT)
     if timeout <= 0:
         raise InvalidStepArguments(f"{STEP}: timeout_seconds must be positive, got {timeout}")
@@ -257,24 +252,25 @@ class HttpSource:
         self.consumed = 0
 
     def read(self, n: int) -> bytes:
-        try:
+        with self._broken_stream():
             data: bytes = self._resp.raw.read(n)
-        except Exception as exc:  # urllib3 raises several unrelated types for a broken stream
-            raise WriteFailed(
-                f"the image download from {self.url} broke after {self.consumed} bytes: {_short(exc)}"
-            ) from exc
         self._check(len(data))
         return data
 
     def readinto(self, buf: memoryview) -> int:
-        try:
+        with self._broken_stream():
             n: int = self._resp.raw.readinto(buf)
+        self._check(n)
+        return n
+
+    @contextlib.contextmanager
+    def _broken_stream(self) -> Iterator[None]:
+        try:
+            yield
         except Exception as exc:  # urllib3 raises several unrelated types for a broken stream
             raise WriteFailed(
                 f"the image download from {self.url} broke after {self.consumed} bytes: {_short(exc)}"
             ) from exc
-        self._check(n)
-        return n
 
     def _check(self, n: int) -> None:
         self.consumed += n
