@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/python -m agent.reference_service.demo "$@"
+exec .venv/bin/python -m reference_service.demo "$@"

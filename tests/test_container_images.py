@@ -31,8 +31,8 @@ import requests
 from agent.config import AgentConfig
 from agent.errors import InvalidStepArguments
 from agent.host import Host
-from agent.reference_service import preinstall, spec
-from agent.reference_service.registry import HostView
+from reference_service import preinstall, spec
+from reference_service.registry import HostView
 from steps.base import StepContext
 from steps.container_image_availability import ContainerImageAvailabilityStep, podman_argv
 

@@ -13,7 +13,7 @@ from typing import Any
 import psutil
 import pytest
 
-from agent.reference_service import spec
+from reference_service import spec
 from tests.support.service import RefService, start_agent, start_service
 
 AGENT_IMAGE = "quay.io/edge-infrastructure/assisted-installer-agent:latest"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.reference_service import spec
+from reference_service import spec
 from steps.dhcp_lease_allocate import parse_request
 from steps.lib import dhcp
 from tests.harness.netns import Network

@@ -26,8 +26,8 @@ import pytest
 from agent.config import AgentConfig
 from agent.errors import InvalidStepArguments, UnsafeTarget
 from agent.host import Host
-from agent.reference_service import preinstall, spec
-from agent.reference_service.registry import HostView
+from reference_service import preinstall, spec
+from reference_service.registry import HostView
 from steps.base import StepContext
 from steps.installation_disk_speed_check import (
     BLOCK_SIZE,

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from agent.reference_service.app import load_areas
-from agent.reference_service.lifecycle import ReferenceService, Settings
-from agent.reference_service.store import Store
+from reference_service.app import load_areas
+from reference_service.lifecycle import ReferenceService, Settings
+from reference_service.store import Store
 
 RELEASE = "quay.io/openshift-release-dev/ocp-release:4.16.0-x86_64"
 DISK = "/dev/disk/by-path/pci-0000:00:1f.2-ata-1"

@@ -18,7 +18,7 @@ import pytest
 from agent.config import AgentConfig
 from agent.errors import InvalidStepArguments
 from agent.host import Host
-from agent.reference_service import spec
+from reference_service import spec
 from steps.base import StepContext
 from steps.install import InstallStep, installer_command, validate_request, wants_copy_network
 from steps.stop_installation import StopInstallationStep

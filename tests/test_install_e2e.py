@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from agent.reference_service.store import Store
+from reference_service.store import Store
 from tests.harness.netns import Network
 from tests.support.install_images import MIB, BuiltImage, build_image, loop_device, mounted, run
 from tests.support.service import RefService

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import requests
 
-from agent.reference_service import spec
-from agent.reference_service.store import Store
+from reference_service import spec
+from reference_service.store import Store
 from tests.support.service import BASE, RefService, start_service
 
 HOST = "0b6a5f3e-1111-4222-8333-444455556666"

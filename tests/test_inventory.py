@@ -36,7 +36,7 @@ from agent.inventory.disks import (
 from agent.inventory.hostname import replace_localhost
 from agent.inventory.options import Options
 from agent.inventory.record import record
-from agent.reference_service import spec
+from reference_service import spec
 from steps.base import StepContext
 from steps.inventory import InventoryParams, InventoryStep
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.reference_service import spec
+from reference_service import spec
 
 AGENT = str(Path(sys.executable).parent / "agent")
 FIXTURES = Path(__file__).parent / "fixtures" / "hosts"

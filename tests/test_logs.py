@@ -17,7 +17,7 @@ import pytest
 from agent.config import AgentConfig
 from agent.errors import InvalidStepArguments, ServiceResponseError
 from agent.host import Host
-from agent.reference_service import spec
+from reference_service import spec
 from steps import logs_gather
 from steps.base import StepContext
 from steps.logs_gather import LogsGatherStep

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from agent.reference_service import spec
-from agent.reference_service.registry import parse_json_field
+from reference_service import spec
+from reference_service.registry import parse_json_field
 from tests.harness.netns import Network
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow,

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from agent.reference_service import spec
+from reference_service import spec
 from tests.harness.netns import Host, Network, Nic
 
 pytestmark = [pytest.mark.netns, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from agent.reference_service import spec
+from reference_service import spec
 from tests.harness.netns import Host, Namespace, Network
 from tests.support.service import stop_process
 

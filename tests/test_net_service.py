@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from agent.reference_service import network, spec
-from agent.reference_service.registry import REPLY_HANDLERS, STEP_ARGUMENTS, VALIDATIONS, HostView
+from reference_service import network, spec
+from reference_service.registry import REPLY_HANDLERS, STEP_ARGUMENTS, VALIDATIONS, HostView
 
 CLUSTER = {"id": str(uuid.uuid4()), "name": "c1", "base_dns_domain": "example.com",
            "machine_networks": [{"cidr": "10.0.0.0/24"}]}

@@ -11,7 +11,7 @@ import pytest
 from agent.config import AgentConfig
 from agent.errors import InvalidStepArguments, StepError
 from agent.host import Host
-from agent.reference_service import spec
+from reference_service import spec
 from steps import reboot
 from steps.base import StepContext
 from steps.reboot import RebootStep, reboot_commands

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from agent.reference_service import spec
-from agent.reference_service.spec import BUNDLED_SPEC
+from reference_service import spec
+from reference_service.spec import BUNDLED_SPEC
 from tests.support.service import SPEC, RefService, start_service
 
 BASE = "/api/assisted-install"

@@ -13,8 +13,8 @@ import pytest
 from agent.config import AgentConfig
 from agent.errors import InvalidStepArguments
 from agent.host import Host
-from agent.reference_service import preinstall, spec
-from agent.reference_service.registry import HostView
+from reference_service import preinstall, spec
+from reference_service.registry import HostView
 from steps.base import StepContext
 from steps.upgrade_agent import UpgradeAgentStep
 from tests.support.service import start_agent, start_service

@@ -22,7 +22,7 @@ import pytest
 from agent.config import AgentConfig
 from agent.errors import InvalidStepArguments, UnsafeTarget
 from agent.host import Host
-from agent.reference_service import spec
+from reference_service import spec
 from steps import write_image
 from steps.base import StepContext
 from steps.write_image import WriteFailed, WriteImageStep

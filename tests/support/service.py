@@ -20,7 +20,7 @@ from typing import Any
 
 import requests
 
-from agent.reference_service.lifecycle import OFF_HOST_STEPS
+from reference_service.lifecycle import OFF_HOST_STEPS
 
 BIN = Path(sys.executable).parent
 BASE = "/api/assisted-install"

@@ -7,7 +7,7 @@ import json
 import time
 from typing import Any
 
-from agent.reference_service.registry import (
+from reference_service.registry import (
     REPLY_HANDLERS,
     HostView,
     Outcome,

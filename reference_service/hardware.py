@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.inventory.hostname import FORBIDDEN
-from agent.reference_service.registry import (
+from reference_service.registry import (
     HostView,
     Outcome,
     disk_key,

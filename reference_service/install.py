@@ -30,8 +30,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from agent.reference_service import registry
-from agent.reference_service.http import (
+from reference_service import registry
+from reference_service.http import (
     check_model,
     public,
     read_json,
@@ -39,8 +39,8 @@ from agent.reference_service.http import (
     require_user_auth,
     service_of,
 )
-from agent.reference_service.lifecycle import BASE, ServiceRefusal
-from agent.reference_service.registry import (
+from reference_service.lifecycle import BASE, ServiceRefusal
+from reference_service.registry import (
     HostView,
     disk_key,
     is_sno,
@@ -48,7 +48,7 @@ from agent.reference_service.registry import (
     skipped_formatting,
     step_arguments,
 )
-from agent.reference_service.store import _now_iso
+from reference_service.store import _now_iso
 
 OS_IMAGE_ENV = "REFERENCE_SERVICE_OS_IMAGE"
 OS_IMAGE_PATH = "/api/reference/os-image"

@@ -23,8 +23,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from agent.reference_service import registry
-from agent.reference_service.http import (
+from reference_service import registry
+from reference_service.http import (
     agent_version_header,
     check_model,
     error,
@@ -34,8 +34,8 @@ from agent.reference_service.http import (
     require_user_auth,
     service_of,
 )
-from agent.reference_service.lifecycle import BASE, ReferenceService, ServiceRefusal
-from agent.reference_service.store import _now_iso
+from reference_service.lifecycle import BASE, ReferenceService, ServiceRefusal
+from reference_service.store import _now_iso
 
 log = logging.getLogger("reference_service")
 
@@ -47,10 +47,10 @@ def load_areas() -> list[str]:
     loaded = []
     for name in AREA_MODULES:
         try:
-            importlib.import_module(f"agent.reference_service.{name}")
+            importlib.import_module(f"reference_service.{name}")
             loaded.append(name)
         except ModuleNotFoundError as exc:
-            if exc.name != f"agent.reference_service.{name}":
+            if exc.name != f"reference_service.{name}":
                 raise
     return loaded
 
@@ -211,7 +211,7 @@ async def update_host(request: Request) -> Response:
         host["role"] = body["host_role"]
     if "host_name" in body:
         try:
-            from agent.reference_service.hardware import hostname_problem
+            from reference_service.hardware import hostname_problem
         except ImportError:
             problem = None
         else:
@@ -318,7 +318,7 @@ async def healthz(request: Request) -> Response:
 
 async def index(request: Request) -> Response:
     try:
-        from agent.reference_service.views import render_hosts_page
+        from reference_service.views import render_hosts_page
     except ImportError:
         hosts = service_of(request).store.list_hosts()
         lines = [f"{h['id']}  {h.get('status')}  {h.get('status_info')}" for h in hosts]

@@ -17,9 +17,9 @@ import socket
 import sys
 from collections.abc import Sequence
 
-from agent.reference_service.app import create_app, load_areas
-from agent.reference_service.lifecycle import ReferenceService, Settings
-from agent.reference_service.store import Store
+from reference_service.app import create_app, load_areas
+from reference_service.lifecycle import ReferenceService, Settings
+from reference_service.store import Store
 
 log = logging.getLogger("reference_service")
 
@@ -63,7 +63,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     ns = parser().parse_args(argv)
     if ns.os_image:
-        from agent.reference_service.install import OS_IMAGE_ENV
+        from reference_service.install import OS_IMAGE_ENV
 
         os.environ[OS_IMAGE_ENV] = os.path.abspath(ns.os_image)
     logging.basicConfig(level=getattr(logging, ns.log_level.upper()),

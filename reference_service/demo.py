@@ -1,6 +1,6 @@
 """The main job on one machine: a reference service, an agent on this host against it, and what it learned.
 
-    python -m agent.reference_service.demo [--port 8090] [--seconds 60] [--keep-running] [--auth token]
+    python -m reference_service.demo [--port 8090] [--seconds 60] [--keep-running] [--auth token]
 
 It creates a single-node cluster and an infra-env, starts the real ``agent`` as agent.service would (with the
 infra-env's token when ``--auth token``), waits until the host has been discovered and validated, then prints
@@ -23,7 +23,7 @@ from typing import Any
 
 import requests
 
-from agent.reference_service.lifecycle import OFF_HOST_STEPS
+from reference_service.lifecycle import OFF_HOST_STEPS
 
 BASE = "/api/assisted-install"
 BIN = Path(sys.executable).parent

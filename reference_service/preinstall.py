@@ -22,7 +22,7 @@ import json
 import os
 from typing import Any
 
-from agent.reference_service.registry import (
+from reference_service.registry import (
     HostView,
     Outcome,
     parse_json_field,

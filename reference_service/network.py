@@ -16,7 +16,7 @@ import itertools
 import json
 from typing import Any
 
-from agent.reference_service.registry import (
+from reference_service.registry import (
     HostView,
     Outcome,
     is_sno,

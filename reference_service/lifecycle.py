@@ -16,9 +16,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.reference_service import registry, spec
-from agent.reference_service.registry import HostView, is_sno, parse_json_field
-from agent.reference_service.store import Store, _now_iso
+from reference_service import registry, spec
+from reference_service.registry import HostView, is_sno, parse_json_field
+from reference_service.store import Store, _now_iso
 
 log = logging.getLogger("reference_service")
 

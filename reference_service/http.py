@@ -9,8 +9,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from agent.reference_service import spec
-from agent.reference_service.lifecycle import ReferenceService, ServiceRefusal
+from reference_service import spec
+from reference_service.lifecycle import ReferenceService, ServiceRefusal
 
 
 def error(status: int, reason: str) -> JSONResponse:
