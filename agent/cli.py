@@ -17,11 +17,13 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from agent import __version__
-from agent.config import DEFAULT_CONF, PROXY_VARS, AgentConfig, parse_bool, read_conf
 from agent.errors import AgentError, ConfigError
+
+if TYPE_CHECKING:
+    from agent.config import AgentConfig
 
 EXIT_USAGE = 2
 #: Flags that take a value (Go style allows -flag value); boolean flags accept only -flag or -flag=BOOL.
@@ -55,6 +57,8 @@ def _bool_flag(parser: argparse.ArgumentParser, name: str, help: str) -> None:
 
 
 def _connection_flags(parser: argparse.ArgumentParser) -> None:
+    from agent.config import DEFAULT_CONF  # here, not at the top: `agent inventory` starts without it
+
     parser.add_argument("--url", help="assisted-service URL, e.g. https://service:8090")
     parser.add_argument("--infra-env-id", help="UUID of the infra-env this host belongs to")
     parser.add_argument("--agent-version", help="agent image reference, echoed to the service verbatim")
@@ -82,6 +86,8 @@ def daemon_parser() -> argparse.ArgumentParser:
 
 def build_config(ns: argparse.Namespace, *, env: dict[str, str] | None = None) -> AgentConfig:
     """Flags, then agent.conf, then defaults. The token comes from the environment, else agent.conf."""
+    from agent.config import DEFAULT_CONF, PROXY_VARS, AgentConfig, parse_bool, read_conf
+
     env = dict(os.environ) if env is None else env
     conf_path = ns.config or env.get("AGENT_CONFIG") or DEFAULT_CONF
     conf = read_conf(conf_path)
@@ -137,6 +143,7 @@ def _run_daemon(argv: list[str]) -> int:
     ns = daemon_parser().parse_args(_go_style(argv))
     cfg = build_config(ns)
     cfg.validate_for_daemon()
+    from agent.config import parse_bool
     from agent.logs import setup_logging
 
     journal = None

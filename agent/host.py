@@ -12,19 +12,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 RECORDED_DIR = ".recorded"
 
 
-@dataclass(frozen=True)
-class CommandResult:
+class CommandResult(NamedTuple):
     """What a command did. ``exit_code`` is -1 when it could not be started, as in the Go agent."""
 
     argv: tuple[str, ...]
@@ -113,6 +109,8 @@ class SubprocessRunner:
         return CommandResult(args, proc.returncode, out, err)
 
     def which(self, name: str) -> str | None:
+        import shutil  # not at the top: shutil imports bz2, lzma and zlib, a cost at every agent start
+
         return shutil.which(name)
 
 
@@ -147,15 +145,27 @@ class RecordedRunner:
         return None
 
 
-@dataclass
 class Host:
-    """A view of one machine rooted at ``root``. Paths given to its methods are absolute host paths."""
+    """A view of one machine rooted at ``root``. Paths given to its methods are absolute host paths.
 
-    root: Path = field(default_factory=lambda: Path("/"))
-    commands: CommandRunner = field(default_factory=SubprocessRunner)
-    #: Recorded netlink data of a fixture tree, or None to ask the kernel.
-    recorded_netlink: dict[str, Any] | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    A plain class, not a dataclass: importing dataclasses (and the inspect module it pulls in) is a cost at
+    every start of ``agent inventory``, whose whole run is measured against the Go agent's (bench/inventory.py).
+    """
+
+    def __init__(
+        self,
+        root: Path | None = None,
+        commands: CommandRunner | None = None,
+        recorded_netlink: dict[str, Any] | None = None,
+    ) -> None:
+        self.root = Path("/") if root is None else Path(root)
+        self._root = str(self.root)
+        self.commands: CommandRunner = SubprocessRunner() if commands is None else commands
+        #: Recorded netlink data of a fixture tree, or None to ask the kernel.
+        self.recorded_netlink = recorded_netlink
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(root={self.root!r})"
 
     @classmethod
     def at(cls, root: str | os.PathLike[str] = "/") -> Host:
@@ -179,9 +189,15 @@ class Host:
         rel = os.fspath(p).lstrip("/")
         return self.root / rel if rel else self.root
 
+    def _fs(self, p: str | os.PathLike[str]) -> str:
+        """:meth:`path` as a string: the readers below run thousands of times per inventory, Path objects cost."""
+        rel = os.fspath(p).lstrip("/")
+        return os.path.join(self._root, rel) if rel else self._root
+
     def read_bytes(self, p: str, default: bytes | None = None) -> bytes | None:
         try:
-            return self.path(p).read_bytes()
+            with open(self._fs(p), "rb", buffering=0) as fh:
+                return fh.read()
         except OSError:
             return default
 
@@ -198,21 +214,21 @@ class Host:
         return text or None
 
     def exists(self, p: str) -> bool:
-        return os.path.lexists(self.path(p))
+        return os.path.lexists(self._fs(p))
 
     def is_dir(self, p: str) -> bool:
-        return self.path(p).is_dir()
+        return os.path.isdir(self._fs(p))
 
     def listdir(self, p: str) -> list[str]:
         """Sorted entries of a directory; empty when it does not exist."""
         try:
-            return sorted(os.listdir(self.path(p)))
+            return sorted(os.listdir(self._fs(p)))
         except OSError:
             return []
 
     def readlink(self, p: str) -> str | None:
         try:
-            return str(os.readlink(self.path(p)))
+            return os.readlink(self._fs(p))
         except OSError:
             return None
 

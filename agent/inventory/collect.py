@@ -13,12 +13,10 @@ arrays always present, ``not_eligible_reasons`` null for eligible disks.
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from agent.host import Host
 from agent.inventory import (
@@ -36,13 +34,13 @@ from agent.inventory import (
 )
 from agent.inventory.options import Options
 
-log = logging.getLogger("agent.inventory")
+if TYPE_CHECKING:
+    import logging
 
 CollectFunc = Callable[[Host, Options], dict[str, Any]]
 
 
-@dataclass(frozen=True)
-class Collector:
+class Collector(NamedTuple):
     name: str
     func: CollectFunc
     #: Seconds this collector may take before its part is given up.
@@ -66,6 +64,13 @@ COLLECTORS: tuple[Collector, ...] = (
 ARRAYS = frozenset({"disks", "gpus", "interfaces", "routes", "flags", "ipv4_addresses", "ipv6_addresses"})
 
 
+def _log() -> logging.Logger:
+    """The logger, imported on first failure: logging is a cost at every start of ``agent inventory``."""
+    import logging
+
+    return logging.getLogger("agent.inventory")
+
+
 def run_collectors(
     host: Host,
     options: Options,
@@ -79,7 +84,7 @@ def run_collectors(
         try:
             results[c.name] = c.func(host, options)
         except Exception as exc:  # any failure of one collector must only cost its own part
-            log.warning("inventory collector %s failed: %s: %s", c.name, type(exc).__name__, exc, exc_info=True)
+            _log().warning("inventory collector %s failed: %s: %s", c.name, type(exc).__name__, exc, exc_info=True)
             errors[c.name] = f"{type(exc).__name__}: {exc}"
 
     start = time.monotonic()
@@ -93,7 +98,7 @@ def run_collectors(
     for c, t in threads:
         t.join(max(0.0, start + c.budget - time.monotonic()))
         if t.is_alive():
-            log.warning("inventory collector %s did not finish within %gs; its part is left out", c.name, c.budget)
+            _log().warning("inventory collector %s did not finish within %gs; its part is left out", c.name, c.budget)
             problems.append(f"{c.name}: did not finish within {c.budget:g}s")
         elif c.name in errors:
             problems.append(f"{c.name}: {errors[c.name]}")

@@ -12,8 +12,8 @@ the Go agent would leave it empty.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 from agent.host import Host
 from agent.inventory.options import Options
@@ -37,31 +37,39 @@ _HDD_BY_NAME = ("sd", "hd", "vd", "xvd")
 APPLIANCE_DISK_BYTES = 100 << 30
 
 
-@dataclass
-class Partition:
+# Plain classes, not dataclasses: the dataclasses import (and inspect behind it) is a cost at every start of
+# ``agent inventory`` (bench/inventory.py).
+
+
+class Partition(NamedTuple):
     name: str
     mountpoint: str = ""
     label: str = ""
 
 
-@dataclass
 class IscsiFacts:
     """An iSCSI disk is installable only if the firmware can boot from it: its session runs and its target
     is one the firmware's boot table (iBFT) names."""
 
-    state: str | None = None  # the SCSI device's state; None: unreadable
-    session: str = ""  # sessionN in the device's sysfs path
-    target: str = ""  # the session's target IQN
-    ibft_targets: list[str] | None = None  # target names in /sys/firmware/ibft; None: no iBFT at all
+    def __init__(
+        self,
+        state: str | None = None,
+        session: str = "",
+        target: str = "",
+        ibft_targets: list[str] | None = None,
+    ) -> None:
+        self.state = state  # the SCSI device's state; None: unreadable
+        self.session = session  # sessionN in the device's sysfs path
+        self.target = target  # the session's target IQN
+        self.ibft_targets = ibft_targets  # target names in /sys/firmware/ibft; None: no iBFT at all
 
 
-@dataclass
-class DiskFacts:
+class DiskFacts(NamedTuple):
     """What the eligibility rules look at; filled from the host, or by hand in tests."""
 
     name: str
     drive_type: str
-    partitions: list[Partition] = field(default_factory=list)
+    partitions: Sequence[Partition] = ()
     iscsi: IscsiFacts | None = None
 
 

@@ -20,7 +20,6 @@ import stat
 import sys
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,12 +60,13 @@ class RecordingRunner(SubprocessRunner):
         return result
 
 
-@dataclass
 class RecordingHost(Host):
     """A live host that remembers which host paths were looked at, and how."""
 
-    touched: dict[str, set[str]] = field(default_factory=dict)
-    _record_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    def __init__(self, root: Path, commands: RecordingRunner) -> None:
+        super().__init__(root, commands)
+        self.touched: dict[str, set[str]] = {}
+        self._record_lock = threading.Lock()
 
     def _note(self, how: str, p: str) -> None:
         with self._record_lock:
