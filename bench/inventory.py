@@ -95,10 +95,10 @@ def installed_layout(work: Path) -> Path:
         subprocess.check_output([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                 text=True).strip()
     )
-    for package in ("agent", "steps"):
+    for package in ("agent", "reference_service", "steps"):
         shutil.copytree(REPO / package, site / package, ignore=shutil.ignore_patterns("__pycache__"))
     (site / "_bench_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    subprocess.check_call([str(python), "-m", "compileall", "-q", str(site / "agent"), str(site / "steps")])
+    subprocess.check_call([str(python), "-m", "compileall", "-q", str(site)])
     script = env / "bin" / "agent"
     script.write_text(CONSOLE_SCRIPT.format(python=python))
     script.chmod(0o755)
