@@ -5,6 +5,7 @@
     agent step NAME [ARGS...]                                      run one step once and print its reply
     agent inventory [--format json|table]                          this host's inventory, as the service gets it
     agent record-host DIR                                          record this host as a fixture tree
+    agent check [--role R] [--profile P] [--format table|json]     would this host pass the hardware validations?
 
 Flags are accepted Go-style (``-flag``, ``--flag=value``) because the discovery image passes them so. A bad
 command line is one line on stderr and exit status 2.
@@ -74,7 +75,7 @@ def _connection_flags(parser: argparse.ArgumentParser) -> None:
 
 def daemon_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="agent", description="OpenShift Assisted Installer agent (Python). Subcommands: "
-                "step, inventory, record-host; see 'agent SUBCOMMAND --help'.")
+                "step, inventory, check, record-host; see 'agent SUBCOMMAND --help'.")
     _connection_flags(p)
     p.add_argument("--interval", help="seconds between registration retries (default 60)")
     p.add_argument("--shutdown-grace", help="seconds running steps get after SIGTERM (default 30)")
@@ -200,6 +201,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from agent.inventory.report import main as inventory_main
 
             return int(inventory_main(args[1:]))
+        if args and args[0] == "check":
+            from agent.check import main as check_main
+
+            return check_main(args[1:])
         if args and args[0] == "record-host":
             from agent.inventory.record import main as record_main
 

@@ -1,0 +1,159 @@
+"""``agent check``: would this host pass the service's hardware validations? No service, no network.
+
+    agent check [--role master|worker|auto] [--profile sno|compact|ha] [--format table|json] [--root DIR]
+                [--openshift-version X.Y]
+
+The host's inventory (or a recorded fixture tree's, with ``--root``) goes through the reference service's own
+hardware rules: the reply handler that stores an inventory (virtual NICs dropped, every disk's eligibility
+completed with the service's reasons, an installation disk chosen) and then every hardware validation, with
+the real thresholds and messages, for a host of ``--role`` in a cluster of ``--profile``. Exit status 0 when
+no blocking validation fails, 1 when one does, 2 on a bad command line.
+
+Only the rules are imported from the service (pure functions over documents): no HTTP, no store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from agent.errors import ConfigError
+from agent.host import Host
+from agent.inventory.collect import inventory
+
+DEFAULT_OPENSHIFT = "4.18"
+PROFILES = ("sno", "compact", "ha")
+#: Validations that judge a step's result rather than the inventory (sufficient-installation-disk-speed,
+#: media-connected...) live in other rule modules and are not run: nothing has run those steps yet.
+_STATUS_ORDER = {"failure": 0, "error": 1, "pending": 2, "success": 3, "disabled": 4}
+
+
+@dataclass
+class Result:
+    id: str
+    category: str
+    status: str
+    message: str
+    blocking: bool
+
+
+def cluster_for(profile: str, openshift_version: str) -> dict[str, Any]:
+    """The cluster document a host of this profile would be bound to, as the API spells it."""
+    single = profile == "sno"
+    return {
+        "id": "00000000-0000-0000-0000-000000000000", "openshift_version": openshift_version,
+        "control_plane_count": 1 if single else 3, "high_availability_mode": "None" if single else "Full",
+        "cpu_architecture": "x86_64",
+    }
+
+
+def _rules() -> tuple[Any, dict[str, Any]]:
+    from reference_service import hardware, registry
+
+    own = {k: v for k, v in registry.VALIDATIONS.items() if v.func.__module__ == hardware.__name__}
+    return hardware, own
+
+
+def evaluate(inv: dict[str, Any], role: str, cluster: dict[str, Any]) -> tuple[dict[str, Any], list[Result]]:
+    """The host document the service would store for this inventory, and its hardware validations."""
+    from reference_service.registry import HostView
+
+    hardware, validations = _rules()
+    host: dict[str, Any] = {"id": "local", "role": role, "status": "discovering", "suggested_role": role}
+    view = HostView(host=host, infra_env={}, cluster=cluster, hosts=[host])
+    hardware.store_inventory(view, json.loads(json.dumps(inv)), {})
+    results = []
+    for v in validations.values():
+        outcome = v.func(view)
+        if outcome is not None:
+            results.append(Result(v.id, v.category, outcome[0], outcome[1], v.blocking))
+    results.sort(key=lambda r: (_STATUS_ORDER.get(r.status, 5), r.id))
+    return host, results
+
+
+def passes(results: list[Result]) -> bool:
+    return not any(r.blocking and r.status in ("failure", "error") for r in results)
+
+
+def resolve(inv: dict[str, Any], role: str, profile: str, version: str) -> tuple[str, dict[str, Any], list[Result]]:
+    """``auto`` is what the service would suggest: master where masters are all there is (sno, compact), else
+    master if the host qualifies as one, worker otherwise."""
+    cluster = cluster_for(profile, version)
+    if role == "worker" and profile != "ha":
+        raise ConfigError(f"a {profile} cluster has no workers", hint="use --profile ha for a worker")
+    if role == "auto":
+        host, results = evaluate(inv, "master", cluster)
+        if profile != "ha" or passes(results):
+            return "master", host, results
+        role = "worker"
+    host, results = evaluate(inv, role, cluster)
+    return role, host, results
+
+
+def report(inv: dict[str, Any], role: str, profile: str, version: str, problems: list[str]) -> dict[str, Any]:
+    role, host, results = resolve(inv, role, profile, version)
+    stored = json.loads(host.get("inventory") or "{}")
+    return {
+        "hostname": inv.get("hostname", ""), "role": role, "profile": profile, "openshift_version": version,
+        "passed": passes(results),
+        "validations": [r.__dict__ for r in results],
+        "installation_disk_id": host.get("installation_disk_id", ""),
+        "installation_disk_path": host.get("installation_disk_path", ""),
+        "disks": [
+            {"name": d.get("name", ""), "id": d.get("id", ""), "drive_type": d.get("drive_type", ""),
+             "size_bytes": d.get("size_bytes", 0), **(d.get("installation_eligibility") or {})}
+            for d in stored.get("disks") or []
+        ],
+        "not_collected": problems,
+    }
+
+
+def _rows(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
+
+
+def table(doc: dict[str, Any]) -> str:
+    lines = [f"Host {doc['hostname'] or '?'} as {doc['role']} of a {doc['profile']} cluster "
+             f"(OpenShift {doc['openshift_version']})", "", "Validations"]
+    lines += _rows(["STATUS", "VALIDATION", "MESSAGE"],
+                   [[v["status"] + ("" if v["blocking"] else " (warning only)"), v["id"], v["message"]]
+                    for v in doc["validations"]])
+    lines += ["", "Disks"]
+    disk_rows = [[d["name"] + (" *" if d["id"] and d["id"] == doc["installation_disk_id"] else ""),
+                  str(d["drive_type"]), f"{int(d['size_bytes'] or 0) / 1e9:.1f} GB",
+                  "yes" if d.get("eligible") else "NO", "; ".join(d.get("not_eligible_reasons") or [])]
+                 for d in doc["disks"]]
+    lines += _rows(["NAME", "TYPE", "SIZE", "ELIGIBLE", "REASONS"], disk_rows) if disk_rows else ["  (none)"]
+    if doc["installation_disk_path"]:
+        lines.append(f"  * installation disk {doc['installation_disk_path']}")
+    if doc["not_collected"]:
+        lines += ["", "Not collected:"] + [f"  {p}" for p in doc["not_collected"]]
+    failed = [v["id"] for v in doc["validations"] if v["blocking"] and v["status"] in ("failure", "error")]
+    lines += ["", "Result: would pass" if doc["passed"] else f"Result: would NOT pass ({', '.join(failed)})"]
+    return "\n".join(lines)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:
+        raise ConfigError(message, hint=f"see '{self.prog} --help'")
+
+
+def main(argv: list[str]) -> int:
+    p = _Parser(prog="agent check", description="Run this host's inventory through the service's hardware "
+                "validations; exit 0 when it would pass.")
+    p.add_argument("--role", choices=("master", "worker", "auto"), default="auto")
+    p.add_argument("--profile", choices=PROFILES, default="ha",
+                   help="sno: one node; compact: three masters; ha: three masters and workers (default)")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--root", default="/", help="root of the host's filesystem or a recorded fixture tree")
+    p.add_argument("--openshift-version", default=DEFAULT_OPENSHIFT,
+                   help=f"thresholds and drive types depend on it (default {DEFAULT_OPENSHIFT})")
+    ns = p.parse_args(argv)
+    inv, problems = inventory(Host.at(ns.root))
+    doc = report(inv, ns.role, ns.profile, ns.openshift_version, problems)
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n" if ns.format == "json" else table(doc) + "\n")
+    return 0 if doc["passed"] else 1
