@@ -51,20 +51,20 @@ def cluster_for(profile: str, openshift_version: str) -> dict[str, Any]:
 
 
 def _rules() -> tuple[Any, dict[str, Any]]:
-    from reference_service import hardware, registry
+    from reference_service.rules import disks, hardware, registry
 
     own = {k: v for k, v in registry.VALIDATIONS.items() if v.func.__module__ == hardware.__name__}
-    return hardware, own
+    return disks, own
 
 
 def evaluate(inv: dict[str, Any], role: str, cluster: dict[str, Any]) -> tuple[dict[str, Any], list[Result]]:
     """The host document the service would store for this inventory, and its hardware validations."""
-    from reference_service.registry import HostView
+    from reference_service.rules.documents import HostView
 
-    hardware, validations = _rules()
+    disks, validations = _rules()
     host: dict[str, Any] = {"id": "local", "role": role, "status": "discovering", "suggested_role": role}
     view = HostView(host=host, infra_env={}, cluster=cluster, hosts=[host])
-    hardware.store_inventory(view, json.loads(json.dumps(inv)), {})
+    disks.store_inventory(view, json.loads(json.dumps(inv)), {})
     results = []
     for v in validations.values():
         outcome = v.func(view)

@@ -17,8 +17,9 @@ import socket
 import sys
 from collections.abc import Sequence
 
-from reference_service.app import create_app, load_areas
-from reference_service.lifecycle import ReferenceService, Settings
+from reference_service.http.app import create_app
+from reference_service.orchestrator import ReferenceService, Settings
+from reference_service.rules import load_areas
 from reference_service.store import Store
 
 log = logging.getLogger("reference_service")
@@ -63,7 +64,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     ns = parser().parse_args(argv)
     if ns.os_image:
-        from reference_service.install import OS_IMAGE_ENV
+        from reference_service.os_image import OS_IMAGE_ENV
 
         os.environ[OS_IMAGE_ENV] = os.path.abspath(ns.os_image)
     logging.basicConfig(level=getattr(logging, ns.log_level.upper()),

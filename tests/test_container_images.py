@@ -31,8 +31,9 @@ import requests
 from agent.config import AgentConfig
 from agent.errors import InvalidStepArguments
 from agent.host import Host
-from reference_service import preinstall, spec
-from reference_service.registry import HostView
+from reference_service import spec
+from reference_service.rules import preinstall
+from reference_service.rules.documents import HostView
 from steps.base import StepContext
 from steps.container_image_availability import ContainerImageAvailabilityStep, podman_argv
 

@@ -26,8 +26,9 @@ import pytest
 from agent.config import AgentConfig
 from agent.errors import InvalidStepArguments, UnsafeTarget
 from agent.host import Host
-from reference_service import preinstall, spec
-from reference_service.registry import HostView
+from reference_service import spec
+from reference_service.rules import preinstall
+from reference_service.rules.documents import HostView
 from steps.base import StepContext
 from steps.installation_disk_speed_check import (
     BLOCK_SIZE,

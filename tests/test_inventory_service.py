@@ -10,16 +10,12 @@ from typing import Any
 import pytest
 import requests
 
-from reference_service import hardware
-from reference_service.hardware import (
-    bytes_to_string,
-    eligible_disks,
-    humanize_bytes,
-    service_disk_reasons,
-    store_inventory,
-)
-from reference_service.registry import VALIDATIONS, HostView
-from reference_service.views import render_hosts_page
+from reference_service.http.pages import render_hosts_page
+from reference_service.rules import hardware
+from reference_service.rules.disks import eligible_disks, service_disk_reasons, store_inventory
+from reference_service.rules.documents import HostView
+from reference_service.rules.registry import VALIDATIONS
+from reference_service.rules.requirements import bytes_to_string, humanize_bytes
 from tests.support.service import start_agent, start_service
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hosts"
@@ -195,7 +191,7 @@ def test_reply_handler_stores_the_inventory_as_the_service_does() -> None:
 def test_disks_to_be_formatted_and_skipping_their_formatting() -> None:
     """Bootable local disks are formatted; removable media, shared (FC, iSCSI, multipath) and LVM are not.
     Skipping the installation disk, or a disk that is gone, blocks the installation."""
-    from reference_service.install import format_disk_paths
+    from reference_service.rules.install import format_disk_paths
 
     inv = fixture_inventory("bonds-vlans-bridges")
     inv["disks"][2]["bootable"] = True  # sdb: an old OS on a second local disk
@@ -293,8 +289,8 @@ def test_truncated_inventories() -> None:
 def test_inventory_step_gets_the_sizing_flags_only_when_set() -> None:
     from types import SimpleNamespace
 
-    from reference_service import core
-    from reference_service.lifecycle import Settings
+    from reference_service.orchestrator import Settings
+    from reference_service.rules import core
 
     view = view_of(None, service=None)
     view.service = SimpleNamespace(settings=Settings())

@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
-from reference_service import network, spec
-from reference_service.registry import REPLY_HANDLERS, STEP_ARGUMENTS, VALIDATIONS, HostView
+from reference_service import spec
+from reference_service.rules import network
+from reference_service.rules.documents import HostView
+from reference_service.rules.registry import REPLY_HANDLERS, STEP_ARGUMENTS, VALIDATIONS
 
 CLUSTER = {"id": str(uuid.uuid4()), "name": "c1", "base_dns_domain": "example.com",
            "machine_networks": [{"cidr": "10.0.0.0/24"}]}

@@ -28,8 +28,9 @@ import pytest
 from agent.config import AgentConfig
 from agent.errors import CommandNotFound, InvalidStepArguments
 from agent.host import Host
-from reference_service import preinstall, spec
-from reference_service.registry import HostView
+from reference_service import spec
+from reference_service.rules import preinstall
+from reference_service.rules.documents import HostView
 from steps.base import StepContext
 from steps.ntp_synchronizer import NtpSynchronizerStep, chronyc_argv, parse_sources
 from tests.support.service import start_agent, start_service

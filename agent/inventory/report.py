@@ -38,7 +38,7 @@ def _rows(header: list[str], rows: list[list[str]], indent: str = "  ") -> list[
 
 
 def table(inv: dict[str, Any], problems: list[str]) -> str:
-    from reference_service.hardware import service_disk_reasons
+    from reference_service.rules.disks import service_disk_reasons
 
     sv = inv.get("system_vendor") or {}
     cpu = inv.get("cpu") or {}

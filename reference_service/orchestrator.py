@@ -1,13 +1,15 @@
-"""The reference service's behaviour: registration, instructions, replies, and the host and cluster states.
+"""The orchestrator: ties the rules to the store. Registration, instructions, replies, and the host and cluster
+states, applied to documents loaded from and saved to the store.
 
-It follows the real service (assisted-service-api.md sections 3 to 6) closely enough that an agent cannot
-tell the difference on the wire, with one simplification: where the real service refreshes states on an 8 s
-monitor tick, this one refreshes a host whenever something about it changes (a poll, a reply, a user action),
-which makes it deterministic and fast in tests.
+Every decision is a rule's (``reference_service.rules``); this module loads the documents a rule needs, calls
+it, and applies what it decided: status changes with their events, saved hosts and clusters. It is also the
+rules' :class:`~reference_service.rules.documents.ServicePort`. It follows the real service
+(assisted-service-api.md sections 3 to 6) closely enough that an agent cannot tell the difference on the wire.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import secrets
@@ -16,50 +18,20 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from reference_service import registry, spec
-from reference_service.registry import HostView, is_sno, parse_json_field
+from reference_service import os_image, spec
+from reference_service.errors import ServiceRefusal
+from reference_service.rules import registry, states
+from reference_service.rules.documents import HostView, host_name, is_sno
+from reference_service.rules.install import progress_update
 from reference_service.store import Store, _now_iso
 
 log = logging.getLogger("reference_service")
 
 BASE = "/api/assisted-install"
-#: Seconds without a poll after which a host is disconnected (HOST_MAX_DISCONNECTION_TIME).
-DISCONNECTION_TIMEOUT = 180.0
-PRE_INSTALL = {"discovering", "known", "insufficient", "pending-for-input", "disconnected"}
-UNBOUND = {"discovering-unbound", "known-unbound", "insufficient-unbound", "disconnected-unbound"}
-STATUS_INFO = {
-    "discovering": "Waiting for host to send hardware details",
-    "discovering-unbound": "Waiting for host to send hardware details",
-    "known": "Host is ready to be installed",
-    "known-unbound": "Host is ready to be bound to a cluster",
-    "disconnected": "Host has stopped communicating with the installation service",
-    "disconnected-unbound": "Host has stopped communicating with the installation service",
-    "preparing-for-installation": "Host is preparing for installation",
-    "preparing-successful": "Host finished successfully to prepare for installation",
-    "installing": "Installation is in progress",
-    "installed": "Done",
-}
 
 
 def STEP_TYPES() -> list[str]:
     return list(spec.load_spec()["definitions"]["step-type"]["enum"])
-
-
-#: Steps that send packets beyond the host (ARP sweeps, pings, DNS, HTTP, NTP name lookups). The demo and the
-#: tests disable them where the host is this machine rather than a test host in its own network namespace.
-OFF_HOST_STEPS = (
-    "connectivity-check", "free-network-addresses", "domain-resolution", "tang-connectivity-check",
-    "verify-vips", "api-vip-connectivity-check", "ntp-synchronizer", "dhcp-lease-allocate",
-)
-
-
-class ServiceRefusal(Exception):
-    """An API answer other than success: HTTP status plus the real service's reason text."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
 
 
 @dataclass
@@ -92,7 +64,7 @@ class ReferenceService:
         #: Test mode: instructions queued by hand for a host's next poll.
         self.queued: dict[str, list[dict[str, Any]]] = {}
 
-    # -- helpers ----------------------------------------------------------------------------------------
+    # -- the rules' port ----------------------------------------------------------------------------------
     def view(self, host: dict[str, Any]) -> HostView:
         infra_env = self.store.get_infra_env(host["infra_env_id"]) or {}
         cluster_id = host.get("cluster_id")
@@ -110,12 +82,16 @@ class ReferenceService:
                              infra_env_id=host["infra_env_id"] if host else None)
 
     def set_status(self, host: dict[str, Any], status: str, info: str | None = None) -> None:
-        info = info if info is not None else STATUS_INFO.get(status, status)
+        info = info if info is not None else states.STATUS_INFO.get(status, status)
         if host.get("status") != status:
             host["status_updated_at"] = _now_iso()
             self.event(f"Host {host_name(host)}: updated status from {host.get('status')} to {status} ({info})",
                        host)
         host["status"], host["status_info"] = status, info
+
+    def os_image_digest(self) -> str | None:
+        image = os_image.os_image()
+        return image[1] if image else None
 
     # -- registration -----------------------------------------------------------------------------------
     def register_host(self, infra_env_id: str, host_id: str, agent_version: str | None) -> dict[str, Any]:
@@ -127,8 +103,7 @@ class ReferenceService:
         host = self.store.get_host(infra_env_id, host_id)
         now = _now_iso()
         if host is None:
-            if cluster and cluster.get("status") not in ("insufficient", "ready", "pending-for-input",
-                                                          "adding-hosts"):
+            if cluster and cluster.get("status") not in states.ACCEPTING_CLUSTER_STATES:
                 raise ServiceRefusal(409, f"Cluster {cluster_id} cannot accept new agents due to its current "
                                           f"state: {cluster.get('status')}")
             host = {
@@ -144,21 +119,13 @@ class ReferenceService:
             self.set_status(host, "discovering" if cluster_id else "discovering-unbound")
             self.event(f"Host {host_id}: Successfully registered", host)
         else:
-            status = host.get("status", "")
-            if status == "installed":
-                raise ServiceRefusal(409, f"Host {host_id} is already installed")
-            if status == "installing-pending-user-action":
-                raise ServiceRefusal(403, "Host is required to be booted from disk")
-            if status in ("installing", "installing-in-progress"):
-                self.set_status(host, "error", "The host unexpectedly restarted during the installation")
-            elif status in PRE_INSTALL or status in UNBOUND or status in ("binding", "resetting-pending-user-action"):
-                for name in ("inventory", "images_status", "ntp_sources", "connectivity", "free_addresses",
-                             "domain_name_resolutions", "disks_info"):
+            change, forget = states.on_reregistration(host, bound=bool(cluster_id))
+            if forget:
+                for name in states.DISCOVERY_FIELDS:
                     host.pop(name, None)
                 host["progress"] = {"installation_percentage": 0}
-                self.set_status(host, "discovering" if cluster_id else "discovering-unbound")
-            elif status in ("preparing-for-installation", "preparing-successful"):
-                self.set_status(host, "known")
+            if change:
+                self.set_status(host, *change)
             host["registered_at"] = host["checked_in_at"] = now
         if agent_version:
             host["discovery_agent_version"] = agent_version
@@ -179,14 +146,15 @@ class ReferenceService:
             host["discovery_agent_version"] = agent_version
         self.refresh_host(host)
         status = host["status"]
-        seconds = 120 if status in registry.SLOW_STATES else self.settings.next_step_seconds
-        if status in registry.EXIT_STATES:
+        seconds = states.SLOW_POLL_SECONDS if status in states.SLOW_STATES else self.settings.next_step_seconds
+        if status in states.EXIT_STATES:
             return {"next_instruction_seconds": 0, "post_step_action": "exit", "instructions": []}
         view = self.view(host)
-        if self._needs_upgrade(host):
+        if states.needs_upgrade(host, self.settings.agent_image):
             step_types = ["upgrade-agent"]
         else:
-            step_types = registry.STATE_STEPS.get(status, [])
+            step_types = states.STATE_STEPS.get(status, [])
+        before = copy.deepcopy(host)
         instructions = []
         for step_type in step_types:
             if step_type in self.settings.disabled_steps:
@@ -203,6 +171,8 @@ class ReferenceService:
                 continue
             instructions.append({"step_type": step_type, "step_id": f"{step_type}-{uuid.uuid4().hex[:8]}",
                                  "args": args})
+        if host != before:  # a builder recorded what it issued (write-image, reboot)
+            self.store.save_host(host)
         instructions.extend(self.queued.pop(host_id, []))
         return {"next_instruction_seconds": seconds, "post_step_action": "continue", "instructions": instructions}
 
@@ -211,18 +181,11 @@ class ReferenceService:
         self.queued.setdefault(host_id, []).append(step)
         return step
 
-    def _needs_upgrade(self, host: dict[str, Any]) -> bool:
-        expected = self.settings.agent_image
-        return bool(expected) and host.get("status") in (
-            "binding", "discovering", "discovering-unbound", "insufficient", "insufficient-unbound", "known",
-            "pending-for-input", "known-unbound") and host.get("discovery_agent_version") != expected
-
     def require_host(self, infra_env_id: str, host_id: str) -> dict[str, Any]:
         host = self.store.get_host(infra_env_id, host_id)
         if host is None:
             raise ServiceRefusal(404, f"host {host_id} not found in infra env {infra_env_id}")
         return host
-
     # -- replies ----------------------------------------------------------------------------------------
     def post_reply(self, infra_env_id: str, host_id: str, reply: dict[str, Any]) -> None:
         checked = reply
@@ -259,8 +222,11 @@ class ReferenceService:
         handler = registry.REPLY_HANDLERS.get(step_type)
         if handler is not None:
             view = self.view(host)
+            cluster = copy.deepcopy(view.cluster)
             handler(view, parsed if exit_code == 0 or parsed is not None else None, reply)
             host = view.host
+            if view.cluster is not None and view.cluster != cluster:  # a DHCP lease, a VIP verdict
+                self.store.save_cluster(view.cluster)
         if exit_code != 0:
             self.event(f"Host {host_name(host)}: step {step_type} failed with exit code {exit_code}: "
                        f"{reply.get('error', '')}", host, "warning")
@@ -285,53 +251,12 @@ class ReferenceService:
 
     def refresh_host(self, host: dict[str, Any]) -> dict[str, Any]:
         """Recompute validations and the status they imply, save the host, then its cluster."""
-        view = self.view(host)
-        results = self.validations(view)
+        results = self.validations(self.view(host))
         host["validations_info"] = json.dumps(results)
-        flat = {r["id"]: r for rs in results.values() for r in rs}
-        status = host.get("status", "")
-        unbound = not host.get("cluster_id")
-        connected = time.time() - float(host.get("_checked_in", time.time())) < DISCONNECTION_TIMEOUT
-        # "valid inventory" is the hardware area's call (has-inventory); without that area, any inventory
-        has_inventory = flat.get("has-inventory", {}).get("status", "success") == "success" and bool(
-            host.get("inventory"))
-
-        def failing(pred: Any) -> list[str]:
-            return [r["message"] for vid, r in flat.items()
-                    if pred(registry.VALIDATIONS[vid]) and r["status"] in ("failure", "pending", "error")]
-
-        if status in PRE_INSTALL or status in UNBOUND:
-            suffix = "-unbound" if unbound else ""
-            hw = failing(lambda v: v.hardware_gate)
-            if not connected:
-                self.set_status(host, "disconnected" + suffix)
-            elif not has_inventory:
-                self.set_status(host, "discovering" + suffix)
-            elif hw:
-                self.set_status(host, "insufficient" + suffix,
-                                "Host does not meet the minimum hardware requirements: " + " ; ".join(hw))
-            elif unbound:
-                self.set_status(host, "known-unbound")
-            elif flat.get("machine-cidr-defined", {}).get("status") in ("failure", "pending"):
-                self.set_status(host, "pending-for-input",
-                                "Waiting for user input: " + flat["machine-cidr-defined"]["message"])
-            else:
-                blocking = failing(lambda v: v.blocking)
-                if blocking:
-                    self.set_status(host, "insufficient", "Host cannot be installed due to following failing "
-                                    "validation(s): " + " ; ".join(blocking))
-                else:
-                    self.set_status(host, "known")
-        elif status == "preparing-for-installation":
-            disk = flat.get("sufficient-installation-disk-speed", {}).get("status", "success")
-            images = flat.get("container-images-available", {}).get("status", "success")
-            if images == "failure":
-                self.set_status(host, "preparing-failed", "Host failed to prepare for installation: "
-                                + flat["container-images-available"]["message"])
-            elif disk == "failure":
-                self.set_status(host, "insufficient", flat["sufficient-installation-disk-speed"]["message"])
-            elif disk == "success" and images == "success":
-                self.set_status(host, "preparing-successful")
+        connected = time.time() - float(host.get("_checked_in", time.time())) < states.DISCONNECTION_TIMEOUT
+        change = states.host_status(host, results, connected)
+        if change:
+            self.set_status(host, *change)
         self.store.save_host(host)
         if host.get("cluster_id"):
             self.refresh_cluster(host["cluster_id"])
@@ -342,39 +267,19 @@ class ReferenceService:
         if cluster is None:
             return
         hosts = self.store.list_hosts(cluster_id=cluster_id)
-        status = cluster.get("status")
-        statuses = [h["status"] for h in hosts]
-        new, info = status, cluster.get("status_info", "")
-        if status in ("insufficient", "ready", "pending-for-input"):
-            needed = required_hosts(cluster)
-            if len(hosts) >= needed and all(s == "known" for s in statuses):
-                new, info = "ready", "Cluster ready to be installed"
-            else:
-                new, info = "insufficient", (f"Cluster is not ready for install: {statuses.count('known')} of "
-                                             f"{max(needed, len(hosts))} hosts are known")
-        elif status == "preparing-for-installation":
-            if any(s in ("preparing-failed", "insufficient") for s in statuses):
-                new, info = "insufficient", "Cluster failed to prepare for installation"
-                for h in hosts:
-                    if h["status"] in ("preparing-for-installation", "preparing-successful", "preparing-failed"):
-                        self.set_status(h, "known")
-                        self.store.save_host(h)
-            elif hosts and all(s == "preparing-successful" for s in statuses):
-                new, info = "installing", "Installation in progress"
-                cluster["install_started_at"] = _now_iso()
-                for h in hosts:
-                    self.set_status(h, "installing")
-                    self.store.save_host(h)
-        elif status in ("installing", "finalizing"):
-            if any(s == "error" for s in statuses):
-                new, info = "error", "cluster has hosts in error"
-            elif hosts and all(s in ("installed", "added-to-existing-cluster") for s in statuses):
-                new, info = "installed", "Cluster is installed"
-                cluster["install_completed_at"] = _now_iso()
-        if new != status:
-            self.store.add_event(f"Updated status of the cluster {cluster.get('name')} to {new}",
+        statuses = [h["status"] for h in hosts]  # before the hosts the cluster takes along move
+        change = states.cluster_status(cluster, hosts)
+        if change.install_started:
+            cluster["install_started_at"] = _now_iso()
+        for h, status in change.host_moves:
+            self.set_status(h, status)
+            self.store.save_host(h)
+        if change.install_completed:
+            cluster["install_completed_at"] = _now_iso()
+        if change.status != cluster.get("status"):
+            self.store.add_event(f"Updated status of the cluster {cluster.get('name')} to {change.status}",
                                  cluster_id=cluster_id)
-        cluster["status"], cluster["status_info"] = new, info
+        cluster["status"], cluster["status_info"] = change.status, change.info
         cluster["total_host_count"] = len(hosts)
         cluster["ready_host_count"] = statuses.count("known")
         cluster["enabled_host_count"] = len(hosts)
@@ -390,7 +295,7 @@ class ReferenceService:
         if cluster["status"] != "ready":
             raise ServiceRefusal(409, f"Cluster is not ready for installation: {cluster['status_info']}")
         hosts = self.store.list_hosts(cluster_id=cluster_id)
-        assign_roles(cluster, hosts)
+        states.assign_roles(cluster, hosts)
         for h in hosts:
             self.set_status(h, "preparing-for-installation")
             self.store.save_host(h)
@@ -401,28 +306,17 @@ class ReferenceService:
             self.refresh_host(h)
         return self.store.get_cluster(cluster_id) or cluster
 
-
-def host_name(host: dict[str, Any]) -> str:
-    if host.get("requested_hostname"):
-        return str(host["requested_hostname"])
-    inv = parse_json_field(host, "inventory") or {}
-    return str(inv.get("hostname") or host["id"])
-
-
-def required_hosts(cluster: dict[str, Any]) -> int:
-    return 1 if is_sno(cluster) else int(cluster.get("control_plane_count") or 3)
-
-
-def assign_roles(cluster: dict[str, Any], hosts: list[dict[str, Any]]) -> None:
-    """Auto-assign roles as the service does at install time: masters first, one of them bootstrap."""
-    masters_needed = required_hosts(cluster)
-    masters = [h for h in hosts if h.get("role") == "master"]
-    for h in hosts:
-        if h.get("role") in (None, "", "auto-assign"):
-            if len(masters) < masters_needed:
-                h["role"] = "master"
-                masters.append(h)
-            else:
-                h["role"] = "worker"
-    if masters and not any(h.get("bootstrap") for h in hosts):
-        masters[0]["bootstrap"] = True
+    def update_progress(self, host: dict[str, Any], stage: str, info: str) -> None:
+        """A host's installation progress report, as the rules judge it (ServiceRefusal on 400/409)."""
+        cluster = self.store.get_cluster(host["cluster_id"]) if host.get("cluster_id") else None
+        update = progress_update(host, cluster, stage, info, dry_run=self.settings.dry_run_install, now=_now_iso())
+        if update is None:
+            return
+        host["progress"] = update.progress
+        if update.stages is not None:
+            host["progress_stages"] = update.stages
+        if update.status:
+            self.set_status(host, *update.status)
+        if update.event:
+            self.event(update.event, host)
+        self.refresh_host(host)

@@ -1,303 +1,33 @@
-"""Network area of the reference service: the network steps' arguments, their replies, and the validations
-that depend on them (assisted-service-api.md 4.2, 4.3, 5.3, 5.4).
+"""The real service's network validations: machine networks, majority groups, latency and packet loss per
+role, overlapping subnets, iSCSI NICs, Ignition download, default route, DNS names and wildcards, MTU.
 
-The real service builds ``connectivity-check`` arguments from every other host's inventory, asks each host
-to sweep its own /22-or-longer IPv4 subnets for free addresses, resolves the cluster's DNS names, and runs a
-cluster monitor that computes "majority groups" from the hosts' connectivity reports. Here the groups are
-computed when a host's validations are, from the reports stored on the hosts: same outcome, no background
-task.
+Where the real service computes "majority groups" in a background cluster monitor, they are computed here
+when a host's validations are, from the connectivity reports stored on the hosts: same outcome, no task.
 """
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import itertools
 import json
 from typing import Any
 
-from reference_service.registry import (
-    HostView,
-    Outcome,
-    is_sno,
-    parse_json_field,
-    reply_handler,
-    step_arguments,
-    validation,
+from reference_service.rules.documents import HostView, Outcome, effective_role, host_name, is_sno, parse_json_field
+from reference_service.rules.network import (
+    APPS_PROBE,
+    CATEGORY,
+    NETWORK_REQUIREMENTS,
+    WILDCARD_PROBE,
+    cluster_name_domain,
+    cluster_vips,
+    interface_addresses,
+    is_day2,
+    machine_cidrs,
+    user_managed_networking,
 )
-
-CATEGORY = "network"
-#: The smallest subnet (in host bits) the service asks a host to scan for free addresses.
-MAX_FREE_SCAN_HOST_BITS = 10
-#: (max average RTT ms, max packet loss %) towards hosts of the same role (default_hw_requirements.json).
-NETWORK_REQUIREMENTS = {"master": (100.0, 0.0), "arbiter": (1000.0, 0.0), "worker": (1000.0, 10.0)}
-SKIP_CONNECTIVITY_STATES = ("discovering", "disconnected")
-#: The name under ``apps`` whose resolution stands for ``*.apps``, and one no real zone should answer.
-APPS_PROBE = "console-openshift-console"
-WILDCARD_PROBE = "validateNoWildcardDNS"
+from reference_service.rules.registry import validation
 
 
-# -- helpers ------------------------------------------------------------------------------------------------
-def _cluster_name_domain(view: HostView) -> tuple[str, str] | None:
-    cluster = view.cluster or {}
-    name, base = cluster.get("name"), cluster.get("base_dns_domain")
-    return (str(name), str(base)) if name and base else None
-
-
-def machine_cidrs(cluster: dict[str, Any] | None) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    if not cluster:
-        return []
-    cidrs = [n.get("cidr") for n in cluster.get("machine_networks") or [] if isinstance(n, dict)]
-    if not cidrs and cluster.get("machine_network_cidr"):
-        cidrs = [cluster["machine_network_cidr"]]
-    out = []
-    for c in cidrs:
-        try:
-            out.append(ipaddress.ip_network(str(c), strict=False))
-        except ValueError:
-            continue
-    return out
-
-
-def _vips(cluster: dict[str, Any] | None, kind: str) -> list[str]:
-    if not cluster:
-        return []
-    vips = [v.get("ip") for v in cluster.get(f"{kind}_vips") or [] if isinstance(v, dict) and v.get("ip")]
-    if not vips and cluster.get(f"{kind}_vip"):
-        vips = [cluster[f"{kind}_vip"]]
-    return [str(v) for v in vips]
-
-
-def user_managed_networking(cluster: dict[str, Any] | None) -> bool:
-    if cluster and cluster.get("user_managed_networking") is not None:
-        return bool(cluster["user_managed_networking"])
-    return is_sno(cluster)
-
-
-def is_day2(view: HostView) -> bool:
-    return view.host.get("kind") == "AddToExistingClusterHost" or (view.cluster or {}).get("kind") == \
-        "AddHostsCluster"
-
-
-def effective_role(host: dict[str, Any]) -> str:
-    role = host.get("role") or "auto-assign"
-    if role == "auto-assign" and host.get("suggested_role"):
-        role = host["suggested_role"]
-    return str(role)
-
-
-def _interface_addresses(inventory: dict[str, Any]) -> list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]:
-    out = []
-    for iface in inventory.get("interfaces") or []:
-        for cidr in (iface.get("ipv4_addresses") or []) + (iface.get("ipv6_addresses") or []):
-            try:
-                out.append(ipaddress.ip_interface(cidr))
-            except ValueError:
-                continue
-    return out
-
-
-def _loopback(cidr: str) -> bool:
-    try:
-        return ipaddress.ip_interface(cidr).ip.is_loopback
-    except ValueError:
-        return False
-
-
-def _host_label(host: dict[str, Any]) -> str:
-    inv = parse_json_field(host, "inventory") or {}
-    return str(host.get("requested_hostname") or inv.get("hostname") or host.get("id"))
-
-
-# -- step arguments -----------------------------------------------------------------------------------------
-def connectivity_params(view: HostView) -> list[dict[str, Any]]:
-    """``connectivity-check-params``: every other host's NICs (name, MAC, addresses without prefix)."""
-    params = []
-    for other in sorted(view.others, key=lambda h: str(h.get("id"))):
-        if other.get("status") in SKIP_CONNECTIVITY_STATES:
-            continue
-        inv = parse_json_field(other, "inventory")
-        if not inv:
-            continue
-        nics = []
-        for iface in inv.get("interfaces") or []:
-            addresses = [c.split("/")[0] for c in (iface.get("ipv4_addresses") or [])
-                         + (iface.get("ipv6_addresses") or []) if not _loopback(c)]
-            if iface.get("type") == "device" and not addresses:
-                continue  # lo, kept in inventories by ENABLE_VIRTUAL_INTERFACES: nothing to probe remotely
-            nics.append({"name": iface.get("name", ""), "mac": iface.get("mac_address", ""),
-                         "ip_addresses": addresses})
-        params.append({"host_id": other["id"], "nics": nics})
-    return params
-
-
-@step_arguments("connectivity-check")
-def connectivity_check_args(view: HostView) -> list[str] | None:
-    params = connectivity_params(view)
-    return [json.dumps(params)] if params else None
-
-
-@step_arguments("free-network-addresses")
-def free_addresses_args(view: HostView) -> list[str] | None:
-    inv = view.inventory
-    if not inv:
-        return None
-    networks: list[str] = []
-    for iface in _interface_addresses(inv):
-        if iface.version == 4 and iface.network.max_prefixlen - iface.network.prefixlen <= MAX_FREE_SCAN_HOST_BITS:
-            text = str(iface.network)
-            if text not in networks:
-                networks.append(text)
-    return [json.dumps(networks)] if networks else None
-
-
-def dns_names(name: str, base: str) -> list[str]:
-    return [f"api.{name}.{base}", f"api-int.{name}.{base}", f"{APPS_PROBE}.apps.{name}.{base}",
-            f"{WILDCARD_PROBE}.{name}.{base}.", f"{WILDCARD_PROBE}.{name}.{base}"]
-
-
-@step_arguments("domain-resolution")
-def domain_resolution_args(view: HostView) -> list[str] | None:
-    names = _cluster_name_domain(view)
-    if names is None:
-        return None
-    return [json.dumps({"domains": [{"domain_name": d} for d in dns_names(*names)]})]
-
-
-@step_arguments("verify-vips")
-def verify_vips_args(view: HostView) -> list[str] | None:
-    vips = [{"vip": v, "vip_type": "api"} for v in _vips(view.cluster, "api")]
-    vips += [{"vip": v, "vip_type": "ingress"} for v in _vips(view.cluster, "ingress")]
-    return [json.dumps(vips)] if vips else None
-
-
-@step_arguments("tang-connectivity-check")
-def tang_args(view: HostView) -> list[str] | None:
-    enc = (view.cluster or {}).get("disk_encryption") or {}
-    if enc.get("mode") != "tang" or not enc.get("tang_servers"):
-        return None
-    enable_on = str(enc.get("enable_on") or "none")
-    roles = {"master", "arbiter", "worker"} if enable_on == "all" else {r.rstrip("s") for r in enable_on.split(",")}
-    if effective_role(view.host) not in roles:
-        return None
-    return [json.dumps({"tang_servers": enc["tang_servers"]})]
-
-
-@step_arguments("api-vip-connectivity-check")
-def api_vip_args(view: HostView) -> list[str] | None:
-    """Day-2 only: the worker ignition from the existing cluster's machine config server."""
-    names = _cluster_name_domain(view)
-    if not is_day2(view) or names is None:
-        return None
-    cluster = view.cluster or {}
-    address = cluster.get("api_vip_dnsname") or f"api.{names[0]}.{names[1]}"
-    role = "master" if effective_role(view.host) == "master" else "worker"
-    request: dict[str, Any] = {"url": f"http://{address}:22624/config/{role}"}
-    endpoint = cluster.get("ignition_endpoint") or {}
-    if endpoint.get("ca_certificate"):
-        request["ca_certificate"] = endpoint["ca_certificate"]
-    return [json.dumps(request)]
-
-
-# -- replies ------------------------------------------------------------------------------------------------
-def _store(field: str) -> Any:
-    def handler(view: HostView, output: Any, reply: dict[str, Any]) -> None:
-        if output is not None and int(reply.get("exit_code") or 0) == 0:
-            view.host[field] = reply.get("output", "")
-
-    return handler
-
-
-reply_handler("connectivity-check")(_store("connectivity"))
-reply_handler("domain-resolution")(_store("domain_name_resolutions"))
-reply_handler("api-vip-connectivity-check")(_store("api_vip_connectivity"))
-
-
-@reply_handler("free-network-addresses")
-def free_addresses_reply(view: HostView, output: Any, reply: dict[str, Any]) -> None:
-    """Stored only when it lists something: the real service refuses an empty report."""
-    if isinstance(output, list) and output and int(reply.get("exit_code") or 0) == 0:
-        view.host["free_addresses"] = reply.get("output", "")
-
-
-@reply_handler("tang-connectivity-check")
-def tang_reply(view: HostView, output: Any, reply: dict[str, Any]) -> None:
-    """A failed check is stored too (its error text), so disk-encryption validation can say why."""
-    if int(reply.get("exit_code") or 0) == 0 and output is not None:
-        view.host["tang_connectivity"] = reply.get("output", "")
-    else:
-        view.host["tang_connectivity"] = json.dumps({"is_success": False, "error": reply.get("error", "")})
-
-
-def vip_mac(cluster_id: str, kind: str) -> str:
-    """A stable MAC per cluster and VIP, so every host asks the DHCP server for the same two clients (and
-    gets the same two addresses). 00:1a:4a is Red Hat's (Qumranet's) OUI."""
-    digest = hashlib.sha256(f"{cluster_id}/{kind}".encode()).digest()
-    return "00:1a:4a:" + ":".join(f"{b:02x}" for b in digest[:3])
-
-
-@step_arguments("dhcp-lease-allocate")
-def dhcp_lease_args(view: HostView) -> list[str] | None:
-    """Only for clusters that let DHCP choose their VIPs, on the host's NIC in the machine network."""
-    cluster = view.cluster
-    cidrs = [c for c in machine_cidrs(cluster) if c.version == 4]
-    if not cluster or not cluster.get("vip_dhcp_allocation") or not cidrs or not view.inventory:
-        return None
-    nic = next((i.get("name") for i in view.inventory.get("interfaces") or []
-                for a in i.get("ipv4_addresses") or [] if _in(a, cidrs[0])), None)
-    if not nic:
-        return None
-    request = {"interface": nic, "api_vip_mac": vip_mac(cluster["id"], "api"),
-               "ingress_vip_mac": vip_mac(cluster["id"], "ingress")}
-    for kind in ("api", "ingress"):
-        if cluster.get(f"_{kind}_vip_lease"):
-            request[f"{kind}_vip_lease"] = cluster[f"_{kind}_vip_lease"]
-    return [json.dumps(request)]
-
-
-def _in(cidr: str, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
-    try:
-        return ipaddress.ip_interface(cidr).ip in network
-    except ValueError:
-        return False
-
-
-@reply_handler("dhcp-lease-allocate")
-def dhcp_lease_reply(view: HostView, output: Any, reply: dict[str, Any]) -> None:
-    """The leased addresses become the cluster's VIPs (if they are in its machine network), and the leases are
-    kept to be handed back next time, so the VIPs keep their addresses."""
-    if not isinstance(output, dict) or view.cluster is None or view.service is None:
-        return
-    cluster = view.service.store.get_cluster(view.cluster["id"]) or view.cluster
-    cidrs = machine_cidrs(cluster)
-    addresses = {kind: str(output.get(f"{kind}_vip_address") or "") for kind in ("api", "ingress")}
-    if not all(any(_in(a, c) for c in cidrs) for a in addresses.values()):
-        return
-    for kind, address in addresses.items():
-        cluster[f"{kind}_vips"] = [{"ip": address, "cluster_id": cluster["id"]}]
-        cluster[f"_{kind}_vip_lease"] = output.get(f"{kind}_vip_lease") or ""
-    view.service.store.save_cluster(cluster)
-
-
-@reply_handler("verify-vips")
-def verify_vips_reply(view: HostView, output: Any, reply: dict[str, Any]) -> None:
-    """The verdicts go on the cluster's VIP entries, as the real service records them."""
-    if not isinstance(output, list) or view.cluster is None or view.service is None:
-        return
-    cluster = view.service.store.get_cluster(view.cluster["id"]) or view.cluster
-    verdicts = {(v.get("vip"), v.get("vip_type")): v.get("verification") for v in output if isinstance(v, dict)}
-    changed = False
-    for kind in ("api", "ingress"):
-        for entry in cluster.get(f"{kind}_vips") or []:
-            verdict = verdicts.get((entry.get("ip"), kind))
-            if isinstance(entry, dict) and verdict and entry.get("verification") != verdict:
-                entry["verification"] = verdict
-                changed = True
-    if changed:
-        view.service.store.save_cluster(cluster)
-
-
-# -- validations --------------------------------------------------------------------------------------------
 @validation("machine-cidr-defined", CATEGORY)
 def machine_cidr_defined(view: HostView) -> Outcome:
     if user_managed_networking(view.cluster):
@@ -320,7 +50,7 @@ def belongs_to_machine_cidr(view: HostView) -> Outcome:
     inv = view.inventory
     if not inv or not cidrs:
         return "pending", "Missing inventory or machine network CIDR"
-    addresses = _interface_addresses(inv)
+    addresses = interface_addresses(inv)
     if all(any(a.ip in c for a in addresses) for c in cidrs):
         return "success", "Host belongs to all machine network CIDRs"
     return "failure", ("Host does not belong to machine network CIDRs. Verify that the host belongs to every "
@@ -406,7 +136,7 @@ def _same_role_l3(view: HostView) -> tuple[str, list[tuple[str, dict[str, Any]]]
     for remote in report.get("remote_hosts") or []:
         peer = peers.get(remote.get("host_id"))
         if peer is not None:
-            entries += [(_host_label(peer), e) for e in remote.get("l3_connectivity") or []]
+            entries += [(host_name(peer), e) for e in remote.get("l3_connectivity") or []]
     return role, entries
 
 
@@ -423,7 +153,7 @@ def _same_role_requirement(view: HostView, which: int, field: str, what: str, re
     if not over:
         return "success", f"{what} requirement has been satisfied."
     bound = f"less than or equals {limit:g} ms" if which == 0 else f"{'=' if limit == 0 else '<='}{limit:g}%"
-    between = f"{_host_label(view.host)} and {', '.join(over)}"
+    between = f"{host_name(view.host)} and {', '.join(over)}"
     return "failure", f"{requirement} of {bound} not met for connectivity between {between}."
 
 
@@ -444,7 +174,7 @@ def _address_families(cluster: dict[str, Any]) -> list[int]:
              for n in cluster.get(kind) or [] if isinstance(n, dict) and n.get("cidr")]
     texts += [cluster[k] for k in ("machine_network_cidr", "cluster_network_cidr", "service_network_cidr")
               if cluster.get(k)]
-    texts += _vips(cluster, "api") + _vips(cluster, "ingress")
+    texts += cluster_vips(cluster, "api") + cluster_vips(cluster, "ingress")
     versions = set()
     for text in texts:
         try:
@@ -574,7 +304,7 @@ def _domain_validation(view: HostView, subdomain: str, target: str) -> Outcome:
         return "failure", (f"Couldn't resolve domain name {printable} on the host. To continue installation, create "
                            f"the necessary DNS entries to resolve this domain name to your cluster's {target} IP "
                            f"address")
-    own = {str(i.ip) for i in _interface_addresses(parse_json_field(view.host, "inventory") or {})}
+    own = {str(i.ip) for i in interface_addresses(parse_json_field(view.host, "inventory") or {})}
     for address in addresses:
         if address in own:
             return "failure", (f"Domain {printable} must not point at {address} as it is the API address of this "
@@ -604,7 +334,7 @@ def dns_wildcard_not_configured(view: HostView) -> Outcome:
     a DHCP-provided search domain that completes it into some other zone's wildcard."""
     if is_day2(view):
         return "success", "DNS wildcard check is not required for day2"
-    names = _cluster_name_domain(view)
+    names = cluster_name_domain(view)
     if names is None or not view.host.get("domain_name_resolutions"):
         return "pending", "DNS wildcard check cannot be performed yet because the host has not yet performed DNS " \
                           "resolution"
@@ -635,7 +365,7 @@ def mtu_valid(view: HostView) -> Outcome:
     report = parse_json_field(view.host, "connectivity")
     if not report:
         return "pending", "Missing connectivity information to check MTU"
-    labels = {h["id"]: _host_label(h) for h in view.others}
+    labels = {h["id"]: host_name(h) for h in view.others}
     broken = []
     for remote in report.get("remote_hosts") or []:
         for entry in remote.get("mtu_report") or []:

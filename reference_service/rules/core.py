@@ -1,4 +1,4 @@
-"""The hooks every host needs whatever the area: inventory and upgrade steps, connection validations, and
+"""Rules every host needs whatever the area: inventory and upgrade steps, connection validations, and
 default storage of replies whose area module registers no handler of its own."""
 
 from __future__ import annotations
@@ -7,13 +7,8 @@ import json
 import time
 from typing import Any
 
-from reference_service.registry import (
-    REPLY_HANDLERS,
-    HostView,
-    Outcome,
-    step_arguments,
-    validation,
-)
+from reference_service.rules.documents import HostView, Outcome
+from reference_service.rules.registry import REPLY_HANDLERS, step_arguments, validation
 
 #: Where the real service keeps each reply (host fields holding JSON strings).
 REPLY_FIELDS = {
@@ -32,7 +27,7 @@ MAX_BEHIND, MAX_AHEAD = 20 * 60, 60 * 60
 @step_arguments("inventory")
 def inventory_args(view: HostView) -> list[str]:
     args = [view.host["id"]]
-    settings = view.service.settings if view.service else None
+    settings = view.settings
     if settings and settings.inventory_max_size > 0:
         args.append(f"--output-max-size={settings.inventory_max_size}")
     if settings and settings.inventory_disk_min_size > 0:
@@ -42,7 +37,7 @@ def inventory_args(view: HostView) -> list[str]:
 
 @step_arguments("upgrade-agent")
 def upgrade_agent_args(view: HostView) -> list[str] | None:
-    image = view.service.settings.agent_image if view.service else None
+    image = view.settings.agent_image if view.settings else None
     return [json.dumps({"agent_image": image})] if image else None
 
 
@@ -75,7 +70,7 @@ def media_connected(view: HostView) -> Outcome:
 
 @validation("compatible-agent", "network")
 def compatible_agent(view: HostView) -> Outcome:
-    expected = view.service.settings.agent_image if view.service else None
+    expected = view.settings.agent_image if view.settings else None
     if not expected or view.host.get("discovery_agent_version") == expected:
         return "success", "Host agent compatibility checked"
     return "failure", "This host's agent is not compatible with the service; it is being upgraded"

@@ -1,4 +1,4 @@
-"""Pre-install checks of the reference service: NTP, installation-disk speed and container images.
+"""The pre-install checks: NTP, installation-disk speed and container images.
 
 As the real service (assisted-service-api.md 4.2-5.4): ``ntp-synchronizer`` goes to every host with the
 cluster's ``additional_ntp_source`` (the infra-env's ``additional_ntp_sources`` for unbound hosts);
@@ -22,14 +22,8 @@ import json
 import os
 from typing import Any
 
-from reference_service.registry import (
-    HostView,
-    Outcome,
-    parse_json_field,
-    reply_handler,
-    step_arguments,
-    validation,
-)
+from reference_service.rules.documents import HostView, Outcome, parse_json_field
+from reference_service.rules.registry import reply_handler, step_arguments, validation
 
 IMAGES_ENV = "REFERENCE_SERVICE_PREINSTALL_IMAGES"
 #: DISK_CHECK_TIMEOUT of the real service (8 minutes), sent as "%.2f".

@@ -10,7 +10,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from reference_service.registry import parse_json_field
+from reference_service.rules.documents import parse_json_field
 
 _STYLE = """
 body{font-family:sans-serif;margin:1.5em;color:#222}

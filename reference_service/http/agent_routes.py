@@ -1,0 +1,184 @@
+"""The agent-facing routes: registration, instructions, step replies, progress, Ignition, logs, the OS image.
+
+The paths, status codes and error bodies are the spec's; every route authenticates the agent with its
+infra-env's token (``auth.require_agent_auth``), except the OS image, which the agent fetches like a mirror.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.parser
+import email.policy
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from reference_service.errors import ServiceRefusal
+from reference_service.http.auth import require_agent_auth, require_user_auth
+from reference_service.http.common import agent_version_header, check_model, public, read_json, service_of
+from reference_service.orchestrator import BASE
+from reference_service.os_image import OS_IMAGE_ENV, OS_IMAGE_RATE_ENV, os_image
+from reference_service.rules.install import IGNITION_CLUSTER_STATES, OS_IMAGE_PATH, host_ignition
+from reference_service.store import _now_iso
+
+MAX_LOGS_UPLOAD = 256 << 20
+
+
+async def register_host(request: Request) -> Response:
+    ie = request.path_params["infra_env_id"]
+    require_agent_auth(request, ie)
+    body = await read_json(request)
+    check_model("host-create-params", body)
+    result = service_of(request).register_host(ie, body["host_id"],
+                                         body.get("discovery_agent_version") or agent_version_header(request))
+    return JSONResponse(public(result), status_code=201)
+
+
+async def get_next_steps(request: Request) -> Response:
+    ie, host_id = request.path_params["infra_env_id"], request.path_params["host_id"]
+    require_agent_auth(request, ie)
+    try:
+        timestamp = int(request.query_params.get("timestamp") or 0)
+    except ValueError:
+        raise ServiceRefusal(400, "timestamp must be an integer") from None
+    return JSONResponse(service_of(request).next_steps(ie, host_id, timestamp, agent_version_header(request)))
+
+
+async def post_step_reply(request: Request) -> Response:
+    ie, host_id = request.path_params["infra_env_id"], request.path_params["host_id"]
+    require_agent_auth(request, ie)
+    service_of(request).post_reply(ie, host_id, await read_json(request))
+    return Response(status_code=204)
+
+
+def _host_of(request: Request) -> dict[str, Any]:
+    ie, hid = request.path_params["infra_env_id"], request.path_params["host_id"]
+    require_agent_auth(request, ie)
+    return service_of(request).require_host(ie, hid)
+
+
+async def update_progress(request: Request) -> Response:
+    host = _host_of(request)
+    body = await read_json(request)
+    check_model("host-progress", body)
+    stage = body.get("current_stage")
+    if not stage:
+        raise ServiceRefusal(400, "current_stage is required")
+    info = str(body.get("progress_info") or "")
+    service_of(request).update_progress(host, stage, info)
+    return Response(status_code=200)
+
+
+async def download_ignition(request: Request) -> Response:
+    host = _host_of(request)
+    svc = service_of(request)
+    cluster = svc.store.get_cluster(host["cluster_id"]) if host.get("cluster_id") else None
+    if cluster is None:
+        raise ServiceRefusal(404, f"host {host['id']} is not bound to a cluster")
+    if cluster.get("status") not in IGNITION_CLUSTER_STATES:
+        raise ServiceRefusal(409, f"Cluster {cluster['id']} is in status {cluster.get('status')}: "
+                                  "host ignition is available only once the installation started")
+    role = "bootstrap" if host.get("bootstrap") else str(host.get("role") or "master")
+    return Response(host_ignition(host, cluster, role), media_type="application/octet-stream",
+                    headers={"Content-Disposition": f'attachment; filename="{role}-{host["id"]}.ign"'})
+
+
+async def update_logs_progress(request: Request) -> Response:
+    host = _host_of(request)
+    body = await read_json(request)
+    check_model("logs-progress-params", body)
+    if "logs_state" not in body:
+        raise ServiceRefusal(400, "logs_state is required")
+    host["logs_info"] = body["logs_state"]
+    if body["logs_state"] == "requested":
+        host["logs_started_at"] = _now_iso()
+    service_of(request).store.save_host(host)
+    return Response(status_code=204)
+
+
+async def upload_logs(request: Request) -> Response:
+    cluster_id = request.path_params["cluster_id"]
+    svc = service_of(request)
+    q = request.query_params
+    logs_type, ie, hid = q.get("logs_type"), q.get("infra_env_id"), q.get("host_id")
+    if logs_type not in ("host", "controller"):
+        raise ServiceRefusal(400, "logs_type must be host or controller")
+    if svc.store.get_cluster(cluster_id) is None:
+        raise ServiceRefusal(404, f"cluster {cluster_id} not found")
+    host = None
+    if logs_type == "host":
+        if not hid or not ie:
+            raise ServiceRefusal(400, "host logs need host_id and infra_env_id")
+        require_agent_auth(request, ie)
+        host = svc.require_host(ie, hid)
+        if host.get("cluster_id") != cluster_id:
+            raise ServiceRefusal(404, f"host {hid} is not part of cluster {cluster_id}")
+    elif svc.settings.auth != "none" and not request.headers.get("x-secret-key"):
+        require_user_auth(request)
+    data = await _upfile(request)
+    key = f"logs/{cluster_id}/{hid or 'controller'}"
+    svc.store.put_blob(key, data)
+    if host is not None:
+        host["logs_collected_at"] = _now_iso()
+        svc.store.save_host(host)
+    svc.event(f"Uploaded {logs_type} logs ({len(data)} bytes)", host)
+    return Response(status_code=204)
+
+
+async def _upfile(request: Request) -> bytes:
+    """The ``upfile`` part of a multipart/form-data body, parsed with the standard library."""
+    ctype = request.headers.get("content-type", "")
+    if not ctype.startswith("multipart/form-data"):
+        raise ServiceRefusal(400, "expected a multipart/form-data body with an upfile part")
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_LOGS_UPLOAD:
+            raise ServiceRefusal(400, f"the logs archive exceeds {MAX_LOGS_UPLOAD} bytes")
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + bytes(raw))
+    for part in message.iter_parts():
+        if part.get_param("name", header="content-disposition") == "upfile":
+            payload = part.get_payload(decode=True)
+            if isinstance(payload, bytes):
+                return payload
+    raise ServiceRefusal(400, "the multipart body has no upfile part")
+
+
+async def serve_os_image(request: Request) -> Response:
+    image = os_image()
+    if image is None:
+        raise ServiceRefusal(404, f"no OS image configured (set ${OS_IMAGE_ENV})")
+    rate = int(os.environ.get(OS_IMAGE_RATE_ENV) or 0)
+    if rate <= 0:
+        return FileResponse(image[0], media_type="application/octet-stream", filename=image[0].name)
+    return StreamingResponse(_throttled(image[0], rate), media_type="application/octet-stream",
+                             headers={"Content-Length": str(image[0].stat().st_size)})
+
+
+async def _throttled(path: Path, rate: int) -> AsyncIterator[bytes]:
+    """A slow mirror (``$REFERENCE_SERVICE_OS_IMAGE_RATE`` bytes/s), for demos and interrupting an install."""
+    chunk = max(4096, rate // 10)
+    with open(path, "rb") as fh:
+        while data := fh.read(chunk):
+            yield data
+            await asyncio.sleep(len(data) / rate)
+
+
+ROUTES = [
+    Route(BASE + "/v2/infra-envs/{infra_env_id}/hosts", register_host, methods=["POST"]),
+    Route(BASE + "/v2/infra-envs/{infra_env_id}/hosts/{host_id}/instructions", get_next_steps, methods=["GET"]),
+    Route(BASE + "/v2/infra-envs/{infra_env_id}/hosts/{host_id}/instructions", post_step_reply, methods=["POST"]),
+    Route(BASE + "/v2/infra-envs/{infra_env_id}/hosts/{host_id}/progress", update_progress, methods=["PUT"]),
+    Route(BASE + "/v2/infra-envs/{infra_env_id}/hosts/{host_id}/logs-progress", update_logs_progress,
+          methods=["PUT"]),
+    Route(BASE + "/v2/infra-env/{infra_env_id}/hosts/{host_id}/downloads/ignition", download_ignition,
+          methods=["GET"]),
+    Route(BASE + "/v2/clusters/{cluster_id}/logs", upload_logs, methods=["POST"]),
+    Route(OS_IMAGE_PATH, serve_os_image, methods=["GET"]),
+]

@@ -1,0 +1,86 @@
+"""The Starlette application: every route module's routes, fault injection and the test-mode request journal,
+and ServiceRefusal turned into the spec's error bodies.
+
+Routes are in ``agent_routes`` (the agent-facing API), ``user_routes`` (the user-facing API) and
+``reference_routes`` (paths outside the spec, under ``/api/reference``, so nothing non-standard hides among
+the real API); ``auth`` says who may call them, ``pages`` renders the hosts page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+
+from reference_service.errors import ServiceRefusal
+from reference_service.http import agent_routes, reference_routes, user_routes
+from reference_service.http.common import error
+from reference_service.orchestrator import BASE, ReferenceService
+
+
+class _Middleware:
+    """Fault injection, the test-mode request journal, and ServiceRefusal -> the spec's error bodies."""
+
+    def __init__(self, app: Any, service: ReferenceService) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method, path = scope["method"], scope["path"]
+        fault = self._take_fault(method, path)
+        if fault is not None:
+            if fault["delay"]:
+                await asyncio.sleep(fault["delay"])
+            await error(fault["status"], f"injected fault {fault['status']}")(scope, receive, send)
+            self._journal(scope, b"", fault["status"])
+            return
+        body_chunks: list[bytes] = []
+        status_box = [0]
+
+        async def recv() -> Any:
+            message = await receive()
+            if message["type"] == "http.request":
+                body_chunks.append(message.get("body", b""))
+            return message
+
+        async def snd(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status_box[0] = message["status"]
+            await send(message)
+
+        await self.app(scope, recv, snd)
+        self._journal(scope, b"".join(body_chunks), status_box[0])
+
+    def _journal(self, scope: Any, body: bytes, status: int) -> None:
+        if self.service.settings.test_mode and scope["path"].startswith(BASE):
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            self.service.store.add_request(scope["method"], scope["path"], headers,
+                                           body.decode("utf-8", "replace"), status)
+
+    def _take_fault(self, method: str, path: str) -> dict[str, Any] | None:
+        for fault in self.service.faults:
+            if fault["count"] > 0 and fault["method"] in ("", method) and re.search(fault["path"], path):
+                fault["count"] -= 1
+                return fault
+        return None
+
+
+def create_app(service: ReferenceService) -> Any:
+    app = Starlette(routes=[*agent_routes.ROUTES, *user_routes.ROUTES, *reference_routes.ROUTES])
+    app.state.service = service
+    app.state.started = time.time()
+
+    async def refusal(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ServiceRefusal)
+        return error(exc.status, exc.reason)
+
+    app.add_exception_handler(ServiceRefusal, refusal)
+    return _Middleware(app, service)

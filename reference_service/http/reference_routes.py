@@ -1,0 +1,126 @@
+"""The routes outside the spec, all under ``/api/reference/`` (plus ``/healthz`` and the hosts page at ``/``):
+an infra-env's agent token, a host's reply history and logs, choosing an installation disk, and in
+``--test-mode`` the request journal, fault injection, queued instructions and forced states."""
+
+from __future__ import annotations
+
+import re
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from reference_service.errors import ServiceRefusal
+from reference_service.http.auth import require_user_auth
+from reference_service.http.common import public, read_json, service_of
+from reference_service.http.pages import render_hosts_page
+from reference_service.orchestrator import ReferenceService
+
+
+async def infra_env_token(request: Request) -> Response:
+    require_user_auth(request)
+    token = service_of(request).store.infra_env_token(request.path_params["infra_env_id"])
+    if token is None:
+        raise ServiceRefusal(404, "no such infra-env")
+    return JSONResponse({"token": token})
+
+
+async def host_replies(request: Request) -> Response:
+    require_user_auth(request)
+    q = request.query_params
+    return JSONResponse(service_of(request).store.replies(request.path_params["host_id"], q.get("step_type")))
+
+
+async def host_logs(request: Request) -> Response:
+    require_user_auth(request)
+    params = request.path_params
+    data = service_of(request).store.get_blob(f"logs/{params['cluster_id']}/{params['host_id']}")
+    if data is None:
+        raise ServiceRefusal(404, "no logs uploaded for this host")
+    return Response(data, media_type="application/gzip")
+
+
+async def set_installation_disk(request: Request) -> Response:
+    """Choose a host's installation disk by path (what the hardware area derives from the inventory)."""
+    require_user_auth(request)
+    body = await read_json(request)
+    path = body.get("path") if isinstance(body, dict) else None
+    if not isinstance(path, str) or not path.startswith("/dev/"):
+        raise ServiceRefusal(400, "path must be a device path under /dev/")
+    svc = service_of(request)
+    host = svc.require_host(request.path_params["infra_env_id"], request.path_params["host_id"])
+    host["installation_disk_path"] = path
+    host["installation_disk_id"] = body.get("id") or path
+    return JSONResponse(public(svc.refresh_host(host)))
+
+
+async def request_journal(request: Request) -> Response:
+    return JSONResponse(_test_mode(request).store.requests())
+
+
+async def add_fault(request: Request) -> Response:
+    """Test mode: the next ``count`` requests matching ``method`` and ``path`` (a regex) get ``status``."""
+    svc = _test_mode(request)
+    body = await read_json(request)
+    fault = {"method": str(body.get("method", "")).upper(), "path": str(body.get("path", "")),
+             "status": int(body.get("status", 503)), "count": int(body.get("count", 1)),
+             "delay": float(body.get("delay", 0))}
+    try:
+        re.compile(str(fault["path"]))
+    except re.error as exc:
+        raise ServiceRefusal(400, f"path is not a regular expression: {exc}") from exc
+    svc.faults.append(fault)
+    return JSONResponse(fault, status_code=201)
+
+
+def _test_mode(request: Request) -> ReferenceService:
+    svc = service_of(request)
+    if not svc.settings.test_mode:
+        raise ServiceRefusal(404, "this endpoint exists only in test mode")
+    return svc
+
+
+async def queue_instruction(request: Request) -> Response:
+    """Test mode: hand a host any step (third-party ones included) on its next poll."""
+    svc = _test_mode(request)
+    body = await read_json(request)
+    svc.require_host(request.path_params["infra_env_id"], request.path_params["host_id"])
+    args = body.get("args") or []
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        raise ServiceRefusal(400, "args must be a list of strings")
+    step = svc.queue_instruction(request.path_params["host_id"], str(body.get("step_type", "")), args)
+    return JSONResponse(step, status_code=201)
+
+
+async def force_status(request: Request) -> Response:
+    """Test mode: put a host in a status (e.g. binding, which makes the service tell the agent to exit)."""
+    svc = _test_mode(request)
+    body = await read_json(request)
+    host = svc.require_host(request.path_params["infra_env_id"], request.path_params["host_id"])
+    svc.set_status(host, str(body["status"]), body.get("status_info"))
+    svc.store.save_host(host)
+    return JSONResponse(public(host))
+
+
+async def healthz(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+async def index(request: Request) -> Response:
+    return HTMLResponse(render_hosts_page(service_of(request)))
+
+
+ROUTES = [
+    Route("/api/reference/infra-envs/{infra_env_id}/token", infra_env_token, methods=["GET"]),
+    Route("/api/reference/hosts/{host_id}/replies", host_replies, methods=["GET"]),
+    Route("/api/reference/clusters/{cluster_id}/hosts/{host_id}/logs", host_logs, methods=["GET"]),
+    Route("/api/reference/infra-envs/{infra_env_id}/hosts/{host_id}/installation-disk", set_installation_disk,
+          methods=["PUT"]),
+    Route("/api/reference/requests", request_journal, methods=["GET"]),
+    Route("/api/reference/faults", add_fault, methods=["POST"]),
+    Route("/api/reference/infra-envs/{infra_env_id}/hosts/{host_id}/instructions", queue_instruction,
+          methods=["POST"]),
+    Route("/api/reference/infra-envs/{infra_env_id}/hosts/{host_id}/status", force_status, methods=["PUT"]),
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/", index, methods=["GET"]),
+]

@@ -1,0 +1,199 @@
+"""The user-facing routes of the spec: clusters, infra-envs, hosts (list, get, update, delete), events, and
+starting an installation. Every route authenticates the user (``auth.require_user_auth``)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import uuid
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from reference_service.errors import ServiceRefusal
+from reference_service.http.auth import require_user_auth
+from reference_service.http.common import check_model, public, read_json, service_of
+from reference_service.orchestrator import BASE, ReferenceService
+from reference_service.rules.documents import skipped_formatting
+from reference_service.rules.hardware import hostname_problem
+from reference_service.store import _now_iso
+
+
+async def create_cluster(request: Request) -> Response:
+    require_user_auth(request)
+    body = await read_json(request)
+    check_model("cluster-create-params", body)
+    svc = service_of(request)
+    cid = str(uuid.uuid4())
+    now = _now_iso()
+    cluster = {k: v for k, v in body.items() if k != "pull_secret"}
+    cluster.update({
+        "kind": "Cluster", "id": cid, "href": f"{BASE}/v2/clusters/{cid}", "status": "insufficient",
+        "status_info": "Cluster is not ready for install", "image_info": {}, "pull_secret_set": True,
+        "created_at": now, "updated_at": now, "hosts": [], "total_host_count": 0,
+    })
+    svc.store.save_cluster(cluster)
+    svc.store.add_event(f"Successfully registered cluster {cluster.get('name')}", cluster_id=cid)
+    return JSONResponse(_cluster_view(svc, cid), status_code=201)
+
+
+def _cluster_view(svc: ReferenceService, cluster_id: str) -> dict[str, Any]:
+    cluster = svc.store.get_cluster(cluster_id)
+    if cluster is None:
+        raise ServiceRefusal(404, f"cluster {cluster_id} not found")
+    cluster["hosts"] = [public(h) for h in svc.store.list_hosts(cluster_id=cluster_id)]
+    return public(cluster)
+
+
+async def list_clusters(request: Request) -> Response:
+    require_user_auth(request)
+    svc = service_of(request)
+    return JSONResponse([_cluster_view(svc, c["id"]) for c in svc.store.list_clusters()])
+
+
+async def get_cluster(request: Request) -> Response:
+    require_user_auth(request)
+    return JSONResponse(_cluster_view(service_of(request), request.path_params["cluster_id"]))
+
+
+async def update_cluster(request: Request) -> Response:
+    require_user_auth(request)
+    body = await read_json(request)
+    check_model("v2-cluster-update-params", body)
+    svc = service_of(request)
+    cid = request.path_params["cluster_id"]
+    cluster = svc.store.get_cluster(cid)
+    if cluster is None:
+        raise ServiceRefusal(404, f"cluster {cid} not found")
+    cluster.update({k: v for k, v in body.items() if k != "pull_secret"})
+    svc.store.save_cluster(cluster)
+    for host in svc.store.list_hosts(cluster_id=cid):
+        svc.refresh_host(host)
+    return JSONResponse(_cluster_view(svc, cid), status_code=201)
+
+
+async def install_cluster(request: Request) -> Response:
+    require_user_auth(request)
+    svc = service_of(request)
+    cid = request.path_params["cluster_id"]
+    svc.install_cluster(cid)
+    return JSONResponse(_cluster_view(svc, cid), status_code=202)
+
+
+async def list_cluster_hosts(request: Request) -> Response:
+    require_user_auth(request)
+    hosts = service_of(request).store.list_hosts(cluster_id=request.path_params["cluster_id"])
+    role = request.query_params.get("role")
+    return JSONResponse([public(h) for h in hosts if not role or h.get("role") == role])
+
+
+async def create_infra_env(request: Request) -> Response:
+    require_user_auth(request)
+    body = await read_json(request)
+    check_model("infra-env-create-params", body)
+    svc = service_of(request)
+    cluster_id = body.get("cluster_id")
+    if cluster_id and svc.store.get_cluster(cluster_id) is None:
+        raise ServiceRefusal(400, f"cluster {cluster_id} does not exist")
+    iid = str(uuid.uuid4())
+    now = _now_iso()
+    doc = {k: v for k, v in body.items() if k != "pull_secret"}
+    doc.update({"kind": "InfraEnv", "id": iid, "href": f"{BASE}/v2/infra-envs/{iid}", "type": "full-iso",
+                "created_at": now, "updated_at": now, "pull_secret_set": True})
+    doc["type"] = body.get("image_type") or "full-iso"
+    doc.pop("image_type", None)
+    svc.store.save_infra_env(doc, token=secrets.token_urlsafe(32))
+    return JSONResponse(public(doc), status_code=201)
+
+
+async def list_infra_envs(request: Request) -> Response:
+    require_user_auth(request)
+    return JSONResponse([public(d) for d in service_of(request).store.list_infra_envs()])
+
+
+async def get_infra_env(request: Request) -> Response:
+    ie = request.path_params["infra_env_id"]
+    require_user_auth(request)
+    doc = service_of(request).store.get_infra_env(ie)
+    if doc is None:
+        raise ServiceRefusal(404, f"Failed to get infra env {ie}")
+    return JSONResponse(public(doc))
+
+
+async def list_hosts(request: Request) -> Response:
+    require_user_auth(request)
+    svc = service_of(request)
+    ie = request.path_params["infra_env_id"]
+    if svc.store.get_infra_env(ie) is None:
+        raise ServiceRefusal(404, f"Failed to get infra env {ie}")
+    return JSONResponse([public(svc.refresh_host(h)) for h in svc.store.list_hosts(infra_env_id=ie)])
+
+
+async def get_host(request: Request) -> Response:
+    require_user_auth(request)
+    svc = service_of(request)
+    host = svc.require_host(request.path_params["infra_env_id"], request.path_params["host_id"])
+    return JSONResponse(public(svc.refresh_host(host)))
+
+
+async def update_host(request: Request) -> Response:
+    require_user_auth(request)
+    body = await read_json(request)
+    check_model("host-update-params", body)
+    svc = service_of(request)
+    host = svc.require_host(request.path_params["infra_env_id"], request.path_params["host_id"])
+    if "host_role" in body:
+        host["role"] = body["host_role"]
+    if "host_name" in body:
+        problem = hostname_problem(str(body["host_name"]))
+        if problem:
+            raise ServiceRefusal(400, problem)
+        host["requested_hostname"] = body["host_name"]
+    if body.get("disks_skip_formatting"):
+        skipped = skipped_formatting(host)
+        for change in body["disks_skip_formatting"]:
+            skipped = [d for d in skipped if d != change["disk_id"]]
+            if change["skip_formatting"]:
+                skipped.append(change["disk_id"])
+        host["skip_formatting_disks"] = ",".join(skipped)
+    for key in ("machine_config_pool_name", "node_labels"):
+        if key in body:
+            host[key] = body[key] if isinstance(body[key], str) else json.dumps(body[key])
+    return JSONResponse(public(svc.refresh_host(host)), status_code=201)
+
+
+async def delete_host(request: Request) -> Response:
+    require_user_auth(request)
+    svc = service_of(request)
+    ie, hid = request.path_params["infra_env_id"], request.path_params["host_id"]
+    host = svc.require_host(ie, hid)
+    svc.store.delete_host(ie, hid)
+    if host.get("cluster_id"):
+        svc.refresh_cluster(host["cluster_id"])
+    return Response(status_code=204)
+
+
+async def list_events(request: Request) -> Response:
+    require_user_auth(request)
+    q = request.query_params
+    return JSONResponse(service_of(request).store.events(cluster_id=q.get("cluster_id"), host_id=q.get("host_id")))
+
+
+ROUTES = [
+    Route(BASE + "/v2/infra-envs/{infra_env_id}/hosts", list_hosts, methods=["GET"]),
+    Route(BASE + "/v2/infra-envs/{infra_env_id}/hosts/{host_id}", get_host, methods=["GET"]),
+    Route(BASE + "/v2/infra-envs/{infra_env_id}/hosts/{host_id}", update_host, methods=["PATCH"]),
+    Route(BASE + "/v2/infra-envs/{infra_env_id}/hosts/{host_id}", delete_host, methods=["DELETE"]),
+    Route(BASE + "/v2/infra-envs", create_infra_env, methods=["POST"]),
+    Route(BASE + "/v2/infra-envs", list_infra_envs, methods=["GET"]),
+    Route(BASE + "/v2/infra-envs/{infra_env_id}", get_infra_env, methods=["GET"]),
+    Route(BASE + "/v2/clusters", create_cluster, methods=["POST"]),
+    Route(BASE + "/v2/clusters", list_clusters, methods=["GET"]),
+    Route(BASE + "/v2/clusters/{cluster_id}", get_cluster, methods=["GET"]),
+    Route(BASE + "/v2/clusters/{cluster_id}", update_cluster, methods=["PATCH"]),
+    Route(BASE + "/v2/clusters/{cluster_id}/hosts", list_cluster_hosts, methods=["GET"]),
+    Route(BASE + "/v2/clusters/{cluster_id}/actions/install", install_cluster, methods=["POST"]),
+    Route(BASE + "/v2/events", list_events, methods=["GET"]),
+]

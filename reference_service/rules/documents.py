@@ -1,0 +1,105 @@
+"""What every rule reads: a host document in its neighbourhood, and the helpers for the API's document shapes.
+
+Documents are the spec models' JSON (``host``, ``cluster``, ``infra-env``) as the store keeps them. A rule
+reaches beyond its :class:`HostView` only through ``view.service``, the narrow port the orchestrator
+implements (:class:`ServicePort`): settings to read, an event to record, a host status to set, the OS image
+to offer. Rules never see the store or HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+#: Validation outcome: (status, message) with status one of success, failure, pending, error, disabled.
+Outcome = tuple[str, str]
+
+
+class ServicePort(Protocol):
+    """What rules may ask of the service (the orchestrator's ``ReferenceService`` implements it)."""
+
+    settings: Any
+
+    def event(self, message: str, host: dict[str, Any] | None = None, severity: str = "info") -> None: ...
+
+    def set_status(self, host: dict[str, Any], status: str, info: str | None = None) -> None: ...
+
+    def os_image_digest(self) -> str | None:
+        """The SHA-256 of the OS image the service hands out, or None when it has none."""
+
+
+@dataclass
+class HostView:
+    host: dict[str, Any]
+    infra_env: dict[str, Any]
+    cluster: dict[str, Any] | None = None
+    #: Every host of the cluster (or of the infra-env when unbound), this one included.
+    hosts: list[dict[str, Any]] = field(default_factory=list)
+    #: The service port (see the module docstring); None where a rule is evaluated on documents alone.
+    service: Any = None
+
+    @property
+    def inventory(self) -> dict[str, Any] | None:
+        inv = parse_json_field(self.host, "inventory")
+        return inv if isinstance(inv, dict) else None
+
+    @property
+    def role(self) -> str:
+        role = self.host.get("role") or "auto-assign"
+        return str(role)
+
+    @property
+    def others(self) -> list[dict[str, Any]]:
+        return [h for h in self.hosts if h.get("id") != self.host.get("id")]
+
+    @property
+    def settings(self) -> Any:
+        """The service's settings, or None when there is no service."""
+        return getattr(self.service, "settings", None)
+
+
+def is_sno(cluster: dict[str, Any] | None) -> bool:
+    """A single-node cluster, by either spelling the API has had for it."""
+    if not cluster:
+        return False
+    return cluster.get("control_plane_count") == 1 or cluster.get("high_availability_mode") == "None"
+
+
+def effective_role(host: dict[str, Any]) -> str:
+    """The host's role, its suggested role while it is auto-assign."""
+    role = host.get("role") or "auto-assign"
+    if role == "auto-assign" and host.get("suggested_role"):
+        role = host["suggested_role"]
+    return str(role)
+
+
+def host_name(host: dict[str, Any]) -> str:
+    """How events and messages name a host: its requested hostname, else the reported one, else its id."""
+    if host.get("requested_hostname"):
+        return str(host["requested_hostname"])
+    inv = parse_json_field(host, "inventory") or {}
+    return str(inv.get("hostname") or host.get("id"))
+
+
+def disk_key(disk: dict[str, Any]) -> str:
+    """The identifier skip_formatting_disks and disks_to_be_formatted use: the disk's id, else its path."""
+    return str(disk.get("id") or disk.get("path") or "")
+
+
+def skipped_formatting(host: dict[str, Any]) -> list[str]:
+    """The host's skip_formatting_disks (a comma-separated string in the API) as a list."""
+    return [d for d in str(host.get("skip_formatting_disks") or "").split(",") if d]
+
+
+def parse_json_field(doc: dict[str, Any], name: str) -> Any:
+    """Host fields that hold JSON are strings on the wire (as in the real service); decode one, or None."""
+    raw = doc.get(name)
+    if not raw:
+        return None
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
