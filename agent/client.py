@@ -23,8 +23,11 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from agent import __version__
+from agent.answers import decode_json, parse_registration
 from agent.config import AgentConfig
-from agent.errors import ServiceResponseError, TransportError
+from agent.errors import MalformedAnswer, ServiceResponseError, TransportError
+from agent.limits import MAX_ANSWER_BYTES
+from agent.logs import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +150,7 @@ class ServiceClient:
         timeout: tuple[float, float] | float | None = None,
     ) -> requests.Response:
         url = self.base + path
+        shown = redact_url(self.config.url)
         hdrs = {"X-Request-Id": self.request_id, **(headers or {})}
         try:
             resp = self.session.request(
@@ -156,15 +160,13 @@ class ServiceClient:
                 verify=not self.config.insecure,
             )
         except requests.exceptions.SSLError as exc:
-            raise TransportError(
-                f"TLS verification of {self.config.url} failed: {_short(exc)}",
-                hint="pass the service's CA with --cacert PATH (or --insecure=true for a test service)",
-            ) from exc
+            reason = _short(exc)
+            raise TransportError(f"TLS verification of {shown} failed: {reason}", hint=tls_hint(reason)) from exc
         except requests.exceptions.Timeout as exc:
             raise TransportError(f"{method} {path}: the service did not answer in time: {_short(exc)}") from exc
         except requests.exceptions.RequestException as exc:
             raise TransportError(
-                f"{method} {path}: cannot reach {self.config.url}: {_short(exc)}",
+                f"{method} {path}: cannot reach {shown}: {_short(exc)}",
                 hint="check --url, the network and the proxy variables",
             ) from exc
         if resp.status_code not in tuple(expected):
@@ -178,16 +180,38 @@ class ServiceClient:
         body = {"host_id": host_id}
         if self.config.agent_version:
             body["discovery_agent_version"] = self.config.agent_version
-        resp = self.request(
-            "POST", f"/v2/infra-envs/{self.config.infra_env_id}/hosts", json=body, expected=(201,)
-        )
-        return resp.json()  # type: ignore[no-any-return]
+        path = f"/v2/infra-envs/{self.config.infra_env_id}/hosts"
+        resp = self.request("POST", path, json=body, expected=(201,), stream=True)
+        return parse_registration(self.read_json(resp, "a HostRegistrationResponse"), "POST " + path)
 
-    def next_steps(self, infra_env_id: str, host_id: str, timestamp: int) -> dict[str, Any]:
-        resp = self.request(
-            "GET", f"/v2/infra-envs/{infra_env_id}/hosts/{host_id}/instructions", params={"timestamp": timestamp}
-        )
-        return resp.json()  # type: ignore[no-any-return]
+    def next_steps(self, infra_env_id: str, host_id: str, timestamp: int) -> Any:
+        """The decoded poll answer, untrusted: agent.answers.parse_steps checks its shape."""
+        path = f"/v2/infra-envs/{infra_env_id}/hosts/{host_id}/instructions"
+        resp = self.request("GET", path, params={"timestamp": timestamp}, stream=True)
+        return self.read_json(resp, "a Steps object")
+
+    def read_json(self, resp: requests.Response, what: str, limit: int = MAX_ANSWER_BYTES) -> Any:
+        """The JSON body of a streamed answer, read up to ``limit`` bytes: a huge or endless answer is refused
+        without being held, a truncated one is a MalformedAnswer like any other garbage."""
+        where = f"{resp.request.method} {redact_url(resp.url)}"
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            declared = int(resp.headers.get("Content-Length") or 0)
+            if declared > limit:
+                raise MalformedAnswer(f"{where} answered {declared} bytes, more than the {limit} the agent accepts")
+            for chunk in resp.iter_content(64 * 1024):
+                size += len(chunk)
+                if size > limit:
+                    raise MalformedAnswer(f"{where} answered more than the {limit} bytes the agent accepts")
+                chunks.append(chunk)
+        except requests.exceptions.RequestException as exc:
+            raise TransportError(f"{where}: the answer broke off after {size} bytes: {_short(exc)}") from exc
+        except ValueError as exc:  # a Content-Length that is not a number
+            raise MalformedAnswer(f"{where}: unreadable answer headers: {exc}") from exc
+        finally:
+            resp.close()
+        return decode_json(b"".join(chunks), resp.headers.get("Content-Type", ""), what, where)
 
     def post_reply(self, infra_env_id: str, host_id: str, reply: dict[str, Any]) -> None:
         self.request(
@@ -201,6 +225,18 @@ class ServiceClient:
         self.request(
             "PUT", f"/v2/infra-envs/{infra_env_id}/hosts/{host_id}/progress", json=body, expected=(200,)
         ).close()
+
+
+def tls_hint(reason: str) -> str:
+    """What to do about a failed TLS verification; the CA is only one of its causes."""
+    lowered = reason.lower()
+    if "expired" in lowered or "not yet valid" in lowered:
+        return ("the service's certificate is outside its validity period: renew it on the service, or fix this "
+                "host's clock if it is wrong (compare `date` with the certificate's dates)")
+    if "hostname mismatch" in lowered or "doesn't match" in lowered or "ip address mismatch" in lowered:
+        return ("the service's certificate does not name the host in --url: use a --url whose host is in the "
+                "certificate's subjectAltName, or reissue the certificate for this name")
+    return "pass the service's CA with --cacert PATH (or --insecure=true for a test service)"
 
 
 def _short(exc: BaseException) -> str:

@@ -4,28 +4,35 @@ The protocol decisions follow the Go agent (go-agent-behaviour.md sections 2.2 t
 improvements: a register answer that the Go agent freezes on forever (401/403/404/409) is retried with a
 back-off growing to minutes, so fixing the cause on the service side is enough; and a reply that could not be
 delivered because the service was down is kept and delivered once it is back, so nothing is lost.
+
+Every answer of the service is untrusted input (agent.answers): one that is not what the spec says is logged
+once, in words that say what was expected, what came and from where, and backed off like a network error.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import signal
 import threading
 import time
+import uuid
 from collections import deque
-from pathlib import Path
 from typing import Any
 
+from agent.answers import next_step_request, parse_steps
 from agent.client import ServiceClient
 from agent.config import AgentConfig
-from agent.errors import ServiceError, ServiceResponseError, TransportError
+from agent.dispatch import Dispatcher
+from agent.errors import MalformedAnswer, ServiceError, ServiceResponseError, TransportError
 from agent.host import Host
 from agent.identity import derive_host_id
+from agent.limits import MAX_PENDING_REPLIES, backoff
+from agent.logs import redact_url
 from agent.notify import Notifier
 from agent.runner import Reply, StepRunner
+from agent.state import History, reap_leftovers, state_dir, write_private
 
 log = logging.getLogger("agent")
 
@@ -47,8 +54,6 @@ REGISTER_FATAL = {
           "wait for the installation to finish or reset the cluster; an installed host must boot from disk"),
 }
 REGISTER_FATAL_MAX_DELAY = 300.0
-MAX_PENDING_REPLIES = 100
-HISTORY_MAX_BYTES = 2 * 1024 * 1024
 
 
 class Daemon:
@@ -56,8 +61,10 @@ class Daemon:
                  runner: StepRunner | None = None, notifier: Notifier | None = None,
                  host: Host | None = None) -> None:
         self.config = config
+        self.state = state_dir()
+        self.mark = str(self.state or "")
         self.client = client or ServiceClient(config)
-        self.runner = runner or StepRunner(config)
+        self.runner = runner or StepRunner(config, mark=self.mark)
         self.notifier = notifier or Notifier()
         self.host = host or Host.at(config.host_root)
         self.stop = threading.Event()  # stop polling (SIGTERM, or the service said exit)
@@ -65,16 +72,17 @@ class Daemon:
         self.cancel = threading.Event()  # kill running steps (grace period over)
         self.host_id = ""
         self.infra_env_id = config.infra_env_id
-        self._running: dict[str, threading.Thread] = {}
-        self._lock = threading.Lock()
+        self.dispatcher = Dispatcher(self.runner, self._deliver, self._finished, self.cancel)
         self._cache: dict[str, tuple[str, float]] = {}
         self._pending: deque[Reply] = deque(maxlen=MAX_PENDING_REPLIES)
-        self._history = _history_path()
+        self._history = History(self.state)
+        self._last_problem = ""
 
     # -- top level --------------------------------------------------------------------------------------
     def run(self) -> int:
         self._install_signal_handlers()
-        self.notifier.ready(f"registering with {self.config.url}")
+        reap_leftovers(self.mark)
+        self.notifier.ready(f"registering with {redact_url(self.config.url)}")
         if not self.config.token:
             log.warning("Agent Authentication Token not set (PULL_SECRET_TOKEN is empty)")
         while not self.stop.is_set():
@@ -128,7 +136,7 @@ class Daemon:
             except ServiceResponseError as exc:
                 if exc.status in REGISTER_FATAL:
                     what, hint = REGISTER_FATAL[exc.status]
-                    delay = min(self.config.interval * 2**fatal_attempts, REGISTER_FATAL_MAX_DELAY)
+                    delay = backoff(self.config.interval, fatal_attempts, REGISTER_FATAL_MAX_DELAY)
                     fatal_attempts += 1
                     log.error("cannot register host %s: %s ([%d] %s); hint: %s; retrying in %.0fs",
                               host_id, what, exc.status, exc.reason, hint, delay)
@@ -139,7 +147,7 @@ class Daemon:
                     self.notifier.status(f"registration failed: {exc}")
                 self._sleep(delay)
                 continue
-            except TransportError as exc:
+            except (TransportError, MalformedAnswer) as exc:
                 delay = self.config.interval
                 log.warning("Error registering host: %s; retrying in %.0fs", exc.describe(), delay)
                 self.notifier.status(f"service unreachable: {exc.message}")
@@ -152,19 +160,16 @@ class Daemon:
     def _adopt_registration(self, response: dict[str, Any], host_id: str, how: str) -> None:
         """Use the ids the service hands back in next_step_runner_command, as the Go next-step runner does."""
         self.host_id, self.infra_env_id = host_id, self.config.infra_env_id
-        command = response.get("next_step_runner_command") or {}
-        args = command.get("args") or []
-        try:
-            request = json.loads(args[0]) if args else {}
-        except (TypeError, ValueError):
-            request = {}
-        if isinstance(request, dict):
-            self.host_id = str(request.get("host_id") or host_id)
-            self.infra_env_id = str(request.get("infra_env_id") or self.infra_env_id)
-            wanted = request.get("agent_version")
-            if wanted and self.config.agent_version and wanted != self.config.agent_version:
-                log.warning("the service expects agent %s, this is %s: it will ask for an upgrade",
-                            wanted, self.config.agent_version)
+        request = next_step_request(response)
+        for key, value in (("host_id", request.get("host_id")), ("infra_env_id", request.get("infra_env_id"))):
+            if isinstance(value, str) and _is_uuid(value):
+                setattr(self, key, value)
+            elif value:
+                log.warning("ignoring %s %.80r from the service's next_step_runner_command: not a UUID", key, value)
+        wanted = request.get("agent_version")
+        if wanted and self.config.agent_version and wanted != self.config.agent_version:
+            log.warning("the service expects agent %.200s, this is %s: it will ask for an upgrade",
+                        wanted, self.config.agent_version)
         log.info("registered host %s (id from %s) in infra-env %s", self.host_id, how, self.infra_env_id)
         self.notifier.status(f"registered as host {self.host_id}; polling for steps")
 
@@ -176,7 +181,8 @@ class Daemon:
         while not self.stop.is_set():
             self.client.new_request_id()
             try:
-                steps = self.client.next_steps(self.infra_env_id, self.host_id, int(time.time()))
+                steps = parse_steps(self.client.next_steps(self.infra_env_id, self.host_id, int(time.time())),
+                                    f"GET {redact_url(self.client.base)}/v2/.../instructions")
             except ServiceError as exc:
                 self._cache.clear()
                 if isinstance(exc, ServiceResponseError) and exc.status == 404:
@@ -188,52 +194,41 @@ class Daemon:
                     log.warning("no successful poll for %.0f minutes: registering again", POLL_GIVE_UP / 60)
                     return "register"
                 wait = delay * (1 + random.uniform(-POLL_BACKOFF_JITTER, POLL_BACKOFF_JITTER))
-                log.warning("failed to get next steps: %s; retrying in %.1fs", exc.describe(), wait)
-                self.notifier.status(f"cannot get next steps: {exc.message}")
+                self._report_poll_problem(exc, wait)
                 delay = min(delay * POLL_BACKOFF_FACTOR, POLL_BACKOFF_MAX)
                 self._sleep(wait)
                 continue
             delay, failing_since = POLL_BACKOFF_INITIAL, None
+            if self._last_problem:
+                log.info("the service answers as expected again")
+                self._last_problem = ""
             self._flush_pending()
-            for instruction in steps.get("instructions") or []:
-                self._dispatch(instruction)
-            if steps.get("post_step_action") == "exit":
+            for instruction in steps.instructions:
+                self.dispatcher.dispatch(instruction)
+            if steps.exit:
                 log.info("the service asked the agent to exit")
                 self.request_stop("post_step_action is exit")
                 return "exit"
-            with self._lock:
-                running = len(self._running)
-            self.notifier.status(f"host {self.host_id}: {running} step(s) running")
-            self._sleep(max(0.1, float(steps.get("next_instruction_seconds") or 0)))
+            self.notifier.status(f"host {self.host_id}: {len(self.dispatcher.threads())} step(s) running")
+            self._sleep(max(0.1, steps.next_instruction_seconds))
         return "stop"
 
-    def _dispatch(self, instruction: dict[str, Any]) -> None:
-        step_type = str(instruction.get("step_type", ""))
-        step_id = str(instruction.get("step_id", ""))
-        args = [a if isinstance(a, str) else json.dumps(a) for a in instruction.get("args") or []]
-        with self._lock:
-            if step_type in self._running:
-                # The Go agent overlaps such runs; we skip the duplicate (the service does not track replies).
-                log.info("%s (%s) skipped: the previous run is still going", step_type, step_id)
-                return
-            thread = threading.Thread(target=self._run_step, args=(step_type, step_id, args),
-                                      name=f"step-{step_type}", daemon=True)
-            self._running[step_type] = thread
-        log.info("running %s (%s)", step_type, step_id, extra={"step_type": step_type, "step_id": step_id})
-        thread.start()
+    def _report_poll_problem(self, exc: ServiceError, wait: float) -> None:
+        """A failed poll, logged once per kind of failure in a row (a storm of identical lines helps no one)."""
+        text = exc.describe()
+        kind = f"{type(exc).__name__}:{getattr(exc, 'status', '')}:{text[:60]}"
+        level = logging.WARNING if kind != self._last_problem else logging.DEBUG
+        self._last_problem = kind
+        log.log(level, "failed to get next steps: %s; retrying in %.1fs", text, wait)
+        self.notifier.status(f"cannot get next steps: {exc.message[:200]}")
 
-    def _run_step(self, step_type: str, step_id: str, args: list[str]) -> None:
-        started = time.monotonic()
-        try:
-            reply = self.runner.run(step_type, step_id, args, cancel=self.cancel)
-        finally:
-            with self._lock:
-                self._running.pop(step_type, None)
+    def _finished(self, reply: Reply, seconds: float) -> None:
+        step_type, step_id = reply.step_type, reply.step_id
         level = logging.INFO if reply.exit_code == 0 else logging.WARNING
         log.log(level, "%s (%s) finished in %.2fs with exit code %d%s", step_type, step_id,
-                time.monotonic() - started, reply.exit_code, f": {reply.error}" if reply.error else "",
+                seconds, reply.exit_code, f": {reply.error}" if reply.error else "",
                 extra={"step_type": step_type, "step_id": step_id})
-        self._record_history(reply)
+        self._history.record(reply)
         self._deliver(reply)
         if step_type == "upgrade-agent" and reply.exit_code == 0 and _result_is_success(reply.output):
             image = json.loads(reply.output).get("agent_image", "")
@@ -242,8 +237,8 @@ class Daemon:
             self.request_stop("agent upgraded")
 
     # -- replies ----------------------------------------------------------------------------------------
-    def _deliver(self, reply: Reply) -> None:
-        if reply.exit_code == 0:
+    def _deliver(self, reply: Reply, dedupe: bool = True) -> None:
+        if dedupe and reply.exit_code == 0:
             cached = self._cache.get(reply.step_type)
             if cached and cached[0] == reply.output and time.monotonic() - cached[1] < REPLY_CACHE_TTL:
                 log.info("Result for %s already exists in assisted service", reply.step_type)
@@ -273,39 +268,21 @@ class Daemon:
     def _remember_agent_image(self, image: str) -> None:
         """Write ``AGENT_VERSION=<image>`` where systemd/agent-container.service reads it on its next start,
         so the restarted agent runs from, and reports, the image the service asked for."""
-        if self._history is None or not image:
+        if self.state is None or not image:
             return
-        target = self._history.with_name("agent-image.env")
+        target = self.state / "agent-image.env"
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_suffix(".tmp")
-            tmp.write_text(f"AGENT_VERSION={image}\n")
+            write_private(tmp, f"AGENT_VERSION={image}\n")
             tmp.replace(target)
         except OSError as exc:
             log.warning("cannot record the upgraded agent image in %s: %s", target, exc)
-
-    def _record_history(self, reply: Reply) -> None:
-        """Keep recent replies on disk for logs-gather; best effort, bounded in size."""
-        if self._history is None:
-            return
-        entry = {"time": time.time(), **reply.to_wire()}
-        try:
-            self._history.parent.mkdir(parents=True, exist_ok=True)
-            with self._lock, self._history.open("a") as fh:
-                fh.write(json.dumps(entry) + "\n")
-                if fh.tell() > HISTORY_MAX_BYTES:
-                    lines = self._history.read_text().splitlines()[-200:]
-                    self._history.write_text("\n".join(lines) + "\n")
-        except OSError as exc:
-            log.debug("cannot record step history in %s: %s", self._history, exc)
-            self._history = None
 
     # -- shutdown ---------------------------------------------------------------------------------------
     def _shutdown(self) -> None:
         """Let running steps finish: all of them when the service said exit (each has its own deadline),
         within the grace period when a signal stops us (or arrives meanwhile)."""
-        with self._lock:
-            threads = list(self._running.values())
+        threads = self.dispatcher.threads()
         if threads:
             log.info("waiting for %d running step(s)", len(threads))
         while any(t.is_alive() for t in threads) and not self.terminate.wait(0.2):
@@ -329,6 +306,9 @@ def _result_is_success(output: str) -> bool:
         return False
 
 
-def _history_path() -> Path | None:
-    state = os.environ.get("AGENT_STATE_DIR", "/var/lib/assisted-agent")
-    return Path(state) / "history.jsonl" if state else None
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True

@@ -19,6 +19,7 @@ import it.
     │   └── CommandNotFound         an external tool is not installed
     └── ServiceError                talking to the assisted-service failed
         ├── TransportError          no HTTP answer at all (DNS, refused, TLS, timeout)
+        ├── MalformedAnswer         an answer that is not what the spec says (HTML, wrong types, too big)
         └── ServiceResponseError    an HTTP answer with a status the call did not expect
 """
 
@@ -90,6 +91,10 @@ class ServiceError(AgentError):
 
 class TransportError(ServiceError):
     code = "service-unreachable"
+
+
+class MalformedAnswer(ServiceError):
+    code = "service-answer-malformed"
 
 
 class ServiceResponseError(ServiceError):

@@ -1,5 +1,9 @@
 """Logging: to the journal when journald runs, to stderr otherwise, as text or JSON lines; never the token.
 
+Every record passes :class:`RedactFilter`: the token and other known secrets become ``***``, so does the password
+of any URL (``scheme://user:pass@host``), and a line longer than ``MAX_LOG_CHARS`` is cut, because a message may
+quote something the service sent, which can be of any size.
+
 journald is detected by its socket rather than by asking libsystemd, because libsystemd silently drops
 messages when the socket is missing (a container without ``/run/systemd/journal`` would lose every line).
 """
@@ -9,12 +13,22 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import time
 from typing import Any
 
+from agent.limits import MAX_LOG_CHARS, clip
+
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: ``scheme://user:password@`` in any text; group 1 keeps the scheme and user.
+_URL_PASSWORD = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^/@\s:]*):[^/@\s]*@")
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the password of every URL in it replaced by ``***`` (the user name stays: it helps)."""
+    return _URL_PASSWORD.sub(r"\1:***@", text)
 
 
 class RedactFilter(logging.Filter):
@@ -25,8 +39,6 @@ class RedactFilter(logging.Filter):
         self.secrets = [s for s in secrets if s and len(s) >= 4]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
-            return True
         message = record.getMessage()
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
@@ -34,7 +46,9 @@ class RedactFilter(logging.Filter):
             message = message.replace(secret, "***")
             if record.exc_text:
                 record.exc_text = record.exc_text.replace(secret, "***")
-        record.msg, record.args = message, None
+        if record.exc_text:
+            record.exc_text = clip(redact_url(record.exc_text), MAX_LOG_CHARS)
+        record.msg, record.args = clip(redact_url(message), MAX_LOG_CHARS), None
         return True
 
 

@@ -3,26 +3,40 @@
 The request comes as one JSON document on stdin. Results go back as JSON lines on the original stdout, which
 is moved away at start so that nothing a step prints, or a library writes, can corrupt them (stray output goes
 to stderr, into the log). Two messages: ``accepted`` with the step's timeout once its arguments parsed, so the
-daemon arms the right deadline without importing step code itself; then ``result``.
+daemon arms the right deadline without importing step code itself; then ``result`` (at once after ``accepted``
+when the daemon asked only to validate the arguments).
+
+The process dies with the daemon, however the daemon dies (SIGKILL included): the kernel sends it SIGTERM when
+its parent ends (``PR_SET_PDEATHSIG``) and a thread watches the parent through a pidfd as well, in case the
+signal cannot run its handler; either way everything the step started dies with it. Nothing else would end
+a step outside systemd (podman, a shell), and its grandchildren would run on past any deadline.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
+import select
+import signal
 import sys
+import threading
 import time
 from typing import IO, Any
+
+import psutil
 
 from agent.config import AgentConfig
 from agent.errors import AgentError
 from agent.host import Host
 from agent.logs import setup_logging
+from agent.runner import PARENT_ENV
 from steps import registry
 from steps.base import StepContext
 
 log = logging.getLogger("agent.step")
+PR_SET_PDEATHSIG = 1
 
 
 def _emit(channel: IO[str], message: dict[str, Any]) -> None:
@@ -42,6 +56,9 @@ def execute(request: dict[str, Any], channel: IO[str]) -> None:
         params = step.parse_args(list(args))
         timeout = float(step.timeout(params))
         _emit(channel, {"event": "accepted", "timeout": timeout})
+        if request.get("validate_only"):
+            _emit(channel, {"event": "result", "exit_code": 0, "output": "", "error": ""})
+            return
         ctx = StepContext(
             host=Host.at(config.host_root),
             config=config,
@@ -60,7 +77,48 @@ def execute(request: dict[str, Any], channel: IO[str]) -> None:
     _emit(channel, {"event": "result", **result})
 
 
+def _end_with_descendants(*_: object) -> None:
+    """Kill everything this step started, then this process (its session goes too, with the last kill)."""
+    try:
+        for child in psutil.Process().children(recursive=True):
+            try:
+                child.kill()
+            except psutil.Error:
+                pass
+    finally:
+        try:
+            os.killpg(os.getpgid(0), signal.SIGKILL)
+        finally:
+            os._exit(143)
+
+
+def die_with_parent(parent: int) -> None:
+    """Arm both ways of noticing the daemon's death; if it is already gone, end now."""
+    signal.signal(signal.SIGTERM, _end_with_descendants)
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: the pidfd watch below (or the poll fallback) still works
+    if os.getppid() != parent:
+        _end_with_descendants()
+    threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    try:
+        fd = os.pidfd_open(parent)
+    except OSError:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+    else:
+        select.select([fd], [], [])
+    _end_with_descendants()
+
+
 def main() -> int:
+    parent = os.environ.get(PARENT_ENV, "")
+    if parent.isdigit():
+        die_with_parent(int(parent))
     channel = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)
     sys.stdout = sys.stderr

@@ -39,10 +39,16 @@ class CrashStep(_NoArgs):
 
 
 class SpawnHangStep(_NoArgs):
-    """Starts a grandchild in its own session that would outlive a naive kill, writes its pid, then hangs."""
+    """Starts a grandchild in its own session that would outlive a naive kill, writes its pid, then hangs.
+
+    Arguments: the pid file, and optionally the step's timeout in seconds (default 1).
+    """
 
     step_type = "sample-spawn-hang"
     default_timeout = 1.0
+
+    def timeout(self, params: list[str]) -> float:
+        return float(params[1]) if len(params) > 1 else self.default_timeout
 
     def run(self, params: list[str], ctx: StepContext) -> StepResult:
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"], start_new_session=True)

@@ -1,0 +1,97 @@
+"""The daemon's state directory (``AGENT_STATE_DIR``, default ``/var/lib/assisted-agent``): what it keeps there
+and how, and the leftovers of a previous life it cleans up on start.
+
+Replies can hold pull secrets and ignition tokens, so the directory is 0700 and every file in it 0600, whatever
+the umask. The step history is bounded: past ``HISTORY_MAX_BYTES`` it is rotated to ``history.jsonl.1``, and
+each entry's output is clipped, so at most about twice the bound is ever on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+from agent.limits import HISTORY_MAX_BYTES, HISTORY_MAX_OUTPUT_CHARS, clip
+from agent.runner import MARK_ENV, Reply
+
+log = logging.getLogger("agent")
+
+DEFAULT_STATE_DIR = "/var/lib/assisted-agent"
+
+
+def state_dir() -> Path | None:
+    state = os.environ.get("AGENT_STATE_DIR", DEFAULT_STATE_DIR)
+    return Path(state).absolute() if state else None
+
+
+def write_private(path: Path, text: str, *, append: bool = False) -> int:
+    """Write (or append) ``text`` to a 0600 file in a 0700 directory; returns the file's size after."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text.encode())
+        return os.fstat(fd).st_size
+    finally:
+        os.close(fd)
+
+
+class History:
+    """Recent step replies for logs-gather; best effort, bounded, private."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self.path = directory / "history.jsonl" if directory else None
+        self._lock = threading.Lock()
+
+    def record(self, reply: Reply) -> None:
+        if self.path is None:
+            return
+        wire = reply.to_wire()
+        if "output" in wire:
+            wire["output"] = clip(wire["output"], HISTORY_MAX_OUTPUT_CHARS)
+        line = json.dumps({"time": time.time(), **wire}) + "\n"
+        try:
+            with self._lock:
+                if write_private(self.path, line, append=True) > HISTORY_MAX_BYTES:
+                    self.path.replace(self.path.with_name(self.path.name + ".1"))
+        except OSError as exc:
+            log.debug("cannot record step history in %s: %s", self.path, exc)
+            self.path = None
+
+
+def reap_leftovers(mark: str) -> int:
+    """Kill processes a previous life of this daemon (same state directory) left running; how many.
+
+    Every step process, and all it starts, carries ``ASSISTED_AGENT_STEP_OF=<state dir>`` in its environment,
+    which survives re-parenting and ``setsid()``: the mark is how they are found once their parent is gone.
+    """
+    if not mark:
+        return 0
+    import psutil
+
+    me = os.getpid()
+    found = []
+    for proc in psutil.process_iter():
+        if proc.pid == me:
+            continue
+        try:
+            if proc.environ().get(MARK_ENV) == mark:
+                found.append(proc)
+        except (psutil.Error, OSError):
+            continue
+    for proc in found:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(found, timeout=5)
+    if found:
+        log.warning("killed %d process(es) a previous run of the agent left behind: %s", len(found),
+                    ", ".join(str(p.pid) for p in found))
+    return len(found)
