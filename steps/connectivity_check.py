@@ -229,10 +229,10 @@ def _schedule_l2(prober: Prober, nic: OutgoingNic, ip: ipaddress.IPv4Address | i
 
         finishers.append(report_arp)
     elif nic.usable(6):
-        get_mac = prober.neighbor(nic.name, nic.mac, nic.ifindex, str(ip), start=start)
+        neighbor = prober.neighbor(nic.name, nic.mac, nic.ifindex, str(ip), start=start)
 
         def report_nd() -> None:
-            mac = get_mac()
+            mac = neighbor.mac
             if mac is not None:
                 rep["l2"].append({"outgoing_nic": nic.name, "remote_ip_address": str(ip), "remote_mac": mac,
                                   **({"successful": True} if mac in macs else {})})

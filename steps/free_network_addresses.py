@@ -5,7 +5,7 @@ its canonical form; an address counts as used when something answers ARP for it 
 included, as nmap reports them up), every other address of the network, network and broadcast addresses
 included, is free; at most 8000 free addresses are reported in all. The service only sends /22 or longer
 prefixes, and this step refuses shorter ones instead of sweeping huge ranges: the Go agent's scans of big
-subnets were a user complaint. The sweep is in-process (steps.lib.net_probes.arp_sweep), from the NIC whose
+subnets were a user complaint. The sweep is in-process (steps.lib.arp_sweep), from the NIC whose
 subnet holds the CIDR.
 """
 
@@ -70,7 +70,7 @@ def local_nics(host: Host) -> list[LocalNic]:
 
 def scan(networks: list[ipaddress.IPv4Network], nics: list[LocalNic], deadline: float,
          log: Any = None) -> list[dict[str, Any]]:
-    from steps.lib.net_probes import arp_sweep
+    from steps.lib.arp_sweep import arp_sweep
 
     results: list[dict[str, Any]] = []
     budget = ADDRESS_LIMIT

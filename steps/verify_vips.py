@@ -18,7 +18,7 @@ from steps.base import Step, StepContext, StepResult, expect_args, json_arg
 from steps.connectivity_check import OutgoingNic, outgoing_nics, require_live
 
 if TYPE_CHECKING:
-    from steps.lib.net_probes import ArpResult, PingResult
+    from steps.lib.net_probes import ArpResult, NeighborResult, PingResult
 
 STEP = "verify-vips"
 VIP_TYPES = ("api", "ingress")
@@ -62,8 +62,8 @@ def probe(vips: list[tuple[str, str]], nics: list[OutgoingNic], deadline: float)
     return [up() for up in answered]
 
 
-def _mac_seen(get_mac: Callable[[], str | None]) -> Callable[[], bool]:
-    return lambda: get_mac() is not None
+def _mac_seen(neighbor: NeighborResult) -> Callable[[], bool]:
+    return lambda: neighbor.mac is not None
 
 
 def _any_mac(arp: ArpResult) -> Callable[[], bool]:

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 
 from agent.errors import StepError
-from steps.lib.net_probes import checksum, mac_bytes
+from steps.lib.packets import checksum, mac_bytes
 
 ETH_P_IP = 0x0800
 MAGIC = b"\x63\x82\x53\x63"
