@@ -23,7 +23,6 @@ from agent.config import AgentConfig
 from agent.errors import InvalidStepArguments, UnsafeTarget
 from agent.host import Host
 from reference_service import spec
-from steps import write_image
 from steps.base import StepContext
 from steps.write_image import WriteFailed, WriteImageStep
 from tests.support.install_images import (
@@ -160,7 +159,7 @@ def test_without_ignition_the_image_is_written_byte_for_byte(image: BuiltImage, 
 def test_in_process_decompression_when_the_tools_are_missing(
     image: BuiltImage, loop: LoopDevice, compression: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("steps.write_image.shutil.which", lambda name: None)
+    monkeypatch.setattr("steps.write_image.decompress.shutil.which", lambda name: None)
     path, sha = image.file(compression)
     write(request(path, loop.path, image_sha256=sha, raw_sha256=image.raw_sha256))
     assert device_sha256(loop, image.size) == image.raw_sha256
@@ -208,29 +207,6 @@ def test_a_zstd_stream_cut_inside_a_frame_or_corrupted_fails(
         corrupt[offset] ^= 0x5A
     cut.write_bytes(bytes(corrupt))
     failed(request(cut, loop.path, image_sha256=sha256_file(cut)), loop, "corrupt or truncated: zstd: ", server)
-
-
-def test_zstd_frame_tracking_knows_every_frame_boundary() -> None:
-    """At every cut of a stream of frames of each kind (checksum or not, content size or not, single segment,
-    skippable), the tracker says complete exactly at the frame boundaries, whatever the chunking."""
-    import zstandard
-
-    payload = bytes(range(256)) * 700 + bytes(300_000)  # raw-ish, compressed and RLE blocks
-    frames = [
-        zstandard.ZstdCompressor(level=3, write_checksum=True).compress(payload),
-        (0x184D2A50).to_bytes(4, "little") + (3).to_bytes(4, "little") + b"abc",
-        zstandard.ZstdCompressor(level=1, write_content_size=False).compress(payload[:1000]),
-        zstandard.ZstdCompressor(level=1).compress(b""),
-    ]
-    stream = b"".join(frames)
-    boundaries = set(itertools.accumulate(len(f) for f in frames))
-    for chunk in (1, 7, 4096):  # chunks of 1: every cut of the stream is checked
-        tracker = write_image.ZstdFrames()
-        assert not tracker.complete
-        for start in range(0, len(stream), chunk):
-            end = min(len(stream), start + chunk)
-            tracker.feed(stream[start:end])
-            assert tracker.complete == (end in boundaries), (end, chunk)
 
 
 def test_http_download_reports_progress_and_uses_the_service_ignition(
@@ -517,44 +493,7 @@ def test_sigterm_mid_write_reports_failed_and_leaves_no_partition_table(
     assert_no_partition_table(loop)
 
 
-# -- arguments ------------------------------------------------------------------------------------------------------
-GOOD = {"image_url": "https://mirror.example/rhcos.raw.xz", "target_device": "/dev/sda", "image_sha256": "a" * 64}
-
-
-@pytest.mark.parametrize(("change", "message"), [
-    ({"image_url": "ftp://x/y"}, "image_url must be"),
-    ({"image_url": 5}, "must be a string"),
-    ({"target_device": "sda"}, "target_device must be a path under /dev/"),
-    ({"image_sha256": None}, "image_sha256 or raw_sha256 is required"),
-    ({"image_sha256": "abc"}, "64 hexadecimal digits"),
-    ({"compression": "bzip2"}, "compression must be one of"),
-    ({"image_size": 0}, "image_size must be a positive"),
-    ({"image_size": True}, "must be a integer"),
-    ({"disk_id": "sda"}, "disk_id must be a path under /dev/"),
-    ({"ignition": "{not json"}, "not valid JSON"),
-    ({"ignition": "{}"}, "no ignition.version"),
-    ({"ignition": IGNITION, "ignition_from_service": True}, "either ignition or ignition_from_service"),
-    ({"append_kargs": ["a b"]}, "without spaces"),
-    ({"host_id": "nope"}, "host_id must be a UUID"),
-    ({"timeout_seconds": -1}, "timeout_seconds must be positive"),
-])
-def test_malformed_arguments_are_refused(change: dict[str, Any], message: str) -> None:
-    obj = {**GOOD, **change}
-    obj = {k: v for k, v in obj.items() if v is not None}
-    with pytest.raises(InvalidStepArguments, match=message):
-        WriteImageStep().parse_args([json.dumps(obj)])
-
-
-def test_argument_count_and_shape() -> None:
-    with pytest.raises(InvalidStepArguments, match="expects 1 argument"):
-        WriteImageStep().parse_args([])
-    with pytest.raises(InvalidStepArguments, match="JSON object"):
-        WriteImageStep().parse_args(["[]"])
-    params = WriteImageStep().parse_args([json.dumps({**GOOD, "timeout_seconds": 900})])
-    assert WriteImageStep().timeout(params) == 900
-    assert spec.errors("write_image_request", GOOD) == []
-
-
+# -- the GPT: checked before the body is written, and read back after ------------------------------------------
 def test_an_image_for_another_sector_size_is_refused_before_the_body_is_written(
     image: BuiltImage, server: RecordingServer, tmp_path: Path
 ) -> None:
