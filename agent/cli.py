@@ -2,13 +2,14 @@
 
     agent --url URL --infra-env-id ID [--agent-version V] [--interval S] [--cacert PATH]
           [--insecure[=BOOL]] [--host-id ID] [--log-json] ...      run the daemon (what agent.service runs)
-    agent step NAME [ARGS...]                                      run one step once and print its reply
+    agent step NAME [ARGS...] | agent step --list                  run one step once and print its reply
     agent inventory [--format json|table]                          this host's inventory, as the service gets it
     agent record-host DIR                                          record this host as a fixture tree
     agent check [--role R] [--profile P] [--format table|json]     would this host pass the hardware validations?
+    agent completion bash|zsh                                      shell completion, generated from the parsers
 
 Flags are accepted Go-style (``-flag``, ``--flag=value``) because the discovery image passes them so. A bad
-command line is one line on stderr and exit status 2.
+command line is one line on stderr, a hint and exit status 2; a failure at run time exits 1 (agent.usage).
 """
 
 from __future__ import annotations
@@ -18,27 +19,52 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from agent import __version__
-from agent.errors import AgentError, ConfigError
+from agent.errors import ConfigError
+from agent.usage import Parser, run_main
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig
 
-EXIT_USAGE = 2
 #: Flags that take a value (Go style allows -flag value); boolean flags accept only -flag or -flag=BOOL.
 _LONG_FLAGS = {
     "url", "infra-env-id", "agent-version", "interval", "cacert", "insecure", "host-id", "log-json",
     "log-level", "host-root", "config", "dry-run", "shutdown-grace", "with-journal-logging",
     "with-text-logging", "with-stdout-logging", "help", "version",
 }
-_BOOL_FLAGS = {"insecure", "log-json", "dry-run", "with-journal-logging", "with-text-logging", "with-stdout-logging"}
+SUBCOMMANDS = {
+    "step": "run one step once through the real runner and print its reply; --list shows the steps",
+    "inventory": "this host's inventory: the JSON the service gets, or a table for a person",
+    "check": "would this host pass the service's hardware validations? (exit 0 when it would)",
+    "record-host": "record this host as a fixture tree the inventory can be replayed on",
+    "completion": "print a bash or zsh completion script",
+}
+DAEMON_EPILOG = """subcommands (see 'agent SUBCOMMAND --help'):
+{subcommands}
 
+exit status:
+  0  done (the daemon: the service said exit, or SIGTERM after the steps finished)
+  1  failure at run time (the service unreachable for good, a step failed in 'agent step', ...)
+  2  bad command line or agent.conf; the message says which flag and the hint what to do
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise ConfigError(message, hint=f"see '{self.prog} --help'")
+environment:
+  PULL_SECRET_TOKEN  the infra-env's token sent to the service (never logged)
+  AGENT_CONFIG       agent.conf to read instead of {conf}
+  HTTP(S)_PROXY, NO_PROXY  honoured by every request to the service
+  AGENT_TRACEBACK=1  show the traceback of an unexpected error instead of one line
+
+files:
+  {conf}  KEY=VALUE settings (URL, INFRA_ENV_ID, ...), as systemd's EnvironmentFile=
+
+examples:
+  agent --url http://127.0.0.1:8090 --infra-env-id ID      register and run until the service says exit
+  agent step --list                                        every step, what it does, where it comes from
+  agent step inventory                                     one step's reply, as the service would get it
+  agent inventory --format table                           this host, for a person
+  source <(agent completion bash)                          tab completion in this shell
+"""
 
 
 def _go_style(argv: Sequence[str]) -> list[str]:
@@ -57,25 +83,36 @@ def _bool_flag(parser: argparse.ArgumentParser, name: str, help: str) -> None:
     parser.add_argument(f"--{name}", nargs="?", const="true", default=None, metavar="BOOL", help=help)
 
 
+def _path(action: argparse.Action, kind: str = "file") -> None:
+    """Tells the generated completion (shtab) to complete a file or directory name here."""
+    action.complete = {"bash": f"_shtab_compgen_{kind}s", "zsh": "_files" + (" -/" if kind == "dir" else "")}  # type: ignore[attr-defined]
+
+
 def _connection_flags(parser: argparse.ArgumentParser) -> None:
     from agent.config import DEFAULT_CONF  # here, not at the top: `agent inventory` starts without it
 
     parser.add_argument("--url", help="assisted-service URL, e.g. https://service:8090")
     parser.add_argument("--infra-env-id", help="UUID of the infra-env this host belongs to")
     parser.add_argument("--agent-version", help="agent image reference, echoed to the service verbatim")
-    parser.add_argument("--cacert", help="PEM file of a CA to trust in addition to the system store")
+    _path(parser.add_argument("--cacert", help="PEM file of a CA to trust in addition to the system store"))
     _bool_flag(parser, "insecure", "skip TLS verification (explicit, never the default)")
     parser.add_argument("--host-id", help="use this host id instead of deriving one from the hardware")
-    parser.add_argument("--host-root", help="where the host's filesystem is (default /; /host in a container)")
+    _path(parser.add_argument("--host-root", help="where the host's filesystem is (default /; /host in a container)"),
+          "dir")
     _bool_flag(parser, "dry-run", "record destructive actions (reboot) instead of doing them")
     _bool_flag(parser, "log-json", "log JSON lines instead of text")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default info")
-    parser.add_argument("--config", default=None, help=f"KEY=VALUE settings file (default {DEFAULT_CONF})")
+    _path(parser.add_argument("--config", default=None, help=f"KEY=VALUE settings file (default {DEFAULT_CONF})"))
 
 
 def daemon_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="agent", description="OpenShift Assisted Installer agent (Python). Subcommands: "
-                "step, inventory, check, record-host; see 'agent SUBCOMMAND --help'.")
+    from agent.config import DEFAULT_CONF
+
+    subcommands = "\n".join(f"  {name:12} {text}" for name, text in SUBCOMMANDS.items())
+    p = Parser(prog="agent", formatter_class=argparse.RawDescriptionHelpFormatter,
+               description="OpenShift Assisted Installer agent (Python), a drop-in replacement for the Go agent. "
+               "Without a subcommand it runs the daemon: register the host, then fetch, run and reply to steps.",
+               epilog=DAEMON_EPILOG.format(subcommands=subcommands, conf=DEFAULT_CONF))
     _connection_flags(p)
     p.add_argument("--interval", help="seconds between registration retries (default 60)")
     p.add_argument("--shutdown-grace", help="seconds running steps get after SIGTERM (default 30)")
@@ -83,6 +120,43 @@ def daemon_parser() -> argparse.ArgumentParser:
         _bool_flag(p, name, "accepted for compatibility with the Go agent")
     p.add_argument("--version", action="version", version=f"agent {__version__}")
     return p
+
+
+def step_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="agent step", description="Run one step once through the real runner and print its reply. "
+               "On a terminal, long steps (write-image, disk speed check, downloads) show their progress on stderr.",
+               epilog="exit status: 0 the step succeeded, 1 it failed (its error on stderr), 2 bad command line "
+               "or unknown step")
+    p.add_argument("name", nargs="?", help="wire step type, e.g. inventory ('agent step --list' shows them)")
+    p.add_argument("args", nargs="*", help="the step's arguments: one JSON list, or each argument as is")
+    p.add_argument("--list", action="store_true", help="list the steps: name, purpose, where it comes from")
+    p.add_argument("--wire", action="store_true", help="print the reply exactly as it would be posted")
+    _connection_flags(p)
+    return p
+
+
+def completion_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="agent completion", description="Print a shell completion script for agent, generated from "
+               "its parsers. bash: 'source <(agent completion bash)' or save it in "
+               "/etc/bash_completion.d/agent; zsh: save it as _agent in a directory of $fpath.")
+    p.add_argument("shell", choices=["bash", "zsh"])
+    return p
+
+
+def command_tree() -> argparse.ArgumentParser:
+    """All of agent's parsers as one tree: what completion is generated from."""
+    from agent.inventory import record, report
+    from steps import registry
+
+    tree = daemon_parser()
+    sub = tree.add_subparsers(dest="command", metavar="SUBCOMMAND")
+    for name, make in (("step", step_parser), ("inventory", report.parser), ("record-host", record.parser),
+                       ("completion", completion_parser)):
+        child = sub.add_parser(name, parents=[make()], add_help=False, help=SUBCOMMANDS[name])
+        if name == "step":
+            next(a for a in child._actions if a.dest == "name").choices = sorted(registry.available())
+    sub.add_parser("check", help=SUBCOMMANDS["check"])  # its flags live in agent.check's main()
+    return tree
 
 
 def build_config(ns: argparse.Namespace, *, env: dict[str, str] | None = None) -> AgentConfig:
@@ -158,13 +232,73 @@ def _run_daemon(argv: list[str]) -> int:
     return Daemon(cfg).run()
 
 
+def step_list() -> list[tuple[str, str, str]]:
+    """(name, one-line purpose, where it comes from) of every installed step; loading each plugin to ask it."""
+    from steps import registry
+
+    rows = []
+    for name, ep in sorted(registry.available().items()):
+        dist = ep.dist.name if ep.dist else ep.module
+        origin = "built in" if dist == "assisted-agent" else f"plugin {dist} {ep.dist.version if ep.dist else ''}"
+        try:
+            cls = registry.load(name)
+            doc = cls.__doc__ or sys.modules[cls.__module__].__doc__ or ""
+        except Exception as exc:  # a broken plugin is listed as such, the others still are
+            doc = f"FAILS TO LOAD: {exc}"
+        rows.append((name, _purpose(name, doc), origin))
+    return rows
+
+
+def _purpose(name: str, doc: str) -> str:
+    """The first sentence of a step's docstring, without the step's own name in front."""
+    text = " ".join(doc.strip().split("\n\n")[0].split())
+    for prefix in (f"The ``{name}`` step", f"``{name}``", name):
+        if text.startswith(prefix):
+            text = text[len(prefix):].lstrip()
+            if text.startswith("("):  # "api-vip-connectivity-check (day-2): ..."
+                text = text[text.find(")") + 1:].lstrip()
+            text = text.removeprefix(":").lstrip()
+            break
+    return text.split(". ")[0].rstrip(".").replace("``", "")
+
+
+def _print_step_list() -> None:
+    """Columns; on a terminal, purposes are cut to fit its width."""
+    rows = [("NAME", "PURPOSE", "FROM"), *step_list()]
+    name_w, from_w = (max(len(r[i]) for r in rows) for i in (0, 2))
+    purpose_w = max(len(r[1]) for r in rows)
+    if sys.stdout.isatty():
+        import shutil
+
+        purpose_w = min(purpose_w, max(20, shutil.get_terminal_size().columns - name_w - from_w - 5))
+    for name, purpose, origin in rows:
+        if len(purpose) > purpose_w:
+            purpose = purpose[: purpose_w - 3] + "..."
+        print(f"{name:{name_w}}  {purpose:{purpose_w}}  {origin}".rstrip())
+
+
+def unknown_step(name: str, known: Sequence[str]) -> ConfigError:
+    """The error for a step name nobody provides, naming the closest one."""
+    import difflib
+
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+    hint = "'agent step --list' shows every step"
+    if close:
+        hint = f"did you mean '{close[0]}'? " + hint
+    return ConfigError(f"no step named '{name}'", hint=hint, code="unknown-step-type")
+
+
 def _run_step(argv: list[str]) -> int:
-    p = _Parser(prog="agent step", description="Run one step once through the real runner and print its reply.")
-    p.add_argument("name", help="wire step type, e.g. inventory")
-    p.add_argument("args", nargs="*", help="the step's arguments: one JSON list, or each argument as is")
-    p.add_argument("--wire", action="store_true", help="print the reply exactly as it would be posted")
-    _connection_flags(p)
-    ns = p.parse_intermixed_args(_go_style(argv))
+    ns = step_parser().parse_intermixed_args(_go_style(argv))
+    if ns.list:
+        _print_step_list()
+        return 0
+    if not ns.name:
+        raise ConfigError("which step? give its name", hint="'agent step --list' shows every step")
+    from steps import registry
+
+    if ns.name not in registry.available() and not ns.wire:  # --wire: the reply the service would get, as is
+        raise unknown_step(ns.name, sorted(registry.available()))
     cfg = build_config(ns)
     args: list[str] = list(ns.args)
     if len(args) == 1:
@@ -174,10 +308,12 @@ def _run_step(argv: list[str]) -> int:
             decoded = None
         if isinstance(decoded, list):
             args = [a if isinstance(a, str) else json.dumps(a) for a in decoded]
+    from agent import progress
     from agent.logs import setup_logging
     from agent.runner import StepRunner
 
     setup_logging(json_lines=cfg.log_json, level=cfg.log_level or "warning", journal=False, secrets=[cfg.token])
+    progress.enable_for_children()  # the step's process shows how far it is on this terminal, never in a reply
     reply = StepRunner(cfg).run(ns.name, f"{ns.name}-cli", args)
     if ns.wire:
         print(json.dumps(reply.to_wire()))
@@ -188,35 +324,51 @@ def _run_step(argv: list[str]) -> int:
             if reply.output:
                 print(reply.output)
         if reply.error:
-            print(f"{ns.name}: exit code {reply.exit_code}: {reply.error}", file=sys.stderr)
+            print(f"agent step: {ns.name}: exit code {reply.exit_code}: {reply.error}", file=sys.stderr)
     return 0 if reply.exit_code == 0 else 1
+
+
+def _run_completion(argv: list[str]) -> int:
+    import shtab
+
+    ns = completion_parser().parse_args(argv)
+    print(shtab.complete(command_tree(), shell=ns.shell))
+    return 0
+
+
+def _dispatch(args: list[str]) -> int:
+    if args and args[0] == "step":
+        return _run_step(args[1:])
+    if args and args[0] == "inventory":
+        from agent.inventory.report import main as inventory_main
+
+        return inventory_main(args[1:])
+    if args and args[0] == "check":
+        from agent.check import main as check_main
+
+        return check_main(args[1:])
+    if args and args[0] == "record-host":
+        from agent.inventory.record import main as record_main
+
+        return record_main(args[1:])
+    if args and args[0] == "completion":
+        return _run_completion(args[1:])
+    if args and not args[0].startswith("-"):
+        import difflib
+
+        close = difflib.get_close_matches(args[0], list(SUBCOMMANDS), n=1)
+        raise ConfigError(f"no subcommand '{args[0]}'", hint=(f"did you mean '{close[0]}'? " if close else "")
+                          + f"subcommands: {', '.join(SUBCOMMANDS)}; the daemon takes only flags")
+    return _run_daemon(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        if args and args[0] == "step":
-            return _run_step(args[1:])
-        if args and args[0] == "inventory":
-            from agent.inventory.report import main as inventory_main
+    return run_main(_prog(args), lambda: _dispatch(args))
 
-            return int(inventory_main(args[1:]))
-        if args and args[0] == "check":
-            from agent.check import main as check_main
 
-            return check_main(args[1:])
-        if args and args[0] == "record-host":
-            from agent.inventory.record import main as record_main
-
-            return int(record_main(args[1:]))
-        return _run_daemon(args)
-    except AgentError as exc:
-        print(f"agent: error: {exc.message}", file=sys.stderr)
-        if exc.hint:
-            print(f"agent: hint: {exc.hint}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(exc, ConfigError) else 1
-    except KeyboardInterrupt:
-        return 130
+def _prog(args: list[str]) -> str:
+    return f"agent {args[0]}" if args and args[0] in SUBCOMMANDS else "agent"
 
 
 if __name__ == "__main__":

@@ -76,6 +76,10 @@ def _print_host(host: dict[str, Any], replies: list[dict[str, Any]]) -> None:
               f"exit {r['exit_code']:<4} {what}")
 
 
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--port", type=int, default=8090)
@@ -86,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="also issue the steps that send packets onto this machine's networks (ARP sweep of its "
                         "subnets, DNS and NTP lookups); off by default")
     ns = p.parse_args(argv)
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # stop like Ctrl-C does: through the finally below
+        signal.signal(sig, _exit_on_signal)
 
     work = Path(tempfile.mkdtemp(prefix="assisted-demo-"))
     admin = "demo-admin-token"
@@ -143,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
                 pass
         return 0 if host.get("inventory") else 1
     finally:
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):  # a second signal must not cut the cleanup short
+            signal.signal(sig, signal.SIG_IGN)
         if agent is not None:
             _stop(agent)
         _stop(service)

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from agent import progress
 from agent.errors import InvalidStepArguments, StepError
 from steps.base import Step, StepContext, StepResult, expect_args, get_field, json_arg
 
@@ -108,7 +109,10 @@ class DownloadBootArtifactsStep(Step[ArtifactsRequest]):
             try:
                 with session.get(url, stream=True, timeout=(10, 60)) as resp:
                     resp.raise_for_status()
-                    _replace(dest, resp.iter_content(1 << 20))
+                    length = resp.headers.get("Content-Length", "")
+                    total = int(length) if length.isdigit() else None
+                    with progress.meter(f"downloading {os.path.basename(dest)}", total) as shown:
+                        _replace(dest, progress.counted(resp.iter_content(1 << 20), shown))
                 return
             except (requests.RequestException, OSError) as exc:
                 error = str(exc)

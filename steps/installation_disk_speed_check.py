@@ -35,6 +35,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from agent import progress
 from agent.errors import InvalidStepArguments, StepError, UnsafeTarget
 from steps.base import Step, StepContext, StepResult, get_field, json_arg
 from steps.lib import disk_safety
@@ -194,6 +195,7 @@ def _measure(device: os.PathLike[str] | str, size: int, deadline: float, stopped
         payload = os.urandom(BLOCK_SIZE)
         latencies: list[int] = []
         timed_out = False
+        shown = progress.meter(f"fdatasync latency of {device}", count, unit="writes")
         try:
             for i in range(count):
                 if stopped:
@@ -205,10 +207,12 @@ def _measure(device: os.PathLike[str] | str, size: int, deadline: float, stopped
                 start = time.perf_counter_ns()
                 os.fdatasync(fd)
                 latencies.append(time.perf_counter_ns() - start)
+                shown.update(i + 1)
         except OSError as exc:
             done = len(latencies)
             raise StepError(f"writing to {device} failed after {done} writes: {exc.strerror}") from exc
         finally:
+            shown.finish(failed=len(latencies) < count)
             _restore(fd, saved, device)
     finally:
         os.close(fd)

@@ -35,16 +35,39 @@ def test_table_tells_a_person_why_disks_are_not_eligible() -> None:
     out = agent("inventory", "--format", "table", "--root", str(FIXTURES / "baremetal-server"))
     assert out.returncode == 0, out.stderr
     text = out.stdout
+    lines = text.splitlines()
     assert "16 x Intel(R) Xeon(R) Silver 4309Y CPU @ 2.80GHz" in text
-    assert "128.00 GiB physical (method dmidecode)" in text
-    sdb = next(line for line in text.splitlines() if line.strip().startswith("sdb "))
-    assert "NO" in sdb and "Disk has partition 'sdb1' mounted on '/var/mnt/data'" in sdb
-    sde = next(line for line in text.splitlines() if line.strip().startswith("sde "))
-    assert "Disk is too small (disk only has 31 GB, but 100 GB are required)" in sde
-    sda = next(line for line in text.splitlines() if line.strip().startswith("sda "))
-    assert sda.split()[-1] == "yes"
-    assert "eno8303  physical  b4:96:91:a1:30:e8  1500   1000 Mb/s  yes      10.1.0.21/24" in text
-    assert "Dell Inc. PowerEdge R650, serial 7XJ2HQ3, bare metal" in text
+    assert "Memory    128.0 GiB physical (DMI, dmidecode), 125.4 GiB usable (/proc/meminfo)" in lines
+    assert "sizes in IEC units (1 GiB = 1024^3 bytes)" in text
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith("sdb "))
+    assert lines[at].split() == ["sdb", "HDD", "2.2", "TiB", "NO"]
+    assert lines[at + 1].strip() == "/dev/disk/by-id/wwn-0x5000c500d4b6e1f3"
+    assert lines[at + 2].strip() == "- Disk has partition 'sdb1' mounted on '/var/mnt/data'"
+    sde = "\n".join(lines[next(i for i, line in enumerate(lines) if line.strip().startswith("sde ")):])
+    assert "- Disk is too small (disk only has 31 GB, but 100 GB are required)" in sde
+    sda = next(line for line in lines if line.strip().startswith("sda "))
+    assert sda.split() == ["sda", "SSD", "447.1", "GiB", "yes"]
+    assert "  eno8303  physical  b4:96:91:a1:30:e8  1500   1000 Mb/s  yes      10.1.0.21/24" in lines
+    assert "Dell Inc. PowerEdge R650, serial 7XJ2HQ3, bare metal (DMI)" in text
+    assert "BMC       10.1.100.21 / 2001:db8:100::21 (ipmitool)" in lines
+
+
+@pytest.mark.parametrize("host", sorted(p.name for p in FIXTURES.iterdir() if p.is_dir()))
+def test_table_fits_80_columns_and_names_its_sources(host: str) -> None:
+    out = agent("inventory", "--format", "table", "--root", str(FIXTURES / host))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), max(lines, key=len)
+    assert "ghw" not in out.stdout and " GB " not in out.stdout.replace("GB are required", "")
+    assert "usable (/proc/meminfo)" in " ".join(out.stdout.split())  # wrapped or not
+    inv = json.loads(agent("inventory", "--root", str(FIXTURES / host)).stdout)
+    has_bmc = inv.get("bmc_address", "0.0.0.0") != "0.0.0.0" or inv.get("bmc_v6address", "::/0") != "::/0"
+    assert any(line.startswith("BMC ") for line in lines) == has_bmc
+
+
+def test_table_leaves_out_a_bmc_that_is_not_there() -> None:
+    out = agent("inventory", "--format", "table", "--root", str(FIXTURES / "cloud-ec2"))
+    assert "BMC" not in out.stdout and "0.0.0.0" not in out.stdout
 
 
 def test_record_host_then_inventory_of_the_recording(tmp_path: Path) -> None:
@@ -55,7 +78,7 @@ def test_record_host_then_inventory_of_the_recording(tmp_path: Path) -> None:
     replayed = json.loads(agent("inventory", "--root", str(dest)).stdout)
     assert replayed == live
     again = agent("record-host", str(dest))
-    assert again.returncode == 2 and "not empty" in again.stderr
+    assert again.returncode == 2 and "not an empty directory" in again.stderr
 
 
 @pytest.fixture

@@ -17,15 +17,16 @@ import argparse
 import json
 import os
 import stat
-import sys
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from agent.errors import ConfigError
 from agent.host import RECORDED_DIR, CommandResult, Host, SubprocessRunner
 from agent.inventory import netlink
 from agent.inventory.collect import inventory
+from agent.usage import Parser
 
 MAX_FILE = 1 << 20
 #: Paths whose content is copied as a plain file, not through their symlinks (/etc/mtab -> /proc/self/mounts).
@@ -196,15 +197,20 @@ def record(dest: Path, root: str = "/") -> dict[str, Any]:
     return inv
 
 
+def parser() -> argparse.ArgumentParser:
+    p = Parser(prog="agent record-host", description=__doc__.split("\n\n")[0])
+    d = p.add_argument("dir", help="where to write the fixture tree (a new or empty directory)")
+    r = p.add_argument("--root", default="/", help="root of the host's filesystem (default /)")
+    for action in (d, r):
+        action.complete = {"bash": "_shtab_compgen_dirs", "zsh": "_files -/"}  # type: ignore[attr-defined]
+    return p
+
+
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="agent record-host", description=__doc__.split("\n\n")[0])
-    parser.add_argument("dir", help="where to write the fixture tree")
-    parser.add_argument("--root", default="/", help="root of the host's filesystem (default /)")
-    ns = parser.parse_args(argv)
+    ns = parser().parse_args(argv)
     dest = Path(ns.dir)
-    if dest.exists() and any(dest.iterdir()):
-        print(f"agent record-host: {dest} is not empty; record into a new directory", file=sys.stderr)
-        return 2
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise ConfigError(f"{dest} is not an empty directory", hint="record into a new directory")
     record(dest, ns.root)
     print(f"recorded this host into {dest}")
     return 0

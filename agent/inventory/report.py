@@ -10,24 +10,36 @@ host mounted elsewhere (``/host`` in the container image) or a recorded fixture 
 
 from __future__ import annotations
 
-import argparse
 import json
+import os
 import sys
-from typing import Any
+import textwrap
+from typing import TYPE_CHECKING, Any
 
+from agent.errors import ConfigError
 from agent.host import Host
 from agent.inventory.collect import inventory
+from agent.usage import Parser
+
+if TYPE_CHECKING:
+    import argparse
 
 #: The OpenShift version the table's service-side disk checks assume (drive types allowed depend on it).
 ASSUMED_OPENSHIFT = "4.18"
+WIDTH = 80
+#: Where each memory figure comes from, in words (the wire keeps the Go agent's method names).
+MEMORY_SOURCES = {"dmidecode": "DMI, dmidecode", "ghw": "sysfs memory blocks", "meminfo": "/proc/meminfo"}
+#: What the Go agent reports for a host without a BMC.
+NO_BMC = ("", "0.0.0.0", "::/0", "::")
 
 
-def _gib(n: int) -> str:
-    return f"{n / (1 << 30):.2f} GiB"
-
-
-def _gb(n: int) -> str:
-    return f"{n / 1e9:.1f} GB"
+def iec(n: float) -> str:
+    """Bytes in IEC units (1 GiB = 1024^3 bytes), as the whole table shows sizes."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
 
 
 def _rows(header: list[str], rows: list[list[str]], indent: str = "  ") -> list[str]:
@@ -37,80 +49,110 @@ def _rows(header: list[str], rows: list[list[str]], indent: str = "  ") -> list[
     ]
 
 
-def table(inv: dict[str, Any], problems: list[str]) -> str:
-    from reference_service.rules.disks import service_disk_reasons
+def _wrapped(text: str, indent: str) -> list[str]:
+    return textwrap.wrap(text, WIDTH, initial_indent=indent, subsequent_indent=indent + "  ", break_on_hyphens=False)
 
+
+def _field(label: str, text: str) -> list[str]:
+    """``Label     text``, wrapped to the terminal's 80 columns under the text."""
+    lines = textwrap.wrap(text, WIDTH - 10, break_on_hyphens=False) or [""]
+    return [f"{label:<10}{lines[0]}", *(" " * 10 + line for line in lines[1:])]
+
+
+def _header(inv: dict[str, Any]) -> list[str]:
     sv = inv.get("system_vendor") or {}
     cpu = inv.get("cpu") or {}
     mem = inv.get("memory") or {}
     boot = inv.get("boot") or {}
+    method = mem.get("physical_bytes_method", "")
     lines = [
-        f"Host      {inv.get('hostname', '?')}",
-        f"System    {sv.get('manufacturer', '?')} {sv.get('product_name', '?')}, serial "
-        f"{sv.get('serial_number', '?')}, {'virtual' if sv.get('virtual') else 'bare metal'}",
-        f"CPU       {cpu.get('count', 0)} x {cpu.get('model_name') or '?'} ({cpu.get('architecture', '?')}, "
-        f"{cpu.get('frequency', 0):.0f} MHz, {len(cpu.get('flags') or [])} flags)",
-        f"Memory    {_gib(mem.get('physical_bytes', 0))} physical "
-        f"(method {mem.get('physical_bytes_method', '?')}), {_gib(mem.get('usable_bytes', 0))} usable",
-        f"Boot      {boot.get('current_boot_mode', '?')}, secure boot {boot.get('secure_boot_state', '?')}"
-        + (f", PXE {boot['pxe_interface']}" if boot.get("pxe_interface") else ""),
-        f"TPM       {inv.get('tpm_version', '?')}",
-        f"BMC       {inv.get('bmc_address', '?')} / {inv.get('bmc_v6address', '?')}",
-        "",
-        f"Disks (the agent's eligibility, plus the service's checks for a worker of OpenShift {ASSUMED_OPENSHIFT})",
+        *_field("Host", str(inv.get("hostname", "?"))),
+        *_field("System", f"{sv.get('manufacturer', '?')} {sv.get('product_name', '?')}, serial "
+                f"{sv.get('serial_number', '?')}, {'virtual' if sv.get('virtual') else 'bare metal'} (DMI)"),
+        *_field("CPU", f"{cpu.get('count', 0)} x {cpu.get('model_name') or '?'} ({cpu.get('architecture', '?')}, "
+                f"{cpu.get('frequency', 0):.0f} MHz, {len(cpu.get('flags') or [])} flags; /proc/cpuinfo)"),
+        *_field("Memory", f"{iec(mem.get('physical_bytes', 0))} physical ({MEMORY_SOURCES.get(method, method or '?')}),"
+                f" {iec(mem.get('usable_bytes', 0))} usable (/proc/meminfo)"),
+        *_field("Boot", f"{boot.get('current_boot_mode', '?')}, secure boot {boot.get('secure_boot_state', '?')}"
+                + (f", PXE {boot['pxe_interface']}" if boot.get("pxe_interface") else "")),
+        *_field("TPM", str(inv.get("tpm_version", "?"))),
     ]
-    disk_rows = []
+    bmc = [a for a in (inv.get("bmc_address", ""), inv.get("bmc_v6address", "")) if a not in NO_BMC]
+    if bmc:
+        lines += _field("BMC", " / ".join(bmc) + " (ipmitool)")
+    return lines
+
+
+def _disks(inv: dict[str, Any]) -> list[str]:
+    from reference_service.rules.disks import service_disk_reasons
+
+    lines = _wrapped(f"Disks: the agent's eligibility plus the service's checks for a worker of OpenShift "
+                     f"{ASSUMED_OPENSHIFT}; sizes in IEC units (1 GiB = 1024^3 bytes)", "")
+    rows, details = [], []
     for d in inv.get("disks") or []:
         agent_reasons = (d.get("installation_eligibility") or {}).get("not_eligible_reasons") or []
         extra = service_disk_reasons(d, inv, role="worker", cluster={"openshift_version": ASSUMED_OPENSHIFT})
-        eligible = "yes" if not agent_reasons and not extra else "NO"
-        disk_rows.append(
-            [
-                d.get("name", ""),
-                d.get("drive_type", ""),
-                _gb(d.get("size_bytes", 0)),
-                d.get("id", ""),
-                eligible,
-                "; ".join([*agent_reasons, *extra]),
-            ]
-        )
-    lines += _rows(["NAME", "TYPE", "SIZE", "ID", "ELIGIBLE", "REASONS"], disk_rows) if disk_rows else ["  (none)"]
-    lines += ["", "NICs"]
-    nic_rows = []
+        rows.append([d.get("name", ""), d.get("drive_type", ""), iec(d.get("size_bytes", 0)),
+                     "yes" if not agent_reasons and not extra else "NO"])
+        details.append([*_wrapped(str(d.get("id", "")), "      "),
+                        *(line for r in [*agent_reasons, *extra] for line in _wrapped(f"- {r}", "      "))])
+    if not rows:
+        return [*lines, "  (none)"]
+    head, *body = _rows(["NAME", "TYPE", "SIZE", "ELIGIBLE"], rows)
+    lines.append(head)
+    for row, detail in zip(body, details, strict=True):
+        lines += [row, *detail]
+    return lines
+
+
+def _nics(inv: dict[str, Any]) -> list[str]:
+    rows, addresses = [], []
     for n in inv.get("interfaces") or []:
         speed = n.get("speed_mbps", 0)
-        nic_rows.append(
-            [
-                n.get("name", ""),
-                n.get("type", ""),
-                n.get("mac_address", ""),
-                str(n.get("mtu", "")),
-                f"{speed} Mb/s" if speed and speed > 0 else "-",
-                "yes" if n.get("has_carrier") else "no",
-                " ".join([*n.get("ipv4_addresses", []), *n.get("ipv6_addresses", [])]),
-            ]
-        )
-    lines += _rows(["NAME", "TYPE", "MAC", "MTU", "SPEED", "CARRIER", "ADDRESSES"], nic_rows)
+        rows.append([n.get("name", ""), n.get("type", ""), n.get("mac_address", ""), str(n.get("mtu", "")),
+                     f"{speed} Mb/s" if speed and speed > 0 else "-", "yes" if n.get("has_carrier") else "no"])
+        addresses.append([*n.get("ipv4_addresses", []), *n.get("ipv6_addresses", [])])
+    head, *body = _rows(["NAME", "TYPE", "MAC", "MTU", "SPEED", "CARRIER"], rows)
+    column = max(len(line) for line in [head, *body]) + 2
+    if all(column + len(a) <= WIDTH for a in ["ADDRESSES", *(a for addrs in addresses for a in addrs)]):
+        lines = ["NICs", head.ljust(column) + "ADDRESSES"]
+        for row, addrs in zip(body, addresses, strict=True):  # one address a line, in the ADDRESSES column
+            lines += [row.ljust(column) + (addrs[0] if addrs else ""), *(" " * column + a for a in addrs[1:])]
+    else:  # too wide for 80 columns: each NIC's addresses on the lines below it
+        lines = ["NICs (addresses below each NIC)", head]
+        for row, addrs in zip(body, addresses, strict=True):
+            lines += [row, *(f"      {a}" for a in addrs)]
+    return [line.rstrip() for line in lines]
+
+
+def table(inv: dict[str, Any], problems: list[str]) -> str:
+    """A summary for a person, within 80 columns: every line is wrapped or laid out to fit."""
+    lines = [*_header(inv), "", *_disks(inv), "", *_nics(inv), ""]
     default = [r for r in inv.get("routes") or [] if r.get("destination") in ("0.0.0.0", "::")]
-    lines += [
-        "",
-        "Default routes  " + (", ".join(f"{r.get('gateway', '-')} via {r['interface']}" for r in default) or "none"),
-    ]
+    lines += _wrapped("Default routes: " + (", ".join(f"{r.get('gateway', '-')} via {r['interface']}"
+                                                        for r in default) or "none"), "")
     if inv.get("gpus"):
-        lines += [
-            "GPUs            "
-            + ", ".join(f"{g.get('address')} {g.get('vendor', '')} {g.get('name', '')}" for g in inv["gpus"])
-        ]
+        lines += _wrapped("GPUs: " + ", ".join(f"{g.get('address')} {g.get('vendor', '')} {g.get('name', '')}"
+                                               for g in inv["gpus"]), "")
     if problems:
-        lines += ["", "Not collected:"] + [f"  {p}" for p in problems]
+        lines += ["", "Not collected:"] + [line for p in problems for line in _wrapped(p, "  ")]
     return "\n".join(lines)
 
 
+def parser() -> argparse.ArgumentParser:
+    p = Parser(prog="agent inventory", description="Show this host's inventory: the JSON the inventory step "
+               "replies (compact, as the Go agent), or a table for a person that fits 80 columns.")
+    p.add_argument("--format", choices=("json", "table"), default="json", help="default json")
+    root = p.add_argument("--root", default="/", help="root of the host's filesystem, or a recorded fixture tree "
+                          "(default /)")
+    root.complete = {"bash": "_shtab_compgen_dirs", "zsh": "_files -/"}  # type: ignore[attr-defined]
+    return p
+
+
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="agent inventory", description="Show this host's inventory.")
-    parser.add_argument("--format", choices=("json", "table"), default="json")
-    parser.add_argument("--root", default="/", help="root of the host's filesystem or a recorded fixture tree")
-    ns = parser.parse_args(argv)
+    ns = parser().parse_args(argv)
+    if not os.path.isdir(ns.root):
+        raise ConfigError(f"--root {ns.root}: no such directory", hint="give / or a tree made by 'agent record-host'")
     inv, problems = inventory(Host.at(ns.root))
     if ns.format == "json":
         sys.stdout.write(json.dumps(inv, separators=(",", ":")) + "\n")

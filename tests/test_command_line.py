@@ -1,0 +1,225 @@
+"""Both command lines as a person meets them: --version, --list, errors, completion, progress on a terminal."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from agent import __version__, progress
+
+BIN = Path(sys.executable).parent
+AGENT = str(BIN / "agent")
+SERVICE = str(BIN / "assisted-reference-service")
+
+
+def run(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), capture_output=True, text=True, timeout=60, check=False,
+                          env={**os.environ, **(env or {})})
+
+
+def in_pty(argv: list[str], columns: int = 80, timeout: float = 60) -> str:
+    """What a terminal of ``columns`` columns shows of argv's stdout and stderr."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: exec at once, nothing else in the forked copy of pytest
+        os.environ["COLUMNS"] = str(columns)
+        os.execv(argv[0], argv)
+    out = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 1)
+            if ready:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                out += chunk
+    finally:
+        os.close(fd)
+        os.waitpid(pid, 0)
+    return out.decode(errors="replace")
+
+
+def test_version_on_both_programs() -> None:
+    assert run(AGENT, "--version").stdout.strip() == f"agent {__version__}"
+    out = run(SERVICE, "--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"assisted-reference-service {__version__}"
+
+
+def test_step_list_names_each_step_its_purpose_and_origin(sample_plugins: Path) -> None:
+    out = run(AGENT, "step", "--list")
+    assert out.returncode == 0, out.stderr
+    rows = {line.split()[0]: line for line in out.stdout.splitlines()[1:]}
+    assert out.stdout.splitlines()[0].split() == ["NAME", "PURPOSE", "FROM"]
+    assert "the host's hardware and network picture" in rows["inventory"]
+    assert rows["inventory"].endswith("built in")
+    assert "echoes its one JSON object argument back" in rows["sample-echo"]
+    assert rows["sample-echo"].endswith("plugin sample-steps 1.0")
+    assert "FAILS TO LOAD" in rows["sample-broken"]  # a broken plugin is shown, not fatal to the listing
+    assert {"write-image", "installation-disk-speed-check", "logs-gather"} <= set(rows)
+
+
+def test_step_list_fits_the_terminal() -> None:
+    screen = in_pty([AGENT, "step", "--list"], columns=80)
+    lines = [line for line in screen.splitlines() if line.strip()]
+    assert len(lines) > 15 and all(len(line) <= 80 for line in lines), max(lines, key=len)
+    assert any(line.startswith("inventory ") and line.endswith("built in") for line in lines)
+
+
+def one_line_error(out: subprocess.CompletedProcess[str], prog: str, status: int, message: str) -> None:
+    """The contract of every error: status 2 or 1, one error line, at most one hint line, no traceback."""
+    lines = out.stderr.splitlines()
+    assert out.returncode == status, out.stderr
+    assert "Traceback" not in out.stderr and 1 <= len(lines) <= 2, out.stderr
+    assert lines[0].startswith(f"{prog}: error: ") and re.search(message, lines[0]), lines[0]
+    assert len(lines) == 1 or lines[1].startswith(f"{prog}: hint: ")
+
+
+@pytest.mark.parametrize("argv,prog,status,message", [
+    (["--bogus"], "agent", 2, "unrecognized arguments: --bogus"),
+    (["stpe"], "agent", 2, "no subcommand 'stpe'"),
+    (["--url", "x", "--infra-env-id", "7c6f5a3e-2b1d-4c8e-9f0a-1b2c3d4e5f60"], "agent", 2, "not an http"),
+    (["--url", "http://127.0.0.1:1", "--insecure=maybe"], "agent", 2, "--insecure"),
+    (["--config", "/nonexistent/agent.conf"], "agent", 2, "/nonexistent/agent.conf"),
+    (["step"], "agent step", 2, "which step"),
+    (["step", "nosuch-step"], "agent step", 2, "no step named 'nosuch-step'"),
+    (["step", "inventory", "--log-level", "loud"], "agent step", 2, "--log-level"),
+    (["inventory", "--format", "yaml"], "agent inventory", 2, "invalid choice: 'yaml'"),
+    (["inventory", "--root", "/nonexistent"], "agent inventory", 2, "no such directory"),
+    (["record-host"], "agent record-host", 2, "required: dir"),
+    (["record-host", "/etc"], "agent record-host", 2, "not an empty directory"),
+    (["completion", "fish"], "agent completion", 2, "invalid choice: 'fish'"),
+])
+def test_every_agent_error_is_one_line_and_a_hint(argv: list[str], prog: str, status: int, message: str) -> None:
+    one_line_error(run(AGENT, *argv), prog, status, message)
+
+
+def test_unknown_step_names_the_closest() -> None:
+    out = run(AGENT, "step", "invntory")
+    one_line_error(out, "agent step", 2, "no step named 'invntory'")
+    assert out.stderr.splitlines()[1] == ("agent step: hint: did you mean 'inventory'? "
+                                          "'agent step --list' shows every step")
+
+
+def test_a_failed_step_exits_1_with_its_error(sample_plugins: Path) -> None:
+    out = run(AGENT, "step", "sample-echo", '{"nomessage": 1}')
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert re.search(r"agent step: sample-echo: exit code -1: .*message", out.stderr)
+
+
+def test_unexpected_errors_are_one_line_unless_asked(tmp_path: Path) -> None:
+    """A bug is one line with a hint; AGENT_TRACEBACK=1 shows where it is."""
+    from agent.usage import run_main
+
+    def bug() -> int:
+        raise TypeError("boom")
+
+    err = io.StringIO()
+    real, sys.stderr = sys.stderr, err
+    try:
+        assert run_main("agent", bug) == 1
+    finally:
+        sys.stderr = real
+    assert err.getvalue().splitlines() == [
+        "agent: error: unexpected TypeError: boom",
+        "agent: hint: this is a bug; rerun with AGENT_TRACEBACK=1 for the traceback and report it"]
+    os.environ["AGENT_TRACEBACK"] = "1"
+    try:
+        with pytest.raises(TypeError):
+            run_main("agent", bug)
+    finally:
+        del os.environ["AGENT_TRACEBACK"]
+
+
+def bash_complete(script: Path, words: str) -> list[str]:
+    """What bash offers for ``words`` after sourcing the generated completion script."""
+    parts = words.split(" ")
+    shell = (f"source {script}\nCOMP_WORDS=({' '.join(repr(w) for w in parts)})\nCOMP_CWORD={len(parts) - 1}\n"
+             f"COMP_LINE={words!r}\nCOMP_POINT=${{#COMP_LINE}}\n_shtab_agent agent\n"
+             "printf '%s\\n' \"${COMPREPLY[@]}\"\n")
+    out = subprocess.run(["bash", "--norc", "-c", shell], capture_output=True, text=True, timeout=30, check=False)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
+def test_bash_completion_generated_from_the_parsers(tmp_path: Path) -> None:
+    out = run(AGENT, "completion", "bash")
+    assert out.returncode == 0, out.stderr
+    script = tmp_path / "agent.bash"
+    script.write_text(out.stdout)
+    assert {"step", "inventory", "record-host", "completion"} <= set(bash_complete(script, "agent "))
+    assert bash_complete(script, "agent step inv") == ["inventory"]
+    assert "write-image" in bash_complete(script, "agent step wr")
+    assert {"--format", "--root"} <= set(bash_complete(script, "agent inventory --"))
+    assert set(bash_complete(script, "agent inventory --format ")) == {"json", "table"}
+    assert "--infra-env-id" in bash_complete(script, "agent --inf")
+    (tmp_path / "somedir").mkdir()
+    assert bash_complete(script, f"agent inventory --root {tmp_path}/som") == [f"{tmp_path}/somedir"]
+
+
+def test_zsh_completion_is_generated() -> None:
+    out = run(AGENT, "completion", "zsh")
+    assert out.returncode == 0 and out.stdout.startswith("#compdef agent")
+    assert "write-image" in out.stdout and "--infra-env-id" in out.stdout
+
+
+def test_help_is_complete_enough_for_a_man_page() -> None:
+    text = run(AGENT, "--help").stdout
+    for section in ("subcommands", "exit status:", "environment:", "files:", "examples:", "PULL_SECRET_TOKEN",
+                    "agent step --list", "agent completion bash", "--infra-env-id"):
+        assert section in text, section
+
+
+def test_progress_on_a_terminal_is_one_line_rewritten(sample_plugins: Path) -> None:
+    screen = in_pty([AGENT, "step", "sample-progress", '{"bytes": 104857600}'])
+    assert re.search(r"\rcopying: [\d.]+ MiB / 100\.0 MiB +\d+%  [\d.]+ MiB/s  \d+:\d\d left\x1b\[K", screen)
+    assert re.search(r"\rcopying: done, 100\.0 MiB in 0:0\d \([\d.]+ MiB/s\)\x1b\[K\r?\n", screen)
+    assert json.loads(screen[screen.index("{"):]) == {"copied": 104857600}  # the reply, apart from the progress
+
+
+def test_progress_without_a_terminal_is_plain_lines_and_never_in_the_reply(sample_plugins: Path) -> None:
+    out = run(AGENT, "step", "--wire", "sample-progress", '{"bytes": 1000}')
+    assert out.returncode == 0, out.stderr
+    assert "\r" not in out.stderr and "\x1b" not in out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.startswith("copying: ")]
+    assert len(lines) >= 10 and lines[-1].startswith("copying: done, 1000 B in")
+    assert json.loads(json.loads(out.stdout)["output"]) == {"copied": 1000}
+
+
+def test_progress_is_silent_outside_agent_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon never sets AGENT_PROGRESS: a step's meter there prints nothing, wherever stderr goes."""
+    monkeypatch.delenv(progress.ENV, raising=False)
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    with progress.meter("writing", 10) as shown:
+        shown.update(10)
+    assert err.getvalue() == ""
+    monkeypatch.setenv(progress.ENV, "1")
+    with progress.meter("writing", 10) as shown:
+        shown.update(10)
+    assert err.getvalue().splitlines()[-1].startswith("writing: done, 10 B in")
+
+
+def test_meter_lines_and_time_left() -> None:
+    now = [0.0]
+    out = io.StringIO()
+    shown = progress.Meter("writing image", 300 << 20, stream=out, tty=False, clock=lambda: now[0])
+    for _ in range(30):
+        now[0] += 0.1
+        shown.add(10 << 20)
+    shown.finish()
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "writing image: 30.0 MiB / 300.0 MiB   10%  100.0 MiB/s  0:03 left"
+    assert len(lines) == 11 and lines[-1] == "writing image: done, 300.0 MiB in 0:03 (100.0 MiB/s)"
