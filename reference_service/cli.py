@@ -5,28 +5,35 @@
 
 It prints where it listens (and, with ``--auth token``, the admin token) on its first log lines; with
 ``--port 0`` it picks a free port, and ``--ready-file`` gets the URL once it accepts connections.
+
+Like ``agent``, every command-line error and start-up failure is one line and a hint (agent.usage): exit 2 for
+a bad command line (unreadable TLS files included), 1 for a failure at run time (the port taken, the database
+unusable, the ``service`` extra not installed). ``--help`` and ``--version`` need none of the extra's packages,
+so this module imports them only once the command line is good.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import socket
 import sys
 from collections.abc import Sequence
 
-from reference_service.http.app import create_app
-from reference_service.orchestrator import ReferenceService, Settings
-from reference_service.rules import load_areas
-from reference_service.store import Store
+from agent import __version__
+from agent.errors import AgentError, ConfigError
+from agent.usage import Parser, run_main
 
+PROG = "assisted-reference-service"
+#: What the ``service`` extra installs, by import name.
+EXTRA = ("starlette", "uvicorn", "yaml", "jsonschema")
 log = logging.getLogger("reference_service")
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="assisted-reference-service", description=__doc__.split("\n\n")[0])
+    p = Parser(prog=PROG, description=__doc__.split("\n\n")[0])
+    p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8090, help="port (default 8090; 0 picks a free one)")
     p.add_argument("--db", default=os.environ.get("REFERENCE_SERVICE_DB", "reference-service.db"),
@@ -45,11 +52,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--enable-virtual-interfaces", action="store_true",
                    default=os.environ.get("ENABLE_VIRTUAL_INTERFACES", "").lower() == "true",
                    help="keep virtual NICs (veth...) of inventories, as ENABLE_VIRTUAL_INTERFACES=true")
-    p.add_argument("--inventory-max-size", type=int, default=int(os.environ.get("AGENT_INVENTORY_MAX_SIZE") or 0),
+    p.add_argument("--inventory-max-size", type=int, default=os.environ.get("AGENT_INVENTORY_MAX_SIZE") or "0",
                    help="bytes an inventory may take before the agent truncates it (default "
                    "$AGENT_INVENTORY_MAX_SIZE or 0: no limit)")
     p.add_argument("--inventory-disk-min-size", type=int,
-                   default=int(os.environ.get("AGENT_INVENTORY_DISK_MIN_SIZE") or 0),
+                   default=os.environ.get("AGENT_INVENTORY_DISK_MIN_SIZE") or "0",
                    help="disks smaller than this many bytes are left out of inventories (default "
                    "$AGENT_INVENTORY_DISK_MIN_SIZE or 0: none)")
     p.add_argument("--os-image", help="OS image file handed to hosts by write-image during an installation "
@@ -62,7 +69,54 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    return run_main(PROG, lambda: _main(argv))
+
+
+def _check(ns: argparse.Namespace) -> None:
+    """What can be wrong with a command line beyond its syntax, found before anything starts."""
+    if not 0 <= ns.port <= 65535:
+        raise ConfigError(f"--port {ns.port}: not a port (0 to 65535)", hint="0 picks a free one")
+    if bool(ns.tls_cert) != bool(ns.tls_key):
+        raise ConfigError("--tls-cert and --tls-key go together", hint="give both PEM files, or neither for HTTP")
+    for flag, path in (("--tls-cert", ns.tls_cert), ("--tls-key", ns.tls_key), ("--os-image", ns.os_image)):
+        if path and not os.path.isfile(path):
+            raise ConfigError(f"{flag} {path}: no such file", hint="check the path")
+    if ns.tls_cert:
+        import ssl
+
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(ns.tls_cert, ns.tls_key)
+        except (ssl.SSLError, OSError) as exc:
+            raise ConfigError(f"--tls-cert {ns.tls_cert} / --tls-key {ns.tls_key}: cannot load them: "
+                              f"{getattr(exc, 'reason', None) or exc}",
+                              hint="PEM files of a certificate (chain) and its matching private key") from None
+    for flag, path in (("--db", ns.db), ("--ready-file", ns.ready_file)):
+        where = os.path.dirname(os.path.abspath(path)) if path else ""
+        if where and not os.path.isdir(where):
+            raise ConfigError(f"{flag} {path}: directory {where} does not exist", hint="create it first")
+
+
+def _require_extra() -> None:
+    for name in EXTRA:
+        try:
+            __import__(name)
+        except ImportError:
+            raise AgentError(f"the reference service needs the 'service' extra: {name} is not installed",
+                             hint="pip install 'assisted-agent[service]'", code="service-extra-missing") from None
+
+
+def _main(argv: Sequence[str] | None) -> int:
     ns = parser().parse_args(argv)
+    _check(ns)
+    _require_extra()
+    import asyncio
+    import sqlite3
+
+    from reference_service.http.app import create_app
+    from reference_service.orchestrator import ReferenceService, Settings
+    from reference_service.rules import load_areas
+    from reference_service.store import Store
+
     if ns.os_image:
         from reference_service.os_image import OS_IMAGE_ENV
 
@@ -78,7 +132,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                  if s.strip()))
     if ns.admin_token:
         settings.admin_token = ns.admin_token
-    service = ReferenceService(Store(ns.db), settings)
+    try:
+        store = Store(ns.db)
+    except sqlite3.Error as exc:
+        raise AgentError(f"--db {ns.db}: cannot open the database: {exc}",
+                         hint="a writable SQLite file, or a new path") from None
+    service = ReferenceService(store, settings)
     areas = load_areas()
     app = create_app(service)
 
@@ -88,9 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         sock.bind((ns.host, ns.port))
     except OSError as exc:
-        print(f"assisted-reference-service: error: cannot listen on {ns.host}:{ns.port}: {exc.strerror}",
-              file=sys.stderr)
-        return 1
+        sock.close()
+        raise AgentError(f"cannot listen on {ns.host}:{ns.port}: {exc.strerror}",
+                         hint="another process may listen there; --port 0 picks a free port") from None
     sock.listen(128)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if family == socket.AF_INET6 else host

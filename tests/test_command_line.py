@@ -223,3 +223,55 @@ def test_meter_lines_and_time_left() -> None:
     lines = out.getvalue().splitlines()
     assert lines[0] == "writing image: 30.0 MiB / 300.0 MiB   10%  100.0 MiB/s  0:03 left"
     assert len(lines) == 11 and lines[-1] == "writing image: done, 300.0 MiB in 0:03 (100.0 MiB/s)"
+
+
+#: Runs the service's main() with the `service` extra's packages made unimportable, as on an agent-only install.
+WITHOUT_EXTRA = """
+import sys
+for name in ("starlette", "uvicorn", "yaml", "jsonschema"):
+    sys.modules[name] = None  # import of it now fails as if it were not installed
+from reference_service.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_service_help_and_version_need_no_extra_and_say_which_pip_install_fixes_it() -> None:
+    out = run(sys.executable, "-c", WITHOUT_EXTRA, "--help")
+    assert out.returncode == 0 and "--tls-cert" in out.stdout, out.stderr
+    out = run(sys.executable, "-c", WITHOUT_EXTRA, "--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"assisted-reference-service {__version__}"
+    out = run(sys.executable, "-c", WITHOUT_EXTRA, "--port", "0")
+    one_line_error(out, "assisted-reference-service", 1, "needs the 'service' extra: starlette is not installed")
+    assert out.stderr.splitlines()[1] == "assisted-reference-service: hint: pip install 'assisted-agent[service]'"
+
+
+@pytest.mark.parametrize("argv,status,message", [
+    (["--bogus"], 2, "unrecognized arguments: --bogus"),
+    (["--tls-cert", "/nonexistent"], 2, "--tls-cert and --tls-key go together"),
+    (["--tls-cert", "/nonexistent", "--tls-key", "/nonexistent"], 2, "--tls-cert /nonexistent: no such file"),
+    (["--tls-cert", "/etc/hostname", "--tls-key", "/etc/hostname"], 2, "cannot load them"),
+    (["--port", "70000"], 2, "not a port"),
+    (["--port", "eighty"], 2, "invalid int value: 'eighty'"),
+    (["--auth", "password"], 2, "invalid choice: 'password'"),
+    (["--db", "/nonexistent/state.db"], 2, "directory /nonexistent does not exist"),
+    (["--os-image", "/nonexistent.raw"], 2, "--os-image /nonexistent.raw: no such file"),
+    (["--db", "/etc"], 1, "cannot open the database"),
+])
+def test_every_service_error_is_one_line_and_a_hint(argv: list[str], status: int, message: str) -> None:
+    one_line_error(run(SERVICE, *argv), "assisted-reference-service", status, message)
+
+
+def test_service_on_a_taken_port_is_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        out = run(SERVICE, "--port", str(port), "--db", str(tmp_path / "db"))
+    one_line_error(out, "assisted-reference-service", 1, f"cannot listen on 127.0.0.1:{port}")
+
+
+def test_service_environment_garbage_is_a_usage_error() -> None:
+    out = run(SERVICE, env={"AGENT_INVENTORY_MAX_SIZE": "lots"})
+    one_line_error(out, "assisted-reference-service", 2, "--inventory-max-size: invalid int value: 'lots'")
