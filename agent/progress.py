@@ -14,6 +14,7 @@ never by the daemon, so it costs the daemon's memory nothing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -103,7 +104,8 @@ class Meter:
             elapsed = self.clock() - self._start
             rate = f" ({size(self.done / elapsed, self.unit)}/s)" if elapsed > 0 and self.done else ""
             end = "stopped" if failed else "done"
-            self._write(f"{self.label}: {end}, {size(self.done, self.unit)} in {duration(elapsed)}{rate}")
+            amount = f", {size(self.done, self.unit)}" if self.done or self.total else ""
+            self._write(f"{self.label}: {end}{amount} in {duration(elapsed)}{rate}")
             if self.tty:
                 self.stream.write("\n")
                 self.stream.flush()
@@ -112,17 +114,21 @@ class Meter:
         """``label: 120.0 MiB / 300.0 MiB  40%  85.2 MiB/s  0:02 left`` (what is known of it)."""
         elapsed = now - self._start
         rate = self.done / elapsed if elapsed > 0 else 0.0
-        parts = [f"{self.label}: {size(self.done, self.unit)}"]
+        amount = size(self.done, self.unit) if self.unit == "B" else f"{self.done:.0f}"
         if self.total:
-            whole = size(self.total, self.unit)
-            parts[0] = f"{self.label}: {size(self.done, self.unit) if self.unit == 'B' else int(self.done)} / {whole}"
+            amount += f" / {size(self.total, self.unit)}"
+        elif self.unit != "B":
+            amount = size(self.done, self.unit) if self.done else ""
+        parts = []
+        if self.total:
             parts.append(f"{min(100, 100 * self.done / self.total):3.0f}%")
-        parts.append(f"{size(rate, self.unit)}/s" if rate else "")
+        if rate:
+            parts.append(f"{size(rate, self.unit)}/s")
         if self.total and rate:
             parts.append(f"{duration(max(0.0, self.total - self.done) / rate)} left")
         else:
             parts.append(f"{duration(elapsed)} elapsed")
-        return "  ".join(p for p in parts if p)
+        return f"{self.label}: {amount}  " + "  ".join(parts) if amount else f"{self.label}: " + "  ".join(parts)
 
     def _write(self, text: str) -> None:
         if self.tty:
@@ -157,3 +163,28 @@ def counted(chunks: Iterable[bytes], progress: Meter) -> Iterator[bytes]:
     for chunk in chunks:
         progress.add(len(chunk))
         yield chunk
+
+
+@contextlib.contextmanager
+def waiting(label: str) -> Iterator[Meter]:
+    """For work that says nothing of how far it is (an image pull): the time it has taken so far, kept fresh."""
+    shown = meter(label, unit="")
+    if isinstance(shown, _Silent):
+        yield shown
+        return
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(TTY_REFRESH):
+            shown.update(shown.done)
+
+    ticker = threading.Thread(target=tick, name="progress-ticker", daemon=True)
+    ticker.start()
+    failed = True
+    try:
+        yield shown
+        failed = False
+    finally:
+        stop.set()
+        ticker.join()
+        shown.finish(failed=failed)

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from agent import progress
 from agent.errors import InvalidStepArguments
 from agent.host import CommandResult, Host
 from steps.base import Step, StepContext, StepResult, expect_args, get_field, json_arg
@@ -121,7 +122,8 @@ def check_image(host: Host, image: str, deadline: float) -> tuple[dict[str, Any]
     if remaining <= 0:
         return failure(image), "no time left before the step's deadline"
     start = time.monotonic()
-    pulled = host.run(podman_argv("pull", "--quiet", image), timeout=remaining)
+    with progress.waiting(f"pulling {image}"):  # on agent step's terminal only
+        pulled = host.run(podman_argv("pull", "--quiet", image), timeout=remaining)
     elapsed = time.monotonic() - start
     if pulled.timed_out:
         return failure(image), f"pull did not finish before the deadline ({elapsed:.0f} s)"

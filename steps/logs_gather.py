@@ -18,6 +18,7 @@ import tarfile
 import time
 from dataclasses import dataclass, field
 
+from agent import progress
 from agent.errors import InvalidStepArguments, ServiceError
 from steps.base import Step, StepContext, StepResult, expect_args, get_field, json_arg, uuid_field
 
@@ -128,15 +129,17 @@ def collect(ctx: StepContext, params: LogsParams) -> tuple[bytes, list[str]]:
         "journal.log": ["journalctl", "--no-pager", "-o", "short-iso", "-b", "-n", "50000"],
         "dmesg.log": ["dmesg"],
     }
-    for name, argv in commands.items():
-        if host.which(argv[0]) is None:
-            archive.report.append(f"{name}: {argv[0]} is not installed")
-            continue
-        result = host.run(argv, timeout=min(COMMAND_TIMEOUT, max(1.0, ctx.remaining() / 4)))
-        if result.ok or result.stdout:
-            archive.add(name, result.stdout.encode())
-        if not result.ok:
-            archive.report.append(f"{name}: {argv[0]} exit {result.exit_code}: {result.stderr.strip()[:300]}")
+    with progress.meter("collecting logs", len(commands), unit="commands") as shown:  # agent step's terminal
+        for name, argv in commands.items():
+            shown.add(1)
+            if host.which(argv[0]) is None:
+                archive.report.append(f"{name}: {argv[0]} is not installed")
+                continue
+            result = host.run(argv, timeout=min(COMMAND_TIMEOUT, max(1.0, ctx.remaining() / 4)))
+            if result.ok or result.stdout:
+                archive.add(name, result.stdout.encode())
+            if not result.ok:
+                archive.report.append(f"{name}: {argv[0]} exit {result.exit_code}: {result.stderr.strip()[:300]}")
     for name, path in (("mountinfo.txt", "/proc/self/mountinfo"), ("mounts.txt", "/proc/mounts"),
                        *((os.path.basename(p), p) for p in LOG_FILES)):
         text = host.read_bytes(path)

@@ -275,3 +275,36 @@ def test_service_on_a_taken_port_is_one_line(tmp_path: Path) -> None:
 def test_service_environment_garbage_is_a_usage_error() -> None:
     out = run(SERVICE, env={"AGENT_INVENTORY_MAX_SIZE": "lots"})
     one_line_error(out, "assisted-reference-service", 2, "--inventory-max-size: invalid int value: 'lots'")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for loop devices")
+def test_write_image_shows_its_progress_on_a_terminal(tmp_path: Path) -> None:
+    from tests.support.install_images import MIB, loop_device, sha256_file
+
+    image = tmp_path / "image.raw"
+    image.write_bytes(os.urandom(48 * MIB))  # a GPT disk image, written byte for byte (no Ignition)
+    subprocess.run(["sfdisk", "-q", str(image)], input="label: gpt\n,,\n", text=True, check=True, timeout=30)
+    with loop_device(96 * MIB) as dev:
+        request = {"image_url": f"file://{image}", "target_device": dev.path, "image_sha256": sha256_file(image),
+                   "image_size": 48 * MIB}
+        screen = in_pty([AGENT, "step", "write-image", json.dumps(request)], timeout=120)
+    assert re.search(rf"\rwriting {dev.path}: [\d.]+ MiB / [\d.]+ MiB +\d+%", screen), screen[-2000:]
+    assert re.search(rf"\rwriting {dev.path}: done, [\d.]+ MiB in \d+:\d\d", screen), screen[-2000:]
+    reply = json.loads(screen[screen.index("{"):])
+    assert "exit code" not in screen and reply["bytes_written"] == 48 * MIB
+
+
+def test_waiting_keeps_the_elapsed_time_fresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An image pull says nothing of its size: the meter shows the time it takes, and how it ended."""
+    monkeypatch.setenv(progress.ENV, "1")
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    monkeypatch.setattr(progress, "LINE_EVERY", 0.1)
+    with progress.waiting("pulling quay.io/x/y:1"):
+        time.sleep(0.5)
+    lines = err.getvalue().splitlines()
+    assert "pulling quay.io/x/y:1: 0:00 elapsed" in lines
+    assert re.fullmatch(r"pulling quay.io/x/y:1: done in 0:0\d", lines[-1])
+    with pytest.raises(RuntimeError), progress.waiting("pulling z"):
+        raise RuntimeError("refused")
+    assert err.getvalue().splitlines()[-1] == "pulling z: stopped in 0:00"

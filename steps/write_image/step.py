@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+from agent import progress as terminal
 from agent.errors import AgentError
 from steps.base import Step, StepContext, StepResult
 from steps.lib import bootfs, disk_safety
@@ -120,9 +121,11 @@ class WriteImageStep(Step[WriteImageParams]):
         total_raw = params.image_size
 
         done = [0]
+        shown = terminal.meter(f"writing {writer.path}", total_raw or None)  # agent step's terminal only
 
         def on_progress(written: int) -> None:
             done[0] = written
+            shown.update(written)
             if total_raw:
                 progress.percent(written * 100 // total_raw)
             elif reader.source.total:
@@ -139,8 +142,10 @@ class WriteImageStep(Step[WriteImageParams]):
             check_written(params, written, image_sha, raw_sha)
             writer.sync()
         except BaseException:
+            shown.finish(failed=True)
             writer.erase_tail(done[0])
             raise
+        shown.finish()
         writer.commit_head()
         progress.percent(100)
         return WriteStats(written, raw_sha, image_sha, kind, time.monotonic() - started)
