@@ -69,7 +69,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_main(PROG, lambda: _main(argv))
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["swarm"]:
+        from reference_service.swarm import main as swarm_main
+
+        return swarm_main(args[1:])
+    return run_main(PROG, lambda: _main(args))
 
 
 def _check(ns: argparse.Namespace) -> None:

@@ -1,0 +1,293 @@
+"""``assisted-reference-service swarm``: many simulated discovery hosts in one process, against any service.
+
+    assisted-reference-service swarm --hosts N [--interval S] [--duration S] [--url URL] [--install]
+                                     [--infra-env-id ID --token T] [--admin-token T] [--saturate] [--json FILE]
+
+Each host (swarm_machine.py) registers, polls for instructions, answers every one of them as a dry-run agent
+does, and sleeps ``--interval`` seconds (default: the service's ``next_instruction_seconds``) between polls;
+registrations are spread over the first interval, as hosts boot at different times. Without
+``--infra-env-id`` the swarm creates its own cluster (machine network 10.128.0.0/14) and infra-env through
+the user API. With ``--install`` it starts the installation once every host is ``known`` and lets the hosts
+go through it (a dry-run: the reference service needs ``--dry-run-install``). ``--saturate`` polls back to
+back instead of sleeping. At the end it prints, per endpoint, the request count, p50, p90, p99 and max
+latency and the errors, and the service's RSS and CPU when it runs on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import resource
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from reference_service import swarm_machine as machine
+from reference_service.swarm_stats import ProcessSampler, Stats
+
+BASE = "/api/assisted-install/v2"
+AGENT_VERSION = "quay.io/edge-infrastructure/assisted-installer-agent:latest"
+#: Progress a dry-run installer reports for each installation step (the Go agent's dry-run install).
+INSTALL_STAGES = {
+    "install": ["Starting installation", "Installing", "Writing image to disk", "Rebooting"],
+    "write-image": ["Starting installation", "Installing", "Writing image to disk"],
+    "reboot": ["Rebooting"],
+}
+TIMEOUT = aiohttp.ClientTimeout(total=60)
+
+
+@dataclass
+class Options:
+    url: str = "http://127.0.0.1:8090"
+    hosts: int = 10
+    interval: float | None = None
+    duration: float = 60.0
+    install: bool = False
+    saturate: bool = False
+    infra_env_id: str | None = None
+    token: str = ""
+    admin_token: str = ""
+    seed: str = "swarm"
+    service_pid: int | None = None
+
+
+@dataclass
+class Swarm:
+    opts: Options
+    session: aiohttp.ClientSession
+    stats: Stats = field(default_factory=Stats)
+    infra_env_id: str = ""
+    cluster_id: str | None = None
+    stop_at: float = 0.0
+    registered: int = 0
+    stopped: asyncio.Event = field(default_factory=asyncio.Event)
+
+    # -- setup through the user API ---------------------------------------------------------------------
+    def _user_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.opts.admin_token}"} if self.opts.admin_token else {}
+
+    async def _user(self, method: str, path: str, body: Any = None) -> Any:
+        async with self.session.request(method, self.opts.url + path, json=body, headers=self._user_headers(),
+                                        timeout=aiohttp.ClientTimeout(total=300)) as resp:
+            text = await resp.text()
+            if resp.status >= 300:
+                raise SystemExit(f"swarm: {method} {path}: {resp.status} {text[:300]}")
+            return json.loads(text) if text else None
+
+    async def setup(self) -> None:
+        if self.opts.infra_env_id:
+            self.infra_env_id = self.opts.infra_env_id
+            return
+        cluster = await self._user("POST", BASE + "/clusters", {
+            "name": f"{self.opts.seed}-{self.opts.hosts}", "openshift_version": "4.16", "pull_secret": "{}",
+            "base_dns_domain": "swarm.example.com", "machine_networks": [{"cidr": str(machine.SWARM_NETWORK)}],
+            "api_vips": [{"ip": "10.131.255.250"}], "ingress_vips": [{"ip": "10.131.255.251"}]})
+        self.cluster_id = cluster["id"]
+        ie = await self._user("POST", BASE + "/infra-envs", {"name": f"{self.opts.seed}-{self.opts.hosts}",
+                                                              "pull_secret": "{}", "cluster_id": cluster["id"]})
+        self.infra_env_id = ie["id"]
+        if self.opts.admin_token and not self.opts.token:
+            found = await self._user("GET", f"/api/reference/infra-envs/{ie['id']}/token")
+            self.opts.token = found["token"]
+
+    # -- one host ---------------------------------------------------------------------------------------
+    async def _agent(self, name: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        headers = {"discovery_agent_version": AGENT_VERSION}
+        if self.opts.token:
+            headers["X-Secret-Key"] = self.opts.token
+        data = json.dumps(body).encode() if body is not None else None
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        start = time.perf_counter()
+        try:
+            async with self.session.request(method, self.opts.url + path, data=data, headers=headers,
+                                            timeout=TIMEOUT) as resp:
+                text = await resp.read()
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            self.stats.record(name, time.perf_counter() - start, f"{type(exc).__name__}: {exc}")
+            return 0, None
+        self.stats.record(name, time.perf_counter() - start, None if status < 300 else f"HTTP {status}")
+        try:
+            return status, json.loads(text) if text else None
+        except ValueError:
+            return status, None
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep unless the run ends first; False once it has."""
+        remaining = self.stop_at - time.monotonic()
+        if remaining <= 0:
+            return False
+        try:
+            await asyncio.wait_for(self.stopped.wait(), min(seconds, remaining))
+        except TimeoutError:
+            return time.monotonic() < self.stop_at
+        return False
+
+    async def run_host(self, host: machine.SimHost, delay: float) -> None:
+        if not await self._sleep(delay):
+            return
+        hosts_path = f"{BASE}/infra-envs/{self.infra_env_id}/hosts"
+        while True:
+            status, _ = await self._agent("register", "POST", hosts_path,
+                                          {"host_id": host.host_id, "discovery_agent_version": AGENT_VERSION})
+            if status == 201:
+                break
+            if not await self._sleep(5 + random.random() * 5):
+                return
+        self.registered += 1
+        path = f"{hosts_path}/{host.host_id}/instructions"
+        while True:
+            status, steps = await self._agent("poll", "GET", f"{path}?timestamp={int(time.time())}")
+            wait = 5.0
+            if status == 200 and isinstance(steps, dict):
+                for step in steps.get("instructions") or []:
+                    await self._answer(host, path, step)
+                if steps.get("post_step_action") == "exit":
+                    return
+                wait = float(steps.get("next_instruction_seconds") or 0)
+                if self.opts.interval is not None:
+                    wait = self.opts.interval
+            if self.opts.saturate:
+                wait = 0.0
+            if wait <= 0:
+                if time.monotonic() >= self.stop_at:
+                    return
+                await asyncio.sleep(0)
+            elif not await self._sleep(wait):
+                return
+
+    async def _answer(self, host: machine.SimHost, path: str, step: dict[str, Any]) -> None:
+        step_type, args = str(step.get("step_type", "")), [str(a) for a in step.get("args") or []]
+        for stage in INSTALL_STAGES.get(step_type, []):
+            await self._agent("progress", "PUT", path.replace("/instructions", "/progress"),
+                              {"current_stage": stage})
+        exit_code, output, error = machine.reply_output(step_type, args, host, self.opts.hosts)
+        reply = {"step_id": step.get("step_id", ""), "step_type": step_type, "exit_code": exit_code,
+                 "output": json.dumps(output) if output is not None else "", "error": error}
+        await self._agent("reply", "POST", path, reply)
+
+    # -- the run ----------------------------------------------------------------------------------------
+    async def statuses(self) -> dict[str, int]:
+        hosts = await self._user("GET", f"{BASE}/infra-envs/{self.infra_env_id}/hosts")
+        counts: dict[str, int] = {}
+        for h in hosts:
+            counts[h.get("status", "?")] = counts.get(h.get("status", "?"), 0) + 1
+        return counts
+
+    async def run(self) -> dict[str, Any]:
+        await self.setup()
+        ramp = self.opts.interval if self.opts.interval is not None else 10.0
+        self.stop_at = time.monotonic() + self.opts.duration
+        started = time.monotonic()
+        tasks = [asyncio.create_task(self.run_host(machine.sim_host(i, self.opts.seed), ramp * i / self.opts.hosts))
+                 for i in range(self.opts.hosts)]
+        installed_at = None
+        if self.opts.install and self.cluster_id:
+            installed_at = await self._install_when_known()
+        await asyncio.gather(*tasks)
+        elapsed = time.monotonic() - started
+        result: dict[str, Any] = {"hosts": self.opts.hosts, "registered": self.registered, "seconds": elapsed,
+                                  "endpoints": self.stats.summary(), "errors_sample": self.stats.error_sample}
+        if self.cluster_id:
+            result["statuses"] = await self.statuses()
+        if installed_at is not None:
+            result["install_started_after"] = installed_at - started
+        return result
+
+    async def _install_when_known(self) -> float | None:
+        """Start the installation once every host is known; end the run once every host is installed."""
+        started = None
+        while time.monotonic() < self.stop_at - 2:
+            await asyncio.sleep(2)
+            if self.registered < self.opts.hosts:
+                continue
+            counts = await self.statuses()
+            if started is None and counts.get("known") == self.opts.hosts:
+                await self._user("POST", f"{BASE}/clusters/{self.cluster_id}/actions/install")
+                started = time.monotonic()
+            elif started is not None and counts.get("installed") == self.opts.hosts:
+                self.stop_at = time.monotonic()
+                self.stopped.set()
+                break
+        return started
+
+
+def _raise_open_files() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+async def run(opts: Options) -> dict[str, Any]:
+    _raise_open_files()
+    sampler = ProcessSampler.for_service(opts.url, opts.service_pid)
+    connector = aiohttp.TCPConnector(limit=0, force_close=False, ttl_dns_cache=None)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        swarm = Swarm(opts, session)
+        sampler_task = asyncio.create_task(sampler.run()) if sampler else None
+        result = await swarm.run()
+        if sampler_task is not None:
+            sampler_task.cancel()
+            result["service"] = sampler.summary(result["endpoints"].get("poll", {}).get("count", 0))  # type: ignore[union-attr]
+    return result
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="assisted-reference-service swarm", description=__doc__.split("\n\n")[0])
+    p.add_argument("--url", default="http://127.0.0.1:8090", help="the service (default http://127.0.0.1:8090)")
+    p.add_argument("--hosts", type=int, default=10, help="simulated hosts (default 10)")
+    p.add_argument("--interval", type=float, help="seconds between a host's polls (default: what the service says)")
+    p.add_argument("--duration", type=float, default=60.0, help="seconds the swarm runs (default 60)")
+    p.add_argument("--install", action="store_true", help="install the cluster (dry run) once all hosts are known")
+    p.add_argument("--saturate", action="store_true", help="poll back to back")
+    p.add_argument("--infra-env-id", help="join this infra-env instead of creating a cluster and an infra-env")
+    p.add_argument("--token", default="", help="agent token (X-Secret-Key) of the infra-env")
+    p.add_argument("--admin-token", default="", help="user token (Authorization: Bearer) for the setup")
+    p.add_argument("--seed", default="swarm", help="names hosts and ids; the same seed gives the same hosts")
+    p.add_argument("--service-pid", type=int, help="measure this process (default: whoever listens on the URL)")
+    p.add_argument("--json", help="also write the figures to this file")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ns = parser().parse_args(argv)
+    if not 0 < ns.hosts <= machine.MAX_HOSTS:
+        print(f"swarm: --hosts must be between 1 and {machine.MAX_HOSTS}", file=sys.stderr)
+        return 2
+    if urlsplit(ns.url).scheme not in ("http", "https"):
+        print("swarm: --url must be an http(s) URL", file=sys.stderr)
+        return 2
+    opts = Options(url=ns.url.rstrip("/"), hosts=ns.hosts, interval=ns.interval, duration=ns.duration,
+                   install=ns.install, saturate=ns.saturate, infra_env_id=ns.infra_env_id, token=ns.token,
+                   admin_token=ns.admin_token, seed=ns.seed, service_pid=ns.service_pid)
+    result = asyncio.run(run(opts))
+    print(format_result(result))
+    if ns.json:
+        with open(ns.json, "w") as fh:
+            json.dump(result, fh, indent=1)
+    return 0 if result["registered"] == ns.hosts else 1
+
+
+def format_result(result: dict[str, Any]) -> str:
+    lines = [f"{result['hosts']} hosts ({result['registered']} registered) for {result['seconds']:.0f} s",
+             f"{'endpoint':10} {'count':>7} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>6}"]
+    for name, s in result["endpoints"].items():
+        lines.append(f"{name:10} {s['count']:7d} {s['p50'] * 1e3:8.1f} {s['p90'] * 1e3:8.1f} {s['p99'] * 1e3:8.1f} "
+                     f"{s['max'] * 1e3:8.1f} {s['errors']:6d}")
+    if result.get("statuses"):
+        lines.append("host statuses: " + ", ".join(f"{k} {v}" for k, v in sorted(result["statuses"].items())))
+    svc = result.get("service")
+    if svc:
+        lines.append(f"service: RSS max {svc['rss_max_mib']:.0f} MiB, CPU {svc['cpu_percent']:.0f} % of a core, "
+                     f"{svc['cpu_ms_per_poll']:.1f} ms CPU per poll")
+    for err in result.get("errors_sample") or []:
+        lines.append(f"error: {err}")
+    return "\n".join(lines)

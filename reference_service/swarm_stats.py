@@ -1,0 +1,105 @@
+"""Figures of a swarm run: request latencies per endpoint, and the service process's RSS and CPU."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import psutil
+
+#: Error messages kept for the report (the first ones: later ones usually repeat them).
+ERROR_SAMPLE = 5
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending list (0 for an empty one)."""
+    if not ordered:
+        return 0.0
+    rank = max(1, int(-(-q * len(ordered) // 100)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+@dataclass
+class Stats:
+    latencies: dict[str, list[float]] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+    error_sample: list[str] = field(default_factory=list)
+
+    def record(self, endpoint: str, seconds: float, error: str | None) -> None:
+        self.latencies.setdefault(endpoint, []).append(seconds)
+        if error is not None:
+            self.errors[endpoint] = self.errors.get(endpoint, 0) + 1
+            if len(self.error_sample) < ERROR_SAMPLE:
+                self.error_sample.append(f"{endpoint}: {error}")
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for name, values in self.latencies.items():
+            ordered = sorted(values)
+            out[name] = {"count": len(ordered), "p50": percentile(ordered, 50), "p90": percentile(ordered, 90),
+                         "p99": percentile(ordered, 99), "max": ordered[-1], "errors": self.errors.get(name, 0)}
+        return out
+
+
+@dataclass
+class ProcessSampler:
+    """RSS (sampled each second) and CPU time of the service over the run."""
+
+    process: psutil.Process
+    rss_max: int = 0
+    started: float = field(default_factory=time.monotonic)
+    cpu_start: float = 0.0
+
+    @classmethod
+    def for_service(cls, url: str, pid: int | None) -> ProcessSampler | None:
+        if pid is None:
+            pid = listening_pid(url)
+        if pid is None:
+            return None
+        try:
+            process = psutil.Process(pid)
+            times = process.cpu_times()
+        except psutil.Error:
+            return None
+        return cls(process=process, cpu_start=times.user + times.system)
+
+    async def run(self) -> None:
+        while True:
+            self._sample()
+            await asyncio.sleep(1.0)
+
+    def _sample(self) -> None:
+        try:
+            self.rss_max = max(self.rss_max, self.process.memory_info().rss)
+        except psutil.Error:
+            pass
+
+    def summary(self, polls: int) -> dict[str, float]:
+        self._sample()
+        try:
+            times = self.process.cpu_times()
+            cpu = times.user + times.system - self.cpu_start
+        except psutil.Error:
+            cpu = 0.0
+        wall = max(time.monotonic() - self.started, 1e-9)
+        return {"rss_max_mib": self.rss_max / (1 << 20), "cpu_seconds": cpu, "cpu_percent": 100 * cpu / wall,
+                "cpu_ms_per_poll": 1000 * cpu / polls if polls else 0.0}
+
+
+def listening_pid(url: str) -> int | None:
+    """The process listening on the URL's port, if the URL is on this machine's loopback."""
+    parts = urlsplit(url)
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        return None
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        connections = psutil.net_connections(kind="tcp")
+    except psutil.Error:
+        return None
+    for conn in connections:
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
+            return int(conn.pid)
+    return None

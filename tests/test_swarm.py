@@ -1,0 +1,74 @@
+"""The swarm: simulated hosts that the real service takes for discovery hosts, through to a dry-run install."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from reference_service import spec, swarm_machine
+from tests.support.service import BIN, start_service
+
+
+def test_simulated_hosts_are_distinct_and_their_inventories_valid() -> None:
+    hosts = [swarm_machine.sim_host(i) for i in (0, 1, swarm_machine.PER_BLOCK, 9999)]
+    assert len({h.host_id for h in hosts}) == len({h.mac for h in hosts}) == len({h.ip for h in hosts}) == 4
+    assert hosts[0] == swarm_machine.sim_host(0)  # the same seed and index: the same host
+    assert hosts[2].block != hosts[0].block
+    for host in hosts:
+        inv = swarm_machine.inventory(host)
+        assert spec.errors("inventory", inv) == []
+        assert inv["hostname"] == host.hostname
+        assert host.address in [a for n in inv["interfaces"] for a in n.get("ipv4_addresses") or []]
+    with pytest.raises(ValueError):
+        swarm_machine.sim_host(swarm_machine.MAX_HOSTS)
+
+
+def test_replies_validate_against_their_output_models() -> None:
+    me, peer = swarm_machine.sim_host(0), swarm_machine.sim_host(1)
+    peers = json.dumps([{"host_id": peer.host_id, "nics": [{"name": "eno8303", "mac": peer.mac,
+                                                              "ip_addresses": [peer.ip]}]}])
+    cases = {
+        "connectivity-check": [peers],
+        "free-network-addresses": [json.dumps([str(me.block)])],
+        "ntp-synchronizer": [json.dumps({"ntp_source": ""})],
+        "domain-resolution": [json.dumps({"domains": [{"domain_name": "api.x.example.com"}]})],
+        "installation-disk-speed-check": [json.dumps({"path": "/dev/sda"}), "480.00"],
+        "container-image-availability": [json.dumps({"images": ["quay.io/a/b:c"], "timeout": 960})],
+    }
+    for step_type, args in cases.items():
+        code, output, _ = swarm_machine.reply_output(step_type, args, me, 2)
+        assert code == 0
+        assert spec.errors(spec.STEP_OUTPUT_MODELS[step_type], output) == [], step_type
+    report = swarm_machine.reply_output("connectivity-check", [peers], me, 2)[1]
+    assert report["remote_hosts"][0]["l2_connectivity"][0]["remote_mac"] == peer.mac
+    free = swarm_machine.reply_output("free-network-addresses", cases["free-network-addresses"], me, 2)[1]
+    assert me.ip not in free[0]["free_addresses"] and peer.ip not in free[0]["free_addresses"]
+    assert swarm_machine.reply_output("no-such-step", [], me, 2)[0] == -1
+
+
+def test_a_swarm_reaches_known_and_installs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Six hosts on a token-authenticated service, every step issued (the swarm sends no packets)."""
+    monkeypatch.setenv("DISABLED_STEPS", "")
+    image = tmp_path / "os.img"
+    image.write_bytes(b"\0" * 4096)
+    with start_service(tmp_path, auth="token", extra=["--dry-run-install", "--os-image", str(image)]) as svc:
+        out = tmp_path / "swarm.json"
+        proc = subprocess.run(
+            [str(BIN / "assisted-reference-service"), "swarm", "--url", svc.url, "--hosts", "6", "--interval", "0.5",
+             "--duration", "90", "--install", "--admin-token", "test-admin-token", "--json", str(out)],
+            capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        result = json.loads(out.read_text())
+        assert result["statuses"] == {"installed": 6}
+        assert result["seconds"] < 80  # it ends once installed
+        endpoints = result["endpoints"]
+        assert {"register", "poll", "reply", "progress"} <= set(endpoints)
+        assert all(e["errors"] == 0 for e in endpoints.values()), result["errors_sample"]
+        assert result["service"]["rss_max_mib"] > 0
+        replies = svc.replies(svc.hosts(svc.call("GET", "/api/assisted-install/v2/infra-envs")[0]["id"])[0]["id"])
+        assert {"inventory", "connectivity-check", "free-network-addresses", "write-image", "reboot"} <= {
+            r["step_type"] for r in replies}
+        assert "6 hosts (6 registered)" in proc.stdout and "p99" in proc.stdout
