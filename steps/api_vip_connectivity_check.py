@@ -4,7 +4,8 @@ As the Go agent (go-agent-behaviour.md 3): GET the URL with ``Accept`` for Ignit
 (base64 PEM), bearer token and extra headers; the answer must be 2xx, non-empty and an Ignition 3.x JSON
 config. What comes back is the ignition *filtered* to what the service uses (the LUKS section and the
 coredns, keepalived and kubeconfig files; no systemd units), so big ignitions are not posted back. A failed
-download is an answer, not a step failure: ``download_error`` in the output, exit code 0.
+download is an answer, not a step failure: ``download_error`` in the output (a transport failure in Go's
+words: steps.lib.go_errors), exit code 0.
 """
 
 from __future__ import annotations
@@ -103,7 +104,12 @@ def fetch(req: Request, timeout: float) -> bytes:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(req.ca_pem)
             verify = ca_file
-        resp = requests.get(req.url, headers=headers, verify=verify, timeout=timeout)
+        try:
+            resp = requests.get(req.url, headers=headers, verify=verify, timeout=timeout)
+        except requests.RequestException as exc:
+            from steps.lib.go_errors import http_error
+
+            raise ValueError(http_error("GET", req.url, exc)) from None
         if not 200 <= resp.status_code < 300:
             raise ValueError(f"bad status code: {resp.status_code}")
         return resp.content
@@ -121,12 +127,10 @@ class ApiVipConnectivityCheckStep(Step[Request]):
         return parse_request(args[0])
 
     def run(self, params: Request, ctx: StepContext) -> StepResult:
-        import requests
-
         try:
             body = fetch(params, timeout=max(1.0, min(60.0, ctx.remaining() - 2.0)))
             config = validate_ignition(body)
-        except (requests.RequestException, ValueError) as exc:
+        except ValueError as exc:
             output = {"download_error": f"ignition file download failed: {exc}", "url": params.url}
             return StepResult(output, 0, "ignition download error")
         filtered = json.dumps(filter_ignition(config), separators=(",", ":"))

@@ -4,8 +4,10 @@ For each requested image, within one overall deadline (``timeout`` seconds from 
 the Go agent): if ``podman images --quiet`` already lists it, it is a success with nothing measured;
 otherwise ``podman pull`` it and report the wall time, the size (``podman image inspect --format={{.Size}}``)
 and the rate (size / time, in MB/s, 10^6 bytes). An image that fails to pull, or for which no time is left,
-is a failure, and any failure makes the reply exit 2 as the Go agent's. Image names are validated before
-anything runs and are always passed as separate arguments, never through a shell.
+is a failure, and any failure makes the reply exit 2 as the Go agent's. As in the Go agent, the reply's
+``error`` stays empty (the service reads the per-image results); why each image failed goes to the log.
+Image names are validated before anything runs and are always passed as separate arguments, never through
+a shell.
 
 ``AGENT_PODMAN_ARGS``: extra global podman options, split like a shell line and inserted right after
 ``podman`` in every call of this step and of upgrade-agent, for hosts that need them (e.g. ``--root``,
@@ -93,7 +95,6 @@ class ContainerImageAvailabilityStep(Step[ImagesParams]):
         deadline = time.monotonic() + min(params.timeout, max(0.0, ctx.remaining() - 5))
         installed = ctx.host.which("podman") is not None
         reports: list[dict[str, Any]] = []
-        errors: list[str] = []
         for image in params.images:
             if not installed:
                 report, error = failure(image), "podman is not installed on this host"
@@ -101,9 +102,9 @@ class ContainerImageAvailabilityStep(Step[ImagesParams]):
                 report, error = check_image(ctx.host, image, deadline)
             reports.append(report)
             if error:
-                errors.append(f"{image}: {error}")
+                ctx.log.warning("%s: %s: %s", STEP, image, error)
         failed = any(r["result"] == "failure" for r in reports)
-        return StepResult(output={"images": reports}, exit_code=2 if failed else 0, error="; ".join(errors))
+        return StepResult(output={"images": reports}, exit_code=2 if failed else 0)
 
 
 def failure(image: str) -> dict[str, Any]:

@@ -160,7 +160,7 @@ class NtpSynchronizerStep(Step[NtpParams]):
                 continue
             result = self._chronyc(host, timeout, "add", "server", source, "iburst")
             if not result.ok:
-                failures.append(f"failed to add NTP source {source}: {_text(result)}")
+                failures.append(f"{chronyc_failed(result)} (adding NTP source {source})")
         if params.sources:
             current = self._sources(host, timeout)
         ptr = reverse_names([s.address for s in current], min(LOOKUP_BUDGET, ctx.remaining()))
@@ -171,7 +171,7 @@ class NtpSynchronizerStep(Step[NtpParams]):
     def _sources(self, host: Host, timeout: float) -> list[ChronySource]:
         result = self._chronyc(host, timeout, "-c", "sources")
         if not result.ok:
-            raise StepError(f"chronyc sources failed: {_text(result)}")
+            raise StepError(chronyc_failed(result))
         return parse_sources(result.stdout)
 
     @staticmethod
@@ -182,6 +182,7 @@ class NtpSynchronizerStep(Step[NtpParams]):
         return result
 
 
-def _text(result: CommandResult) -> str:
-    text = result.stderr.strip() or result.stdout.strip() or f"exit code {result.exit_code}"
-    return text.splitlines()[-1]
+def chronyc_failed(result: CommandResult) -> str:
+    """The Go agent's words: "chronyc exited with non-zero exit code 1: 506 Cannot talk to daemon"."""
+    text = result.stderr.strip() or result.stdout.strip()
+    return f"chronyc exited with non-zero exit code {result.exit_code}: {text}"

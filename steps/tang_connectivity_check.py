@@ -3,7 +3,8 @@
 As the Go agent: ``tang_servers`` is itself a JSON string listing ``{url, thumbprint}``; each server gets
 ``GET <url>/adv/<thumbprint>`` and must answer 200 with a non-empty JWS JSON body. All servers answer: the
 advertisements are reported (payload, signatures, full URL). Any failure: ``tang_server_response`` null, the
-errors (multierror text) in the reply's error, exit code -1.
+errors (multierror text, a transport failure in Go's words: steps.lib.go_errors) in the reply's
+error, exit code -1.
 """
 
 from __future__ import annotations
@@ -51,8 +52,13 @@ def multierror(errors: list[str]) -> str:
 def advertisement(server: TangServer, timeout: float) -> dict[str, Any]:
     import requests
 
+    from steps.lib.go_errors import http_error
+
     url = f"{server.url.rstrip('/')}/adv/{server.thumbprint}"
-    resp = requests.get(url, timeout=timeout)
+    try:
+        resp = requests.get(url, timeout=timeout)
+    except requests.RequestException as exc:
+        raise ValueError(http_error("GET", url, exc)) from None
     if resp.status_code != 200:
         raise ValueError(f"{url}: unexpected status {resp.status_code}")
     if not resp.content.strip():
@@ -84,13 +90,11 @@ class TangConnectivityCheckStep(Step[list[TangServer]]):
         return parse_request(args[0])
 
     def run(self, params: list[TangServer], ctx: StepContext) -> StepResult:
-        import requests
-
         responses, errors = [], []
         for server in params:
             try:
                 responses.append(advertisement(server, max(1.0, min(30.0, ctx.remaining() - 1.0))))
-            except (requests.RequestException, ValueError) as exc:
+            except ValueError as exc:
                 errors.append(str(exc))
         if errors:
             return StepResult({"tang_server_response": None}, -1, multierror(errors))

@@ -164,7 +164,8 @@ def test_api_vip_failures_are_reported_in_the_output(site: dict[str, Any], case:
                                "request_headers": [{"key": "X-Extra", "value": "yes"}]}
     if case == "bad-ca":
         request["ca_certificate"] = base64.b64encode((site["tmp"] / "other.pem").read_bytes()).decode()
-        expected = "CERTIFICATE_VERIFY_FAILED"
+        expected = (f'Get "{request["url"]}": tls: failed to verify certificate: '
+                    "x509: certificate signed by unknown authority")
     elif case == "no-token":
         request = {"url": f"http://{hub}:8080/config/worker"}
         expected = "401"
@@ -173,7 +174,9 @@ def test_api_vip_failures_are_reported_in_the_output(site: dict[str, Any], case:
         expected = "not valid JSON"
     else:
         request = {"url": f"http://{hub}:8081/config/worker"}
-        expected = "Connection refused"
+        # the Go agent's words, which people search for
+        expected = f'Get "http://{hub}:8081/config/worker": dial tcp {hub}:8081: connect: connection refused'
+
     reply = api_vip(site["host"], **request)
     # A failed download is an answer, not a failed step: exit code 0, the reason in the output.
     assert reply.get("exit_code", 0) == 0
@@ -211,6 +214,16 @@ def test_tang_failure_is_a_failed_step(site: dict[str, Any]) -> None:
     assert json.loads(reply["output"]) == {"tang_server_response": None}
     assert reply["error"].startswith("1 error occurred:\n\t* ")
     assert "/adv/unknown: unexpected status 404" in reply["error"]
+
+
+@pytest.mark.netns
+@needs_root
+def test_tang_refused_is_reported_in_go_words(site: dict[str, Any]) -> None:
+    url = f"http://{site['hub']}:8081"
+    reply = tang(site["host"], [{"url": url, "thumbprint": "good"}])
+    assert reply["exit_code"] == -1
+    assert reply["error"] == (f'1 error occurred:\n\t* Get "{url}/adv/good": dial tcp {site["hub"]}:8081: connect: '
+                              "connection refused\n\n")
 
 
 # -- bad arguments (no namespace needed: they never get to the network) --------------------------------------
