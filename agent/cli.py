@@ -242,7 +242,8 @@ def step_list() -> list[tuple[str, str, str]]:
         origin = "built in" if dist == "assisted-agent" else f"plugin {dist} {ep.dist.version if ep.dist else ''}"
         try:
             cls = registry.load(name)
-            doc = cls.__doc__ or sys.modules[cls.__module__].__doc__ or ""
+            # the class's docstring, else that of the module the entry point names (a package: its __init__)
+            doc = cls.__doc__ or sys.modules[ep.module].__doc__ or sys.modules[cls.__module__].__doc__ or ""
         except Exception as exc:  # a broken plugin is listed as such, the others still are
             doc = f"FAILS TO LOAD: {exc}"
         rows.append((name, _purpose(name, doc), origin))

@@ -65,6 +65,7 @@ def test_step_list_names_each_step_its_purpose_and_origin(sample_plugins: Path) 
     assert out.stdout.splitlines()[0].split() == ["NAME", "PURPOSE", "FROM"]
     assert "the host's hardware and network picture" in rows["inventory"]
     assert rows["inventory"].endswith("built in")
+    assert "stream an OS image onto the installation disk" in rows["write-image"]  # a package's own docstring
     assert "echoes its one JSON object argument back" in rows["sample-echo"]
     assert rows["sample-echo"].endswith("plugin sample-steps 1.0")
     assert "FAILS TO LOAD" in rows["sample-broken"]  # a broken plugin is shown, not fatal to the listing
