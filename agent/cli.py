@@ -214,7 +214,7 @@ def build_config(ns: argparse.Namespace, *, env: dict[str, str] | None = None) -
     return cfg
 
 
-def _run_daemon(argv: list[str]) -> int:
+def _run_daemon(argv: list[str], role: str = "agent") -> int:
     ns = daemon_parser().parse_args(_go_style(argv))
     cfg = build_config(ns)
     cfg.validate_for_daemon()
@@ -227,9 +227,9 @@ def _run_daemon(argv: list[str]) -> int:
     if ns.with_stdout_logging is not None and parse_bool(ns.with_stdout_logging):
         journal = False
     setup_logging(json_lines=cfg.log_json, level=cfg.log_level, journal=journal, secrets=[cfg.token])
-    from agent.daemon import Daemon
+    from agent.launcher import daemon_class
 
-    return Daemon(cfg).run()
+    return daemon_class(role)(cfg).run()
 
 
 def step_list() -> list[tuple[str, str, str]]:
@@ -337,7 +337,7 @@ def _run_completion(argv: list[str]) -> int:
     return 0
 
 
-def _dispatch(args: list[str]) -> int:
+def _dispatch(args: list[str], role: str = "agent") -> int:
     if args and args[0] == "step":
         return _run_step(args[1:])
     if args and args[0] == "inventory":
@@ -360,12 +360,13 @@ def _dispatch(args: list[str]) -> int:
         close = difflib.get_close_matches(args[0], list(SUBCOMMANDS), n=1)
         raise ConfigError(f"no subcommand '{args[0]}'", hint=(f"did you mean '{close[0]}'? " if close else "")
                           + f"subcommands: {', '.join(SUBCOMMANDS)}; the daemon takes only flags")
-    return _run_daemon(args)
+    return _run_daemon(args, role)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, role: str = "agent") -> int:
+    """``role`` is ``next_step_runner`` for the image's command of that name (agent.entrypoints)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    return run_main(_prog(args), lambda: _dispatch(args))
+    return run_main(_prog(args), lambda: _dispatch(args, role))
 
 
 def _prog(args: list[str]) -> str:

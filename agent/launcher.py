@@ -1,0 +1,188 @@
+"""The host side of the discovery image: register, then run the service's agent image as the next-step runner.
+
+This is the Go agent's ``agent`` loop (go-agent-behaviour.md 2.3), which the discovery ISO's stock
+``agent.service`` starts from ``/usr/local/bin/agent`` (copied out of the agent image): register; read the image,
+host id and infra-env id to use from the register answer's ``next_step_runner_command``; run that image's
+``next_step_runner`` in a privileged container that shares the host's pid, uts and network namespaces; when it
+exits, register again. So an ``upgrade-agent`` step needs nothing on the host: the runner pulls the new image and
+exits, and the next register answer names it. Everything the service sends is checked before it reaches podman's
+command line (an image reference, two UUIDs); podman is never run through a shell.
+
+Which loop ``agent`` runs: this one in the self-contained executable (a frozen build: it has no step code to run
+steps with), the in-process poll loop (agent.daemon) in a pip-installed agent. ``AGENT_NEXT_STEP_RUNNER``
+(``container`` or ``inline``) chooses explicitly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from agent.config import PROXY_VARS, AgentConfig
+from agent.daemon import Daemon
+from agent.errors import ConfigError, InvalidStepArguments
+
+log = logging.getLogger("agent")
+
+MODE_ENV = "AGENT_NEXT_STEP_RUNNER"
+CONTAINER_NAME = "next-step-runner"
+#: Where the container sees the host's root (the runner gets ``--host-root`` so its steps describe the host).
+HOST_ROOT_IN_CONTAINER = "/host"
+#: The Go agent's delayOnError when the answer has no usable retry_seconds.
+DEFAULT_DELAY_ON_ERROR = 3600.0
+MAX_DELAY_ON_ERROR = 24 * 3600.0
+#: The Go agent's mounts (HEAD); a source this host lacks is left out, where podman would refuse to start.
+RUNNER_MOUNTS = ("/dev:/dev:rw", "/opt:/opt:rw", "/run/systemd/journal/socket:/run/systemd/journal/socket",
+                 "/var/log:/var/log:rw", "/run/media:/run/media:rw", "/etc/pki:/etc/pki")
+RUNNER_ENV = ("PULL_SECRET_TOKEN", "CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF", "CONTAINERS_REGISTRIES_CONF",
+              *PROXY_VARS)
+
+
+def container_mode(env: dict[str, str] | None = None) -> bool:
+    """True when ``agent`` should launch the runner container rather than poll itself."""
+    env = dict(os.environ) if env is None else env
+    frozen = bool(getattr(sys, "frozen", False))
+    wanted = (env.get(MODE_ENV) or ("container" if frozen else "inline")).strip().lower()
+    if wanted not in ("container", "inline"):
+        raise ConfigError(f"{MODE_ENV}={wanted!r}: expected container or inline")
+    if wanted == "inline" and frozen:
+        raise ConfigError(f"{MODE_ENV}=inline: this self-contained agent has no step code",
+                          hint="it runs the steps in the agent image; a pip-installed agent runs them itself")
+    return wanted == "container"
+
+
+@dataclass(frozen=True)
+class RunnerRequest:
+    """The register answer's NextStepCmdRequest, validated."""
+
+    agent_version: str
+    host_id: str
+    infra_env_id: str
+
+
+def parse_runner_command(response: Any) -> tuple[RunnerRequest | None, float, str]:
+    """(request or None, delay on error, why None). Anything malformed is a reason, never an exception."""
+    command = response.get("next_step_runner_command") if isinstance(response, dict) else None
+    if not isinstance(command, dict):
+        return None, DEFAULT_DELAY_ON_ERROR, "Incompatible server version: the answer has no next_step_runner_command"
+    retry = command.get("retry_seconds")
+    delay = DEFAULT_DELAY_ON_ERROR
+    if isinstance(retry, int | float) and not isinstance(retry, bool) and retry > 0:
+        delay = min(float(retry), MAX_DELAY_ON_ERROR)
+    from steps.container_image_availability import check_reference
+
+    args = command.get("args")
+    if not isinstance(args, list) or not args or not isinstance(args[0], str) or len(args[0]) > 65536:
+        return None, delay, "next_step_runner_command.args[0] is not a JSON string"
+    try:
+        fields = json.loads(args[0])
+    except ValueError:
+        return None, delay, "next_step_runner_command.args[0] is not valid JSON"
+    if not isinstance(fields, dict):
+        return None, delay, "next_step_runner_command.args[0] is not a JSON object"
+    try:
+        image = check_reference("next_step_runner_command", fields.get("agent_version"))
+        ids = [str(uuid.UUID(str(fields.get(name)))) for name in ("host_id", "infra_env_id")]
+    except (InvalidStepArguments, ValueError) as exc:
+        return None, delay, f"next_step_runner_command.args[0] is invalid: {exc}"
+    return RunnerRequest(image, ids[0], ids[1]), delay, ""
+
+
+def runner_argv(config: AgentConfig, request: RunnerRequest, *, exists: Any = os.path.exists) -> list[str]:
+    """``podman run`` of the service's image as next_step_runner: the Go agent's line plus the host at /host."""
+    from steps.container_image_availability import podman_argv
+
+    argv = ["run", "--rm", "--privileged", "--pid=host", "--uts=host", "--net=host", "--pids-limit=0"]
+    mounts = [m for m in RUNNER_MOUNTS if exists(m.split(":", 1)[0])]
+    if config.cacert:
+        mounts.append(f"{config.cacert}:{config.cacert}:ro")
+    mounts.append(f"/:{HOST_ROOT_IN_CONTAINER}:rslave")
+    for mount in mounts:
+        argv += ["-v", mount]
+    for var in RUNNER_ENV:
+        argv += ["--env", var]
+    argv += ["--name", CONTAINER_NAME, request.agent_version, "next_step_runner",
+             "--url", config.url, "--infra-env-id", request.infra_env_id, "--host-id", request.host_id,
+             "--agent-version", request.agent_version, f"--insecure={str(config.insecure).lower()}",
+             "--host-root", HOST_ROOT_IN_CONTAINER]
+    if config.cacert:
+        argv += ["--cacert", config.cacert]
+    return podman_argv(*argv)
+
+
+class Launcher(Daemon):
+    """Register, launch the runner container, wait for it, repeat. Registration retries are the daemon's."""
+
+    request: RunnerRequest | None = None
+    delay_on_error: float = DEFAULT_DELAY_ON_ERROR
+    problem: str = ""
+
+    def run(self) -> int:
+        self._install_signal_handlers()
+        self.notifier.ready(f"registering with {self.config.url}")
+        if not self.config.token:
+            log.warning("Agent Authentication Token not set (PULL_SECRET_TOKEN is empty)")
+        while not self.stop.is_set():
+            if not self._register():
+                break
+            if self.request is None:
+                log.error("%s; registering again in %.0fs", self.problem, self.delay_on_error)
+                self._sleep(self.delay_on_error)
+                continue
+            code = self._run_runner(self.request)
+            if code != 0 and not self.stop.is_set():
+                log.warning("next_step_runner exited with %d; registering again in %.0fs", code, self.delay_on_error)
+                self._sleep(self.delay_on_error)
+        self.notifier.stopping("stopped")
+        log.info("agent stopped")
+        return 0
+
+    def _adopt_registration(self, response: dict[str, Any], host_id: str, how: str) -> None:
+        self.host_id = host_id
+        self.request, self.delay_on_error, self.problem = parse_runner_command(response)
+        log.info("registered host %s (id from %s); runner image %s", host_id, how,
+                 self.request.agent_version if self.request else "none")
+        self.notifier.status(f"registered as host {host_id}")
+
+    def _run_runner(self, request: RunnerRequest) -> int:
+        from steps.container_image_availability import podman_argv
+
+        cleanup = podman_argv("rm", "--force", "--ignore", CONTAINER_NAME)
+        try:
+            subprocess.run(cleanup, stdin=subprocess.DEVNULL, capture_output=True, timeout=120, check=False)
+            proc = subprocess.Popen(runner_argv(self.config, request), stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            log.error("cannot run podman: %s", exc)
+            return -1
+        log.info("next_step_runner started from %s (podman pid %d)", request.agent_version, proc.pid)
+        self.notifier.status(f"host {request.host_id}: next_step_runner running from {request.agent_version}")
+        stopping_since: float | None = None
+        while True:
+            try:
+                return proc.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                self.notifier.watchdog()
+            if self.stop.is_set() and stopping_since is None:
+                stopping_since = time.monotonic()
+                proc.terminate()  # podman passes the signal on to the runner, which finishes its steps
+            elif stopping_since is not None and time.monotonic() - stopping_since > self.config.shutdown_grace + 15:
+                proc.kill()
+                proc.wait()
+                subprocess.run(cleanup, stdin=subprocess.DEVNULL, capture_output=True, timeout=120, check=False)
+                return -1
+
+
+def daemon_class(role: str) -> type[Daemon]:
+    """The loop ``agent`` (role "agent") or the image's ``next_step_runner`` runs."""
+    if role == "next_step_runner":
+        from agent.next_step_runner import NextStepRunner
+
+        return NextStepRunner
+    return Launcher if container_mode() else Daemon
