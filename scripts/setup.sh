@@ -14,6 +14,8 @@ APT_PACKAGES=(
   # time, disk and image steps
   chrony fio util-linux fdisk e2fsprogs dosfstools xz-utils zstd gzip
   podman runc buildah uidmap
+  # the agent image (container/build.sh): its Debian base, PyInstaller's objdump
+  debootstrap binutils
   # local image registry for the container-image tests (pulls over HTTP on 127.0.0.1)
   docker-registry
   # optional inventory enrichers
@@ -38,5 +40,5 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e '.[service,dev]'
+.venv/bin/python -m pip install -q -e '.[service,dev,image]'
 echo "setup: done (.venv ready)"
