@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -104,3 +105,24 @@ def test_free_addresses_takes_one_json_argument(tmp_path: Path) -> None:
 def test_logs_sender_requires_the_go_flags(capsys: pytest.CaptureFixture[str]) -> None:
     assert entry_main(["-url", "http://127.0.0.1:1", "-host-id", HOST], name="logs_sender") == 2
     assert "-cluster-id" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not (shutil.which("systemd-analyze") and shutil.which("podman")),
+                    reason="needs systemd-analyze and podman")
+def test_systemd_accepts_the_stock_discovery_unit(tmp_path: Path) -> None:
+    text = (Path(__file__).parents[1] / "systemd" / "discovery-agent.service").read_text()
+    assert "ExecStartPre=podman run --privileged --rm -v /usr/local/bin:/hostbin {{AGENT_IMAGE}} cp /usr/bin/agent " \
+           "/hostbin" in text
+    assert "ExecStart=/usr/local/bin/agent --url {{SERVICE_URL}} --infra-env-id {{INFRA_ENV_ID}} --agent-version " \
+           "{{AGENT_IMAGE}} --insecure={{INSECURE}}" in text
+    values = {"AGENT_IMAGE": "localhost/assisted-agent:latest", "SERVICE_URL": "http://10.0.0.1:8090",
+              "INFRA_ENV_ID": INFRA, "PULL_SECRET_TOKEN": "token", "INSECURE": "false"}
+    for key, value in values.items():
+        text = text.replace("{{" + key + "}}", value)
+    text = text.replace("/usr/local/bin/agent", str(Path(sys.executable).parent / "agent"))
+    assert "{{" not in text
+    unit = tmp_path / "agent.service"
+    unit.write_text(text)
+    proc = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "agent.service" not in proc.stderr, proc.stderr
