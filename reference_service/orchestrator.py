@@ -208,15 +208,15 @@ class ReferenceService:
                 "installation-disk-speed-check", "container-image-availability")):
             try:
                 parsed = json.loads(output)
-            except ValueError as exc:
-                raise ServiceRefusal(400, f"Failed to decode {step_type} output: {exc}") from exc
+            except (ValueError, RecursionError) as exc:
+                raise ServiceRefusal(400, f"Failed to decode {step_type} output: {str(exc)[:200]}") from exc
             problems = spec.errors(model, parsed)
             if problems:
                 raise ServiceRefusal(400, f"Failed to validate {step_type} output: {'; '.join(problems[:5])}")
         elif output and exit_code == 0:
             try:
                 parsed = json.loads(output)
-            except ValueError:
+            except (ValueError, RecursionError):
                 parsed = output
         self.store.add_reply(infra_env_id, host_id, reply)
         handler = registry.REPLY_HANDLERS.get(step_type)

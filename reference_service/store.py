@@ -3,11 +3,19 @@
 Objects are stored as JSON documents in the shape of the spec models (``cluster``, ``infra-env``, ``host``),
 which keeps the schema stable while area modules add fields. Step replies, events and (in test mode) the raw
 requests the agents sent are append-only tables.
+
+The database is created 0600. It keeps only a hash of each infra-env's agent token: the token itself is an
+HMAC of the infra-env id under a key kept beside the database (``<db>.key``, 0600), so the service can hand it
+out again (``/api/reference/infra-envs/{id}/token``) while a copy of the database alone grants nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import os
+import secrets
 import sqlite3
 import threading
 import time
@@ -35,8 +43,12 @@ CREATE TABLE IF NOT EXISTS blobs (key TEXT PRIMARY KEY, data BLOB NOT NULL, crea
 class Store:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
+        self._key = secrets.token_bytes(32)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+            os.chmod(self.path, 0o600)
+            self._key = _private_key(Path(self.path + ".key"))
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._lock = threading.RLock()
         with self._lock:
@@ -76,16 +88,24 @@ class Store:
         return self._many("SELECT doc FROM infra_envs ORDER BY rowid")
 
     def infra_env_token(self, infra_env_id: str) -> str | None:
+        """The agent token of an infra-env (derived, never stored), or None when there is no such infra-env."""
+        return self.new_infra_env_token(infra_env_id) if self.infra_env_token_hash(infra_env_id) else None
+
+    def infra_env_token_hash(self, infra_env_id: str) -> str | None:
         with self._lock:
             row = self._db.execute("SELECT token FROM infra_envs WHERE id = ?", (infra_env_id,)).fetchone()
         return str(row[0]) if row else None
 
+    def new_infra_env_token(self, infra_env_id: str) -> str:
+        return hmac.new(self._key, infra_env_id.encode(), hashlib.sha256).hexdigest()
+
     def save_infra_env(self, doc: dict[str, Any], token: str | None = None) -> None:
         with self._lock:
-            if token is None:
-                token = self.infra_env_token(doc["id"]) or ""
+            digest = token_hash(token) if token is not None else self.infra_env_token_hash(doc["id"])
+            if digest is None:
+                digest = token_hash(self.new_infra_env_token(doc["id"]))
             self._db.execute("INSERT OR REPLACE INTO infra_envs (id, token, doc) VALUES (?, ?, ?)",
-                             (doc["id"], token, json.dumps(doc)))
+                             (doc["id"], digest, json.dumps(doc)))
 
     # -- hosts ------------------------------------------------------------------------------------------
     def get_host(self, infra_env_id: str, host_id: str) -> dict[str, Any] | None:
@@ -177,6 +197,25 @@ class Store:
         with self._lock:
             row = self._db.execute("SELECT data FROM blobs WHERE key = ?", (key,)).fetchone()
         return bytes(row[0]) if row else None
+
+
+def token_hash(token: str) -> str:
+    """What the store keeps of an agent token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _private_key(path: Path) -> bytes:
+    """The token key beside the database, made once (0600) and kept across restarts."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes()
+    key = secrets.token_bytes(32)
+    try:
+        os.write(fd, key)
+    finally:
+        os.close(fd)
+    return key
 
 
 def _iso(t: float) -> str:

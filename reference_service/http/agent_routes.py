@@ -1,7 +1,8 @@
 """The agent-facing routes: registration, instructions, step replies, progress, Ignition, logs, the OS image.
 
 The paths, status codes and error bodies are the spec's; every route authenticates the agent with its
-infra-env's token (``auth.require_agent_auth``), except the OS image, which the agent fetches like a mirror.
+infra-env's token (``Auth.AGENT``), except the OS image, which the agent fetches like a mirror, and the logs
+upload, which the installer's controller may also make with the admin token.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
 
 from reference_service.errors import ServiceRefusal
-from reference_service.http.auth import require_agent_auth, require_user_auth
+from reference_service.http.auth import Auth
 from reference_service.http.common import agent_version_header, check_model, public, read_json, service_of
+from reference_service.http.routing import canonical_uuid, reply_limit, route
 from reference_service.orchestrator import BASE
 from reference_service.os_image import OS_IMAGE_ENV, OS_IMAGE_RATE_ENV, os_image
 from reference_service.rules.install import IGNITION_CLUSTER_STATES, OS_IMAGE_PATH, host_ignition
@@ -31,8 +32,9 @@ MAX_LOGS_UPLOAD = 256 << 20
 
 async def register_host(request: Request) -> Response:
     ie = request.path_params["infra_env_id"]
-    require_agent_auth(request, ie)
     body = await read_json(request)
+    if isinstance(body, dict):
+        body["host_id"] = canonical_uuid(body.get("host_id"))
     check_model("host-create-params", body)
     result = service_of(request).register_host(ie, body["host_id"],
                                          body.get("discovery_agent_version") or agent_version_header(request))
@@ -41,7 +43,6 @@ async def register_host(request: Request) -> Response:
 
 async def get_next_steps(request: Request) -> Response:
     ie, host_id = request.path_params["infra_env_id"], request.path_params["host_id"]
-    require_agent_auth(request, ie)
     try:
         timestamp = int(request.query_params.get("timestamp") or 0)
     except ValueError:
@@ -51,14 +52,12 @@ async def get_next_steps(request: Request) -> Response:
 
 async def post_step_reply(request: Request) -> Response:
     ie, host_id = request.path_params["infra_env_id"], request.path_params["host_id"]
-    require_agent_auth(request, ie)
     service_of(request).post_reply(ie, host_id, await read_json(request))
     return Response(status_code=204)
 
 
 def _host_of(request: Request) -> dict[str, Any]:
     ie, hid = request.path_params["infra_env_id"], request.path_params["host_id"]
-    require_agent_auth(request, ie)
     return service_of(request).require_host(ie, hid)
 
 
@@ -114,12 +113,9 @@ async def upload_logs(request: Request) -> Response:
     if logs_type == "host":
         if not hid or not ie:
             raise ServiceRefusal(400, "host logs need host_id and infra_env_id")
-        require_agent_auth(request, ie)
         host = svc.require_host(ie, hid)
         if host.get("cluster_id") != cluster_id:
             raise ServiceRefusal(404, f"host {hid} is not part of cluster {cluster_id}")
-    elif svc.settings.auth != "none" and not request.headers.get("x-secret-key"):
-        require_user_auth(request)
     data = await _upfile(request)
     key = f"logs/{cluster_id}/{hid or 'controller'}"
     svc.store.put_blob(key, data)
@@ -171,14 +167,18 @@ async def _throttled(path: Path, rate: int) -> AsyncIterator[bytes]:
 
 
 ROUTES = [
-    Route(BASE + "/v2/infra-envs/{infra_env_id}/hosts", register_host, methods=["POST"]),
-    Route(BASE + "/v2/infra-envs/{infra_env_id}/hosts/{host_id}/instructions", get_next_steps, methods=["GET"]),
-    Route(BASE + "/v2/infra-envs/{infra_env_id}/hosts/{host_id}/instructions", post_step_reply, methods=["POST"]),
-    Route(BASE + "/v2/infra-envs/{infra_env_id}/hosts/{host_id}/progress", update_progress, methods=["PUT"]),
-    Route(BASE + "/v2/infra-envs/{infra_env_id}/hosts/{host_id}/logs-progress", update_logs_progress,
-          methods=["PUT"]),
-    Route(BASE + "/v2/infra-env/{infra_env_id}/hosts/{host_id}/downloads/ignition", download_ignition,
-          methods=["GET"]),
-    Route(BASE + "/v2/clusters/{cluster_id}/logs", upload_logs, methods=["POST"]),
-    Route(OS_IMAGE_PATH, serve_os_image, methods=["GET"]),
+    route(BASE + "/v2/infra-envs/{infra_env_id}/hosts", register_host, methods=["POST"], auth=Auth.AGENT),
+    route(BASE + "/v2/infra-envs/{infra_env_id}/hosts/{host_id}/instructions", get_next_steps,
+          methods=["GET"], auth=Auth.AGENT),
+    route(BASE + "/v2/infra-envs/{infra_env_id}/hosts/{host_id}/instructions", post_step_reply,
+          methods=["POST"], auth=Auth.AGENT, max_body=reply_limit),
+    route(BASE + "/v2/infra-envs/{infra_env_id}/hosts/{host_id}/progress", update_progress,
+          methods=["PUT"], auth=Auth.AGENT),
+    route(BASE + "/v2/infra-envs/{infra_env_id}/hosts/{host_id}/logs-progress", update_logs_progress,
+          methods=["PUT"], auth=Auth.AGENT),
+    route(BASE + "/v2/infra-env/{infra_env_id}/hosts/{host_id}/downloads/ignition", download_ignition,
+          methods=["GET"], auth=Auth.AGENT),
+    route(BASE + "/v2/clusters/{cluster_id}/logs", upload_logs,
+          methods=["POST"], auth=Auth.AGENT_OR_ADMIN, max_body=MAX_LOGS_UPLOAD),
+    route(OS_IMAGE_PATH, serve_os_image, methods=["GET"], auth=Auth.PUBLIC),
 ]

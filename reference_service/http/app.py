@@ -9,6 +9,7 @@ the real API); ``auth`` says who may call them, ``pages`` renders the hosts page
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from typing import Any
@@ -19,8 +20,34 @@ from starlette.responses import Response
 
 from reference_service.errors import ServiceRefusal
 from reference_service.http import agent_routes, reference_routes, user_routes
+from reference_service.http.auth import Auth
 from reference_service.http.common import error
 from reference_service.orchestrator import BASE, ReferenceService
+
+#: What the test-mode journal never stores (headers are lower-case in ASGI); values become REDACTED.
+SECRET_HEADERS = {"x-secret-key", "authorization", "cookie"}
+SECRET_FIELDS = {"pull_secret"}
+#: The journal keeps this much of a body: every body an agent sends in a test is smaller, and a refused huge
+#: body must not be held twice.
+JOURNAL_MAX_BODY = 4 << 20
+REDACTED = "***"
+
+
+def _redact_body(text: str) -> str:
+    """A journaled body with every ``pull_secret`` value replaced, at any depth (non-JSON bodies are kept)."""
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError):
+        return text
+
+    def scrub(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: REDACTED if k in SECRET_FIELDS else scrub(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [scrub(v) for v in value]
+        return value
+
+    return json.dumps(scrub(doc)) if "pull_secret" in text else text
 
 
 class _Middleware:
@@ -47,7 +74,7 @@ class _Middleware:
 
         async def recv() -> Any:
             message = await receive()
-            if message["type"] == "http.request":
+            if message["type"] == "http.request" and sum(map(len, body_chunks)) < JOURNAL_MAX_BODY:
                 body_chunks.append(message.get("body", b""))
             return message
 
@@ -57,13 +84,15 @@ class _Middleware:
             await send(message)
 
         await self.app(scope, recv, snd)
-        self._journal(scope, b"".join(body_chunks), status_box[0])
+        self._journal(scope, b"".join(body_chunks)[:JOURNAL_MAX_BODY], status_box[0])
 
     def _journal(self, scope: Any, body: bytes, status: int) -> None:
         if self.service.settings.test_mode and scope["path"].startswith(BASE):
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            for name in SECRET_HEADERS & headers.keys():
+                headers[name] = REDACTED
             self.service.store.add_request(scope["method"], scope["path"], headers,
-                                           body.decode("utf-8", "replace"), status)
+                                           _redact_body(body.decode("utf-8", "replace")), status)
 
     def _take_fault(self, method: str, path: str) -> dict[str, Any] | None:
         for fault in self.service.faults:
@@ -74,7 +103,11 @@ class _Middleware:
 
 
 def create_app(service: ReferenceService) -> Any:
-    app = Starlette(routes=[*agent_routes.ROUTES, *user_routes.ROUTES, *reference_routes.ROUTES])
+    routes = [*agent_routes.ROUTES, *user_routes.ROUTES, *reference_routes.ROUTES]
+    undeclared = [getattr(r, "path", r) for r in routes if not isinstance(getattr(r, "auth", None), Auth)]
+    if undeclared:
+        raise RuntimeError(f"routes without a declared auth (use http.routing.route): {undeclared}")
+    app = Starlette(routes=routes)
     app.state.service = service
     app.state.started = time.time()
 

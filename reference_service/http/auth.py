@@ -1,36 +1,81 @@
-"""Who may call a route: agents with their infra-env's token, users with the admin token.
+"""Who may call a route, declared with the route (``routing.route(..., auth=Auth.X)``) and decided here once.
 
-Agent-facing operations authenticate with the infra-env's token in ``X-Secret-Key``; user-facing ones with
-``Authorization: Bearer <admin token>``; both are skipped in ``auth=none`` mode.
+- ``PUBLIC``: anyone (``/healthz``; the OS image, which an agent fetches like a mirror).
+- ``AGENT``: the agent token (``X-Secret-Key``) of the infra-env named by the path (``{infra_env_id}``), else
+  by the query (``?infra_env_id=``), else of any infra-env bound to the path's ``{cluster_id}`` (the installer's
+  controller uploads its logs with the token of the discovery image it came from).
+- ``ADMIN``: an admin credential. ``ADMIN_CREDENTIALS`` lists where one may come from: the
+  ``Authorization: Bearer`` header; a page served with a login cookie appends its cookie reader, and its
+  routes declare ``Auth.ADMIN`` like any other.
+- ``AGENT_OR_ADMIN``: either.
+
+Under ``--auth none`` every route is open (local use). Tokens are compared in constant time, as hashes for the
+agent tokens (the store keeps nothing else of them).
 """
 
 from __future__ import annotations
 
+import enum
 import secrets
+from collections.abc import Callable
 
 from starlette.requests import Request
 
 from reference_service.errors import ServiceRefusal
 from reference_service.http.common import service_of
+from reference_service.orchestrator import ReferenceService
+from reference_service.store import token_hash
 
 
-def require_agent_auth(request: Request, infra_env_id: str) -> None:
-    svc = service_of(request)
-    if svc.settings.auth == "none":
-        return
-    given = request.headers.get("x-secret-key", "")
-    expected = svc.store.infra_env_token(infra_env_id)
-    if expected is None:
-        raise ServiceRefusal(404, f"Failed to get infra env {infra_env_id}")
-    if not given or not secrets.compare_digest(given, expected):
-        raise ServiceRefusal(401, "Unauthorized: the agent token is missing or not valid for this infra-env")
+class Auth(enum.Enum):
+    PUBLIC = "public"
+    AGENT = "agent"
+    ADMIN = "admin"
+    AGENT_OR_ADMIN = "agent-or-admin"
 
 
-def require_user_auth(request: Request) -> None:
-    svc = service_of(request)
-    if svc.settings.auth == "none":
-        return
+def bearer(request: Request) -> str:
     header = request.headers.get("authorization", "")
-    token = header.split(" ", 1)[1] if header.lower().startswith("bearer ") else ""
-    if not token or not secrets.compare_digest(token, svc.settings.admin_token):
+    return header.split(" ", 1)[1].strip() if header.lower().startswith("bearer ") else ""
+
+
+#: Where an admin credential may come from; each returns the credential or "".
+ADMIN_CREDENTIALS: list[Callable[[Request], str]] = [bearer]
+
+
+def is_admin(request: Request, svc: ReferenceService) -> bool:
+    expected = svc.settings.admin_token.encode()
+    return any(secrets.compare_digest(c.encode(), expected) for f in ADMIN_CREDENTIALS if (c := f(request)))
+
+
+def is_agent(request: Request, svc: ReferenceService) -> bool:
+    given = request.headers.get("x-secret-key", "")
+    if not given:
+        return False
+    ie = request.path_params.get("infra_env_id") or request.query_params.get("infra_env_id")
+    if ie:
+        candidates = [ie]
+    elif "cluster_id" in request.path_params:
+        cluster = request.path_params["cluster_id"]
+        candidates = [e["id"] for e in svc.store.list_infra_envs() if e.get("cluster_id") == cluster]
+    else:
+        candidates = []
+    digest = token_hash(given).encode()
+    return any(secrets.compare_digest(digest, (svc.store.infra_env_token_hash(c) or "").encode())
+               for c in candidates)
+
+
+def authorize(request: Request, auth: Auth) -> None:
+    svc = service_of(request)
+    if auth is Auth.PUBLIC or svc.settings.auth == "none":
+        return
+    if auth in (Auth.ADMIN, Auth.AGENT_OR_ADMIN) and is_admin(request, svc):
+        return
+    if auth in (Auth.AGENT, Auth.AGENT_OR_ADMIN) and is_agent(request, svc):
+        return
+    if auth is Auth.ADMIN:
         raise ServiceRefusal(401, "Unauthorized: user authentication (Authorization: Bearer) required")
+    ie = request.path_params.get("infra_env_id")
+    if ie and svc.store.infra_env_token_hash(ie) is None:
+        raise ServiceRefusal(404, f"Failed to get infra env {ie}")
+    raise ServiceRefusal(401, "Unauthorized: the agent token is missing or not valid for this infra-env")

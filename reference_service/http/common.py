@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -29,14 +30,40 @@ def service_of(request: Request) -> ReferenceService:
     return request.app.state.service  # type: ignore[no-any-return]
 
 
+#: Bodies above this are parsed in a worker thread, so that other requests are served meanwhile.
+PARSE_IN_THREAD = 256 << 10
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def _int64(text: str) -> int:
+    value = int(text)
+    if not INT64[0] <= value <= INT64[1]:
+        raise ValueError(f"integer {text[:40]} is outside the 64-bit range of the spec's integers")
+    return value
+
+
+def decode_json(raw: bytes) -> Any:
+    """A request body as JSON, or ServiceRefusal(400): not JSON, nested too deep, an integer no 64-bit field
+    holds, or a string that is not Unicode text (a lone surrogate cannot be stored or sent back)."""
+    try:
+        doc = json.loads(raw, parse_int=_int64)
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    except RecursionError:
+        raise ServiceRefusal(400, "request body is nested too deeply") from None
+    except UnicodeEncodeError:
+        raise ServiceRefusal(400, "request body holds a string that is not valid Unicode (a lone surrogate)") from None
+    except ValueError as exc:
+        raise ServiceRefusal(400, f"request body is not valid JSON: {str(exc)[:200]}") from None
+    return doc
+
+
 async def read_json(request: Request) -> Any:
     raw = await request.body()
     if not raw:
         return {}
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise ServiceRefusal(400, f"request body is not valid JSON: {exc}") from exc
+    if len(raw) > PARSE_IN_THREAD:
+        return await asyncio.to_thread(decode_json, raw)
+    return decode_json(raw)
 
 
 def check_model(definition: str, body: Any) -> None:

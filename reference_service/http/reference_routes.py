@@ -8,17 +8,16 @@ import re
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
 
 from reference_service.errors import ServiceRefusal
-from reference_service.http.auth import require_user_auth
+from reference_service.http.auth import Auth
 from reference_service.http.common import public, read_json, service_of
 from reference_service.http.pages import render_hosts_page
+from reference_service.http.routing import route
 from reference_service.orchestrator import ReferenceService
 
 
 async def infra_env_token(request: Request) -> Response:
-    require_user_auth(request)
     token = service_of(request).store.infra_env_token(request.path_params["infra_env_id"])
     if token is None:
         raise ServiceRefusal(404, "no such infra-env")
@@ -26,13 +25,11 @@ async def infra_env_token(request: Request) -> Response:
 
 
 async def host_replies(request: Request) -> Response:
-    require_user_auth(request)
     q = request.query_params
     return JSONResponse(service_of(request).store.replies(request.path_params["host_id"], q.get("step_type")))
 
 
 async def host_logs(request: Request) -> Response:
-    require_user_auth(request)
     params = request.path_params
     data = service_of(request).store.get_blob(f"logs/{params['cluster_id']}/{params['host_id']}")
     if data is None:
@@ -42,7 +39,6 @@ async def host_logs(request: Request) -> Response:
 
 async def set_installation_disk(request: Request) -> Response:
     """Choose a host's installation disk by path (what the hardware area derives from the inventory)."""
-    require_user_auth(request)
     body = await read_json(request)
     path = body.get("path") if isinstance(body, dict) else None
     if not isinstance(path, str) or not path.startswith("/dev/"):
@@ -111,16 +107,17 @@ async def index(request: Request) -> Response:
 
 
 ROUTES = [
-    Route("/api/reference/infra-envs/{infra_env_id}/token", infra_env_token, methods=["GET"]),
-    Route("/api/reference/hosts/{host_id}/replies", host_replies, methods=["GET"]),
-    Route("/api/reference/clusters/{cluster_id}/hosts/{host_id}/logs", host_logs, methods=["GET"]),
-    Route("/api/reference/infra-envs/{infra_env_id}/hosts/{host_id}/installation-disk", set_installation_disk,
-          methods=["PUT"]),
-    Route("/api/reference/requests", request_journal, methods=["GET"]),
-    Route("/api/reference/faults", add_fault, methods=["POST"]),
-    Route("/api/reference/infra-envs/{infra_env_id}/hosts/{host_id}/instructions", queue_instruction,
-          methods=["POST"]),
-    Route("/api/reference/infra-envs/{infra_env_id}/hosts/{host_id}/status", force_status, methods=["PUT"]),
-    Route("/healthz", healthz, methods=["GET"]),
-    Route("/", index, methods=["GET"]),
+    route("/api/reference/infra-envs/{infra_env_id}/token", infra_env_token, methods=["GET"], auth=Auth.ADMIN),
+    route("/api/reference/hosts/{host_id}/replies", host_replies, methods=["GET"], auth=Auth.ADMIN),
+    route("/api/reference/clusters/{cluster_id}/hosts/{host_id}/logs", host_logs, methods=["GET"], auth=Auth.ADMIN),
+    route("/api/reference/infra-envs/{infra_env_id}/hosts/{host_id}/installation-disk", set_installation_disk,
+          methods=["PUT"], auth=Auth.ADMIN),
+    route("/api/reference/requests", request_journal, methods=["GET"], auth=Auth.ADMIN),
+    route("/api/reference/faults", add_fault, methods=["POST"], auth=Auth.ADMIN),
+    route("/api/reference/infra-envs/{infra_env_id}/hosts/{host_id}/instructions", queue_instruction,
+          methods=["POST"], auth=Auth.ADMIN),
+    route("/api/reference/infra-envs/{infra_env_id}/hosts/{host_id}/status", force_status,
+          methods=["PUT"], auth=Auth.ADMIN),
+    route("/healthz", healthz, methods=["GET"], auth=Auth.PUBLIC),
+    route("/", index, methods=["GET"], auth=Auth.ADMIN),
 ]

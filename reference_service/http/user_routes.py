@@ -1,20 +1,19 @@
 """The user-facing routes of the spec: clusters, infra-envs, hosts (list, get, update, delete), events, and
-starting an installation. Every route authenticates the user (``auth.require_user_auth``)."""
+starting an installation. Every route authenticates the user (``Auth.ADMIN``)."""
 
 from __future__ import annotations
 
 import json
-import secrets
 import uuid
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from reference_service.errors import ServiceRefusal
-from reference_service.http.auth import require_user_auth
+from reference_service.http.auth import Auth
 from reference_service.http.common import check_model, public, read_json, service_of
+from reference_service.http.routing import route
 from reference_service.orchestrator import BASE, ReferenceService
 from reference_service.rules.documents import skipped_formatting
 from reference_service.rules.hardware import hostname_problem
@@ -22,7 +21,6 @@ from reference_service.store import _now_iso
 
 
 async def create_cluster(request: Request) -> Response:
-    require_user_auth(request)
     body = await read_json(request)
     check_model("cluster-create-params", body)
     svc = service_of(request)
@@ -48,18 +46,15 @@ def _cluster_view(svc: ReferenceService, cluster_id: str) -> dict[str, Any]:
 
 
 async def list_clusters(request: Request) -> Response:
-    require_user_auth(request)
     svc = service_of(request)
     return JSONResponse([_cluster_view(svc, c["id"]) for c in svc.store.list_clusters()])
 
 
 async def get_cluster(request: Request) -> Response:
-    require_user_auth(request)
     return JSONResponse(_cluster_view(service_of(request), request.path_params["cluster_id"]))
 
 
 async def update_cluster(request: Request) -> Response:
-    require_user_auth(request)
     body = await read_json(request)
     check_model("v2-cluster-update-params", body)
     svc = service_of(request)
@@ -75,7 +70,6 @@ async def update_cluster(request: Request) -> Response:
 
 
 async def install_cluster(request: Request) -> Response:
-    require_user_auth(request)
     svc = service_of(request)
     cid = request.path_params["cluster_id"]
     svc.install_cluster(cid)
@@ -83,14 +77,12 @@ async def install_cluster(request: Request) -> Response:
 
 
 async def list_cluster_hosts(request: Request) -> Response:
-    require_user_auth(request)
     hosts = service_of(request).store.list_hosts(cluster_id=request.path_params["cluster_id"])
     role = request.query_params.get("role")
     return JSONResponse([public(h) for h in hosts if not role or h.get("role") == role])
 
 
 async def create_infra_env(request: Request) -> Response:
-    require_user_auth(request)
     body = await read_json(request)
     check_model("infra-env-create-params", body)
     svc = service_of(request)
@@ -104,18 +96,16 @@ async def create_infra_env(request: Request) -> Response:
                 "created_at": now, "updated_at": now, "pull_secret_set": True})
     doc["type"] = body.get("image_type") or "full-iso"
     doc.pop("image_type", None)
-    svc.store.save_infra_env(doc, token=secrets.token_urlsafe(32))
+    svc.store.save_infra_env(doc, token=svc.store.new_infra_env_token(doc["id"]))
     return JSONResponse(public(doc), status_code=201)
 
 
 async def list_infra_envs(request: Request) -> Response:
-    require_user_auth(request)
     return JSONResponse([public(d) for d in service_of(request).store.list_infra_envs()])
 
 
 async def get_infra_env(request: Request) -> Response:
     ie = request.path_params["infra_env_id"]
-    require_user_auth(request)
     doc = service_of(request).store.get_infra_env(ie)
     if doc is None:
         raise ServiceRefusal(404, f"Failed to get infra env {ie}")
@@ -123,7 +113,6 @@ async def get_infra_env(request: Request) -> Response:
 
 
 async def list_hosts(request: Request) -> Response:
-    require_user_auth(request)
     svc = service_of(request)
     ie = request.path_params["infra_env_id"]
     if svc.store.get_infra_env(ie) is None:
@@ -132,14 +121,12 @@ async def list_hosts(request: Request) -> Response:
 
 
 async def get_host(request: Request) -> Response:
-    require_user_auth(request)
     svc = service_of(request)
     host = svc.require_host(request.path_params["infra_env_id"], request.path_params["host_id"])
     return JSONResponse(public(svc.refresh_host(host)))
 
 
 async def update_host(request: Request) -> Response:
-    require_user_auth(request)
     body = await read_json(request)
     check_model("host-update-params", body)
     svc = service_of(request)
@@ -165,7 +152,6 @@ async def update_host(request: Request) -> Response:
 
 
 async def delete_host(request: Request) -> Response:
-    require_user_auth(request)
     svc = service_of(request)
     ie, hid = request.path_params["infra_env_id"], request.path_params["host_id"]
     host = svc.require_host(ie, hid)
@@ -176,24 +162,23 @@ async def delete_host(request: Request) -> Response:
 
 
 async def list_events(request: Request) -> Response:
-    require_user_auth(request)
     q = request.query_params
     return JSONResponse(service_of(request).store.events(cluster_id=q.get("cluster_id"), host_id=q.get("host_id")))
 
 
 ROUTES = [
-    Route(BASE + "/v2/infra-envs/{infra_env_id}/hosts", list_hosts, methods=["GET"]),
-    Route(BASE + "/v2/infra-envs/{infra_env_id}/hosts/{host_id}", get_host, methods=["GET"]),
-    Route(BASE + "/v2/infra-envs/{infra_env_id}/hosts/{host_id}", update_host, methods=["PATCH"]),
-    Route(BASE + "/v2/infra-envs/{infra_env_id}/hosts/{host_id}", delete_host, methods=["DELETE"]),
-    Route(BASE + "/v2/infra-envs", create_infra_env, methods=["POST"]),
-    Route(BASE + "/v2/infra-envs", list_infra_envs, methods=["GET"]),
-    Route(BASE + "/v2/infra-envs/{infra_env_id}", get_infra_env, methods=["GET"]),
-    Route(BASE + "/v2/clusters", create_cluster, methods=["POST"]),
-    Route(BASE + "/v2/clusters", list_clusters, methods=["GET"]),
-    Route(BASE + "/v2/clusters/{cluster_id}", get_cluster, methods=["GET"]),
-    Route(BASE + "/v2/clusters/{cluster_id}", update_cluster, methods=["PATCH"]),
-    Route(BASE + "/v2/clusters/{cluster_id}/hosts", list_cluster_hosts, methods=["GET"]),
-    Route(BASE + "/v2/clusters/{cluster_id}/actions/install", install_cluster, methods=["POST"]),
-    Route(BASE + "/v2/events", list_events, methods=["GET"]),
+    route(BASE + "/v2/infra-envs/{infra_env_id}/hosts", list_hosts, methods=["GET"], auth=Auth.ADMIN),
+    route(BASE + "/v2/infra-envs/{infra_env_id}/hosts/{host_id}", get_host, methods=["GET"], auth=Auth.ADMIN),
+    route(BASE + "/v2/infra-envs/{infra_env_id}/hosts/{host_id}", update_host, methods=["PATCH"], auth=Auth.ADMIN),
+    route(BASE + "/v2/infra-envs/{infra_env_id}/hosts/{host_id}", delete_host, methods=["DELETE"], auth=Auth.ADMIN),
+    route(BASE + "/v2/infra-envs", create_infra_env, methods=["POST"], auth=Auth.ADMIN),
+    route(BASE + "/v2/infra-envs", list_infra_envs, methods=["GET"], auth=Auth.ADMIN),
+    route(BASE + "/v2/infra-envs/{infra_env_id}", get_infra_env, methods=["GET"], auth=Auth.ADMIN),
+    route(BASE + "/v2/clusters", create_cluster, methods=["POST"], auth=Auth.ADMIN),
+    route(BASE + "/v2/clusters", list_clusters, methods=["GET"], auth=Auth.ADMIN),
+    route(BASE + "/v2/clusters/{cluster_id}", get_cluster, methods=["GET"], auth=Auth.ADMIN),
+    route(BASE + "/v2/clusters/{cluster_id}", update_cluster, methods=["PATCH"], auth=Auth.ADMIN),
+    route(BASE + "/v2/clusters/{cluster_id}/hosts", list_cluster_hosts, methods=["GET"], auth=Auth.ADMIN),
+    route(BASE + "/v2/clusters/{cluster_id}/actions/install", install_cluster, methods=["POST"], auth=Auth.ADMIN),
+    route(BASE + "/v2/events", list_events, methods=["GET"], auth=Auth.ADMIN),
 ]

@@ -1,0 +1,85 @@
+"""Every route declares who may call it (``auth.Auth``) and how big a body it takes; ``route()`` enforces both
+before the handler runs, so no handler can forget either (``create_app`` refuses a route not made here).
+
+Bodies are read while they stream and refused with 413 past the route's limit, before anything parses them;
+ids in the path are taken in the canonical UUID form, so ``urn:uuid:...`` and ``{...}`` spellings name the
+same host.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from reference_service.errors import ServiceRefusal
+from reference_service.http.auth import Auth, authorize
+from reference_service.http.common import service_of
+from reference_service.orchestrator import ReferenceService
+
+#: Default body limit: the largest user or agent request (an install config, a step reply) is far below it.
+DEFAULT_MAX_BODY = 4 << 20
+#: Above ``--inventory-max-size``, a step reply carries the reply's own fields, and its output is a JSON string
+#: inside JSON, whose escaping can double the size of the inventory document.
+REPLY_SLACK = 1 << 20
+#: A step reply when no ``--inventory-max-size`` is set: the agent's own cap on an output (agent.limits), doubled
+#: for the escaping, plus slack.
+DEFAULT_MAX_REPLY = 2 * (8 << 20) + REPLY_SLACK
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+async def read_bounded(request: Request, limit: int) -> None:
+    """Read the body while it streams, refusing it with 413 as soon as it passes ``limit``; the handler then
+    reads it from memory (``request.body()``)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ServiceRefusal(413, f"request body of {declared} bytes exceeds this route's limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ServiceRefusal(413, f"request body exceeds this route's limit of {limit} bytes")
+        chunks.append(chunk)
+    request._body = b"".join(chunks)
+
+
+def canonical_ids(request: Request) -> None:
+    params = request.scope.get("path_params", {})
+    for key in ("infra_env_id", "host_id", "cluster_id"):
+        if key in params:
+            params[key] = canonical_uuid(params[key])
+
+
+def canonical_uuid(text: Any) -> Any:
+    """``text`` in the canonical lower-case UUID form when it is a UUID in any spelling, else unchanged."""
+    if not isinstance(text, str):
+        return text
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return text
+
+
+def route(path: str, endpoint: Endpoint, *, methods: list[str], auth: Auth,
+          max_body: int | Callable[[ReferenceService], int] = DEFAULT_MAX_BODY) -> Route:
+    async def guarded(request: Request) -> Response:
+        canonical_ids(request)
+        authorize(request, auth)
+        limit = max_body(service_of(request)) if callable(max_body) else max_body
+        await read_bounded(request, limit)
+        return await endpoint(request)
+
+    declared = Route(path, guarded, methods=methods, name=f"{endpoint.__name__}:{','.join(methods)}")
+    declared.auth = auth  # type: ignore[attr-defined]
+    return declared
+
+
+def reply_limit(svc: ReferenceService) -> int:
+    size = svc.settings.inventory_max_size
+    return max(DEFAULT_MAX_BODY, 2 * size + REPLY_SLACK) if size > 0 else DEFAULT_MAX_REPLY
