@@ -25,22 +25,30 @@ def percentile(ordered: list[float], q: float) -> float:
 @dataclass
 class Stats:
     latencies: dict[str, list[float]] = field(default_factory=dict)
+    #: When each request ended (monotonic), for the rate served once every host has started.
+    ends: dict[str, list[float]] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
     error_sample: list[str] = field(default_factory=list)
 
     def record(self, endpoint: str, seconds: float, error: str | None) -> None:
         self.latencies.setdefault(endpoint, []).append(seconds)
+        self.ends.setdefault(endpoint, []).append(time.monotonic())
         if error is not None:
             self.errors[endpoint] = self.errors.get(endpoint, 0) + 1
             if len(self.error_sample) < ERROR_SAMPLE:
                 self.error_sample.append(f"{endpoint}: {error}")
 
-    def summary(self) -> dict[str, dict[str, Any]]:
+    def summary(self, steady_from: float) -> dict[str, dict[str, Any]]:
+        """Figures per endpoint; ``per_second`` counts only requests ended after ``steady_from`` (the ramp)."""
         out = {}
         for name, values in self.latencies.items():
             ordered = sorted(values)
+            ends = self.ends[name]
+            steady = [t for t in ends if t >= steady_from]
+            span = max(ends) - steady_from if steady else 0.0
             out[name] = {"count": len(ordered), "p50": percentile(ordered, 50), "p90": percentile(ordered, 90),
-                         "p99": percentile(ordered, 99), "max": ordered[-1], "errors": self.errors.get(name, 0)}
+                         "p99": percentile(ordered, 99), "max": ordered[-1], "errors": self.errors.get(name, 0),
+                         "per_second": len(steady) / span if span > 0 else 0.0}
         return out
 
 
