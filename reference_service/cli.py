@@ -139,7 +139,7 @@ def _main(argv: Sequence[str] | None) -> int:
         settings.admin_token = ns.admin_token
     try:
         store = Store(ns.db)
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, OSError) as exc:
         raise AgentError(f"--db {ns.db}: cannot open the database: {exc}",
                          hint="a writable SQLite file, or a new path") from None
     service = ReferenceService(store, settings)
