@@ -20,6 +20,8 @@ APT_PACKAGES=(
   docker-registry
   # optional inventory enrichers
   ethtool pciutils
+  # browser tests of the pages (headless, driven by selenium through chromedriver)
+  chromium chromium-driver
 )
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

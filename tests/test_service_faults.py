@@ -10,13 +10,14 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 import requests
 from starlette.routing import Route
 
-from reference_service.http import agent_routes, reference_routes, user_routes
+from reference_service.http import agent_routes, console, docs, reference_routes, user_routes
 from reference_service.http.app import create_app
 from reference_service.http.auth import Auth
 from reference_service.http.routing import DEFAULT_MAX_BODY
@@ -24,7 +25,9 @@ from reference_service.orchestrator import BASE
 from reference_service.rules.install import OS_IMAGE_PATH
 from tests.support.service import RefService, start_service
 
-ROUTES = [*agent_routes.ROUTES, *user_routes.ROUTES, *reference_routes.ROUTES]
+#: Every route object, with the ``auth`` each declares (an attribute starlette's types do not know).
+ROUTES: list[Any] = [*agent_routes.ROUTES, *user_routes.ROUTES, *reference_routes.ROUTES, *console.ROUTES,
+                     *docs.ROUTES]
 HOST = "11111111-2222-3333-4444-555555555555"
 
 
@@ -47,8 +50,9 @@ def test_an_undeclared_route_is_refused_at_start() -> None:
 
 
 def test_every_route_but_the_public_ones_refuses_anonymous_callers(tmp_path: Path) -> None:
-    public = {r.path for r in ROUTES if r.auth is Auth.PUBLIC}  # type: ignore[attr-defined]
-    assert public == {"/healthz", OS_IMAGE_PATH}
+    public = {r.path for r in ROUTES if r.auth is Auth.PUBLIC}
+    # signing in and out, and the pages' stylesheet, scripts and Swagger UI
+    assert public == {"/healthz", OS_IMAGE_PATH, "/login", "/logout", "/static"}
     with start_service(tmp_path, auth="token") as svc:
         cluster, ie = _setup(svc)
         token = svc.token(ie)
@@ -57,14 +61,19 @@ def test_every_route_but_the_public_ones_refuses_anonymous_callers(tmp_path: Pat
         ids = {"cluster_id": cluster, "infra_env_id": ie, "host_id": HOST}
         refused = []
         for r in ROUTES:
-            if r.auth is Auth.PUBLIC:  # type: ignore[attr-defined]
+            if r.auth is Auth.PUBLIC:
                 continue
             path = r.path.format(**ids)
-            for method in sorted(r.methods - {"HEAD"}):  # type: ignore[operator]
+            for method in sorted(r.methods - {"HEAD"}):
                 for headers in ({}, {"X-Secret-Key": "not-the-token"}, {"Authorization": "Bearer nope"}):
                     resp = requests.request(method, svc.url + path, headers=headers, timeout=10,
-                                            params={"logs_type": "controller"})
-                    refused.append((method, path, resp.status_code))
+                                            params={"logs_type": "controller"}, allow_redirects=False)
+                    code = resp.status_code
+                    if code == 303 and method == "GET" and not path.startswith("/api/"):
+                        # a page: a browser is sent to sign in, and gets nothing of the page
+                        assert resp.headers["location"] == f"/login?next={path}" and not resp.content
+                        code = 401
+                    refused.append((method, path, code))
         assert {code for *_, code in refused} == {401}, [x for x in refused if x[2] != 401]
         assert any(p == "/" for _, p, _ in refused)
         assert any(p.startswith("/api/reference/requests") for _, p, _ in refused)

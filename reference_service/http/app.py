@@ -3,7 +3,7 @@ and ServiceRefusal turned into the spec's error bodies.
 
 Routes are in ``agent_routes`` (the agent-facing API), ``user_routes`` (the user-facing API) and
 ``reference_routes`` (paths outside the spec, under ``/api/reference``, so nothing non-standard hides among
-the real API); ``auth`` says who may call them, ``pages`` renders the hosts page.
+the real API); ``auth`` says who may call them; ``console`` and ``docs`` are the pages people use.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from reference_service.errors import ServiceRefusal
-from reference_service.http import agent_routes, reference_routes, user_routes
+from reference_service.http import agent_routes, console, docs, reference_routes, user_routes
 from reference_service.http.auth import Auth
 from reference_service.http.common import error
 from reference_service.orchestrator import BASE, ReferenceService
@@ -103,7 +103,7 @@ class _Middleware:
 
 
 def create_app(service: ReferenceService) -> Any:
-    routes = [*agent_routes.ROUTES, *user_routes.ROUTES, *reference_routes.ROUTES]
+    routes = [*agent_routes.ROUTES, *user_routes.ROUTES, *reference_routes.ROUTES, *console.ROUTES, *docs.ROUTES]
     undeclared = [getattr(r, "path", r) for r in routes if not isinstance(getattr(r, "auth", None), Auth)]
     if undeclared:
         raise RuntimeError(f"routes without a declared auth (use http.routing.route): {undeclared}")
@@ -113,6 +113,8 @@ def create_app(service: ReferenceService) -> Any:
 
     async def refusal(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ServiceRefusal)
+        if exc.status == 401 and console.wants_sign_in(request):
+            return console.sign_in_redirect(request)
         return error(exc.status, exc.reason)
 
     app.add_exception_handler(ServiceRefusal, refusal)

@@ -16,6 +16,8 @@ agent tokens (the store keeps nothing else of them).
 from __future__ import annotations
 
 import enum
+import hashlib
+import hmac
 import secrets
 from collections.abc import Callable
 
@@ -39,8 +41,27 @@ def bearer(request: Request) -> str:
     return header.split(" ", 1)[1].strip() if header.lower().startswith("bearer ") else ""
 
 
+#: The pages' session cookie (``http.console``: signing in with the admin token sets it; HttpOnly,
+#: SameSite=Strict). Its value is an HMAC of the admin token, so the token itself never sits in a browser's
+#: cookie jar, and a new admin token ends every session.
+SESSION_COOKIE = "assisted_console"
+
+
+def session_value(admin_token: str) -> str:
+    return hmac.new(admin_token.encode(), b"assisted-console-session", hashlib.sha256).hexdigest()
+
+
+def session_cookie(request: Request) -> str:
+    """The admin credential a valid session cookie stands for, so a browser can call the API too."""
+    cookie = request.cookies.get(SESSION_COOKIE, "")
+    admin_token: str = service_of(request).settings.admin_token
+    if cookie and secrets.compare_digest(cookie.encode(), session_value(admin_token).encode()):
+        return admin_token
+    return ""
+
+
 #: Where an admin credential may come from; each returns the credential or "".
-ADMIN_CREDENTIALS: list[Callable[[Request], str]] = [bearer]
+ADMIN_CREDENTIALS: list[Callable[[Request], str]] = [bearer, session_cookie]
 
 
 def is_admin(request: Request, svc: ReferenceService) -> bool:

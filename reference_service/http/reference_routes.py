@@ -7,12 +7,11 @@ from __future__ import annotations
 import re
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from reference_service.errors import ServiceRefusal
 from reference_service.http.auth import Auth
 from reference_service.http.common import public, read_json, service_of
-from reference_service.http.pages import render_hosts_page
 from reference_service.http.routing import route
 from reference_service.orchestrator import ReferenceService
 
@@ -102,10 +101,6 @@ async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
-async def index(request: Request) -> Response:
-    return HTMLResponse(render_hosts_page(service_of(request)))
-
-
 ROUTES = [
     route("/api/reference/infra-envs/{infra_env_id}/token", infra_env_token, methods=["GET"], auth=Auth.ADMIN),
     route("/api/reference/hosts/{host_id}/replies", host_replies, methods=["GET"], auth=Auth.ADMIN),
@@ -119,5 +114,4 @@ ROUTES = [
     route("/api/reference/infra-envs/{infra_env_id}/hosts/{host_id}/status", force_status,
           methods=["PUT"], auth=Auth.ADMIN),
     route("/healthz", healthz, methods=["GET"], auth=Auth.PUBLIC),
-    route("/", index, methods=["GET"], auth=Auth.ADMIN),
 ]

@@ -1,0 +1,235 @@
+"""The pages people use: clusters, a cluster, a host; signing in with the admin token; the install button.
+
+Every page is declared ``Auth.ADMIN`` like the API: the admin token as a bearer or the session cookie that
+signing in sets. Without one a browser is sent to ``/login`` (``sign_in_redirect``) and the page's script gets
+401. A page asked for with ``X-Console-Fragment`` answers with its live part only, and with 304 when the
+part's ETag has not changed, so the polling that keeps pages current costs one render and no transfer.
+Each page reads a bounded amount: one cluster's hosts, one host's latest replies and events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+
+from reference_service.errors import ServiceRefusal
+from reference_service.http.auth import SESSION_COOKIE, Auth, is_admin, session_value
+from reference_service.http.common import service_of
+from reference_service.http.routing import route
+from reference_service.orchestrator import ReferenceService
+from reference_service.pages import summaries
+from reference_service.pages.render import STATIC, render, render_live
+from reference_service.rules.documents import is_sno
+from reference_service.rules.states import required_hosts
+
+#: Rows a page shows of what grows without bound (replies, events): the newest ones.
+HISTORY_ROWS = 60
+EVENT_ROWS = 80
+#: Bytes of a sign-in form body that are read: a token and a path, nothing more.
+MAX_FORM = 4096
+
+
+def page_context(request: Request, title: str) -> dict[str, Any]:
+    settings = service_of(request).settings
+    return {"title": title, "auth_on": settings.auth != "none", "signed_in": True,
+            "interval": max(1, min(5, int(settings.next_step_seconds or 5)))}
+
+
+def signed_in(request: Request) -> bool:
+    svc = service_of(request)
+    return svc.settings.auth == "none" or is_admin(request, svc)
+
+
+def _live_page(request: Request, template: str, context: dict[str, Any], status: int = 200) -> Response:
+    fragment = render_live(template, **context)
+    etag = '"' + hashlib.sha256(fragment.encode()).hexdigest()[:32] + '"'
+    headers = {"ETag": etag, "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+               "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:"}
+    if request.headers.get("x-console-fragment"):
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers=headers)
+        return HTMLResponse(fragment, headers=headers)
+    return HTMLResponse(render(template, etag=etag, **context), status_code=status, headers=headers)
+
+
+def _profile(cluster: dict[str, Any]) -> str:
+    if is_sno(cluster):
+        return "single node"
+    masters = int(cluster.get("control_plane_count") or 3)
+    return f"{masters} control plane nodes"
+
+
+def _cluster_card(svc: ReferenceService, cluster: dict[str, Any]) -> dict[str, Any]:
+    hosts = svc.store.list_hosts(cluster_id=cluster["id"])
+    return {**{k: cluster.get(k, "") for k in ("id", "name", "status", "status_info", "openshift_version",
+                                              "base_dns_domain")},
+            "tone": summaries.tone(cluster.get("status")), "profile": _profile(cluster), "hosts": len(hosts),
+            "known": sum(1 for h in hosts if h.get("status") == "known")}
+
+
+async def clusters_page(request: Request) -> Response:
+    svc = service_of(request)
+    clusters = [_cluster_card(svc, c) for c in svc.store.list_clusters()]
+    clusters.sort(key=lambda c: str(c["name"]))
+    unbound = [summaries.host_row(h) for h in svc.store.list_hosts() if not h.get("cluster_id")]
+    return _live_page(request, "clusters.html", {**page_context(request, "Clusters"), "clusters": clusters,
+                                                 "unbound": unbound})
+
+
+def cluster_checks(cluster: dict[str, Any], hosts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the install button waits for, as the cluster state machine decides it (``states.cluster_status``)."""
+    needed = required_hosts(cluster)
+    known = sum(1 for h in hosts if h.get("status") == "known")
+    items = [
+        {"id": "sufficient-masters-count", "status": "success" if len(hosts) >= needed else "failure",
+         "message": f"{len(hosts)} host(s) registered, {needed} required for a {_profile(cluster)} cluster"},
+        {"id": "all-hosts-are-ready-to-install", "status": "success" if hosts and known == len(hosts) else "failure",
+         "message": f"{known} of {len(hosts)} host(s) are known (ready to be installed)"},
+    ]
+    failing = sum(1 for i in items if i["status"] == "failure")
+    return [{"category": "hosts", "items": items, "failing": failing, "pending": 0}]
+
+
+def _cluster_context(request: Request, cluster_id: str, flash: str = "") -> dict[str, Any]:
+    svc = service_of(request)
+    cluster = svc.store.get_cluster(cluster_id)
+    if cluster is None:
+        raise ServiceRefusal(404, f"cluster {cluster_id} not found")
+    hosts = svc.store.list_hosts(cluster_id=cluster_id)
+    rows = sorted((summaries.host_row(h) for h in hosts), key=lambda r: str(r["name"]))
+    events = svc.store.events(cluster_id=cluster_id)[-EVENT_ROWS:][::-1]
+    return {**page_context(request, str(cluster.get("name") or cluster_id)), "cluster": cluster,
+            "tone": summaries.tone(cluster.get("status")), "profile": _profile(cluster), "hosts": rows,
+            "cluster_checks": cluster_checks(cluster, hosts), "events_list": events, "flash": flash}
+
+
+async def cluster_page(request: Request) -> Response:
+    return _live_page(request, "cluster.html", _cluster_context(request, request.path_params["cluster_id"]))
+
+
+async def install_button(request: Request) -> Response:
+    """The install button: the same call, and so the same checks, as ``POST .../actions/install``."""
+    _same_origin(request)
+    cid = request.path_params["cluster_id"]
+    try:
+        service_of(request).install_cluster(cid)
+    except ServiceRefusal as refusal:
+        if refusal.status == 404:
+            raise
+        return _live_page(request, "cluster.html", _cluster_context(request, cid, flash=refusal.reason), status=409)
+    return RedirectResponse(f"/clusters/{cid}", status_code=303)
+
+
+def _names(svc: ReferenceService, host: dict[str, Any]) -> dict[str, str]:
+    if host.get("cluster_id"):
+        others = svc.store.list_hosts(cluster_id=host["cluster_id"])
+    else:
+        others = svc.store.list_hosts(infra_env_id=host["infra_env_id"])
+    return {str(h.get("id")): summaries.host_name(h) for h in others}
+
+
+async def host_page(request: Request) -> Response:
+    svc = service_of(request)
+    host = svc.require_host(request.path_params["infra_env_id"], request.path_params["host_id"])
+    replies = svc.store.replies(host["id"])
+    for r in replies:
+        r["received_at_iso"] = _iso(r.get("received_at"))
+    history = [{"at": r["received_at_iso"], "step_type": r.get("step_type", ""), "exit_code": r.get("exit_code"),
+                "error": r.get("error") or ""} for r in replies[-HISTORY_ROWS:][::-1]]
+    cluster = svc.store.get_cluster(host["cluster_id"]) if host.get("cluster_id") else None
+    row = summaries.host_row(host)
+    context = {**page_context(request, str(row["name"])), "host": host, "row": row, "cluster": cluster,
+               "groups": summaries.validation_groups(host), "inv": summaries.inventory_view(host),
+               "progress": summaries.progress_view(host), "steps": summaries.latest_steps(replies, _names(svc, host)),
+               "history": history, "events_list": svc.store.events(host_id=host["id"])[-EVENT_ROWS:][::-1]}
+    return _live_page(request, "host.html", context)
+
+
+def _iso(t: Any) -> str:
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(t)))
+    except (TypeError, ValueError):
+        return ""
+
+
+# -- signing in --------------------------------------------------------------------------------------------------
+def _safe_next(target: str) -> str:
+    """Only a path of this service: never another site (``//host``, ``https://...``)."""
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
+
+
+def _same_origin(request: Request) -> None:
+    """Forms are posted from our own pages only (SameSite=Strict does most of it; Origin closes the rest)."""
+    origin = request.headers.get("origin")
+    if origin and urlsplit(origin).netloc != request.headers.get("host", ""):
+        raise ServiceRefusal(403, "cross-origin form posts are refused")
+
+
+async def login_page(request: Request) -> Response:
+    target = _safe_next(request.query_params.get("next", "/"))
+    if signed_in(request):
+        return RedirectResponse(target, status_code=303)
+    return HTMLResponse(render("login.html", title="Sign in", next=target, error="", auth_on=True, signed_in=False))
+
+
+async def login(request: Request) -> Response:
+    svc = service_of(request)
+    _same_origin(request)
+    body = await request.body()  # bounded by the route (MAX_FORM)
+    form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+    target = _safe_next(form.get("next", "/"))
+    if svc.settings.auth == "none":
+        return RedirectResponse(target, status_code=303)
+    token = form.get("token", "").strip()
+    if not token or not secrets.compare_digest(token.encode(), svc.settings.admin_token.encode()):
+        return HTMLResponse(render("login.html", title="Sign in", next=target, auth_on=True, signed_in=False,
+                                   error="That is not this service's admin token."), status_code=401)
+    resp = RedirectResponse(target, status_code=303)
+    resp.set_cookie(SESSION_COOKIE, session_value(svc.settings.admin_token), httponly=True, samesite="strict",
+                    secure=request.url.scheme == "https", path="/")
+    return resp
+
+
+async def logout(request: Request) -> Response:
+    _same_origin(request)
+    resp = RedirectResponse("/login", status_code=303)
+    resp.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+    return resp
+
+
+def wants_sign_in(request: Request) -> bool:
+    """A 401 that a person's browser gets for a page: answered with the sign-in page rather than JSON."""
+    path = request.url.path
+    return not path.startswith(("/api/", "/static/")) and not request.headers.get("x-console-fragment") \
+        and request.method == "GET"
+
+
+def sign_in_redirect(request: Request) -> Response:
+    return RedirectResponse("/login?next=" + _safe_next(request.url.path), status_code=303)
+
+
+#: Stylesheet, scripts and Swagger UI: the same for everyone, nothing of the service's state.
+_STATIC = Mount("/static", StaticFiles(directory=STATIC), name="static")
+_STATIC.auth = Auth.PUBLIC  # type: ignore[attr-defined]
+
+ROUTES = [
+    route("/", clusters_page, methods=["GET"], auth=Auth.ADMIN),
+    route("/clusters/{cluster_id}", cluster_page, methods=["GET"], auth=Auth.ADMIN),
+    route("/clusters/{cluster_id}/install", install_button, methods=["POST"], auth=Auth.ADMIN, max_body=MAX_FORM),
+    route("/infra-envs/{infra_env_id}/hosts/{host_id}", host_page, methods=["GET"], auth=Auth.ADMIN),
+    route("/login", login_page, methods=["GET"], auth=Auth.PUBLIC),
+    route("/login", login, methods=["POST"], auth=Auth.PUBLIC, max_body=MAX_FORM),
+    route("/logout", logout, methods=["POST"], auth=Auth.PUBLIC, max_body=MAX_FORM),
+    _STATIC,
+]
