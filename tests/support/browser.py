@@ -32,7 +32,7 @@ def available() -> bool:
 
 
 @contextlib.contextmanager
-def chromium(size: tuple[int, int] = DESKTOP, *, mobile: bool = False) -> Iterator[webdriver.Chrome]:
+def chromium(size: tuple[int, int] = DESKTOP) -> Iterator[webdriver.Chrome]:
     profile = tempfile.mkdtemp(prefix="console-chromium-")
     opts = Options()
     opts.binary_location = CHROMIUM
@@ -40,10 +40,6 @@ def chromium(size: tuple[int, int] = DESKTOP, *, mobile: bool = False) -> Iterat
         opts.add_argument(flag)
     opts.add_argument(f"--user-data-dir={profile}")
     opts.add_argument(f"--window-size={size[0]},{size[1]}")
-    if mobile:
-        opts.add_experimental_option("mobileEmulation", {
-            "deviceMetrics": {"width": size[0], "height": size[1], "pixelRatio": 1.0, "touch": True},
-            "userAgent": "Mozilla/5.0 (Linux; Android 14) Mobile"})
     os.environ.setdefault("SE_AVOID_STATS", "true")
     driver = webdriver.Chrome(options=opts, service=Service(CHROMEDRIVER))
     try:
@@ -55,9 +51,18 @@ def chromium(size: tuple[int, int] = DESKTOP, *, mobile: bool = False) -> Iterat
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def full_page_screenshot(driver: webdriver.Chrome, path: Path, width: int, max_height: int = 4000) -> None:
-    """The whole page, not just the window: the window is grown to the document's height first."""
+def emulate(driver: webdriver.Chrome, size: tuple[int, int], *, mobile: bool) -> None:
+    """A viewport of ``size`` CSS pixels, as a phone (``mobile``: meta viewport honoured) or a desktop."""
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": size[0], "height": size[1], "deviceScaleFactor": 1, "mobile": mobile})
+
+
+def screenshot(driver: webdriver.Chrome, path: Path, width: int, *, mobile: bool = False,
+               max_height: int = 3200) -> None:
+    """The page from its top, as tall as the document (up to ``max_height``), at ``width``."""
+    emulate(driver, (width, 800), mobile=mobile)
     height = int(driver.execute_script("return document.documentElement.scrollHeight"))
-    driver.set_window_size(width, min(max(height, 600), max_height))
+    emulate(driver, (width, min(max(height, 600), max_height)), mobile=mobile)
+    driver.execute_script("window.scrollTo(0, 0)")
     path.parent.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(path))
