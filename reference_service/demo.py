@@ -141,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         replies = api.get(f"{url}/api/reference/hosts/{host['id']}/replies", timeout=10).json()
         _print_host(host, replies)
         if ns.keep_running:
-            print(f"\nservice and agent keep running; open {url}/ . Ctrl-C stops both.")
+            print(f"\nservice and agent keep running; open {url}/infra-envs/{ie['id']}/hosts/{host['id']} (this "
+                  f"host), {url}/ (clusters) or {url}/docs (API docs)"
+                  + (f"; sign in with the admin token {admin}" if ns.auth == "token" else "") + ". Ctrl-C stops both.")
             try:
                 while service.poll() is None:
                     time.sleep(1)

@@ -125,3 +125,31 @@ def test_docs_serve_the_spec_offline_and_mark_what_is_implemented(tmp_path: Path
         raw = requests.get(svc.url + "/swagger.yaml", timeout=10)
         assert raw.status_code == 200 and "swagger: " in raw.text[:500]
         assert requests.get(svc.url + "/openapi.json", timeout=10).json()["swagger"] == "2.0"
+
+
+def test_summaries_of_progress_and_step_results_take_garbage() -> None:
+    from reference_service.pages import summaries
+
+    host = {"progress": {"current_stage": "Writing image to disk", "installation_percentage": 42},
+            "progress_stages": ["Starting installation", "Installing", "Writing image to disk", "Rebooting"]}
+    progress = summaries.progress_view(host)
+    assert progress is not None and progress["percentage"] == 42
+    assert [s["state"] for s in progress["stages"]] == ["done", "done", "current", "todo"]
+    assert summaries.progress_view({"progress": {"installation_percentage": 0}}) is None
+    report = {"remote_hosts": [{"host_id": "h2", "l3_connectivity": [
+        {"remote_ip_address": "10.0.0.2", "successful": True, "average_rtt_ms": 0.25, "packet_loss_percentage": 0}],
+        "l2_connectivity": [{"remote_ip_address": "10.0.0.2", "remote_mac": "aa:bb", "successful": False,
+                             "outgoing_nic": "eth0"}]}]}
+    rows = summaries.step_summary("connectivity-check", report, {"h2": "worker-2"})["rows"]
+    assert rows == [["worker-2", "L3", "10.0.0.2", "yes", "0.25 ms, 0% loss"],
+                    ["worker-2", "L2", "10.0.0.2 (aa:bb)", "no", "via eth0"]]
+    garbage_outputs: list[Any] = [None, 7, "x", [1, 2], {"remote_hosts": "no"}, {"images": [None, 3]},
+                                  {"ntp_sources": {}}]
+    for garbage in garbage_outputs:
+        for step in summaries.SUMMARISED_STEPS:
+            summaries.step_summary(step, garbage, {})
+    latest = summaries.latest_steps([{"step_type": "ntp-synchronizer", "exit_code": 0, "output": "{not json"},
+                                     {"step_type": "ntp-synchronizer", "exit_code": "x", "output": None}], {})
+    assert [s["step_type"] for s in latest] == ["ntp-synchronizer"]
+    assert summaries.inventory_view({"inventory": "{broken"}) is None
+    assert summaries.validation_groups({"validations_info": '{"hardware": "nope"}'})[0]["items"] == []
