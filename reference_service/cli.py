@@ -26,8 +26,7 @@ from agent.errors import AgentError, ConfigError
 from agent.usage import Parser, run_main
 
 PROG = "assisted-reference-service"
-#: What the ``service`` extra installs, by import name.
-EXTRA = ("starlette", "uvicorn", "yaml", "jsonschema")
+EXTRA_HINT = "pip install 'assisted-agent[service]'"
 log = logging.getLogger("reference_service")
 
 
@@ -101,26 +100,47 @@ def _check(ns: argparse.Namespace) -> None:
             raise ConfigError(f"{flag} {path}: directory {where} does not exist", hint="create it first")
 
 
-def _require_extra() -> None:
-    for name in EXTRA:
+def _missing_extra() -> list[str]:
+    """The distributions of the ``service`` extra that are not installed, read from the package's metadata."""
+    import re
+    from importlib import metadata
+
+    try:
+        wanted = [r for r in metadata.requires("assisted-agent") or [] if re.search(r"extra *== *.service.", r)]
+    except metadata.PackageNotFoundError:  # run from a source tree: the imports below say what is missing
+        return []
+    missing = []
+    for requirement in wanted:
+        name = re.match(r"[A-Za-z0-9._-]+", requirement)
         try:
-            __import__(name)
-        except ImportError:
-            raise AgentError(f"the reference service needs the 'service' extra: {name} is not installed",
-                             hint="pip install 'assisted-agent[service]'", code="service-extra-missing") from None
+            metadata.version(name.group(0) if name else requirement)
+        except metadata.PackageNotFoundError:
+            missing.append(name.group(0) if name else requirement)
+    return missing
+
+
+def _extra_error(missing: str) -> AgentError:
+    return AgentError(f"the reference service needs the 'service' extra: {missing} is not installed",
+                      hint=EXTRA_HINT, code="service-extra-missing")
 
 
 def _main(argv: Sequence[str] | None) -> int:
     ns = parser().parse_args(argv)
     _check(ns)
-    _require_extra()
+    if missing := _missing_extra():
+        raise _extra_error(", ".join(missing))
     import asyncio
     import sqlite3
 
-    from reference_service.http.app import create_app
-    from reference_service.orchestrator import ReferenceService, Settings
-    from reference_service.rules import load_areas
-    from reference_service.store import Store
+    try:
+        import uvicorn
+
+        from reference_service.http.app import create_app
+        from reference_service.orchestrator import ReferenceService, Settings
+        from reference_service.rules import load_areas
+        from reference_service.store import Store
+    except ModuleNotFoundError as exc:  # the metadata said all is there, but a module of the extra is not
+        raise _extra_error(exc.name or str(exc)) from None
 
     if ns.os_image:
         from reference_service.os_image import OS_IMAGE_ENV
@@ -163,8 +183,6 @@ def _main(argv: Sequence[str] | None) -> int:
     log.info("reference service listening on %s (db %s, auth %s, areas %s)", url, ns.db, ns.auth, ", ".join(areas))
     if ns.auth == "token" and not ns.admin_token:
         log.info("admin token (Authorization: Bearer ...): %s", settings.admin_token)
-
-    import uvicorn
 
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                             ssl_certfile=ns.tls_cert, ssl_keyfile=ns.tls_key)

@@ -242,7 +242,8 @@ def test_service_help_and_version_need_no_extra_and_say_which_pip_install_fixes_
     out = run(sys.executable, "-c", WITHOUT_EXTRA, "--version")
     assert out.returncode == 0 and out.stdout.strip() == f"assisted-reference-service {__version__}"
     out = run(sys.executable, "-c", WITHOUT_EXTRA, "--port", "0")
-    one_line_error(out, "assisted-reference-service", 1, "needs the 'service' extra: starlette is not installed")
+    one_line_error(out, "assisted-reference-service", 1,
+                   r"needs the 'service' extra: (starlette|uvicorn) is not installed")
     assert out.stderr.splitlines()[1] == "assisted-reference-service: hint: pip install 'assisted-agent[service]'"
 
 
@@ -309,3 +310,16 @@ def test_waiting_keeps_the_elapsed_time_fresh(monkeypatch: pytest.MonkeyPatch) -
     with pytest.raises(RuntimeError), progress.waiting("pulling z"):
         raise RuntimeError("refused")
     assert err.getvalue().splitlines()[-1] == "pulling z: stopped in 0:00"
+
+
+def test_service_names_a_missing_distribution_of_the_extra(tmp_path: Path) -> None:
+    """What the installed metadata says the extra needs is checked by distribution, before any import."""
+    fake = tmp_path / "assisted_agent-0.1.0.dist-info"
+    fake.mkdir()
+    (fake / "METADATA").write_text("Metadata-Version: 2.1\nName: assisted-agent\nVersion: 0.1.0\n"
+                                   "Provides-Extra: service\n"
+                                   'Requires-Dist: no-such-dist-xyz>=1; extra == "service"\n')
+    code = (f"import sys\nsys.path.insert(0, {str(tmp_path)!r})\n"
+            "from reference_service.cli import main\nsys.exit(main(sys.argv[1:]))")
+    out = run(sys.executable, "-c", code, "--port", "0")
+    one_line_error(out, "assisted-reference-service", 1, "needs the 'service' extra: no-such-dist-xyz is not installed")
