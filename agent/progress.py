@@ -88,8 +88,8 @@ class Meter:
             self.done = done
             now = self.clock()
             tenth = int(10 * done / self.total) if self.total else 0
-            if self.tty:
-                due = now - self._last >= TTY_REFRESH
+            if self.tty:  # the first figures at once, then a redraw every TTY_REFRESH
+                due = self._last == self._start or now - self._last >= TTY_REFRESH
             else:
                 due = now - self._last >= LINE_EVERY or tenth > self._last_tenth
             if due and not self._finished:
