@@ -115,6 +115,17 @@ def test_unknown_step_and_bad_arguments_are_replies_not_crashes(service: RefServ
     assert broken["exit_code"] == -1 and "failed to load" in broken["error"]
 
 
+def _running_step_processes(daemon_pid: int) -> list[psutil.Process]:
+    running = []
+    for p in psutil.Process(daemon_pid).children(recursive=True):
+        try:
+            if p.status() != psutil.STATUS_ZOMBIE and "agent.step_process" in " ".join(p.cmdline()):
+                running.append(p)
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            pass  # gone, or exited and not yet reaped
+    return running
+
+
 def test_hanging_raising_crashing_and_spawning_steps_do_not_hurt_the_daemon(
         service: RefService, tmp_path: Path, sample_plugins: Path) -> None:
     ie = _setup(service)
@@ -137,8 +148,11 @@ def test_hanging_raising_crashing_and_spawning_steps_do_not_hurt_the_daemon(
         while psutil.pid_exists(grandchild) and psutil.Process(grandchild).status() != psutil.STATUS_ZOMBIE:
             assert time.monotonic() < deadline, "the step's grandchild survived the step's timeout"
             time.sleep(0.1)
-        leftovers = [p for p in psutil.Process(agent.proc.pid).children(recursive=True)
-                     if "agent.step_process" in " ".join(p.cmdline())]
+        # A step's reply is posted when its process has reported, a moment before that process has exited and
+        # been reaped: leftovers are what is still running once that moment has passed.
+        deadline = time.monotonic() + 5
+        while (leftovers := _running_step_processes(agent.proc.pid)) and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert leftovers == []
     assert hang["exit_code"] == 124 and "timed out after 1 seconds" in hang["error"]
     assert raised["exit_code"] == -1 and "RuntimeError: the plugin has a bug" in raised["error"]
