@@ -102,9 +102,9 @@ def test_hosts_reach_known_with_network_results_stored(tmp_path: Path) -> None:
             # free_addresses is not shown by the API (as in the real service); the stored reply is checked. An
             # instruction that overlapped a running sweep is answered exit 0 with no output, as the Go agent's
             # guard answers it (docs/step-overlap.md): the last reply that carries a sweep is the result.
-            replies = svc.replies(host_id, "free-network-addresses")
-            (reply,) = [r for r in replies if r.get("output")][-1:]
-            assert all(r.get("output") or (r.get("exit_code") or 0) == 0 for r in replies), replies
+            sweeps = svc.replies(host_id, "free-network-addresses")
+            (reply,) = [r for r in sweeps if r.get("output")][-1:]
+            assert all(r.get("output") or (r.get("exit_code") or 0) == 0 for r in sweeps), sweeps
             free = json.loads(reply["output"])
             assert spec.errors("free_networks_addresses", free) == []
             assert free[0]["network"] == "10.201.0.0/24"
