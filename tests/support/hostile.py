@@ -56,11 +56,14 @@ class HostileService:
                 self.send_header("Content-Type", answer.content_type)
                 self.send_header("Content-Length", str(len(answer.body)))
                 self.end_headers()
-                if answer.fault == "truncated":
-                    self.wfile.write(answer.body[: len(answer.body) // 2])
+                try:
+                    if answer.fault == "truncated":
+                        self.wfile.write(answer.body[: len(answer.body) // 2])
+                        self.close_connection = True
+                        return
+                    self.wfile.write(answer.body)
+                except OSError:  # the agent hung up on an answer it refuses (too big): that is the point
                     self.close_connection = True
-                    return
-                self.wfile.write(answer.body)
 
             def do_GET(self) -> None:
                 with outer.lock:
