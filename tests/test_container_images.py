@@ -114,7 +114,8 @@ def run_cli(step_type: str, request: dict[str, Any], env: dict[str, str]) -> dic
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env={**os.environ, **env})
     assert proc.stdout, proc.stderr
     reply: dict[str, Any] = json.loads(proc.stdout)
-    assert "error" not in reply, reply  # the Go agent leaves it empty; reasons go to the log
+    if step_type == "container-image-availability":
+        assert "error" not in reply, reply  # the Go agent leaves it empty; reasons go to the log
     reply["_log"] = proc.stderr  # not part of the reply: where the step said why an image failed
     if reply.get("output"):
         assert spec.errors(spec.STEP_OUTPUT_MODELS[step_type], json.loads(reply["output"])) == []
