@@ -48,7 +48,9 @@ def test_real_agent_prepares_a_host_for_installation(tmp_path: Path, monkeypatch
                     assert done["status"] == "preparing-successful", (done["status_info"], agent.log[-3000:])
                 measured = svc.replies(host["id"], "installation-disk-speed-check")
                 pulled = svc.replies(host["id"], "container-image-availability")
-            assert [json.loads(r["output"])["path"] for r in measured] == [str(disk)]
+            # an instruction that overlapped the running measurement gets the Go guard's exit 0, no output
+            assert all(r.get("output") or r.get("exit_code", 0) == 0 for r in measured), measured
+            assert [json.loads(r["output"])["path"] for r in measured if r.get("output")] == [str(disk)]
             assert [r.get("exit_code", 0) for r in pulled] == [0]
             speed = json.loads(done["disks_info"])
             assert [d["path"] for d in speed] == [str(disk)]
