@@ -26,14 +26,45 @@ def pxe_interface(cmdline: str) -> str:
     return ""
 
 
+def _unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash in paths as octal escapes (``\\040``)."""
+    if "\\" not in field:
+        return field
+    for code in ("040", "011", "012", "134"):
+        field = field.replace("\\" + code, chr(int(code, 8)))
+    return field
+
+
+def mount_source(mountinfo: str, target: str) -> str | None:
+    """The source of what is mounted at ``target`` (the topmost mount, as ``findmnt TARGET``), or None."""
+    source = None
+    for line in mountinfo.splitlines():
+        fields = line.split(" ")
+        if len(fields) < 10 or _unescape(fields[4]) != target or "-" not in fields[6:]:
+            continue
+        after = fields[fields.index("-", 6) + 1 :]
+        if len(after) >= 2:
+            source = _unescape(after[1])
+    return source
+
+
 def device_type(host: Host) -> str:
-    """``ephemeral`` when the live root is a loop device (the ISO booted into RAM), else ``persistent``."""
-    if not host.which("findmnt"):
+    """``ephemeral`` when the live root is a loop device (the ISO booted into RAM), else ``persistent``.
+
+    What ``findmnt --output SOURCE /sysroot`` says, read from /proc/self/mountinfo as findmnt reads it: the
+    command cost ~8 ms of every ``agent inventory``. A recorded tree without that file replays the command.
+    """
+    mountinfo = host.read_text("/proc/self/mountinfo")
+    if mountinfo is not None:
+        source = mount_source(mountinfo, "/sysroot")
+    elif host.which("findmnt"):
+        result = host.run(["findmnt", "--noheadings", "--output", "SOURCE", "/sysroot"], timeout=5)
+        source = result.stdout.strip() if result.ok else None
+    else:
         return ""
-    result = host.run(["findmnt", "--noheadings", "--output", "SOURCE", "/sysroot"], timeout=5)
-    if not result.ok or not result.stdout.strip():
+    if not source:
         return ""
-    return "ephemeral" if result.stdout.strip().startswith("/dev/loop") else "persistent"
+    return "ephemeral" if source.startswith("/dev/loop") else "persistent"
 
 
 def collect(host: Host, options: Options) -> dict[str, Any]:

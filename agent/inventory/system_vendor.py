@@ -2,7 +2,7 @@
 
 Missing DMI values are reported as ``unknown``, as the Go agent (ghw) does: the service compares product names
 against platform lists and would otherwise see an empty string. Whether the machine is virtual is what
-``systemd-detect-virt --vm`` says; without it, the CPU's ``hypervisor`` flag.
+``systemd-detect-virt --vm`` would say, read from the files it reads (agent.inventory.virt): no command runs.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 
 from agent.host import Host
 from agent.inventory.options import Options
+from agent.inventory.virt import detect_vm
 
 DMI = "/sys/class/dmi/id"
 UNKNOWN = "unknown"
@@ -21,13 +22,7 @@ def _dmi(host: Host, name: str) -> str:
 
 
 def is_virtual(host: Host) -> bool:
-    if host.which("systemd-detect-virt"):
-        result = host.run(["systemd-detect-virt", "--vm"], timeout=5)
-        return result.ok and result.stdout.strip() not in ("", "none")
-    for line in (host.read_text("/proc/cpuinfo") or "").splitlines():
-        if line.startswith("flags"):
-            return "hypervisor" in line.split()
-    return False
+    return detect_vm(host)
 
 
 def _s390x(host: Host) -> tuple[str, str] | None:
