@@ -26,7 +26,8 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS clusters (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS infra_envs (id TEXT PRIMARY KEY, token TEXT NOT NULL, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS hosts (
-    infra_env_id TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (infra_env_id, id));
+    infra_env_id TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL, cluster_id TEXT,
+    PRIMARY KEY (infra_env_id, id));
 CREATE TABLE IF NOT EXISTS replies (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, infra_env_id TEXT, host_id TEXT, step_id TEXT, step_type TEXT,
     exit_code INTEGER, output TEXT, error TEXT, received_at REAL);
@@ -37,6 +38,15 @@ CREATE TABLE IF NOT EXISTS requests (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, method TEXT, path TEXT, headers TEXT, body TEXT, status INTEGER,
     received_at REAL);
 CREATE TABLE IF NOT EXISTS blobs (key TEXT PRIMARY KEY, data BLOB NOT NULL, created_at REAL);
+"""
+
+#: Indexes for every lookup a request makes, so its cost does not grow with the hosts, replies and events of
+#: others (a poll, a page or a reply must not scan the whole service). Created after the migration below.
+INDEXES = """
+CREATE INDEX IF NOT EXISTS hosts_by_cluster ON hosts (cluster_id);
+CREATE INDEX IF NOT EXISTS replies_by_host ON replies (host_id, step_type, seq);
+CREATE INDEX IF NOT EXISTS events_by_host ON events (host_id, seq);
+CREATE INDEX IF NOT EXISTS events_by_cluster ON events (cluster_id, seq);
 """
 
 
@@ -55,6 +65,15 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            self._migrate()
+            self._db.executescript(INDEXES)
+
+    def _migrate(self) -> None:
+        """Databases made before ``hosts.cluster_id`` existed get the column, filled from the documents."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(hosts)")}
+        if "cluster_id" not in columns:
+            self._db.execute("ALTER TABLE hosts ADD COLUMN cluster_id TEXT")
+            self._db.execute("UPDATE hosts SET cluster_id = json_extract(doc, '$.cluster_id')")
 
     def close(self) -> None:
         with self._lock:
@@ -112,18 +131,17 @@ class Store:
         return self._one("SELECT doc FROM hosts WHERE infra_env_id = ? AND id = ?", (infra_env_id, host_id))
 
     def list_hosts(self, infra_env_id: str | None = None, cluster_id: str | None = None) -> list[dict[str, Any]]:
-        hosts = self._many("SELECT doc FROM hosts ORDER BY rowid")
-        if infra_env_id is not None:
-            hosts = [h for h in hosts if h.get("infra_env_id") == infra_env_id]
-        if cluster_id is not None:
-            hosts = [h for h in hosts if h.get("cluster_id") == cluster_id]
-        return hosts
+        cond, args = _where(infra_env_id=infra_env_id, cluster_id=cluster_id)
+        return self._many(f"SELECT doc FROM hosts{cond} ORDER BY rowid", args)
 
     def save_host(self, doc: dict[str, Any]) -> None:
         doc["updated_at"] = _now_iso()
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO hosts (infra_env_id, id, doc) VALUES (?, ?, ?)",
-                             (doc["infra_env_id"], doc["id"], json.dumps(doc)))
+            # An upsert keeps the row (and its rowid, the order hosts are listed in: registration order).
+            self._db.execute("INSERT INTO hosts (infra_env_id, id, doc, cluster_id) VALUES (?, ?, ?, ?)"
+                             " ON CONFLICT (infra_env_id, id) DO UPDATE SET doc = excluded.doc,"
+                             " cluster_id = excluded.cluster_id",
+                             (doc["infra_env_id"], doc["id"], json.dumps(doc), doc.get("cluster_id") or None))
 
     def delete_host(self, infra_env_id: str, host_id: str) -> None:
         with self._lock:
@@ -139,23 +157,24 @@ class Store:
                  int(reply.get("exit_code", 0) or 0), reply.get("output", ""), reply.get("error", ""), time.time()),
             )
 
-    def replies(self, host_id: str | None = None, step_type: str | None = None) -> list[dict[str, Any]]:
-        sql = ("SELECT seq, infra_env_id, host_id, step_id, step_type, exit_code, output, error, received_at"
-               " FROM replies")
-        cond, args = [], []
-        if host_id:
-            cond.append("host_id = ?")
-            args.append(host_id)
-        if step_type:
-            cond.append("step_type = ?")
-            args.append(step_type)
-        if cond:
-            sql += " WHERE " + " AND ".join(cond)
+    def replies(self, host_id: str | None = None, step_type: str | None = None, *,
+                last: int | None = None) -> list[dict[str, Any]]:
+        """Replies oldest first; ``last`` keeps only the newest that many (read from the index, not filtered)."""
+        cond, args = _where(host_id=host_id or None, step_type=step_type or None)
+        sql = f"SELECT {_REPLY_COLUMNS} FROM replies{cond} ORDER BY seq"
+        if last is not None:
+            sql = f"SELECT * FROM ({sql} DESC LIMIT {int(last)}) ORDER BY seq"
         with self._lock:
-            rows = self._db.execute(sql + " ORDER BY seq", tuple(args)).fetchall()
-        keys = ("seq", "infra_env_id", "host_id", "step_id", "step_type", "exit_code", "output", "error",
-                "received_at")
-        return [dict(zip(keys, r, strict=True)) for r in rows]
+            rows = self._db.execute(sql, args).fetchall()
+        return [dict(zip(_REPLY_KEYS, r, strict=True)) for r in rows]
+
+    def latest_replies(self, host_id: str) -> list[dict[str, Any]]:
+        """The newest reply of each step type of one host: what a host's page shows, one indexed row a type."""
+        sql = (f"SELECT {_REPLY_COLUMNS} FROM replies WHERE seq IN (SELECT MAX(seq) FROM replies"
+               " WHERE host_id = ? GROUP BY step_type) ORDER BY seq")
+        with self._lock:
+            rows = self._db.execute(sql, (host_id,)).fetchall()
+        return [dict(zip(_REPLY_KEYS, r, strict=True)) for r in rows]
 
     def add_event(self, message: str, *, severity: str = "info", cluster_id: str | None = None,
                   host_id: str | None = None, infra_env_id: str | None = None) -> None:
@@ -164,18 +183,18 @@ class Store:
                 "INSERT INTO events (cluster_id, host_id, infra_env_id, severity, message, event_time)"
                 " VALUES (?, ?, ?, ?, ?, ?)", (cluster_id, host_id, infra_env_id, severity, message, time.time()))
 
-    def events(self, *, cluster_id: str | None = None, host_id: str | None = None) -> list[dict[str, Any]]:
+    def events(self, *, cluster_id: str | None = None, host_id: str | None = None,
+               last: int | None = None) -> list[dict[str, Any]]:
+        """Events oldest first; ``last`` keeps only the newest that many."""
+        cond, args = _where(cluster_id=cluster_id or None, host_id=host_id or None)
+        sql = ("SELECT seq, cluster_id, host_id, infra_env_id, severity, message, event_time"
+               f" FROM events{cond} ORDER BY seq")
+        if last is not None:
+            sql = f"SELECT * FROM ({sql} DESC LIMIT {int(last)}) ORDER BY seq"
         with self._lock:
-            rows = self._db.execute(
-                "SELECT cluster_id, host_id, infra_env_id, severity, message, event_time FROM events ORDER BY seq"
-            ).fetchall()
-        out = []
-        for c, h, ie, sev, msg, t in rows:
-            if (cluster_id and c != cluster_id) or (host_id and h != host_id):
-                continue
-            out.append({"cluster_id": c, "host_id": h, "infra_env_id": ie, "severity": sev, "message": msg,
-                        "event_time": _iso(t)})
-        return out
+            rows = self._db.execute(sql, args).fetchall()
+        return [{"cluster_id": c, "host_id": h, "infra_env_id": ie, "severity": sev, "message": msg,
+                 "event_time": _iso(t)} for _, c, h, ie, sev, msg, t in rows]
 
     def add_request(self, method: str, path: str, headers: dict[str, str], body: str, status: int) -> None:
         with self._lock:
@@ -197,6 +216,19 @@ class Store:
         with self._lock:
             row = self._db.execute("SELECT data FROM blobs WHERE key = ?", (key,)).fetchone()
         return bytes(row[0]) if row else None
+
+
+_REPLY_KEYS = ("seq", "infra_env_id", "host_id", "step_id", "step_type", "exit_code", "output", "error",
+               "received_at")
+_REPLY_COLUMNS = ", ".join(_REPLY_KEYS)
+
+
+def _where(**equal: str | None) -> tuple[str, tuple[str, ...]]:
+    """A WHERE clause of column equalities, the columns named in code and only the values bound."""
+    given = {k: v for k, v in equal.items() if v is not None}
+    if not given:
+        return "", ()
+    return " WHERE " + " AND ".join(f"{k} = ?" for k in given), tuple(given.values())
 
 
 def token_hash(token: str) -> str:

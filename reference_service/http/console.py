@@ -105,7 +105,7 @@ def _cluster_context(request: Request, cluster_id: str, flash: str = "") -> dict
         raise ServiceRefusal(404, f"cluster {cluster_id} not found")
     hosts = svc.store.list_hosts(cluster_id=cluster_id)
     rows = sorted((summaries.host_row(h) for h in hosts), key=lambda r: str(r["name"]))
-    events = svc.store.events(cluster_id=cluster_id)[-EVENT_ROWS:][::-1]
+    events = svc.store.events(cluster_id=cluster_id, last=EVENT_ROWS)[::-1]
     return {**page_context(request, str(cluster.get("name") or cluster_id)), "cluster": cluster,
             "tone": summaries.tone(cluster.get("status")), "profile": _profile(cluster), "hosts": rows,
             "cluster_checks": cluster_checks(cluster, hosts), "events_list": events, "flash": flash}
@@ -139,17 +139,18 @@ def _names(svc: ReferenceService, host: dict[str, Any]) -> dict[str, str]:
 async def host_page(request: Request) -> Response:
     svc = service_of(request)
     host = svc.require_host(request.path_params["infra_env_id"], request.path_params["host_id"])
-    replies = svc.store.replies(host["id"])
-    for r in replies:
+    latest = svc.store.latest_replies(host["id"])
+    for r in latest:
         r["received_at_iso"] = _iso(r.get("received_at"))
-    history = [{"at": r["received_at_iso"], "step_type": r.get("step_type", ""), "exit_code": r.get("exit_code"),
-                "error": r.get("error") or ""} for r in replies[-HISTORY_ROWS:][::-1]]
+    history = [{"at": _iso(r.get("received_at")), "step_type": r.get("step_type", ""),
+                "exit_code": r.get("exit_code"), "error": r.get("error") or ""}
+               for r in svc.store.replies(host["id"], last=HISTORY_ROWS)[::-1]]
     cluster = svc.store.get_cluster(host["cluster_id"]) if host.get("cluster_id") else None
     row = summaries.host_row(host)
     context = {**page_context(request, str(row["name"])), "host": host, "row": row, "cluster": cluster,
                "groups": summaries.validation_groups(host), "inv": summaries.inventory_view(host),
-               "progress": summaries.progress_view(host), "steps": summaries.latest_steps(replies, _names(svc, host)),
-               "history": history, "events_list": svc.store.events(host_id=host["id"])[-EVENT_ROWS:][::-1]}
+               "progress": summaries.progress_view(host), "steps": summaries.latest_steps(latest, _names(svc, host)),
+               "history": history, "events_list": svc.store.events(host_id=host["id"], last=EVENT_ROWS)[::-1]}
     return _live_page(request, "host.html", context)
 
 
