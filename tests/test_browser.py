@@ -86,7 +86,9 @@ def test_pages_in_a_browser(tmp_path: Path) -> None:
         # a wrong token is refused; the admin token signs in and lands where the browser was going
         page.find_element(By.ID, "token").send_keys("not-the-token")
         page.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-        assert "not this service" in page.page_source and page.get_cookies() == []
+        # the click only starts the form's POST: wait for its answer before reading the page
+        wait_for(lambda: "not this service" in page.page_source, 15, "the refusal of a wrong token")
+        assert page.get_cookies() == []
         page.get(host_url)
         page.find_element(By.ID, "token").send_keys("test-admin-token")
         page.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
