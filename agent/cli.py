@@ -181,6 +181,11 @@ def _run_daemon(argv: list[str], role: str = "agent") -> int:
     cfg = build_config(ns)
     cfg.validate_for_daemon()
     from agent.config import parse_bool
+    from agent.dry_run import DrySettings, validate
+
+    dry = DrySettings.from_env(os.environ, flag=cfg.dry_run)
+    if dry.enabled and validate(dry):
+        raise ConfigError("; ".join(validate(dry)), hint="fix or unset the DRY_* environment variables")
     from agent.logs import setup_logging
 
     journal = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import signal
 import threading
@@ -25,6 +26,7 @@ from agent.answers import next_step_request, parse_steps
 from agent.client import ServiceClient
 from agent.config import AgentConfig
 from agent.dispatch import Dispatcher
+from agent.dry_run import ENV_HOST_ID, DrySettings
 from agent.errors import MalformedAnswer, ServiceError, ServiceResponseError, TransportError
 from agent.host import Host
 from agent.identity import derive_host_id
@@ -38,6 +40,8 @@ log = logging.getLogger("agent")
 
 #: A successful reply identical to the last one of its step type is not re-posted within this many seconds.
 REPLY_CACHE_TTL = 3600.0
+#: How the registration log line names a host id taken from the dry-run environment.
+DRY_HOST_ID_SOURCE = ENV_HOST_ID
 #: Poll back-off: cenkalti/backoff defaults, as the Go agent uses them.
 POLL_BACKOFF_INITIAL, POLL_BACKOFF_FACTOR, POLL_BACKOFF_MAX, POLL_BACKOFF_JITTER = 0.5, 1.5, 60.0, 0.5
 #: After this long without a successful poll, register again (the Go runner exits and the agent re-registers).
@@ -77,6 +81,7 @@ class Daemon:
         self._pending: deque[Reply] = deque(maxlen=MAX_PENDING_REPLIES)
         self._history = History(self.state)
         self._last_problem = ""
+        self.dry = DrySettings.from_env(os.environ, flag=config.dry_run)
 
     # -- top level --------------------------------------------------------------------------------------
     def run(self) -> int:
@@ -126,7 +131,9 @@ class Daemon:
         """Register until it succeeds; False when stopped first."""
         fatal_attempts = 0
         while not self.stop.is_set():
-            if self.config.host_id:
+            if self.dry.forced_host_id:
+                host_id, how = self.dry.forced_host_id, DRY_HOST_ID_SOURCE
+            elif self.config.host_id:
                 host_id, how = self.config.host_id, "--host-id"
             else:
                 host_id, how = derive_host_id(self.host)
@@ -235,6 +242,13 @@ class Daemon:
             self._remember_agent_image(image)
             log.info("agent image %s pulled: exiting so that systemd restarts the agent from it", image)
             self.request_stop("agent upgraded")
+        if step_type == "reboot" and reply.exit_code == 0 and self._dry_rebooted():
+            log.info("dry-run reboot recorded in %s: stopping, as the Go agent does", self.dry.reboot_marker_path)
+            self.request_stop("dry-run reboot")
+
+    def _dry_rebooted(self) -> bool:
+        """A dry-run reboot wrote its marker: the simulated host is gone, its agent stops (Go: DryRebootHappened)."""
+        return bool(self.dry.reboot_marker_path) and os.path.exists(self.dry.reboot_marker_path)
 
     # -- replies ----------------------------------------------------------------------------------------
     def _deliver(self, reply: Reply, dedupe: bool = True) -> None:

@@ -7,8 +7,10 @@ are left out). Nothing here needs the network or the service.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
+from agent.dry_run import DrySettings, apply_to_inventory
 from agent.errors import InvalidStepArguments
 from agent.inventory.collect import inventory, truncate
 from agent.inventory.options import Options
@@ -52,4 +54,6 @@ class InventoryStep(Step[InventoryParams]):
         inv, problems = inventory(ctx.host, Options(disk_min_size=params.disk_min_size))
         for problem in problems:
             ctx.log.warning("inventory: part left out: %s", problem)
+        # A dry-run host (one of many agents on one machine) reports the hostname, MAC and address it was given.
+        inv = apply_to_inventory(inv, DrySettings.from_env(os.environ, flag=ctx.config.dry_run))
         return StepResult(truncate(inv, params.output_max_size))

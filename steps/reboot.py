@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import parse_bool
+from agent.dry_run import DrySettings
 from agent.errors import InvalidStepArguments, StepError
 from agent.host import Host
 from steps.base import Step, StepContext, StepResult, get_field, json_arg, uuid_field
@@ -49,16 +50,17 @@ def _truthy(text: str) -> bool:
         return False
 
 
-def marker_path() -> Path:
-    """Where dry-run reboots are recorded: $AGENT_REBOOT_MARKER, else reboot-requests.jsonl in the state dir."""
-    explicit = os.environ.get("AGENT_REBOOT_MARKER")
+def marker_path(flag: bool = False) -> Path:
+    """Where dry-run reboots are recorded: the Go agent's $DRY_FAKE_REBOOT_MARKER_PATH (with DRY_ENABLE), else
+    $AGENT_REBOOT_MARKER, else reboot-requests.jsonl in the state dir."""
+    explicit = DrySettings.from_env(os.environ, flag=flag).reboot_marker_path or os.environ.get("AGENT_REBOOT_MARKER")
     if explicit:
         return Path(explicit)
     return Path(os.environ.get("AGENT_STATE_DIR") or "/var/lib/assisted-agent") / "reboot-requests.jsonl"
 
 
 def record_dry_run(ctx: StepContext, kind: str, details: dict[str, Any]) -> dict[str, Any]:
-    path = marker_path()
+    path = marker_path(ctx.config.dry_run)
     entry = {"time": time.time(), "step_type": kind, "step_id": ctx.step_id, **details}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
