@@ -14,18 +14,21 @@ command line is one line on stderr, a hint and exit status 2; a failure at run t
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from agent import __version__
 from agent.errors import ConfigError
-from agent.usage import Parser, run_main
+from agent.usage import run_main
 
 if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+
     from agent.config import AgentConfig
+
+# argparse is imported by the parsers that need it, not here: `agent inventory` parses its two flags by hand.
 
 #: Flags that take a value (Go style allows -flag value); boolean flags accept only -flag or -flag=BOOL.
 _LONG_FLAGS = {
@@ -105,6 +108,9 @@ def _connection_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def daemon_parser() -> argparse.ArgumentParser:
+    import argparse
+
+    from agent.argparser import Parser
     from agent.config import DEFAULT_CONF
 
     subcommands = "\n".join(f"  {name:12} {text}" for name, text in SUBCOMMANDS.items())

@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+# subprocess, shutil and pathlib are imported where they are used, not here: ``agent inventory`` runs no command
+# on most hosts and reads through str paths, and those imports (signal, selectors, bz2, lzma, urllib.parse...)
+# were a tenth of its start-up (bench/inventory.py).
 
 RECORDED_DIR = ".recorded"
 
@@ -86,6 +91,8 @@ class SubprocessRunner:
         input: str | None = None,
         env: Mapping[str, str] | None = None,
     ) -> CommandResult:
+        import subprocess
+
         args = tuple(str(a) for a in argv)
         full_env = None if env is None else {**os.environ, **env}
         try:
@@ -109,9 +116,14 @@ class SubprocessRunner:
         return CommandResult(args, proc.returncode, out, err)
 
     def which(self, name: str) -> str | None:
-        import shutil  # not at the top: shutil imports bz2, lzma and zlib, a cost at every agent start
-
-        return shutil.which(name)
+        """``shutil.which`` for a plain name, without importing shutil (bz2, lzma, zlib) at every agent start."""
+        if "/" in name:
+            return name if os.access(name, os.X_OK) and not os.path.isdir(name) else None
+        for folder in os.environ.get("PATH", os.defpath).split(os.pathsep):
+            candidate = os.path.join(folder or os.curdir, name)
+            if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
+                return candidate
+        return None
 
 
 class RecordedRunner:
@@ -121,8 +133,12 @@ class RecordedRunner:
         self._records = {tuple(r["argv"]): r for r in records}
 
     @classmethod
-    def load(cls, path: Path) -> RecordedRunner:
-        return cls(json.loads(path.read_text()) if path.exists() else [])
+    def load(cls, path: str | os.PathLike[str]) -> RecordedRunner:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                return cls(json.load(fh))
+        except FileNotFoundError:
+            return cls([])
 
     def run(
         self,
@@ -154,15 +170,21 @@ class Host:
 
     def __init__(
         self,
-        root: Path | None = None,
+        root: str | os.PathLike[str] | None = None,
         commands: CommandRunner | None = None,
         recorded_netlink: dict[str, Any] | None = None,
     ) -> None:
-        self.root = Path("/") if root is None else Path(root)
-        self._root = str(self.root)
+        # Kept as a str: a Path is made on demand (``root``, ``path()``), pathlib is not imported to read sysfs.
+        self._root = "/" if root is None else os.path.normpath(os.fspath(root))
         self.commands: CommandRunner = SubprocessRunner() if commands is None else commands
         #: Recorded netlink data of a fixture tree, or None to ask the kernel.
         self.recorded_netlink = recorded_netlink
+
+    @property
+    def root(self) -> Path:
+        from pathlib import Path
+
+        return Path(self._root)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(root={self.root!r})"
@@ -170,13 +192,16 @@ class Host:
     @classmethod
     def at(cls, root: str | os.PathLike[str] = "/") -> Host:
         """A host rooted at ``root``, replaying commands and netlink if the tree carries recordings."""
-        rootp = Path(root)
-        rec = rootp / RECORDED_DIR
-        if rec.is_dir():
-            netlink_file = rec / "netlink.json"
-            netlink = json.loads(netlink_file.read_text()) if netlink_file.exists() else None
-            return cls(rootp, RecordedRunner.load(rec / "commands.json"), netlink)
-        return cls(rootp)
+        rec = os.path.join(root, RECORDED_DIR)
+        if os.path.isdir(rec):
+            netlink = None
+            try:
+                with open(os.path.join(rec, "netlink.json"), encoding="utf-8") as fh:
+                    netlink = json.load(fh)
+            except FileNotFoundError:
+                pass
+            return cls(root, RecordedRunner.load(os.path.join(rec, "commands.json")), netlink)
+        return cls(root)
 
     @property
     def is_live(self) -> bool:
@@ -186,17 +211,18 @@ class Host:
     # -- files -------------------------------------------------------------------------------------------
     def path(self, p: str | os.PathLike[str]) -> Path:
         """Where the host path ``p`` is on this machine's filesystem."""
-        rel = os.fspath(p).lstrip("/")
-        return self.root / rel if rel else self.root
+        from pathlib import Path
 
-    def _fs(self, p: str | os.PathLike[str]) -> str:
+        return Path(self.fs_path(p))
+
+    def fs_path(self, p: str | os.PathLike[str]) -> str:
         """:meth:`path` as a string: the readers below run thousands of times per inventory, Path objects cost."""
         rel = os.fspath(p).lstrip("/")
         return os.path.join(self._root, rel) if rel else self._root
 
     def read_bytes(self, p: str, default: bytes | None = None) -> bytes | None:
         try:
-            with open(self._fs(p), "rb", buffering=0) as fh:
+            with open(self.fs_path(p), "rb", buffering=0) as fh:
                 return fh.read()
         except OSError:
             return default
@@ -214,21 +240,21 @@ class Host:
         return text or None
 
     def exists(self, p: str) -> bool:
-        return os.path.lexists(self._fs(p))
+        return os.path.lexists(self.fs_path(p))
 
     def is_dir(self, p: str) -> bool:
-        return os.path.isdir(self._fs(p))
+        return os.path.isdir(self.fs_path(p))
 
     def listdir(self, p: str) -> list[str]:
         """Sorted entries of a directory; empty when it does not exist."""
         try:
-            return sorted(os.listdir(self._fs(p)))
+            return sorted(os.listdir(self.fs_path(p)))
         except OSError:
             return []
 
     def readlink(self, p: str) -> str | None:
         try:
-            return os.readlink(self._fs(p))
+            return os.readlink(self.fs_path(p))
         except OSError:
             return None
 
@@ -260,7 +286,7 @@ class Host:
 
     def glob(self, pattern: str) -> list[str]:
         """Host paths matching a glob pattern, sorted."""
-        root = str(self.root).rstrip("/")
+        root = self._root.rstrip("/")
         return sorted("/" + str(m)[len(root) :].lstrip("/") for m in self.root.glob(pattern.lstrip("/")))
 
     # -- commands ----------------------------------------------------------------------------------------

@@ -11,9 +11,9 @@ import json
 import sys
 from collections.abc import Sequence
 
+from agent.argparser import Parser
 from agent.cli import SUBCOMMANDS, _connection_flags, _go_style, build_config, daemon_parser
 from agent.errors import ConfigError
-from agent.usage import Parser
 
 
 def step_parser() -> argparse.ArgumentParser:

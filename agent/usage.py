@@ -5,27 +5,24 @@ Every command-line error and start-up failure is one line on stderr, ``PROG: err
 a failure at run time. A traceback is never what a person sees: an unexpected exception becomes one line too,
 and ``AGENT_TRACEBACK=1`` brings the traceback back for whoever debugs it. This module imports only argparse
 and :mod:`agent.errors`, so a command's start-up does not pay for it.
+
+:class:`Parser` is in agent.argparser: ``agent inventory`` parses its two flags without argparse (and the
+gettext, warnings and locale modules behind it), so importing this module must not import it.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from collections.abc import Callable
-from typing import NoReturn
+from typing import TYPE_CHECKING
 
 from agent.errors import AgentError, ConfigError
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
-
-
-class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are :class:`ConfigError` (one line and a hint), not usage and exit."""
-
-    def error(self, message: str) -> NoReturn:
-        raise ConfigError(message, hint=f"see '{self.prog} --help'")
 
 
 def fail(prog: str, message: str, hint: str | None = None) -> None:

@@ -22,8 +22,9 @@ import sys
 from collections.abc import Sequence
 
 from agent import __version__
+from agent.argparser import Parser
 from agent.errors import AgentError, ConfigError
-from agent.usage import Parser, run_main
+from agent.usage import run_main
 
 PROG = "assisted-reference-service"
 EXTRA_HINT = "pip install 'assisted-agent[service]'"

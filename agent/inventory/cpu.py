@@ -54,8 +54,10 @@ def collect(host: Host, options: Options) -> dict[str, Any]:
     model = first.get("model name") or first.get("cpu") or first.get("machine") or ""
     flags = (first.get("flags") or first.get("features") or "").split()
     mhz = [float(b["cpu mhz"]) for b in processors if _is_number(b.get("cpu mhz"))]
-    for path in host.glob("/sys/devices/system/cpu/cpu[0-9]*/cpufreq/cpuinfo_max_freq"):
-        khz = host.read_attr(path)
+    for entry in host.listdir("/sys/devices/system/cpu"):  # cpu[0-9]*, without pathlib's glob
+        if not (entry.startswith("cpu") and entry[3:4].isdigit()):
+            continue
+        khz = host.read_attr(f"/sys/devices/system/cpu/{entry}/cpufreq/cpuinfo_max_freq")
         if khz and khz.isdigit():
             mhz.append(int(khz) / 1000.0)
     cpu: dict[str, Any] = {

@@ -208,7 +208,7 @@ def mountpoints(host: Host) -> dict[str, str]:
 def _bootable(host: Host, path: str) -> bool:
     """An MBR boot signature (also on GPT's protective MBR): what ``file -s`` calls "DOS/MBR boot sector"."""
     try:
-        fd = os.open(host.path(path), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(host.fs_path(path), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return False
     try:

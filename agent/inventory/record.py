@@ -22,11 +22,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from agent.argparser import Parser
 from agent.errors import ConfigError
 from agent.host import RECORDED_DIR, CommandResult, Host, SubprocessRunner
 from agent.inventory import netlink
 from agent.inventory.collect import inventory
-from agent.usage import Parser
 
 MAX_FILE = 1 << 20
 #: Paths whose content is copied as a plain file, not through their symlinks (/etc/mtab -> /proc/self/mounts).

@@ -13,13 +13,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-import textwrap
 from typing import TYPE_CHECKING, Any
 
 from agent.errors import ConfigError
 from agent.host import Host
 from agent.inventory.collect import inventory
-from agent.usage import Parser
 
 if TYPE_CHECKING:
     import argparse
@@ -50,11 +48,15 @@ def _rows(header: list[str], rows: list[list[str]], indent: str = "  ") -> list[
 
 
 def _wrapped(text: str, indent: str) -> list[str]:
+    import textwrap  # the table's, not the JSON's: imported when a table is printed
+
     return textwrap.wrap(text, WIDTH, initial_indent=indent, subsequent_indent=indent + "  ", break_on_hyphens=False)
 
 
 def _field(label: str, text: str) -> list[str]:
     """``Label     text``, wrapped to the terminal's 80 columns under the text."""
+    import textwrap
+
     lines = textwrap.wrap(text, WIDTH - 10, break_on_hyphens=False) or [""]
     return [f"{label:<10}{lines[0]}", *(" " * 10 + line for line in lines[1:])]
 
@@ -140,6 +142,8 @@ def table(inv: dict[str, Any], problems: list[str]) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
+    from agent.argparser import Parser
+
     p = Parser(prog="agent inventory", description="Show this host's inventory: the JSON the inventory step "
                "replies (compact, as the Go agent), or a table for a person that fits 80 columns.")
     p.add_argument("--format", choices=("json", "table"), default="json", help="default json")
@@ -149,12 +153,41 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def simple_args(argv: list[str]) -> tuple[str, str] | None:
+    """(format, root) of a command line of plain ``--format X``/``--root X`` flags, else None (argparse decides).
+
+    argparse and what it imports (gettext, locale, warnings) cost ~5 ms of every ``agent inventory``
+    (bench/inventory.py); the common command lines are read here, anything else (``--help``, an abbreviation,
+    a mistake) goes to :func:`parser`, whose answer and messages are the reference.
+    """
+    values = {"--format": "json", "--root": "/"}
+    i = 0
+    while i < len(argv):
+        flag, eq, value = argv[i].partition("=")
+        if flag not in values:
+            return None
+        if not eq:
+            i += 1
+            if i == len(argv) or argv[i].startswith("-"):
+                return None
+            value = argv[i]
+        values[flag] = value
+        i += 1
+    if values["--format"] not in ("json", "table"):
+        return None
+    return values["--format"], values["--root"]
+
+
 def main(argv: list[str]) -> int:
-    ns = parser().parse_args(argv)
-    if not os.path.isdir(ns.root):
-        raise ConfigError(f"--root {ns.root}: no such directory", hint="give / or a tree made by 'agent record-host'")
-    inv, problems = inventory(Host.at(ns.root))
-    if ns.format == "json":
+    fast = simple_args(argv)
+    if fast is None:
+        ns = parser().parse_args(argv)
+        fast = ns.format, ns.root
+    fmt, root = fast
+    if not os.path.isdir(root):
+        raise ConfigError(f"--root {root}: no such directory", hint="give / or a tree made by 'agent record-host'")
+    inv, problems = inventory(Host.at(root))
+    if fmt == "json":
         sys.stdout.write(json.dumps(inv, separators=(",", ":")) + "\n")
         for p in problems:
             print(f"agent inventory: not collected: {p}", file=sys.stderr)
