@@ -10,7 +10,9 @@ service would see one host. The names and meanings are the Go agent's (go-agent-
 * ``DRY_FORCED_HOSTNAME``: the inventory's ``hostname``.
 * ``DRY_FORCED_MAC_ADDRESS`` / ``DRY_FORCED_HOST_IPV4``: written into the first physical interface that has
   an IPv4 address (its MAC, and its first IPv4 address); every other interface is dropped from the inventory,
-  as the Go agent does, so two simulated hosts never share a MAC or an address through a second NIC.
+  as the Go agent does, so two simulated hosts never share a MAC or an address through a second NIC. With an
+  IPv4 forced, that interface's IPv6 addresses are dropped too (they are the machine's, shared by every
+  simulated host; the Go agent has no forced IPv6 variable to replace them with).
 * ``DRY_FAKE_REBOOT_MARKER_PATH``: a reboot creates this file instead of rebooting; once it exists the agent
   stops, as the Go agent stops re-registering when it finds the marker after its step runner exits.
 
@@ -108,6 +110,7 @@ def apply_to_inventory(inventory: dict[str, Any], settings: DrySettings) -> dict
     if settings.host_ipv4:
         nic["ipv4_addresses"] = [_forced_cidr(settings.host_ipv4, str(nic["ipv4_addresses"][0])),
                                  *nic["ipv4_addresses"][1:]]
+        nic["ipv6_addresses"] = []  # the machine's own: every simulated host would hold (and collide on) them
     out["interfaces"] = [nic]
     return out
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from reference_service import os_image, spec
 from reference_service.errors import ServiceRefusal
-from reference_service.rules import registry, states
+from reference_service.rules import ip_collisions, registry, states
 from reference_service.rules.documents import HostView, host_name, is_sno
 from reference_service.rules.install import progress_update
 from reference_service.store import Store, _now_iso
@@ -280,6 +280,7 @@ class ReferenceService:
             self.store.add_event(f"Updated status of the cluster {cluster.get('name')} to {change.status}",
                                  cluster_id=cluster_id)
         cluster["status"], cluster["status_info"] = change.status, change.info
+        ip_collisions.update_cluster(cluster, hosts)  # read by the hosts' no-ip-collisions-in-network
         cluster["total_host_count"] = len(hosts)
         cluster["ready_host_count"] = statuses.count("known")
         cluster["enabled_host_count"] = len(hosts)

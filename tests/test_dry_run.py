@@ -24,7 +24,7 @@ INVENTORY: dict[str, Any] = {
         {"name": "lo0", "type": "loopback", "mac_address": "", "ipv4_addresses": ["127.0.0.1/8"]},
         {"name": "wlan0", "type": "physical", "mac_address": "02:00:00:00:00:01", "ipv4_addresses": []},
         {"name": "eth0", "type": "physical", "mac_address": "02:00:00:00:00:02",
-         "ipv4_addresses": ["10.1.2.3/24", "10.1.2.4/24"], "ipv6_addresses": []},
+         "ipv4_addresses": ["10.1.2.3/24", "10.1.2.4/24"], "ipv6_addresses": ["fd00::2/64"]},
         {"name": "eth1", "type": "physical", "mac_address": "02:00:00:00:00:03", "ipv4_addresses": ["10.9.9.9/16"]},
     ],
 }
@@ -57,6 +57,7 @@ def test_inventory_forced_on_the_first_physical_ipv4_interface_others_dropped() 
     (nic,) = out["interfaces"]
     assert nic["name"] == "eth0" and nic["mac_address"] == "aa:bb:cc:dd:ee:02"
     assert nic["ipv4_addresses"] == ["192.168.7.2/24", "10.1.2.4/24"]  # the replaced address's prefix kept
+    assert nic["ipv6_addresses"] == []  # the machine's own, which every simulated host would share
 
 
 def test_only_hostname_forced_keeps_every_interface() -> None:

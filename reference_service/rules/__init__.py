@@ -12,6 +12,7 @@ from reference_service.rules import (  # noqa: F401  (each area registers its ho
     core,
     hardware,
     install,
+    ip_collisions,
     network,
     network_validations,
     preinstall,
