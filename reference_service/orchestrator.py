@@ -188,22 +188,22 @@ class ReferenceService:
         return host
     # -- replies ----------------------------------------------------------------------------------------
     def post_reply(self, infra_env_id: str, host_id: str, reply: dict[str, Any]) -> None:
+        self.apply_reply(infra_env_id, host_id, reply, self.check_reply(reply))
+
+    def check_reply(self, reply: Any) -> Any:
+        """The reply checked against the spec and its output parsed and checked against the step's model:
+        pure (no store, no state), so that a large reply can be checked in a worker thread."""
         checked = reply
         if self.settings.test_mode and isinstance(reply, dict) and reply.get("step_type") not in STEP_TYPES():
             checked = {**reply, "step_type": "execute"}  # test mode accepts third-party step types
         problems = spec.errors("step-reply", checked)
         if problems:
             raise ServiceRefusal(400, "; ".join(problems))
-        host = self.require_host(infra_env_id, host_id)
         step_type = reply.get("step_type", "")
         exit_code = int(reply.get("exit_code") or 0)
         output = reply.get("output") or ""
         parsed: Any = None
         model = spec.STEP_OUTPUT_MODELS.get(step_type)
-        if exit_code == 256:
-            host["media_status"] = "disconnected"
-        elif exit_code == 0:
-            host["media_status"] = "connected"
         if model and output and (exit_code == 0 or step_type in (
                 "installation-disk-speed-check", "container-image-availability")):
             try:
@@ -218,6 +218,17 @@ class ReferenceService:
                 parsed = json.loads(output)
             except (ValueError, RecursionError):
                 parsed = output
+        return parsed
+
+    def apply_reply(self, infra_env_id: str, host_id: str, reply: dict[str, Any], parsed: Any) -> None:
+        """Store a reply ``check_reply`` accepted (``parsed`` is its output) and let its step's rules act on it."""
+        host = self.require_host(infra_env_id, host_id)
+        step_type = reply.get("step_type", "")
+        exit_code = int(reply.get("exit_code") or 0)
+        if exit_code == 256:
+            host["media_status"] = "disconnected"
+        elif exit_code == 0:
+            host["media_status"] = "connected"
         self.store.add_reply(infra_env_id, host_id, reply)
         handler = registry.REPLY_HANDLERS.get(step_type)
         if handler is not None:

@@ -20,9 +20,17 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 
 from reference_service.errors import ServiceRefusal
 from reference_service.http.auth import Auth
-from reference_service.http.common import agent_version_header, check_model, public, read_json, service_of
+from reference_service.http.common import (
+    PARSE_IN_THREAD,
+    agent_version_header,
+    check_model,
+    decode_json,
+    public,
+    read_json,
+    service_of,
+)
 from reference_service.http.routing import canonical_uuid, reply_limit, route
-from reference_service.orchestrator import BASE
+from reference_service.orchestrator import BASE, ReferenceService
 from reference_service.os_image import OS_IMAGE_ENV, OS_IMAGE_RATE_ENV, os_image
 from reference_service.rules.install import IGNITION_CLUSTER_STATES, OS_IMAGE_PATH, host_ignition
 from reference_service.store import _now_iso
@@ -52,8 +60,20 @@ async def get_next_steps(request: Request) -> Response:
 
 async def post_step_reply(request: Request) -> Response:
     ie, host_id = request.path_params["infra_env_id"], request.path_params["host_id"]
-    service_of(request).post_reply(ie, host_id, await read_json(request))
+    svc = service_of(request)
+    raw = await request.body()
+    if len(raw) > PARSE_IN_THREAD:  # a large output's parse and model check would stall every other request
+        reply, parsed = await asyncio.to_thread(_decode_and_check, svc, raw)
+    else:
+        reply, parsed = _decode_and_check(svc, raw)
+    svc.apply_reply(ie, host_id, reply, parsed)
     return Response(status_code=204)
+
+
+def _decode_and_check(svc: ReferenceService, raw: bytes) -> tuple[Any, Any]:
+    """The reply and its parsed output, or ServiceRefusal(400); touches no state, so it may run in a thread."""
+    reply = decode_json(raw) if raw else {}
+    return reply, svc.check_reply(reply)
 
 
 def _host_of(request: Request) -> dict[str, Any]:
