@@ -13,6 +13,7 @@ import ipaddress
 import json
 from typing import Any
 
+from reference_service.rules.connectivity_admission import ADMISSIONS
 from reference_service.rules.documents import HostView, effective_role, is_sno, parse_json_field
 from reference_service.rules.registry import reply_handler, step_arguments
 
@@ -111,6 +112,9 @@ def connectivity_params(view: HostView) -> list[dict[str, Any]]:
 
 @step_arguments("connectivity-check")
 def connectivity_check_args(view: HostView) -> list[str] | None:
+    cluster_id = str(view.host.get("cluster_id") or "")
+    if cluster_id and not ADMISSIONS.allowed(cluster_id, str(view.host.get("id")), len(view.hosts)):
+        return None  # a big cluster: at most 150 admissions a minute (rules/connectivity_admission.py)
     params = connectivity_params(view)
     return [json.dumps(params)] if params else None
 
