@@ -34,6 +34,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 TARGET_WALL_S = 0.10
 TARGET_RSS_MIB = 37.0
+#: The Go agent's ``inventory`` on this kind of machine (issue 14: alternating runs, side by side).
+GO_WALL_MS = (80.0, 120.0)
+GO_RSS_MIB = 37.0
 CONSOLE_SCRIPT = """#!{python}
 import sys
 from agent.cli import main
@@ -46,6 +49,8 @@ if __name__ == '__main__':
 PROBE = """
 import time
 t0 = time.perf_counter()
+import json, re, socket, struct, threading, ipaddress
+ts = time.perf_counter()
 import agent.cli, agent.inventory.report
 t1 = time.perf_counter()
 import json, os, sys
@@ -80,7 +85,8 @@ first = min(s for s, _ in spans.values())
 last = max(e for _, e in spans.values())
 ms = lambda a, b: (b - a) * 1000
 print(json.dumps({
-    "imports": ms(t0, t1), "main": ms(t2, t3), "collectors_wall": ms(first, last),
+    "imports": ms(t0, t1), "stdlib": ms(t0, ts), "modules": sorted(sys.modules),
+    "main": ms(t2, t3), "collectors_wall": ms(first, last),
     "collectors": {k: ms(s, e) for k, (s, e) in spans.items()}, "commands": commands,
 }), file=sys.stderr)
 """
@@ -130,6 +136,7 @@ def main() -> int:
     parser.add_argument("--format", default="json", choices=("json", "table"))
     parser.add_argument("--agent", help="measure this agent executable instead of a fresh installed layout")
     ns = parser.parse_args()
+    load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="bench-inventory-"))
     try:
         agent = Path(ns.agent) if ns.agent else installed_layout(work)
@@ -156,6 +163,9 @@ def main() -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report(ns, agent if ns.agent else None, walls, rss, probes)
+    after = os.getloadavg()
+    print(f"  load average (1/5/15 min) before {load_before[0]:.2f}/{load_before[1]:.2f}/{load_before[2]:.2f}, "
+          f"after {after[0]:.2f}/{after[1]:.2f}/{after[2]:.2f}: the machine is shared, only quiet runs count")
     return 0
 
 
@@ -189,17 +199,29 @@ def report(
     verdict = "ok" if rss_med <= TARGET_RSS_MIB else "MISSED"
     print(f"  peak RSS  median {rss_med:6.1f} MiB min {min(rss):6.1f}  max {max(rss):6.1f}"
           f"  (target <= {TARGET_RSS_MIB:.0f} MiB: {verdict})")
+    print(f"  reference: the Go agent's inventory {GO_WALL_MS[0]:.0f} to {GO_WALL_MS[1]:.0f} ms wall, "
+          f"{GO_RSS_MIB:.0f} MiB peak RSS on this machine; ours is {total / GO_WALL_MS[1]:.2f} to "
+          f"{total / GO_WALL_MS[0]:.2f}x its time, {rss_med / GO_RSS_MIB:.2f}x its memory")
     print(f"  reference: the bare interpreter (python -c pass) {bare:.1f} ms; agent inventory is "
           f"{total / bare:.2f}x it, {total - bare:.1f} ms more")
     print("  where the time goes (medians of the instrumented runs):")
     print(f"    interpreter start and exit  {bare:6.1f} ms  (python -c pass)")
+    stdlib = phase("stdlib")
     print(f"    imports                     {imports:6.1f} ms")
+    print(f"      the standard library's floor {stdlib:5.1f} ms (json, re, socket, struct, threading, ipaddress)")
+    print(f"      the rest                     {imports - stdlib:5.1f} ms (the agent's modules, what else they import)")
+    heavy = [m for m in ("typing", "argparse", "pathlib", "subprocess", "shutil", "textwrap", "dataclasses",
+                         "logging", "requests") if m in probes[0]["modules"]]  # type: ignore[operator]
+    print(f"      of the usual heavy imports, on the path: {', '.join(heavy) or 'none'}")
     print(f"    collectors                  {coll_wall:6.1f} ms  wall, {len(collectors)} threads in parallel; "
           f"sum of their own times {sum(t for t, _ in collectors):.1f} ms")
     print("      " + ", ".join(f"{name} {t:.1f}" for t, name in collectors))
     if per_command:
-        print("      commands they ran: "
-              + ", ".join(f"{name} {median_ms(v):.1f} ms" for name, v in sorted(per_command.items())))
+        print("    commands they ran (inside the collectors' time): "
+              + ", ".join(f"{name} {median_ms(v):.1f} ms x{len(v) // max(1, len(probes))}"
+                          for name, v in sorted(per_command.items())))
+    else:
+        print("    commands they ran: none (VM detection and /sysroot's source are read from files)")
     print(f"    parse, shape, print         {main_ms - coll_wall:6.1f} ms  (main() outside the collectors)")
     print(f"    rest (noise, exit)          {total - bare - imports - main_ms:6.1f} ms  (total - the above)")
 
