@@ -1,6 +1,6 @@
 """Fault suite (issue 11): real agents against a real reference service while faults are injected; one table.
 
-    .venv/bin/python bench/faults.py [--agents 3] [--restarts 3]      (root: one scenario uses namespaces)
+    .venv/bin/python bench/faults.py [--agents 3] [--restarts 3] [--only-install]  (root: namespaces, loop devices)
 
 Each scenario is bounded in time and uses only 127.0.0.1 and network namespaces it makes. Every instruction is a
 step of the sample plugin (tests/plugins) that sleeps, so each fault lands while steps are running:
@@ -11,6 +11,8 @@ step of the sample plugin (tests/plugins) that sleeps, so each fault lands while
 - malformed, huge (over the agent's cap) and truncated poll answers;
 - a link cut in a namespace while a step runs;
 - the agent killed with SIGKILL mid-step (a step with a grandchild in its own session), then restarted.
+- the service killed (-9) and restarted N times mid-install (a dry-run installation onto a loop device), and a
+  write-image whose disk fills up (bench/faults_install.py).
 
 Counted: faults injected; agent crashes (an agent process that ended on its own); replies lost (an instruction a
 live agent started whose reply never reached the service); duplicate hosts; orphan processes (anything a step
@@ -259,6 +261,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--agents", type=int, default=3)
     p.add_argument("--restarts", type=int, default=3)
+    p.add_argument("--only-install", dest="only", action="store_true", help="only the installation scenarios")
     ns = p.parse_args()
     t = Tally()
     marks: set[str] = set()
@@ -273,6 +276,11 @@ def main() -> int:
             ("link cut in a namespace", lambda: link_cut(t, work)),
             ("agent SIGKILL mid-step", lambda: agent_killed(t, work, marks)),
         ]
+        if ns.only:
+            scenarios = []
+        import faults_install  # here: it imports this module's helpers
+
+        scenarios += faults_install.scenarios(t, work, ns.restarts)
         for name, run in scenarios:
             begin = time.monotonic()
             try:
