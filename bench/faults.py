@@ -263,6 +263,9 @@ def main() -> int:
     p.add_argument("--restarts", type=int, default=3)
     p.add_argument("--only-install", dest="only", action="store_true", help="only the installation scenarios")
     ns = p.parse_args()
+    # SIGTERM (timeout, Ctrl-C from a supervisor) unwinds like an exception: loop devices, the tmpfs, namespaces
+    # and processes are released by their context managers instead of outliving the suite.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     t = Tally()
     marks: set[str] = set()
     started = time.monotonic()
