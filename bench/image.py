@@ -46,9 +46,9 @@ def main() -> int:
             shutil.copy2(root / "usr/bin/agent", elf)
             elf_ms = _median_ms([str(elf), "--version"], ns.runs)
             python_ms = _median_ms([sys.executable, "-c", "pass"], ns.runs)
-            step_ms = _median_ms(["chroot", str(root), "/opt/assisted-agent/bin/python3", "-c",
+            step_ms = _median_ms(["chroot", str(root), "/usr/lib/assisted-agent/bin/python3", "-c",
                                   "import agent.step_process"], ns.runs)
-            bare_ms = _median_ms(["chroot", str(root), "/opt/assisted-agent/bin/python3", "-c", "pass"], ns.runs)
+            bare_ms = _median_ms(["chroot", str(root), "/usr/lib/assisted-agent/bin/python3", "-c", "pass"], ns.runs)
             print(f"image {ns.image}: {size / 1e6:.0f} MB")
             print(f"/usr/bin/agent: {elf.stat().st_size / 1e6:.1f} MB")
             print(f"/usr/bin/agent --version: {elf_ms:.0f} ms median of {ns.runs} "

@@ -2,7 +2,9 @@
 the way this machine needs it.
 
 Why a private store: tests never touch the machine's images. Why the configuration files: this VM's podman
-runs containers only with runc, cgroupfs, file events and explicit ulimits (machine-feasibility.md section 6).
+runs containers only with runc, cgroupfs, file events and explicit ulimits (machine-feasibility.md section 6),
+and containers that name no network get none (podman's default bridge would set up CNI and iptables on this
+shared machine; the agent's runner says ``--net=host`` and the stock ``cp`` needs no network).
 They are given as ``CONTAINERS_CONF`` / ``CONTAINERS_STORAGE_CONF``, the variables podman reads and the Go agent
 passes into its containers, so the agent under test needs no option of its own: on a discovery ISO the same
 settings are simply podman's defaults. The Debian base is cached by build.sh in ``.image-cache/`` (made with
@@ -12,9 +14,11 @@ debootstrap once per clone, so once per CI run).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -59,21 +63,80 @@ class BuiltImage:
             subprocess.run(["buildah", "rm", ctr], capture_output=True, timeout=120, env={**os.environ, **self.env})
 
 
-def podman_config(work: Path) -> dict[str, str]:
-    (work / "storage").mkdir(exist_ok=True)
-    (work / "run").mkdir(exist_ok=True)
+def podman_config(work: Path, *, graphroot: Path | None = None, runroot: Path | None = None) -> dict[str, str]:
+    graphroot, runroot = graphroot or work / "storage", runroot or work / "run"
+    graphroot.mkdir(exist_ok=True)
+    runroot.mkdir(exist_ok=True)
     (work / "storage.conf").write_text(
-        f'[storage]\ndriver = "overlay"\ngraphroot = "{work / "storage"}"\nrunroot = "{work / "run"}"\n')
+        f'[storage]\ndriver = "overlay"\ngraphroot = "{graphroot}"\nrunroot = "{runroot}"\n')
     (work / "containers.conf").write_text(
-        '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\n'
+        '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\nnetns = "none"\n'
         '[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
-        f'tmp_dir = "{work / "run" / "libpod"}"\n')
+        f'tmp_dir = "{runroot / "libpod"}"\n')
     return {"CONTAINERS_CONF": str(work / "containers.conf"),
             "CONTAINERS_STORAGE_CONF": str(work / "storage.conf")}
 
 
+#: What the image is made from: a change to any of these files makes the fixture build again.
+INPUTS = ("agent", "steps", "container", "pyproject.toml", ".containerignore")
+#: The tests' own store, kept between sessions so an unchanged tree reuses its image (gitignored).
+STORE = ROOT / ".image-cache" / "test-store"
+
+
+def inputs_digest(root: Path = ROOT) -> str:
+    """sha256 over the image's inputs (paths and contents) and the build Python: the image's identity."""
+    digest = hashlib.sha256(sys.version.encode())
+    files: list[Path] = []
+    for name in INPUTS:
+        top = root / name
+        files += [top] if top.is_file() else [p for p in top.rglob("*") if p.is_file()]
+    for path in sorted(files):
+        rel = path.relative_to(root)
+        if "__pycache__" in rel.parts or path.suffix == ".pyc":
+            continue
+        digest.update(str(rel).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def store_config(store: Path = STORE) -> dict[str, str]:
+    """podman/buildah configuration of a persistent store; its runroot is short and in /tmp (podman wants both
+    fixed for a store's lifetime, and a short runroot)."""
+    store.mkdir(parents=True, exist_ok=True)
+    run = Path(tempfile.gettempdir()) / f"aimg-{hashlib.sha256(str(store).encode()).hexdigest()[:10]}"
+    run.mkdir(exist_ok=True)
+    return podman_config(store, graphroot=store / "storage", runroot=run)
+
+
+@contextlib.contextmanager
+def cached_image(store: Path = STORE) -> Iterator[BuiltImage]:
+    """The image, built by ``container/build.sh`` into the tests' store unless that store already holds an
+    image built from the same inputs (``inputs_digest``). Containers and mounts are removed at the end; the
+    image stays for the next session."""
+    env = store_config(store)
+    stamp = store / "inputs.sha256"
+    digest = inputs_digest()
+    full = {**os.environ, **env}
+    have = subprocess.run(["buildah", "inspect", "--type", "image", IMAGE], capture_output=True, timeout=120,
+                          env=full).returncode == 0
+    output, seconds = "reused: inputs unchanged", 0.0
+    try:
+        if not (have and stamp.exists() and stamp.read_text().strip() == digest):
+            stamp.unlink(missing_ok=True)
+            started = time.monotonic()
+            proc = subprocess.run(["bash", str(ROOT / "container" / "build.sh")], capture_output=True,
+                                  text=True, timeout=BUILD_TIMEOUT, env=full, cwd=ROOT)
+            assert proc.returncode == 0, proc.stderr[-4000:]
+            assert proc.stdout.strip().splitlines()[-1] == IMAGE, proc.stdout[-2000:]
+            output, seconds = proc.stdout + proc.stderr, time.monotonic() - started
+            stamp.write_text(digest + "\n")
+        yield BuiltImage(IMAGE, env, store, output, seconds)
+    finally:
+        cleanup_store(store, env, keep_images=True)
+
+
 @contextlib.contextmanager
 def built_image() -> Iterator[BuiltImage]:
+    """A fresh build into a throwaway store (what a clean machine does), removed at the end."""
     work = Path(tempfile.mkdtemp(prefix="aimg-"))  # short: podman refuses a long runroot
     env = podman_config(work)
     try:
@@ -86,13 +149,17 @@ def built_image() -> Iterator[BuiltImage]:
         cleanup_store(work, env)
 
 
-def cleanup_store(work: Path, env: dict[str, str]) -> None:
+def cleanup_store(work: Path, env: dict[str, str], *, keep_images: bool = False) -> None:
+    """Every container and mount of the store goes (and its images and files, unless ``keep_images``)."""
     full = {**os.environ, **env}
-    for argv in (["podman", "rm", "--all", "--force"], ["buildah", "rm", "--all"],
-                 ["podman", "rmi", "--all", "--force"]):
+    argvs = [["podman", "rm", "--all", "--force"], ["buildah", "rm", "--all"]]
+    if not keep_images:
+        argvs.append(["podman", "rmi", "--all", "--force"])
+    for argv in argvs:
         subprocess.run(argv, capture_output=True, timeout=300, env=full)
     with open("/proc/mounts") as fh:
         mounts = [line.split()[1] for line in fh if line.split()[1].startswith(str(work))]
     for mount in sorted(mounts, reverse=True):
         subprocess.run(["umount", "-l", mount], capture_output=True, timeout=60)
-    shutil.rmtree(work, ignore_errors=True)
+    if not keep_images:
+        shutil.rmtree(work, ignore_errors=True)
