@@ -38,6 +38,9 @@ class HostView:
     hosts: list[dict[str, Any]] = field(default_factory=list)
     #: The service port (see the module docstring); None where a rule is evaluated on documents alone.
     service: Any = None
+    #: The cluster's ``cluster_digest.ClusterDigest`` when the caller has one: the cluster-wide validations
+    #: read it instead of every other host's documents. None computes them from ``hosts`` as before.
+    digest: Any = None
 
     @property
     def inventory(self) -> dict[str, Any] | None:

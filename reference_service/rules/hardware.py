@@ -192,6 +192,10 @@ def hostname_unique(view: HostView) -> Outcome:
     if inv is None:
         return "pending", "Missing inventory"
     name = real_hostname(view.host, inv)
+    if view.digest is not None:  # the cluster's hostname counts, rather than parsing every other inventory
+        if view.digest.hostname_taken(view.host["id"], name):
+            return "failure", f"Hostname {name} is not unique in cluster"
+        return "success", f"Hostname {name} is unique in cluster"
     for other in view.others:
         other_inv = parse_json_field(other, "inventory")
         if isinstance(other_inv, dict) and real_hostname(other, other_inv) == name:

@@ -12,6 +12,7 @@ import itertools
 import json
 from typing import Any
 
+from reference_service.rules.cluster_digest import in_majority_group
 from reference_service.rules.documents import HostView, Outcome, effective_role, host_name, is_sno, parse_json_field
 from reference_service.rules.network import (
     APPS_PROBE,
@@ -57,56 +58,6 @@ def belongs_to_machine_cidr(view: HostView) -> Outcome:
                        "CIDR listed under machine networks")
 
 
-def _reachable(report: dict[str, Any] | None, remote: dict[str, Any],
-               cidr: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
-    """Did ``report`` (one host's connectivity) reach ``remote`` inside ``cidr``: L2 for IPv4, L3 for IPv6."""
-    if not report:
-        return False
-    entry = next((r for r in report.get("remote_hosts") or [] if r.get("host_id") == remote.get("id")), None)
-    if entry is None:
-        return False
-    key = "l2_connectivity" if cidr.version == 4 else "l3_connectivity"
-    for item in entry.get(key) or []:
-        try:
-            ip = ipaddress.ip_address(item.get("remote_ip_address", ""))
-        except ValueError:
-            continue
-        if ip in cidr and item.get("successful"):
-            return True
-    return False
-
-
-def in_majority_group(host_id: str, hosts: list[dict[str, Any]],
-                      cidr: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
-    """Is ``host_id`` in a group of more than half the hosts that all reach each other (both ways) in ``cidr``?
-
-    Any such group counts, not one chosen "largest": while reports are being refreshed (a host was just
-    cut off, say), two groups can tie, and a host must not fail because the tie went the other way.
-    Exhaustive for clusters of up to 12 hosts (the usual case), greedy beyond.
-    """
-    reports = {h["id"]: parse_json_field(h, "connectivity") for h in hosts}
-    by_id = {h["id"]: h for h in hosts}
-    if host_id not in by_id:
-        return False
-
-    def linked(a: str, b: str) -> bool:
-        return _reachable(reports[a], by_id[b], cidr) and _reachable(reports[b], by_id[a], cidr)
-
-    neighbours = sorted(other for other in by_id if other != host_id and linked(host_id, other))
-    needed = len(hosts) // 2  # members besides host_id for a group of more than half
-    if len(neighbours) < needed:
-        return False
-    links = {(a, b) for a, b in itertools.combinations(neighbours, 2) if linked(a, b)}
-    if len(hosts) <= 12:
-        return any(all((a, b) in links for a, b in itertools.combinations(group, 2))
-                   for group in itertools.combinations(neighbours, needed))
-    members: list[str] = []
-    for other in neighbours:
-        if all((min(m, other), max(m, other)) in links for m in members):
-            members.append(other)
-    return len(members) >= needed
-
-
 @validation("belongs-to-majority-group", CATEGORY)
 def belongs_to_majority_group(view: HostView) -> Outcome:
     if is_day2(view):
@@ -116,11 +67,16 @@ def belongs_to_majority_group(view: HostView) -> Outcome:
     cidrs = machine_cidrs(view.cluster)
     if not cidrs or not view.host.get("connectivity"):
         return "pending", "Machine Network CIDR or Connectivity Majority Groups missing"
-    hosts = [h for h in view.hosts if h.get("inventory")]
-    if len(hosts) < 3:
+    digest = view.digest  # a ClusterDigest: the groups computed once for the cluster, not per host
+    hosts = [] if digest is not None else [h for h in view.hosts if h.get("inventory")]
+    if (digest.inventory_hosts if digest is not None else len(hosts)) < 3:
         return "pending", "Not enough hosts in cluster to calculate connectivity groups"
     for cidr in cidrs:
-        if not in_majority_group(view.host["id"], hosts, cidr):
+        member = digest.in_majority(view.host["id"], cidr) if digest is not None else \
+            in_majority_group(view.host["id"], hosts, cidr)
+        if member is None:  # the digest predates this CIDR: pending, as the real service until its monitor ran
+            return "pending", "Machine Network CIDR or Connectivity Majority Groups missing"
+        if not member:
             return "failure", "No connectivity to the majority of hosts in the cluster"
     return "success", "Host has connectivity to the majority of hosts in the cluster"
 
@@ -131,12 +87,17 @@ def _same_role_l3(view: HostView) -> tuple[str, list[tuple[str, dict[str, Any]]]
     if is_day2(view) or len(view.hosts) == 1 or role not in NETWORK_REQUIREMENTS:
         return None
     report = parse_json_field(view.host, "connectivity") or {}
-    peers = {h["id"]: h for h in view.others if effective_role(h) == role}
+    if view.digest is not None:  # the digest's (role, name) per host: O(own report), no dict over the others
+        own, known = view.host.get("id"), view.digest.peers
+        labels = {remote.get("host_id"): known[remote.get("host_id")][1] for remote in report.get("remote_hosts")
+                  or [] if remote.get("host_id") != own and known.get(remote.get("host_id"), ("",))[0] == role}
+    else:
+        labels = {h["id"]: host_name(h) for h in view.others if effective_role(h) == role}
     entries = []
     for remote in report.get("remote_hosts") or []:
-        peer = peers.get(remote.get("host_id"))
-        if peer is not None:
-            entries += [(host_name(peer), e) for e in remote.get("l3_connectivity") or []]
+        label = labels.get(remote.get("host_id"))
+        if label is not None:
+            entries += [(label, e) for e in remote.get("l3_connectivity") or []]
     return role, entries
 
 
@@ -365,13 +326,16 @@ def mtu_valid(view: HostView) -> Outcome:
     report = parse_json_field(view.host, "connectivity")
     if not report:
         return "pending", "Missing connectivity information to check MTU"
-    labels = {h["id"]: host_name(h) for h in view.others}
+    digest = view.digest
+    labels = {} if digest is not None else {h["id"]: host_name(h) for h in view.others}
     broken = []
     for remote in report.get("remote_hosts") or []:
+        peer = remote.get("host_id")
         for entry in remote.get("mtu_report") or []:
             if not entry.get("mtu_successful"):
-                broken.append(f"{entry.get('outgoing_nic')} -> {entry.get('remote_ip_address')} "
-                              f"({labels.get(remote.get('host_id'), remote.get('host_id'))})")
+                label = labels.get(peer, peer) if digest is None else \
+                    (peer if peer == view.host.get("id") else digest.label(peer))
+                broken.append(f"{entry.get('outgoing_nic')} -> {entry.get('remote_ip_address')} ({label})")
     if broken:
         return "failure", ("MTU is broken: packets of the interface's MTU do not get through to "
                            + "; ".join(broken) + ". Check the MTU of the host's interfaces and of the network")
