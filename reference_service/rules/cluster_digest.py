@@ -145,6 +145,8 @@ class DigestMemo:
         self._index: dict[str, int] = {}
         self._reports: dict[str, tuple[_Key | None, tuple[str, ...], tuple[int, ...]]] = {}
         self._inventories: dict[str, tuple[_Key | None, bool, Any]] = {}
+        #: The last groups per CIDR with the reach masks they came from: an unchanged cluster costs O(N).
+        self._groups: dict[str, tuple[tuple[int, tuple[tuple[int, int], ...]], frozenset[str]]] = {}
         #: How many raw fields were parsed (tests and the benchmark read it).
         self.parsed = 0
 
@@ -168,6 +170,19 @@ class DigestMemo:
         if len(self._index) > 2 * len(live) + 64:
             self._index = {}
             self._reports.clear()
+            self._groups.clear()
+
+    def groups(self, cidr: str, reach: dict[int, int], ids: dict[int, str], size: int) -> frozenset[str]:
+        """The majority group of ``cidr`` for these reach masks, from the last call when they are the same."""
+        inputs = (size, tuple(sorted(reach.items())))
+        cached = self._groups.get(cidr)
+        if cached is not None and cached[0] == inputs:
+            return cached[1]
+        mutual = _mutual(reach)
+        members = _exact(mutual, size) if size <= EXACT_LIMIT else _greedy(mutual, ids, size)
+        group = frozenset(ids[i] for i in members)
+        self._groups[cidr] = (inputs, group)
+        return group
 
     def reach(self, host: dict[str, Any], cidrs: Sequence[Network]) -> tuple[int, ...]:
         """Per CIDR, the bit mask of peers the host's report reached (L2 for IPv4, L3 for IPv6)."""
@@ -271,9 +286,7 @@ def digest(cluster: dict[str, Any] | None, hosts: list[dict[str, Any]], memo: Di
     reach = {i: memo.reach(h, cidrs) for i, h in by_index.items()}
     majority: dict[str, frozenset[str]] = {}
     for k, cidr in enumerate(cidrs):
-        mutual = _mutual({i: masks[k] & present for i, masks in reach.items()})
-        size = len(with_inventory)
-        members = _exact(mutual, size) if size <= EXACT_LIMIT else _greedy(mutual, ids, size)
-        majority[str(cidr)] = frozenset(ids[i] for i in members)
+        in_cidr = {i: masks[k] & present for i, masks in reach.items()}
+        majority[str(cidr)] = memo.groups(str(cidr), in_cidr, ids, len(with_inventory))
     return ClusterDigest(hostname_counts=dict(counts), hostnames=names, inventory_hosts=len(with_inventory),
                          majority=majority, peers=peers)
