@@ -40,6 +40,16 @@ def test_agent_image_is_pulled_and_success_reported(lab: PodmanLab) -> None:
 
 
 @needs_podman
+def test_image_only_in_local_storage_is_a_success(lab: PodmanLab) -> None:
+    """No registry serves localhost/...: the pull fails, but the runner would start the local image, so the
+    service must hear success (else it asks again on every poll, forever)."""
+    image = lab.build(f"apre-agent-{uuid.uuid4().hex[:6]}")
+    reply = run_cli("upgrade-agent", {"agent_image": image}, lab.env)
+    assert reply.get("exit_code", 0) == 0 and "error" not in reply, reply
+    assert json.loads(reply["output"]) == {"agent_image": image, "result": "success"}
+
+
+@needs_podman
 def test_unavailable_image_is_a_failure_result_with_exit_code_0(lab: PodmanLab) -> None:
     image = f"{lab.registry}/apre-agent-missing:2"
     reply = run_cli("upgrade-agent", {"agent_image": image}, lab.env)
