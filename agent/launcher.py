@@ -41,8 +41,13 @@ MAX_DELAY_ON_ERROR = 24 * 3600.0
 #: The Go agent's mounts (HEAD); a source this host lacks is left out, where podman would refuse to start.
 RUNNER_MOUNTS = ("/dev:/dev:rw", "/opt:/opt:rw", "/run/systemd/journal/socket:/run/systemd/journal/socket",
                  "/var/log:/var/log:rw", "/run/media:/run/media:rw", "/etc/pki:/etc/pki")
+#: Which process's mount, ipc and network namespaces the image's ``podman`` enters (container/podman-host):
+#: this agent's, which are the host's. Go's nsenter targets PID 1, the same namespaces on a booted host, but a
+#: host whose PID 1 cannot be entered (a sandbox's init; a test host in a network namespace) would pull
+#: upgrade-agent's image into the wrong store, or fail ("cannot open /proc/1/ns/ipc").
+HOST_PID_ENV = "AGENT_HOST_PID"
 RUNNER_ENV = ("PULL_SECRET_TOKEN", "CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF", "CONTAINERS_REGISTRIES_CONF",
-              *PROXY_VARS)
+              HOST_PID_ENV, *PROXY_VARS)
 
 
 def container_mode(env: dict[str, str] | None = None) -> bool:
@@ -157,7 +162,8 @@ class Launcher(Daemon):
         cleanup = podman_argv("rm", "--force", "--ignore", CONTAINER_NAME)
         try:
             subprocess.run(cleanup, stdin=subprocess.DEVNULL, capture_output=True, timeout=120, check=False)
-            proc = subprocess.Popen(runner_argv(self.config, request), stdin=subprocess.DEVNULL)
+            proc = subprocess.Popen(runner_argv(self.config, request), stdin=subprocess.DEVNULL,
+                                    env={**os.environ, HOST_PID_ENV: str(os.getpid())})
         except (OSError, subprocess.TimeoutExpired) as exc:
             log.error("cannot run podman: %s", exc)
             return -1

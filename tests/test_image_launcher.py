@@ -75,7 +75,7 @@ def test_the_podman_line_is_the_go_agents_with_the_host_at_slash_host() -> None:
     assert "/dev:/dev:rw" in mounts and "/:/host:rslave" in mounts and "/etc/ca.pem:/etc/ca.pem:ro" in mounts
     assert not any(m.startswith("/run/media") for m in mounts), "a missing source would stop podman"
     envs = [argv[i + 1] for i, a in enumerate(argv) if a == "--env"]
-    assert {"PULL_SECRET_TOKEN", "CONTAINERS_CONF", "HTTPS_PROXY", "no_proxy"} <= set(envs)
+    assert {"PULL_SECRET_TOKEN", "CONTAINERS_CONF", "HTTPS_PROXY", "no_proxy", "AGENT_HOST_PID"} <= set(envs)
     assert not [e for e in envs if "=" in e], "values come from the environment, never the command line"
     tail = argv[argv.index(IMAGE):]
     assert tail == [IMAGE, "next_step_runner", "--url", "https://svc:8090", "--infra-env-id", INFRA,
