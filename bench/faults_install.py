@@ -24,7 +24,6 @@ from faults import ENV, Tally, check_crashes, free_port, host_id, integrity, set
 
 from reference_service.os_image import OS_IMAGE_ENV, OS_IMAGE_RATE_ENV
 from reference_service.rules.states import OFF_HOST_STEPS
-from reference_service.store import Store
 from tests.support.install_images import MIB, BuiltImage, build_image, loop_device
 from tests.support.service import RefService, start_agent, start_service
 
@@ -57,26 +56,18 @@ def environment(**values: str) -> Iterator[None]:
 
 def arm(svc: RefService, ie: str, host: str, disk: str) -> None:
     """Start an installation round: the loop device as the disk, the rules' bookkeeping and progress reset,
-    host and cluster to ``installing`` (the cluster is written in the store, as the e2e test does)."""
+    host and cluster to ``installing`` (the documents edited through the test-mode routes, as the e2e test does)."""
     svc.call("PUT", f"/api/reference/infra-envs/{ie}/hosts/{host}/installation-disk", json={"path": disk})
-    store = Store(svc.db)
-    try:
-        doc = store.get_host(ie, host)
-        assert doc is not None
-        for name in ROUND_FIELDS:
-            doc.pop(name, None)
-        store.save_host({**doc, "progress": {}})
-        cluster_id = str(doc["cluster_id"])
-        deadline = time.monotonic() + 20
-        while svc.cluster(cluster_id)["status"] != "installing" or svc.host(ie, host)["status"] != "installing":
-            assert time.monotonic() < deadline, "the host and cluster did not stay in installing"
-            svc.call("PUT", f"/api/reference/infra-envs/{ie}/hosts/{host}/status", json={"status": "installing"})
-            cluster = store.get_cluster(cluster_id)
-            assert cluster is not None
-            store.save_cluster({**cluster, "status": "installing", "status_info": "Installation in progress"})
-            time.sleep(0.3)
-    finally:
-        store.close()
+    doc = svc.call("PATCH", f"/api/reference/infra-envs/{ie}/hosts/{host}/document",
+                   json={**dict.fromkeys(ROUND_FIELDS), "progress": {}})
+    cluster_id = str(doc["cluster_id"])
+    deadline = time.monotonic() + 20
+    while svc.cluster(cluster_id)["status"] != "installing" or svc.host(ie, host)["status"] != "installing":
+        assert time.monotonic() < deadline, "the host and cluster did not stay in installing"
+        svc.call("PUT", f"/api/reference/infra-envs/{ie}/hosts/{host}/status", json={"status": "installing"})
+        svc.call("PATCH", f"/api/reference/clusters/{cluster_id}/document",
+                 json={"status": "installing", "status_info": "Installation in progress"})
+        time.sleep(0.3)
 
 
 def stage(svc: RefService, ie: str, host: str) -> tuple[str, str]:

@@ -9,7 +9,6 @@ rules' :class:`~reference_service.rules.documents.ServicePort`. It follows the r
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import secrets
@@ -21,6 +20,7 @@ from typing import Any
 from reference_service import os_image, spec
 from reference_service.errors import ServiceRefusal
 from reference_service.rules import ip_collisions, registry, states
+from reference_service.rules.cluster_digest import ClusterDigest
 from reference_service.rules.documents import HostView, host_name, is_sno
 from reference_service.rules.install import progress_update
 from reference_service.store import Store, _now_iso
@@ -28,6 +28,15 @@ from reference_service.store import Store, _now_iso
 log = logging.getLogger("reference_service")
 
 BASE = "/api/assisted-install"
+#: Clusters up to this many hosts are re-evaluated on every request that touches one of their hosts (exact and
+#: immediate: what a person trying a few hosts sees). Bigger ones are evaluated as the real service does: a
+#: host when its own document changes and at least every MONITOR_SECONDS, the cluster when a host's status
+#: changes and on every monitor tick, so a poll or a reply costs the same with 100 hosts as with 10,000.
+EAGER_LIMIT = 50
+#: The real service's host monitor interval.
+MONITOR_SECONDS = 8.0
+#: A big cluster's facts before the monitor's first digest: no majority group yet (pending), no names.
+NO_DIGEST = ClusterDigest(hostname_counts={}, hostnames={}, inventory_hosts=0, majority={})
 
 
 def STEP_TYPES() -> list[str]:
@@ -63,6 +72,15 @@ class ReferenceService:
         self.faults: list[dict[str, Any]] = []
         #: Test mode: instructions queued by hand for a host's next poll.
         self.queued: dict[str, list[dict[str, Any]]] = {}
+        #: The cluster-wide facts of each big cluster, as the monitor last computed them (monitor.py).
+        self.digests: dict[str, ClusterDigest] = {}
+        #: When each host of a big cluster was last evaluated (time.monotonic()).
+        self.evaluated: dict[str, float] = {}
+
+    def eager(self, host: dict[str, Any]) -> bool:
+        """Whether this host's cluster is small enough to be re-evaluated on every request (EAGER_LIMIT)."""
+        cluster_id = host.get("cluster_id")
+        return not cluster_id or self.store.cluster_size(cluster_id) <= EAGER_LIMIT
 
     # -- the rules' port ----------------------------------------------------------------------------------
     def view(self, host: dict[str, Any]) -> HostView:
@@ -70,11 +88,12 @@ class ReferenceService:
         cluster_id = host.get("cluster_id")
         cluster = self.store.get_cluster(cluster_id) if cluster_id else None
         if cluster_id:
-            hosts = self.store.list_hosts(cluster_id=cluster_id)
+            hosts = self.store.peers(cluster_id=cluster_id)
         else:
-            hosts = self.store.list_hosts(infra_env_id=host["infra_env_id"])
-        hosts = [host if h["id"] == host["id"] else h for h in hosts]
-        return HostView(host=host, infra_env=infra_env, cluster=cluster, hosts=hosts, service=self)
+            hosts = self.store.peers(infra_env_id=host["infra_env_id"])
+        hosts = [host if h["id"] == host["id"] else h for h in hosts]  # shared documents: rules only read them
+        digest = self.digests.get(cluster_id, NO_DIGEST) if cluster_id and len(hosts) > EAGER_LIMIT else None
+        return HostView(host=host, infra_env=infra_env, cluster=cluster, hosts=hosts, service=self, digest=digest)
 
     def event(self, message: str, host: dict[str, Any] | None = None, severity: str = "info") -> None:
         self.store.add_event(message, severity=severity, host_id=host["id"] if host else None,
@@ -144,7 +163,10 @@ class ReferenceService:
             host["timestamp"] = timestamp
         if agent_version:
             host["discovery_agent_version"] = agent_version
-        self.refresh_host(host)
+        if self.eager(host) or self._due(host):
+            self.refresh_host(host)
+        else:  # only the check-in changed: kept in memory, written with the host's next change or by the monitor
+            self.store.save_host(host, durable=False)
         status = host["status"]
         seconds = states.SLOW_POLL_SECONDS if status in states.SLOW_STATES else self.settings.next_step_seconds
         if status in states.EXIT_STATES:
@@ -154,7 +176,7 @@ class ReferenceService:
             step_types = ["upgrade-agent"]
         else:
             step_types = states.STATE_STEPS.get(status, [])
-        before = copy.deepcopy(host)
+        before = self.store.peek_host(infra_env_id, host_id)
         instructions = []
         for step_type in step_types:
             if step_type in self.settings.disabled_steps:
@@ -175,6 +197,13 @@ class ReferenceService:
             self.store.save_host(host)
         instructions.extend(self.queued.pop(host_id, []))
         return {"next_instruction_seconds": seconds, "post_step_action": "continue", "instructions": instructions}
+
+    def _due(self, host: dict[str, Any]) -> bool:
+        """A big cluster's host is evaluated on a poll when it was not for MONITOR_SECONDS, or it was
+        disconnected (so that it is back at once)."""
+        last = self.evaluated.get(host["id"])
+        return last is None or time.monotonic() - last >= MONITOR_SECONDS or \
+            str(host.get("status", "")).startswith("disconnected")
 
     def queue_instruction(self, host_id: str, step_type: str, args: list[str]) -> dict[str, Any]:
         step = {"step_type": step_type, "step_id": f"{step_type}-{uuid.uuid4().hex[:8]}", "args": args}
@@ -223,6 +252,7 @@ class ReferenceService:
     def apply_reply(self, infra_env_id: str, host_id: str, reply: dict[str, Any], parsed: Any) -> None:
         """Store a reply ``check_reply`` accepted (``parsed`` is its output) and let its step's rules act on it."""
         host = self.require_host(infra_env_id, host_id)
+        stored = dict(host)
         step_type = reply.get("step_type", "")
         exit_code = int(reply.get("exit_code") or 0)
         if exit_code == 256:
@@ -233,15 +263,16 @@ class ReferenceService:
         handler = registry.REPLY_HANDLERS.get(step_type)
         if handler is not None:
             view = self.view(host)
-            cluster = copy.deepcopy(view.cluster)
             handler(view, parsed if exit_code == 0 or parsed is not None else None, reply)
             host = view.host
-            if view.cluster is not None and view.cluster != cluster:  # a DHCP lease, a VIP verdict
+            if view.cluster is not None and view.cluster != self.store.peek_cluster(view.cluster["id"]):
+                # a DHCP lease, a VIP verdict
                 self.store.save_cluster(view.cluster)
         if exit_code != 0:
             self.event(f"Host {host_name(host)}: step {step_type} failed with exit code {exit_code}: "
                        f"{reply.get('error', '')}", host, "warning")
-        self.refresh_host(host)
+        if self.eager(host) or host != stored:  # a big cluster's unchanged report changes nothing
+            self.refresh_host(host)
 
     # -- states -----------------------------------------------------------------------------------------
     def validations(self, view: HostView) -> dict[str, list[dict[str, str]]]:
@@ -268,21 +299,29 @@ class ReferenceService:
         change = states.host_status(host, results, connected)
         if change:
             self.set_status(host, *change)
+        eager = self.eager(host)
+        if not eager:
+            self.evaluated[host["id"]] = time.monotonic()
+        previous = self.store.peek_host(host["infra_env_id"], host["id"])
+        moved = previous is None or any(host.get(k) != previous.get(k) for k in ("status", "cluster_id", "role"))
         self.store.save_host(host)
-        if host.get("cluster_id"):
-            self.refresh_cluster(host["cluster_id"])
+        if host.get("cluster_id") and (eager or moved):
+            self.refresh_cluster(host["cluster_id"], full=eager)
         return host
 
-    def refresh_cluster(self, cluster_id: str) -> None:
+    def refresh_cluster(self, cluster_id: str, full: bool = True) -> None:
+        """The cluster's status and counts from its hosts; ``full`` also re-derives the IP collision report
+        (a big cluster's is the monitor's, every MONITOR_SECONDS)."""
         cluster = self.store.get_cluster(cluster_id)
         if cluster is None:
             return
-        hosts = self.store.list_hosts(cluster_id=cluster_id)
+        hosts = self.store.peers(cluster_id=cluster_id)
         statuses = [h["status"] for h in hosts]  # before the hosts the cluster takes along move
         change = states.cluster_status(cluster, hosts)
         if change.install_started:
             cluster["install_started_at"] = _now_iso()
-        for h, status in change.host_moves:
+        for shared, status in change.host_moves:
+            h = self.store.get_host(shared["infra_env_id"], shared["id"]) or shared
             self.set_status(h, status)
             self.store.save_host(h)
         if change.install_completed:
@@ -291,12 +330,15 @@ class ReferenceService:
             self.store.add_event(f"Updated status of the cluster {cluster.get('name')} to {change.status}",
                                  cluster_id=cluster_id)
         cluster["status"], cluster["status_info"] = change.status, change.info
-        ip_collisions.update_cluster(cluster, hosts)  # read by the hosts' no-ip-collisions-in-network
+        if full:
+            ip_collisions.update_cluster(cluster, hosts)  # read by the hosts' no-ip-collisions-in-network
         cluster["total_host_count"] = len(hosts)
         cluster["ready_host_count"] = statuses.count("known")
         cluster["enabled_host_count"] = len(hosts)
-        cluster["updated_at"] = _now_iso()
-        self.store.save_cluster(cluster)
+        previous = self.store.peek_cluster(cluster_id) or {}
+        if {**cluster, "updated_at": None} != {**previous, "updated_at": None}:  # unchanged: not rewritten
+            cluster["updated_at"] = _now_iso()
+            self.store.save_cluster(cluster)
 
     def install_cluster(self, cluster_id: str) -> dict[str, Any]:
         cluster = self.store.get_cluster(cluster_id)

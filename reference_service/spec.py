@@ -125,6 +125,23 @@ def _validators(path: str | None = None) -> tuple[Any, dict[str, Any]]:
     return checker, {"definitions": definitions}
 
 
+@lru_cache(maxsize=128)
+def _fast(definition: str, path: str | None = None) -> Any:
+    """``definition`` compiled to Python by fastjsonschema, with jsonschema's own format checks: it only
+    accepts. A valid document (nearly every one) is accepted 20 to 40 times faster than jsonschema walks it
+    (a 300-peer connectivity report: 7 ms against 0.2 ms, docs/scale.md); one it refuses is handed to
+    jsonschema, whose messages say every way it is wrong. None when fastjsonschema is not installed."""
+    try:
+        import fastjsonschema
+    except ModuleNotFoundError:
+        return None
+    checker, root = _validators(path)
+    formats = {name: (lambda value, name=name: checker.conforms(value, name)) for name in checker.checkers}
+    schema = {"$schema": "http://json-schema.org/draft-04/schema#", "$ref": f"#/definitions/{definition}",
+              "definitions": root["definitions"]}
+    return fastjsonschema.compile(schema, formats=formats, detailed_exceptions=False)
+
+
 def errors(definition: str, instance: Any, *, path: str | None = None) -> list[str]:
     """Every way ``instance`` fails the spec's ``definition``, as readable lines; empty when it is valid."""
     import jsonschema
@@ -132,6 +149,13 @@ def errors(definition: str, instance: Any, *, path: str | None = None) -> list[s
     checker, root = _validators(path)
     if definition not in root["definitions"]:
         raise KeyError(f"the spec has no definition {definition!r}")
+    fast = _fast(definition, path)
+    if fast is not None:
+        try:
+            fast(instance)
+            return []
+        except Exception:  # fastjsonschema's refusal (or a value it cannot handle): jsonschema says why
+            pass
     schema = {"$ref": f"#/definitions/{definition}", "definitions": root["definitions"]}
     validator = jsonschema.Draft4Validator(schema, format_checker=checker)
     found = []

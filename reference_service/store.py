@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from reference_service.store_writer import Writer
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS clusters (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS infra_envs (id TEXT PRIMARY KEY, token TEXT NOT NULL, doc TEXT NOT NULL);
@@ -51,69 +53,123 @@ CREATE INDEX IF NOT EXISTS events_by_cluster ON events (cluster_id, seq);
 
 
 class Store:
+    """The documents in memory, written through to SQLite by one writer thread (``store_writer``).
+
+    The service owns its database: documents are loaded once and every change goes through this object, so a
+    lookup costs a dictionary access, not a query and a JSON decode (at 1,000 hosts, decoding the cluster's
+    documents on every poll was most of the service's time). ``get_*`` and ``list_*`` return copies the caller
+    may change; ``peers`` returns the stored documents themselves, read-only, for the rules' views. History
+    (replies, events, the request journal, blobs) is read from SQLite, after the writer caught up.
+    """
+
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._key = secrets.token_bytes(32)
-        if self.path != ":memory:":
+        if self.path == ":memory:":  # one database shared by the writer and the reader connections
+            self.path = f"file:store-{secrets.token_hex(8)}?mode=memory&cache=shared"
+        else:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
             os.chmod(self.path, 0o600)
             self._key = _private_key(Path(self.path + ".key"))
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._writer = Writer(self.path)
+        self._writer.execute_now(SCHEMA)
+        self._migrate()
+        self._writer.execute_now(INDEXES)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, uri=True)
+        self._db.execute("PRAGMA busy_timeout=5000")
         self._lock = threading.RLock()
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(SCHEMA)
-            self._migrate()
-            self._db.executescript(INDEXES)
+        self._clusters: dict[str, dict[str, Any]] = {}
+        self._infra_envs: dict[str, tuple[dict[str, Any], str]] = {}
+        #: Hosts by (infra-env, id), in registration order (as SQLite's rowid), and two indexes of keys.
+        self._hosts: dict[tuple[str, str], dict[str, Any]] = {}
+        self._order: dict[tuple[str, str], int] = {}
+        self._next_order = 0
+        self._unsaved: set[tuple[str, str]] = set()
+        self._by_cluster: dict[str, dict[tuple[str, str], None]] = {}
+        self._by_infra_env: dict[str, dict[tuple[str, str], None]] = {}
+        self._load()
 
     def _migrate(self) -> None:
         """Databases made before ``hosts.cluster_id`` existed get the column, filled from the documents."""
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(hosts)")}
+        db = sqlite3.connect(self.path, uri=True)
+        try:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(hosts)")}
+        finally:
+            db.close()
         if "cluster_id" not in columns:
-            self._db.execute("ALTER TABLE hosts ADD COLUMN cluster_id TEXT")
-            self._db.execute("UPDATE hosts SET cluster_id = json_extract(doc, '$.cluster_id')")
+            self._writer.execute_now("ALTER TABLE hosts ADD COLUMN cluster_id TEXT;"
+                                     " UPDATE hosts SET cluster_id = json_extract(doc, '$.cluster_id');")
+
+    def _load(self) -> None:
+        for (doc,) in self._db.execute("SELECT doc FROM clusters ORDER BY rowid"):
+            cluster = json.loads(doc)
+            self._clusters[cluster["id"]] = cluster
+        for doc, token in self._db.execute("SELECT doc, token FROM infra_envs ORDER BY rowid"):
+            infra_env = json.loads(doc)
+            self._infra_envs[infra_env["id"]] = (infra_env, str(token))
+        for rowid, doc in self._db.execute("SELECT rowid, doc FROM hosts ORDER BY rowid"):
+            self._put_host(json.loads(doc), rowid)
 
     def close(self) -> None:
+        self.persist()
+        self._writer.close()
         with self._lock:
             self._db.close()
 
-    def _one(self, sql: str, args: tuple[Any, ...]) -> dict[str, Any] | None:
-        with self._lock:
-            row = self._db.execute(sql, args).fetchone()
-        return json.loads(row[0]) if row else None
+    # -- durability -------------------------------------------------------------------------------------
+    @property
+    def submitted(self) -> int:
+        """How many writes were submitted: what a request waits for with ``committed`` before it answers."""
+        return self._writer.enqueued
 
-    def _many(self, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    async def committed(self, upto: int | None = None) -> None:
+        """Until the writes submitted so far are on disk (raises StoreUnavailable when they cannot be)."""
+        await self._writer.committed(upto)
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+    def _write(self, sql: str, args: tuple[Any, ...]) -> None:
+        self._writer.submit(sql, args)
+
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        """History rows, once the writer has committed what was submitted before (read your writes)."""
+        self._writer.flush()
         with self._lock:
-            rows = self._db.execute(sql, args).fetchall()
-        return [json.loads(r[0]) for r in rows]
+            return self._db.execute(sql, args).fetchall()
 
     # -- clusters and infra-envs -------------------------------------------------------------------------
     def get_cluster(self, cluster_id: str) -> dict[str, Any] | None:
-        return self._one("SELECT doc FROM clusters WHERE id = ?", (cluster_id,))
+        doc = self._clusters.get(cluster_id)
+        return _copy(doc) if doc is not None else None
+
+    def list_cluster_ids(self) -> list[str]:
+        return list(self._clusters)
 
     def list_clusters(self) -> list[dict[str, Any]]:
-        return self._many("SELECT doc FROM clusters ORDER BY rowid")
+        return [_copy(d) for d in list(self._clusters.values())]
 
     def save_cluster(self, doc: dict[str, Any]) -> None:
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO clusters (id, doc) VALUES (?, ?)", (doc["id"], json.dumps(doc)))
+            self._clusters[doc["id"]] = _copy(doc)
+            self._write("INSERT INTO clusters (id, doc) VALUES (?, ?)"
+                        " ON CONFLICT (id) DO UPDATE SET doc = excluded.doc", (doc["id"], json.dumps(doc)))
 
     def get_infra_env(self, infra_env_id: str) -> dict[str, Any] | None:
-        return self._one("SELECT doc FROM infra_envs WHERE id = ?", (infra_env_id,))
+        entry = self._infra_envs.get(infra_env_id)
+        return _copy(entry[0]) if entry is not None else None
 
     def list_infra_envs(self) -> list[dict[str, Any]]:
-        return self._many("SELECT doc FROM infra_envs ORDER BY rowid")
+        return [_copy(doc) for doc, _ in list(self._infra_envs.values())]
 
     def infra_env_token(self, infra_env_id: str) -> str | None:
         """The agent token of an infra-env (derived, never stored), or None when there is no such infra-env."""
         return self.new_infra_env_token(infra_env_id) if self.infra_env_token_hash(infra_env_id) else None
 
     def infra_env_token_hash(self, infra_env_id: str) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT token FROM infra_envs WHERE id = ?", (infra_env_id,)).fetchone()
-        return str(row[0]) if row else None
+        entry = self._infra_envs.get(infra_env_id)
+        return entry[1] if entry is not None else None
 
     def new_infra_env_token(self, infra_env_id: str) -> str:
         return hmac.new(self._key, infra_env_id.encode(), hashlib.sha256).hexdigest()
@@ -123,39 +179,112 @@ class Store:
             digest = token_hash(token) if token is not None else self.infra_env_token_hash(doc["id"])
             if digest is None:
                 digest = token_hash(self.new_infra_env_token(doc["id"]))
-            self._db.execute("INSERT OR REPLACE INTO infra_envs (id, token, doc) VALUES (?, ?, ?)",
-                             (doc["id"], digest, json.dumps(doc)))
+            self._infra_envs[doc["id"]] = (_copy(doc), digest)
+            self._write("INSERT INTO infra_envs (id, token, doc) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE"
+                        " SET token = excluded.token, doc = excluded.doc", (doc["id"], digest, json.dumps(doc)))
 
     # -- hosts ------------------------------------------------------------------------------------------
     def get_host(self, infra_env_id: str, host_id: str) -> dict[str, Any] | None:
-        return self._one("SELECT doc FROM hosts WHERE infra_env_id = ? AND id = ?", (infra_env_id, host_id))
+        doc = self._hosts.get((infra_env_id, host_id))
+        return _copy(doc) if doc is not None else None
 
     def list_hosts(self, infra_env_id: str | None = None, cluster_id: str | None = None) -> list[dict[str, Any]]:
-        cond, args = _where(infra_env_id=infra_env_id, cluster_id=cluster_id)
-        return self._many(f"SELECT doc FROM hosts{cond} ORDER BY rowid", args)
+        return [_copy(d) for d in self.peers(infra_env_id=infra_env_id, cluster_id=cluster_id)]
 
-    def save_host(self, doc: dict[str, Any]) -> None:
+    def peers(self, infra_env_id: str | None = None, cluster_id: str | None = None) -> list[dict[str, Any]]:
+        """The stored documents of a cluster's (or an infra-env's) hosts, in registration order: shared, so
+        the caller must not change them (the rules read them; ``save_host`` replaces them)."""
+        with self._lock:
+            if cluster_id is not None:
+                keys: Any = self._by_cluster.get(cluster_id, {})
+            elif infra_env_id is not None:
+                keys = self._by_infra_env.get(infra_env_id, {})
+            else:
+                keys = self._hosts
+            docs = [self._hosts[k] for k in keys]
+        if cluster_id is not None and infra_env_id is not None:
+            docs = [d for d in docs if d["infra_env_id"] == infra_env_id]
+        return docs
+
+    def cluster_size(self, cluster_id: str) -> int:
+        return len(self._by_cluster.get(cluster_id, ()))
+
+    def peek_host(self, infra_env_id: str, host_id: str) -> dict[str, Any] | None:
+        """The stored document itself (read-only), to compare with, without a copy."""
+        return self._hosts.get((infra_env_id, host_id))
+
+    def peek_cluster(self, cluster_id: str) -> dict[str, Any] | None:
+        return self._clusters.get(cluster_id)
+
+    def save_host(self, doc: dict[str, Any], durable: bool = True) -> None:
+        """``durable=False`` keeps the change in memory only, until the host's next durable save or
+        ``persist``: for what a restart may lose (a poll's check-in time), so a poll writes nothing."""
         doc["updated_at"] = _now_iso()
         with self._lock:
-            # An upsert keeps the row (and its rowid, the order hosts are listed in: registration order).
-            self._db.execute("INSERT INTO hosts (infra_env_id, id, doc, cluster_id) VALUES (?, ?, ?, ?)"
-                             " ON CONFLICT (infra_env_id, id) DO UPDATE SET doc = excluded.doc,"
-                             " cluster_id = excluded.cluster_id",
-                             (doc["infra_env_id"], doc["id"], json.dumps(doc), doc.get("cluster_id") or None))
+            self._put_host(_copy(doc), None)
+            key = (doc["infra_env_id"], doc["id"])
+            if not durable:
+                self._unsaved.add(key)
+                return
+            self._unsaved.discard(key)
+            self._write_host(doc)
+
+    def persist(self) -> None:
+        """Write the hosts changed in memory only (``save_host(durable=False)``)."""
+        with self._lock:
+            keys, self._unsaved = self._unsaved, set()
+            for key in keys:
+                doc = self._hosts.get(key)
+                if doc is not None:
+                    self._write_host(doc)
+
+    def _write_host(self, doc: dict[str, Any]) -> None:
+        # An upsert keeps the row (and its rowid, the order hosts are listed in: registration order).
+        self._write("INSERT INTO hosts (infra_env_id, id, doc, cluster_id) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (infra_env_id, id) DO UPDATE SET doc = excluded.doc,"
+                    " cluster_id = excluded.cluster_id",
+                    (doc["infra_env_id"], doc["id"], json.dumps(doc), doc.get("cluster_id") or None))
+
+    def _put_host(self, doc: dict[str, Any], rowid: int | None) -> None:
+        key = (doc["infra_env_id"], doc["id"])
+        old = self._hosts.get(key)
+        if old is None:
+            self._next_order = max(self._next_order, rowid or 0) + 1
+            self._order[key] = rowid if rowid is not None else self._next_order
+            self._by_infra_env.setdefault(key[0], {})[key] = None
+        elif old.get("cluster_id") != doc.get("cluster_id") and old.get("cluster_id"):
+            self._by_cluster.get(old["cluster_id"], {}).pop(key, None)
+        self._hosts[key] = doc
+        cluster_id = doc.get("cluster_id")
+        if cluster_id:
+            members = self._by_cluster.setdefault(cluster_id, {})
+            if key not in members:
+                in_order = not members or self._order[next(reversed(members))] < self._order[key]
+                members[key] = None
+                if not in_order:  # a host bound to the cluster after hosts registered later than it
+                    ordered = sorted(members, key=self._order.__getitem__)
+                    members.clear()
+                    members.update(dict.fromkeys(ordered))
 
     def delete_host(self, infra_env_id: str, host_id: str) -> None:
+        key = (infra_env_id, host_id)
         with self._lock:
-            self._db.execute("DELETE FROM hosts WHERE infra_env_id = ? AND id = ?", (infra_env_id, host_id))
+            old = self._hosts.pop(key, None)
+            self._order.pop(key, None)
+            self._unsaved.discard(key)
+            self._by_infra_env.get(infra_env_id, {}).pop(key, None)
+            if old is not None and old.get("cluster_id"):
+                self._by_cluster.get(old["cluster_id"], {}).pop(key, None)
+            self._write("DELETE FROM hosts WHERE infra_env_id = ? AND id = ?", key)
 
     # -- history ----------------------------------------------------------------------------------------
     def add_reply(self, infra_env_id: str, host_id: str, reply: dict[str, Any]) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO replies (infra_env_id, host_id, step_id, step_type, exit_code, output, error,"
-                " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (infra_env_id, host_id, reply.get("step_id", ""), reply.get("step_type", ""),
-                 int(reply.get("exit_code", 0) or 0), reply.get("output", ""), reply.get("error", ""), time.time()),
-            )
+        self._write(
+            "INSERT INTO replies (infra_env_id, host_id, step_id, step_type, exit_code, output, error,"
+            " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (infra_env_id, host_id, reply.get("step_id", ""), reply.get("step_type", ""),
+             int(reply.get("exit_code", 0) or 0), reply.get("output", ""), reply.get("error", ""), time.time()),
+        )
 
     def replies(self, host_id: str | None = None, step_type: str | None = None, *,
                 last: int | None = None) -> list[dict[str, Any]]:
@@ -164,24 +293,18 @@ class Store:
         sql = f"SELECT {_REPLY_COLUMNS} FROM replies{cond} ORDER BY seq"
         if last is not None:
             sql = f"SELECT * FROM ({sql} DESC LIMIT {int(last)}) ORDER BY seq"
-        with self._lock:
-            rows = self._db.execute(sql, args).fetchall()
-        return [dict(zip(_REPLY_KEYS, r, strict=True)) for r in rows]
+        return [dict(zip(_REPLY_KEYS, r, strict=True)) for r in self._read(sql, args)]
 
     def latest_replies(self, host_id: str) -> list[dict[str, Any]]:
         """The newest reply of each step type of one host: what a host's page shows, one indexed row a type."""
         sql = (f"SELECT {_REPLY_COLUMNS} FROM replies WHERE seq IN (SELECT MAX(seq) FROM replies"
                " WHERE host_id = ? GROUP BY step_type) ORDER BY seq")
-        with self._lock:
-            rows = self._db.execute(sql, (host_id,)).fetchall()
-        return [dict(zip(_REPLY_KEYS, r, strict=True)) for r in rows]
+        return [dict(zip(_REPLY_KEYS, r, strict=True)) for r in self._read(sql, (host_id,))]
 
     def add_event(self, message: str, *, severity: str = "info", cluster_id: str | None = None,
                   host_id: str | None = None, infra_env_id: str | None = None) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO events (cluster_id, host_id, infra_env_id, severity, message, event_time)"
-                " VALUES (?, ?, ?, ?, ?, ?)", (cluster_id, host_id, infra_env_id, severity, message, time.time()))
+        self._write("INSERT INTO events (cluster_id, host_id, infra_env_id, severity, message, event_time)"
+                    " VALUES (?, ?, ?, ?, ?, ?)", (cluster_id, host_id, infra_env_id, severity, message, time.time()))
 
     def events(self, *, cluster_id: str | None = None, host_id: str | None = None,
                last: int | None = None) -> list[dict[str, Any]]:
@@ -191,31 +314,32 @@ class Store:
                f" FROM events{cond} ORDER BY seq")
         if last is not None:
             sql = f"SELECT * FROM ({sql} DESC LIMIT {int(last)}) ORDER BY seq"
-        with self._lock:
-            rows = self._db.execute(sql, args).fetchall()
         return [{"cluster_id": c, "host_id": h, "infra_env_id": ie, "severity": sev, "message": msg,
-                 "event_time": _iso(t)} for _, c, h, ie, sev, msg, t in rows]
+                 "event_time": _iso(t)} for _, c, h, ie, sev, msg, t in self._read(sql, args)]
 
     def add_request(self, method: str, path: str, headers: dict[str, str], body: str, status: int) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO requests (method, path, headers, body, status, received_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (method, path, json.dumps(headers), body, status, time.time()))
+        self._write("INSERT INTO requests (method, path, headers, body, status, received_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)", (method, path, json.dumps(headers), body, status, time.time()))
 
     def requests(self) -> list[dict[str, Any]]:
-        with self._lock:
-            rows = self._db.execute("SELECT method, path, headers, body, status FROM requests ORDER BY seq").fetchall()
+        rows = self._read("SELECT method, path, headers, body, status FROM requests ORDER BY seq")
         return [{"method": m, "path": p, "headers": json.loads(h), "body": b, "status": s} for m, p, h, b, s in rows]
 
     def put_blob(self, key: str, data: bytes) -> None:
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO blobs (key, data, created_at) VALUES (?, ?, ?)",
-                             (key, data, time.time()))
+        self._write("INSERT OR REPLACE INTO blobs (key, data, created_at) VALUES (?, ?, ?)", (key, data, time.time()))
 
     def get_blob(self, key: str) -> bytes | None:
-        with self._lock:
-            row = self._db.execute("SELECT data FROM blobs WHERE key = ?", (key,)).fetchone()
-        return bytes(row[0]) if row else None
+        rows = self._read("SELECT data FROM blobs WHERE key = ?", (key,))
+        return bytes(rows[0][0]) if rows else None
+
+
+def _copy(value: Any) -> Any:
+    """A copy of a JSON document (strings, numbers are shared: they are immutable), faster than deepcopy."""
+    if isinstance(value, dict):
+        return {k: _copy(v) if isinstance(v, (dict, list)) else v for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) if isinstance(v, (dict, list)) else v for v in value]
+    return value
 
 
 _REPLY_KEYS = ("seq", "infra_env_id", "host_id", "step_id", "step_type", "exit_code", "output", "error",

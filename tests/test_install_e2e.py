@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 
-from reference_service.store import Store
 from tests.harness.netns import Network
 from tests.support.install_images import MIB, BuiltImage, build_image, loop_device, mounted, run
 from tests.support.service import RefService
@@ -43,18 +42,13 @@ def force_installing(svc: RefService, ie: str, host_id: str, disk: str) -> None:
     """Skip the gating this VM cannot pass: host and cluster to installing, the loop device as the disk."""
     svc.call("PUT", f"/api/reference/infra-envs/{ie}/hosts/{host_id}/installation-disk", json={"path": disk})
     cluster_id = svc.host(ie, host_id)["cluster_id"]
-    store = Store(svc.db)
-    try:
-        deadline = time.monotonic() + 20
-        while svc.cluster(cluster_id)["status"] != "installing":
-            assert time.monotonic() < deadline, "the cluster did not stay in installing"
-            svc.call("PUT", f"/api/reference/infra-envs/{ie}/hosts/{host_id}/status", json={"status": "installing"})
-            doc = store.get_cluster(cluster_id)
-            assert doc is not None
-            store.save_cluster({**doc, "status": "installing", "status_info": "Installation in progress"})
-            time.sleep(0.3)
-    finally:
-        store.close()
+    deadline = time.monotonic() + 20
+    while svc.cluster(cluster_id)["status"] != "installing":
+        assert time.monotonic() < deadline, "the cluster did not stay in installing"
+        svc.call("PUT", f"/api/reference/infra-envs/{ie}/hosts/{host_id}/status", json={"status": "installing"})
+        svc.call("PATCH", f"/api/reference/clusters/{cluster_id}/document",
+                 json={"status": "installing", "status_info": "Installation in progress"})
+        time.sleep(0.3)
 
 
 def progress_updates(svc: RefService, host_id: str) -> list[tuple[str, int]]:

@@ -15,7 +15,6 @@ import pytest
 import requests
 
 from reference_service import spec
-from reference_service.store import Store
 from tests.support.service import BASE, RefService, start_service
 
 HOST = "0b6a5f3e-1111-4222-8333-444455556666"
@@ -95,13 +94,8 @@ def test_sno_stage_order_and_dry_run_rebooting_is_final(dry_service: RefService)
 def test_a_day2_host_rebooting_is_added_to_the_cluster(service: RefService) -> None:
     ie = installing_host(service, role="worker")
     host = service.host(ie, HOST)
-    store = Store(service.db)
-    try:
-        doc = store.get_host(ie, HOST)
-        assert doc is not None
-        store.save_host({**doc, "kind": "AddToExistingClusterHost"})
-    finally:
-        store.close()
+    service.call("PATCH", f"/api/reference/infra-envs/{ie}/hosts/{HOST}/document",
+                 json={"kind": "AddToExistingClusterHost"})
     progress(service, ie, "Starting installation", "worker")
     progress(service, ie, "Rebooting")
     assert service.host(ie, HOST)["status"] == "added-to-existing-cluster"
@@ -115,13 +109,7 @@ def test_host_ignition_download(service: RefService) -> None:
     url = f"{service.url}{BASE}/v2/infra-env/{ie}/hosts/{HOST}/downloads/ignition"
     assert requests.get(url, timeout=10).status_code == 409  # the installation has not started
     # the cluster's own state machine is the core's; put it in installing directly in its database
-    store = Store(service.db)
-    try:
-        doc = store.get_cluster(cluster["id"])
-        assert doc is not None
-        store.save_cluster({**doc, "status": "installing"})
-    finally:
-        store.close()
+    service.call("PATCH", f"/api/reference/clusters/{cluster['id']}/document", json={"status": "installing"})
     resp = requests.get(url, timeout=10)
     assert resp.status_code == 200
     assert resp.headers["content-disposition"] == f'attachment; filename="auto-assign-{HOST}.ign"'

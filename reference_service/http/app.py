@@ -23,6 +23,7 @@ from reference_service.http import agent_routes, console, docs, reference_routes
 from reference_service.http.auth import Auth
 from reference_service.http.common import error
 from reference_service.orchestrator import BASE, ReferenceService
+from reference_service.store_writer import StoreUnavailable
 
 #: What the test-mode journal never stores (headers are lower-case in ASGI); values become REDACTED.
 SECRET_HEADERS = {"x-secret-key", "authorization", "cookie"}
@@ -71,6 +72,9 @@ class _Middleware:
             return
         body_chunks: list[bytes] = []
         status_box = [0]
+        refused = [False]
+        store = self.service.store
+        writes_before = store.submitted
 
         async def recv() -> Any:
             message = await receive()
@@ -79,7 +83,17 @@ class _Middleware:
             return message
 
         async def snd(message: Any) -> None:
+            if refused[0]:
+                return
             if message["type"] == "http.response.start":
+                try:  # nothing is acknowledged before what it changed is on disk
+                    if store.submitted != writes_before:  # (a poll that changed nothing waits for nobody)
+                        await store.committed()
+                except StoreUnavailable as exc:
+                    refused[0] = True
+                    status_box[0] = 503
+                    await error(503, f"{exc}; try again later")(scope, receive, send)
+                    return
                 status_box[0] = message["status"]
             await send(message)
 

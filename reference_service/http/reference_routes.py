@@ -5,6 +5,7 @@ an infra-env's agent token, a host's reply history and logs, choosing an install
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -97,6 +98,38 @@ async def force_status(request: Request) -> Response:
     return JSONResponse(public(host))
 
 
+async def patch_cluster_document(request: Request) -> Response:
+    """Test mode: change a cluster's stored document field by field (null removes a field), as a test that
+    needs a state this machine cannot reach (an installing cluster) would. The service owns its database and
+    keeps its documents in memory, so this is the way to edit them, not a second connection."""
+    svc = _test_mode(request)
+    cluster = svc.store.get_cluster(request.path_params["cluster_id"])
+    if cluster is None:
+        raise ServiceRefusal(404, "no such cluster")
+    svc.store.save_cluster(_merged(cluster, await read_json(request)))
+    return JSONResponse(svc.store.get_cluster(cluster["id"]))
+
+
+async def patch_host_document(request: Request) -> Response:
+    """Test mode: change a host's stored document field by field (null removes a field), without any rule
+    acting on it (a day-2 host's kind, an installation round's bookkeeping)."""
+    svc = _test_mode(request)
+    host = svc.require_host(request.path_params["infra_env_id"], request.path_params["host_id"])
+    svc.store.save_host(_merged(host, await read_json(request)))
+    return JSONResponse(public(host))
+
+
+def _merged(doc: dict[str, Any], patch: Any) -> dict[str, Any]:
+    if not isinstance(patch, dict) or {"id", "infra_env_id", "cluster_id"} & patch.keys():
+        raise ServiceRefusal(400, "the body must be an object of fields to change (not id, infra_env_id, cluster_id)")
+    for key, value in patch.items():
+        if value is None:
+            doc.pop(key, None)
+        else:
+            doc[key] = value
+    return doc
+
+
 async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok")
 
@@ -113,5 +146,9 @@ ROUTES = [
           methods=["POST"], auth=Auth.ADMIN),
     route("/api/reference/infra-envs/{infra_env_id}/hosts/{host_id}/status", force_status,
           methods=["PUT"], auth=Auth.ADMIN),
+    route("/api/reference/clusters/{cluster_id}/document", patch_cluster_document, methods=["PATCH"],
+          auth=Auth.ADMIN),
+    route("/api/reference/infra-envs/{infra_env_id}/hosts/{host_id}/document", patch_host_document,
+          methods=["PATCH"], auth=Auth.ADMIN),
     route("/healthz", healthz, methods=["GET"], auth=Auth.PUBLIC),
 ]

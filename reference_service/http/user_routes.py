@@ -117,7 +117,10 @@ async def list_hosts(request: Request) -> Response:
     ie = request.path_params["infra_env_id"]
     if svc.store.get_infra_env(ie) is None:
         raise ServiceRefusal(404, f"Failed to get infra env {ie}")
-    return JSONResponse([public(svc.refresh_host(h)) for h in svc.store.list_hosts(infra_env_id=ie)])
+    # a small cluster's hosts are evaluated as they are listed (a disconnection shows at once); a big one's
+    # are the monitor's (listing 1,000 hosts must not evaluate 1,000 hosts)
+    return JSONResponse([public(svc.refresh_host(h) if svc.eager(h) else h)
+                         for h in svc.store.list_hosts(infra_env_id=ie)])
 
 
 async def get_host(request: Request) -> Response:

@@ -9,6 +9,9 @@ to offer. Rules never see the store or HTTP.
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -95,14 +98,55 @@ def skipped_formatting(host: dict[str, Any]) -> list[str]:
     return [d for d in str(host.get("skip_formatting_disks") or "").split(",") if d]
 
 
+#: The last decoded JSON fields, by their text: one evaluation of a host reads its inventory in a dozen
+#: validations and builders, and a 20 KB inventory (a 250 KB connectivity report at 1,000 hosts) took most of a
+#: poll's time to decode again each time. Small, so it holds what the current request reads, not the cluster.
+_DECODED: OrderedDict[str, Any] = OrderedDict()
+_DECODED_MAX = 32
+_DECODED_LOCK = threading.Lock()
+
+
 def parse_json_field(doc: dict[str, Any], name: str) -> Any:
-    """Host fields that hold JSON are strings on the wire (as in the real service); decode one, or None."""
+    """Host fields that hold JSON are strings on the wire (as in the real service); decode one, or None.
+
+    The value may be shared with other callers (see ``_DECODED``): read it, or copy it before changing it."""
     raw = doc.get(name)
     if not raw:
         return None
     if not isinstance(raw, str):
         return raw
+    with _DECODED_LOCK:
+        if raw in _DECODED:
+            _DECODED.move_to_end(raw)
+            return _DECODED[raw]
     try:
-        return json.loads(raw)
-    except ValueError:
-        return None
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        value = None
+    with _DECODED_LOCK:
+        _DECODED[raw] = value
+        while len(_DECODED) > _DECODED_MAX:
+            _DECODED.popitem(last=False)
+    return value
+
+
+_DERIVED: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+_DERIVED_MAX = 50_000
+
+
+def derived(host: dict[str, Any], name: str, derive: Callable[[Any], Any]) -> Any:
+    """``derive(decoded field)``, remembered per host and function while the stored JSON string is the same:
+    a rule that reads every host of a cluster (the IP collisions, a connectivity-check's peer list) compares a
+    string instead of decoding thousands. ``derive`` must return a value its callers only read."""
+    raw = host.get(name)
+    if not raw:
+        return derive(None)
+    key = (name, str(host.get("id") or ""), derive.__qualname__)
+    cached = _DERIVED.get(key)
+    if cached is not None and cached[0] == raw:
+        return cached[1]
+    value = derive(parse_json_field(host, name))
+    if len(_DERIVED) >= _DERIVED_MAX:
+        _DERIVED.clear()
+    _DERIVED[key] = (raw, value)
+    return value

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
-from reference_service.rules.documents import HostView, Outcome, parse_json_field
+from reference_service.rules.documents import HostView, Outcome, derived
 from reference_service.rules.network import CATEGORY, is_day2
 from reference_service.rules.registry import validation
 
@@ -43,25 +43,6 @@ def _host_addresses(inventory: dict[str, Any]) -> Iterable[tuple[str, str]]:
             yield str(ip), mac
 
 
-def _memo(host: dict[str, Any], field: str, derive: Callable[[Any], list[Any]]) -> list[Any]:
-    """``derive(parsed field)``, remembered per host while the stored JSON string is the same: a poll re-reads
-    every host of the cluster, and comparing a string is far cheaper than parsing it again."""
-    raw = host.get(field)
-    if not raw:
-        return []
-    key = (field, str(host.get("id") or ""))
-    cached = _CACHE.get(key)
-    if cached is not None and cached[0] == raw:
-        return cached[1]
-    value = derive(parse_json_field(host, field))
-    if len(_CACHE) >= _CACHE_MAX:
-        _CACHE.clear()
-    _CACHE[key] = (raw, value)
-    return value
-
-
-_CACHE: dict[tuple[str, str], tuple[Any, list[Any]]] = {}
-_CACHE_MAX = 50_000
 
 
 def _addresses_of(inventory: Any) -> list[tuple[str, str]]:
@@ -74,7 +55,7 @@ def inventory_collisions(hosts: Iterable[dict[str, Any]]) -> dict[str, list[str]
     holders: dict[str, dict[str, str]] = {}  # ip -> host id -> mac
     for host in hosts:
         host_id = str(host.get("id") or "")
-        for ip, mac in _memo(host, "inventory", _addresses_of):
+        for ip, mac in derived(host, "inventory", _addresses_of):
             holders.setdefault(ip, {}).setdefault(host_id, mac or host_id)
     return {ip: sorted(by_host.values()) for ip, by_host in holders.items() if len(by_host) > 1}
 
@@ -102,7 +83,7 @@ def connectivity_collisions(hosts: Iterable[dict[str, Any]]) -> dict[str, list[s
     """The real service's rule, over every host's connectivity report."""
     out: dict[str, list[str]] = {}
     for host in hosts:
-        for ip, macs in _memo(host, "connectivity", _l2_conflicts):
+        for ip, macs in derived(host, "connectivity", _l2_conflicts):
             out[ip] = sorted({*out.get(ip, []), *macs})
     return out
 
@@ -141,7 +122,7 @@ def no_ip_collisions(view: HostView) -> Outcome:
         report = None
     if not isinstance(report, dict):
         return "error", "Unable to unmarshall ip collision report for cluster"
-    mine = {ip for ip, _ in _memo(view.host, "inventory", _addresses_of)}
+    mine = {ip for ip, _ in derived(view.host, "inventory", _addresses_of)}
     lines = [f"Collisions detected for host ID {host_id}, IP address: {ip} Mac addresses: "
              f"{','.join(str(m) for m in macs) if isinstance(macs, list) else macs}\n"
              for ip, macs in sorted(report.items()) if _normal(ip) in mine]

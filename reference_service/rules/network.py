@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 from reference_service.rules.connectivity_admission import ADMISSIONS
-from reference_service.rules.documents import HostView, effective_role, is_sno, parse_json_field
+from reference_service.rules.documents import HostView, derived, effective_role, is_sno
 from reference_service.rules.registry import reply_handler, step_arguments
 
 CATEGORY = "network"
@@ -95,19 +95,25 @@ def connectivity_params(view: HostView) -> list[dict[str, Any]]:
     for other in sorted(view.others, key=lambda h: str(h.get("id"))):
         if other.get("status") in SKIP_CONNECTIVITY_STATES:
             continue
-        inv = parse_json_field(other, "inventory")
-        if not inv:
-            continue
-        nics = []
-        for iface in inv.get("interfaces") or []:
-            addresses = [c.split("/")[0] for c in (iface.get("ipv4_addresses") or [])
-                         + (iface.get("ipv6_addresses") or []) if not _loopback(c)]
-            if iface.get("type") == "device" and not addresses:
-                continue  # lo, kept in inventories by ENABLE_VIRTUAL_INTERFACES: nothing to probe remotely
-            nics.append({"name": iface.get("name", ""), "mac": iface.get("mac_address", ""),
-                         "ip_addresses": addresses})
-        params.append({"host_id": other["id"], "nics": nics})
+        nics = derived(other, "inventory", _probed_nics)  # each peer's inventory decoded once, not per host
+        if nics is not None:
+            params.append({"host_id": other["id"], "nics": nics})
     return params
+
+
+def _probed_nics(inv: Any) -> list[dict[str, Any]] | None:
+    """A peer's NICs as connectivity-check-params lists them; None without an inventory."""
+    if not isinstance(inv, dict) or not inv:
+        return None
+    nics = []
+    for iface in inv.get("interfaces") or []:
+        addresses = [c.split("/")[0] for c in (iface.get("ipv4_addresses") or [])
+                     + (iface.get("ipv6_addresses") or []) if not _loopback(c)]
+        if iface.get("type") == "device" and not addresses:
+            continue  # lo, kept in inventories by ENABLE_VIRTUAL_INTERFACES: nothing to probe remotely
+        nics.append({"name": iface.get("name", ""), "mac": iface.get("mac_address", ""),
+                     "ip_addresses": addresses})
+    return nics
 
 
 @step_arguments("connectivity-check")

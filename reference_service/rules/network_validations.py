@@ -13,7 +13,15 @@ import json
 from typing import Any
 
 from reference_service.rules.cluster_digest import in_majority_group
-from reference_service.rules.documents import HostView, Outcome, effective_role, host_name, is_sno, parse_json_field
+from reference_service.rules.documents import (
+    HostView,
+    Outcome,
+    derived,
+    effective_role,
+    host_name,
+    is_sno,
+    parse_json_field,
+)
 from reference_service.rules.network import (
     APPS_PROBE,
     CATEGORY,
@@ -81,23 +89,51 @@ def belongs_to_majority_group(view: HostView) -> Outcome:
     return "success", "Host has connectivity to the majority of hosts in the cluster"
 
 
+#: The least any role tolerates: l3 entries within both can fail no role's requirement, so they are not kept.
+_MIN_LATENCY = min(limit for limit, _ in NETWORK_REQUIREMENTS.values())
+_MIN_LOSS = min(limit for _, limit in NETWORK_REQUIREMENTS.values())
+Flagged = list[tuple[Any, dict[str, Any]]]
+
+
+def _flagged(report: Any) -> tuple[Flagged, Flagged] | None:
+    """(l3 entries over the least latency or loss any role allows, broken MTU entries), each with its remote
+    host id; None without a report. A host's report lists every peer (250 KB at 1,000 hosts) and is read on
+    every evaluation, so what the checks need is derived once per report (``derived``)."""
+    if not report or not isinstance(report, dict):
+        return None
+    over: Flagged = []
+    broken: Flagged = []
+    for remote in report.get("remote_hosts") or []:
+        peer = remote.get("host_id")
+        over += [(peer, e) for e in remote.get("l3_connectivity") or [] if _over_least(e)]
+        broken += [(peer, e) for e in remote.get("mtu_report") or [] if not e.get("mtu_successful")]
+    return over, broken
+
+
+def _over_least(entry: dict[str, Any]) -> bool:
+    try:
+        return float(entry.get("average_rtt_ms") or 0) > _MIN_LATENCY or \
+            float(entry.get("packet_loss_percentage") or 0) > _MIN_LOSS
+    except (TypeError, ValueError):
+        return True  # kept, so the requirement check meets it as it did
+
+
 def _same_role_l3(view: HostView) -> tuple[str, list[tuple[str, dict[str, Any]]]] | None:
-    """(role, [(remote host label, l3 entry)]) towards hosts of this host's role, or None when not checked."""
+    """(role, [(remote host label, l3 entry)]) towards hosts of this host's role, or None when not checked.
+    Only entries that could fail some role's requirement are listed (``_flagged``)."""
     role = effective_role(view.host)
     if is_day2(view) or len(view.hosts) == 1 or role not in NETWORK_REQUIREMENTS:
         return None
-    report = parse_json_field(view.host, "connectivity") or {}
+    flagged = derived(view.host, "connectivity", _flagged)
+    entries = []
     if view.digest is not None:  # the digest's (role, name) per host: O(own report), no dict over the others
         own, known = view.host.get("id"), view.digest.peers
-        labels = {remote.get("host_id"): known[remote.get("host_id")][1] for remote in report.get("remote_hosts")
-                  or [] if remote.get("host_id") != own and known.get(remote.get("host_id"), ("",))[0] == role}
+        for peer, entry in flagged[0] if flagged else []:
+            if peer != own and known.get(peer, ("",))[0] == role:
+                entries.append((known[peer][1], entry))
     else:
         labels = {h["id"]: host_name(h) for h in view.others if effective_role(h) == role}
-    entries = []
-    for remote in report.get("remote_hosts") or []:
-        label = labels.get(remote.get("host_id"))
-        if label is not None:
-            entries += [(label, e) for e in remote.get("l3_connectivity") or []]
+        entries = [(labels[peer], e) for peer, e in (flagged[0] if flagged else []) if peer in labels]
     return role, entries
 
 
@@ -323,19 +359,16 @@ def dns_wildcard_not_configured(view: HostView) -> Outcome:
 
 @validation("mtu-valid", CATEGORY, blocking=False)
 def mtu_valid(view: HostView) -> Outcome:
-    report = parse_json_field(view.host, "connectivity")
-    if not report:
+    flagged = derived(view.host, "connectivity", _flagged)
+    if flagged is None:
         return "pending", "Missing connectivity information to check MTU"
     digest = view.digest
-    labels = {} if digest is not None else {h["id"]: host_name(h) for h in view.others}
+    labels = {} if digest is not None or not flagged[1] else {h["id"]: host_name(h) for h in view.others}
     broken = []
-    for remote in report.get("remote_hosts") or []:
-        peer = remote.get("host_id")
-        for entry in remote.get("mtu_report") or []:
-            if not entry.get("mtu_successful"):
-                label = labels.get(peer, peer) if digest is None else \
-                    (peer if peer == view.host.get("id") else digest.label(peer))
-                broken.append(f"{entry.get('outgoing_nic')} -> {entry.get('remote_ip_address')} ({label})")
+    for peer, entry in flagged[1]:
+        label = labels.get(peer, peer) if digest is None else \
+            (peer if peer == view.host.get("id") else digest.label(peer))
+        broken.append(f"{entry.get('outgoing_nic')} -> {entry.get('remote_ip_address')} ({label})")
     if broken:
         return "failure", ("MTU is broken: packets of the interface's MTU do not get through to "
                            + "; ".join(broken) + ". Check the MTU of the host's interfaces and of the network")
