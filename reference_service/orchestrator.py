@@ -21,7 +21,7 @@ from reference_service import os_image, spec
 from reference_service.errors import ServiceRefusal
 from reference_service.rules import ip_collisions, registry, states
 from reference_service.rules.cluster_digest import ClusterDigest
-from reference_service.rules.documents import HostView, host_name, is_sno
+from reference_service.rules.documents import HostView, WithHost, host_name, is_sno
 from reference_service.rules.install import progress_update
 from reference_service.store import Store, _now_iso
 
@@ -87,11 +87,9 @@ class ReferenceService:
         infra_env = self.store.get_infra_env(host["infra_env_id"]) or {}
         cluster_id = host.get("cluster_id")
         cluster = self.store.get_cluster(cluster_id) if cluster_id else None
-        if cluster_id:
-            hosts = self.store.peers(cluster_id=cluster_id)
-        else:
-            hosts = self.store.peers(infra_env_id=host["infra_env_id"])
-        hosts = [host if h["id"] == host["id"] else h for h in hosts]  # shared documents: rules only read them
+        stored = self.store.peers(cluster_id=cluster_id) if cluster_id else \
+            self.store.peers(infra_env_id=host["infra_env_id"])
+        hosts = WithHost(stored, host)  # the stored documents, shared (rules only read them), with this one's copy
         digest = self.digests.get(cluster_id, NO_DIGEST) if cluster_id and len(hosts) > EAGER_LIMIT else None
         return HostView(host=host, infra_env=infra_env, cluster=cluster, hosts=hosts, service=self, digest=digest)
 
@@ -164,7 +162,7 @@ class ReferenceService:
         if agent_version:
             host["discovery_agent_version"] = agent_version
         if self.eager(host) or self._due(host):
-            self.refresh_host(host)
+            self.refresh_host(host, durable=False)
         else:  # only the check-in changed: kept in memory, written with the host's next change or by the monitor
             self.store.save_host(host, durable=False)
         status = host["status"]
@@ -252,7 +250,6 @@ class ReferenceService:
     def apply_reply(self, infra_env_id: str, host_id: str, reply: dict[str, Any], parsed: Any) -> None:
         """Store a reply ``check_reply`` accepted (``parsed`` is its output) and let its step's rules act on it."""
         host = self.require_host(infra_env_id, host_id)
-        stored = dict(host)
         step_type = reply.get("step_type", "")
         exit_code = int(reply.get("exit_code") or 0)
         if exit_code == 256:
@@ -271,7 +268,8 @@ class ReferenceService:
         if exit_code != 0:
             self.event(f"Host {host_name(host)}: step {step_type} failed with exit code {exit_code}: "
                        f"{reply.get('error', '')}", host, "warning")
-        if self.eager(host) or host != stored:  # a big cluster's unchanged report changes nothing
+        if self.eager(host) or host != self.store.peek_host(infra_env_id, host_id):
+            # (a big cluster's host whose reply changed nothing is not evaluated again for it)
             self.refresh_host(host)
 
     # -- states -----------------------------------------------------------------------------------------
@@ -291,8 +289,10 @@ class ReferenceService:
             out.setdefault(v.category, []).append({"id": v.id, "status": outcome[0], "message": outcome[1]})
         return out
 
-    def refresh_host(self, host: dict[str, Any]) -> dict[str, Any]:
-        """Recompute validations and the status they imply, save the host, then its cluster."""
+    def refresh_host(self, host: dict[str, Any], durable: bool = True) -> dict[str, Any]:
+        """Recompute validations and the status they imply, save the host, then its cluster. ``durable``
+        False (a poll): the save waits for no commit unless the status changed, as what else changed is
+        derived again after a restart."""
         results = self.validations(self.view(host))
         host["validations_info"] = json.dumps(results)
         connected = time.time() - float(host.get("_checked_in", time.time())) < states.DISCONNECTION_TIMEOUT
@@ -304,7 +304,7 @@ class ReferenceService:
             self.evaluated[host["id"]] = time.monotonic()
         previous = self.store.peek_host(host["infra_env_id"], host["id"])
         moved = previous is None or any(host.get(k) != previous.get(k) for k in ("status", "cluster_id", "role"))
-        self.store.save_host(host)
+        self.store.save_host(host, durable=durable or moved)
         if host.get("cluster_id") and (eager or moved):
             self.refresh_cluster(host["cluster_id"], full=eager)
         return host

@@ -22,34 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from reference_service.store_schema import INDEXES, SCHEMA
 from reference_service.store_writer import Writer
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS clusters (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS infra_envs (id TEXT PRIMARY KEY, token TEXT NOT NULL, doc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS hosts (
-    infra_env_id TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL, cluster_id TEXT,
-    PRIMARY KEY (infra_env_id, id));
-CREATE TABLE IF NOT EXISTS replies (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, infra_env_id TEXT, host_id TEXT, step_id TEXT, step_type TEXT,
-    exit_code INTEGER, output TEXT, error TEXT, received_at REAL);
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, cluster_id TEXT, host_id TEXT, infra_env_id TEXT,
-    severity TEXT, message TEXT, event_time REAL);
-CREATE TABLE IF NOT EXISTS requests (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, method TEXT, path TEXT, headers TEXT, body TEXT, status INTEGER,
-    received_at REAL);
-CREATE TABLE IF NOT EXISTS blobs (key TEXT PRIMARY KEY, data BLOB NOT NULL, created_at REAL);
-"""
-
-#: Indexes for every lookup a request makes, so its cost does not grow with the hosts, replies and events of
-#: others (a poll, a page or a reply must not scan the whole service). Created after the migration below.
-INDEXES = """
-CREATE INDEX IF NOT EXISTS hosts_by_cluster ON hosts (cluster_id);
-CREATE INDEX IF NOT EXISTS replies_by_host ON replies (host_id, step_type, seq);
-CREATE INDEX IF NOT EXISTS events_by_host ON events (host_id, seq);
-CREATE INDEX IF NOT EXISTS events_by_cluster ON events (cluster_id, seq);
-"""
 
 
 class Store:
@@ -86,6 +60,7 @@ class Store:
         self._order: dict[tuple[str, str], int] = {}
         self._next_order = 0
         self._unsaved: set[tuple[str, str]] = set()
+        self._cluster_lists: dict[str, tuple[list[dict[str, Any]], dict[tuple[str, str], int]]] = {}
         self._by_cluster: dict[str, dict[tuple[str, str], None]] = {}
         self._by_infra_env: dict[str, dict[tuple[str, str], None]] = {}
         self._load()
@@ -195,6 +170,8 @@ class Store:
         """The stored documents of a cluster's (or an infra-env's) hosts, in registration order: shared, so
         the caller must not change them (the rules read them; ``save_host`` replaces them)."""
         with self._lock:
+            if cluster_id is not None and infra_env_id is None:
+                return self._cluster_list(cluster_id)
             if cluster_id is not None:
                 keys: Any = self._by_cluster.get(cluster_id, {})
             elif infra_env_id is not None:
@@ -205,6 +182,16 @@ class Store:
         if cluster_id is not None and infra_env_id is not None:
             docs = [d for d in docs if d["infra_env_id"] == infra_env_id]
         return docs
+
+    def _cluster_list(self, cluster_id: str) -> list[dict[str, Any]]:
+        """A cluster's documents, kept as a list between requests (a poll of a 1,000-host cluster reads it
+        several times): a save replaces its slot, a member joining or leaving drops it."""
+        cached = self._cluster_lists.get(cluster_id)
+        if cached is None:
+            keys = list(self._by_cluster.get(cluster_id, {}))
+            cached = ([self._hosts[k] for k in keys], {k: i for i, k in enumerate(keys)})
+            self._cluster_lists[cluster_id] = cached
+        return cached[0]
 
     def cluster_size(self, cluster_id: str) -> int:
         return len(self._by_cluster.get(cluster_id, ()))
@@ -254,8 +241,16 @@ class Store:
             self._by_infra_env.setdefault(key[0], {})[key] = None
         elif old.get("cluster_id") != doc.get("cluster_id") and old.get("cluster_id"):
             self._by_cluster.get(old["cluster_id"], {}).pop(key, None)
+            self._cluster_lists.pop(old["cluster_id"], None)
         self._hosts[key] = doc
         cluster_id = doc.get("cluster_id")
+        cached = self._cluster_lists.get(cluster_id) if cluster_id else None
+        if cached is not None:
+            slot = cached[1].get(key)
+            if slot is None:
+                self._cluster_lists.pop(str(cluster_id), None)
+            else:
+                cached[0][slot] = doc
         if cluster_id:
             members = self._by_cluster.setdefault(cluster_id, {})
             if key not in members:
@@ -275,6 +270,7 @@ class Store:
             self._by_infra_env.get(infra_env_id, {}).pop(key, None)
             if old is not None and old.get("cluster_id"):
                 self._by_cluster.get(old["cluster_id"], {}).pop(key, None)
+                self._cluster_lists.pop(old["cluster_id"], None)
             self._write("DELETE FROM hosts WHERE infra_env_id = ? AND id = ?", key)
 
     # -- history ----------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ log = logging.getLogger("reference_service")
 
 #: Back-off between retries of a batch that could not be committed.
 RETRY_SECONDS = (0.1, 0.5, 1.0, 2.0, 5.0)
+CHECKPOINT_SECONDS = 1.0
 
 
 class StoreUnavailable(Exception):
@@ -32,6 +33,9 @@ class Writer:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
+        # Checkpoints move the WAL into the database: done by a thread of their own (PASSIVE: never blocking
+        # a commit), not by the commit that crosses the threshold, which then took up to a second.
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._cond = threading.Condition()
         self._queue: list[tuple[str, tuple[Any, ...]]] = []
         self.enqueued = 0
@@ -41,6 +45,21 @@ class Writer:
         self._closing = False
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
         self._thread.start()
+        self._stop = threading.Event()
+        self._checkpointer = threading.Thread(target=self._checkpoints, args=(path,), name="store-checkpoint",
+                                              daemon=True)
+        self._checkpointer.start()
+
+    def _checkpoints(self, path: str) -> None:
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, uri=True)
+        try:
+            while not self._stop.wait(CHECKPOINT_SECONDS):
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:
+                    log.warning("WAL checkpoint failed: %s", exc)
+        finally:
+            db.close()
 
     def execute_now(self, sql: str, args: tuple[Any, ...] = ()) -> None:
         """A statement run at once, before the writer has anything queued (schema and migrations)."""
@@ -81,6 +100,12 @@ class Writer:
             self._closing = True
             self._cond.notify()
         self._thread.join(timeout=30)
+        self._stop.set()
+        self._checkpointer.join(timeout=30)
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            log.warning("WAL checkpoint failed: %s", exc)
         self._db.close()
 
     def _run(self) -> None:

@@ -262,7 +262,7 @@ def _greedy(mutual: dict[int, int], ids: dict[int, str], size: int) -> set[int]:
     return set(_bits(clique)) if clique.bit_count() > size // 2 else set()
 
 
-def digest(cluster: dict[str, Any] | None, hosts: list[dict[str, Any]], memo: DigestMemo) -> ClusterDigest:
+def digest(cluster: dict[str, Any] | None, hosts: Sequence[dict[str, Any]], memo: DigestMemo) -> ClusterDigest:
     """The :class:`ClusterDigest` of ``cluster`` with ``hosts`` (every host of the cluster), reusing ``memo``."""
     memo.prune({h["id"] for h in hosts})
     counts: Counter[str] = Counter()

@@ -1,0 +1,100 @@
+"""A big cluster (more hosts than ``EAGER_LIMIT``) is evaluated as the real service does it: a poll that
+changes nothing evaluates nothing and writes nothing, a host is evaluated again after MONITOR_SECONDS, the
+monitor finds the hosts that stopped polling and gives the cluster its digest. Small clusters keep being
+evaluated on every request (the rest of the suite)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reference_service import monitor, orchestrator
+from reference_service.orchestrator import ReferenceService, Settings
+from reference_service.rules import load_areas, states
+from reference_service.store import Store
+
+HOSTS = 6
+
+
+@pytest.fixture
+def big(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ReferenceService, str, list[str]]]:
+    monkeypatch.setattr(orchestrator, "EAGER_LIMIT", 3)
+    monkeypatch.setattr(monitor, "EAGER_LIMIT", 3)
+    load_areas()
+    store = Store(tmp_path / "db")
+    svc = ReferenceService(store, Settings())
+    cid, ie = str(uuid.uuid4()), str(uuid.uuid4())
+    store.save_cluster({"id": cid, "kind": "Cluster", "name": "big", "base_dns_domain": "example.com",
+                        "status": "insufficient", "control_plane_count": 3,
+                        "machine_networks": [{"cidr": "10.0.0.0/24"}]})
+    store.save_infra_env({"id": ie, "kind": "InfraEnv", "name": "ie", "cluster_id": cid})
+    ids = [str(uuid.uuid4()) for _ in range(HOSTS)]
+    for host_id in ids:
+        svc.register_host(ie, host_id, None)
+    try:
+        yield svc, ie, ids
+    finally:
+        store.close()
+
+
+def _evaluations(svc: ReferenceService, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    seen: list[str] = []
+    real = svc.validations
+
+    def counted(view: Any) -> Any:
+        seen.append(view.host["id"])
+        return real(view)
+
+    monkeypatch.setattr(svc, "validations", counted)
+    return seen
+
+
+def test_a_poll_that_changes_nothing_evaluates_and_writes_nothing(
+        big: tuple[ReferenceService, str, list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    svc, ie, ids = big
+    seen = _evaluations(svc, monkeypatch)
+    svc.next_steps(ie, ids[0], None, None)  # registered while the cluster was small: never evaluated as big
+    assert seen == [ids[0]]
+    seen.clear()
+    svc.next_steps(ie, ids[0], None, None)
+    assert seen == []  # evaluated less than MONITOR_SECONDS ago
+    writes = svc.store.submitted
+    svc.next_steps(ie, ids[0], None, None)
+    assert svc.store.submitted == writes
+    svc.evaluated[ids[0]] = time.monotonic() - orchestrator.MONITOR_SECONDS
+    svc.next_steps(ie, ids[0], None, None)
+    assert seen == [ids[0]]
+
+
+def test_an_unchanged_reply_evaluates_nothing_a_changed_one_does(
+        big: tuple[ReferenceService, str, list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    svc, ie, ids = big
+    seen = _evaluations(svc, monkeypatch)
+    reply = {"step_id": "ntp-synchronizer-1", "step_type": "ntp-synchronizer",
+             "output": '{"ntp_sources": [{"source_name": "10.0.0.1", "source_state": "synced"}]}'}
+    svc.post_reply(ie, ids[1], reply)
+    assert seen == [ids[1]]
+    svc.post_reply(ie, ids[1], reply)
+    assert seen == [ids[1]]
+
+
+def test_the_monitor_disconnects_silent_hosts_and_digests_the_cluster(
+        big: tuple[ReferenceService, str, list[str]]) -> None:
+    svc, ie, ids = big
+    host = svc.store.get_host(ie, ids[2])
+    assert host is not None
+    host["_checked_in"] = time.time() - states.DISCONNECTION_TIMEOUT - 1
+    svc.store.save_host(host)
+    cluster_id = str(host["cluster_id"])
+    asyncio.run(monitor.digest_big_clusters(svc, {}))
+    monitor.tick(svc)
+    assert (svc.store.get_host(ie, ids[2]) or {})["status"] == "disconnected"
+    assert {(svc.store.get_host(ie, i) or {})["status"] for i in ids[3:]} != {"disconnected"}
+    assert cluster_id in svc.digests and svc.digests[cluster_id].peers.keys() == set(ids)
+    assert (svc.store.get_cluster(cluster_id) or {})["total_host_count"] == HOSTS

@@ -1,0 +1,123 @@
+"""The store keeps documents in memory and writes them through one writer thread: what it hands out is the
+caller's to change, what it acknowledges is on disk, and a database that cannot be written is said so."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from reference_service.store import Store
+from reference_service.store_writer import StoreUnavailable, Writer
+
+
+def _host(host_id: str, cluster: str | None = "c1") -> dict[str, object]:
+    return {"id": host_id, "infra_env_id": "ie", "cluster_id": cluster, "status": "known", "progress": {"a": 1}}
+
+
+def test_documents_handed_out_are_copies_and_peers_are_the_stored_ones(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db")
+    store.save_host(_host("h1"))
+    got = store.get_host("ie", "h1")
+    assert got is not None
+    got["status"] = "changed"
+    got["progress"]["a"] = 2  # nested too
+    assert store.get_host("ie", "h1") == {**_host("h1"), "updated_at": got["updated_at"]}
+    assert store.peers(cluster_id="c1")[0] is store.peek_host("ie", "h1")
+    store.close()
+
+
+def test_a_bound_host_is_listed_in_registration_order(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db")
+    store.save_host(_host("h1", None))
+    store.save_host(_host("h2"))
+    store.save_host(_host("h1"))  # registered first, bound later
+    assert [h["id"] for h in store.peers(cluster_id="c1")] == ["h1", "h2"]
+    store.close()
+    again = Store(tmp_path / "db")
+    assert [h["id"] for h in again.peers(cluster_id="c1")] == ["h1", "h2"]
+    again.close()
+
+
+def test_a_check_in_kept_in_memory_is_written_by_persist(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db")
+    store.save_host(_host("h1"))
+    store.save_host({**_host("h1"), "checked_in_at": "later"}, durable=False)
+    store.flush()
+    other = Store(tmp_path / "db")
+    assert (other.get_host("ie", "h1") or {}).get("checked_in_at") is None
+    other.close()
+    store.persist()
+    store.flush()
+    other = Store(tmp_path / "db")
+    assert (other.get_host("ie", "h1") or {})["checked_in_at"] == "later"
+    other.close()
+    store.close()
+
+
+def test_what_a_request_waited_for_survives_a_kill_9(tmp_path: Path) -> None:
+    """A child process saves, waits for ``committed`` (what the service does before answering), says so and
+    is killed -9 at once: everything it acknowledged is in the database."""
+    code = f"""
+import asyncio, sys
+from reference_service.store import Store
+store = Store({str(tmp_path / 'db')!r})
+async def main():
+    for i in range(200):
+        store.add_reply("ie", "h1", {{"step_id": f"s-{{i}}", "step_type": "inventory", "output": "x" * 5000}})
+        await store.committed()
+        print(i, flush=True)
+asyncio.run(main())
+import time; time.sleep(60)
+"""
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                             cwd=Path(__file__).parent.parent, start_new_session=True)
+    assert child.stdout is not None
+    acknowledged = -1
+    for line in child.stdout:
+        acknowledged = int(line)
+        if acknowledged == 120:
+            os.kill(child.pid, signal.SIGKILL)
+            break
+    child.wait(timeout=30)
+    store = Store(tmp_path / "db")
+    assert len(store.replies("h1")) >= acknowledged + 1 == 121
+    store.close()
+
+
+def test_a_database_that_cannot_be_written_is_reported_and_retried(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    writer = Writer(str(path))
+    writer.execute_now("CREATE TABLE t (v TEXT NOT NULL)")
+    writer.submit("INSERT INTO t (v) VALUES (?)", (None,))  # refused by SQLite: NOT NULL
+
+    async def wait() -> None:
+        await writer.committed()
+
+    with pytest.raises(StoreUnavailable, match="cannot be written"):
+        asyncio.run(wait())
+    assert writer.error and "NOT NULL" in writer.error
+    writer._closing = True  # let it give up on the batch it keeps retrying
+    writer.close()
+
+
+def test_reads_see_the_writes_before_them(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db")
+    for i in range(500):
+        store.add_event(f"e{i}", host_id="h1")
+    assert [e["message"] for e in store.events(host_id="h1", last=1)] == ["e499"]
+    store.close()
+
+
+def test_an_in_memory_store_works(tmp_path: Path) -> None:
+    store = Store(":memory:")
+    store.save_host(_host(str(uuid.uuid4())))
+    store.add_reply("ie", "h", {"step_type": "inventory"})
+    assert len(store.replies("h")) == 1
+    store.close()
