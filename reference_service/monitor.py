@@ -1,7 +1,7 @@
 """The service's monitor, as the real service's host and cluster monitors: every MONITOR_SECONDS it finds the
 hosts that stopped polling (so they become disconnected without anybody asking), evaluates the big clusters
 as a whole (their IP collision report and status, which their polls and replies no longer recompute: see
-``orchestrator.EAGER_LIMIT``) and writes the check-ins kept in memory.
+``orchestrator.EAGER_LIMIT``) and writes the check-ins kept in memory (every PERSIST_SECONDS).
 
 It runs on the event loop, between requests, so it sees and changes the documents exactly as a request does.
 """
@@ -17,6 +17,8 @@ from reference_service.rules import states
 from reference_service.rules.cluster_digest import DigestMemo, digest
 
 log = logging.getLogger("reference_service")
+#: How often the check-ins kept in memory are written (each write is the whole host document).
+PERSIST_SECONDS = 60.0
 
 
 def tick(service: ReferenceService, now: float | None = None) -> None:
@@ -33,7 +35,6 @@ def tick(service: ReferenceService, now: float | None = None) -> None:
     for cluster in store.list_cluster_ids():
         if store.cluster_size(cluster) > EAGER_LIMIT:
             service.refresh_cluster(cluster, full=True)
-    store.persist()
 
 
 async def digest_big_clusters(service: ReferenceService, memos: dict[str, DigestMemo]) -> None:
@@ -47,20 +48,29 @@ async def digest_big_clusters(service: ReferenceService, memos: dict[str, Digest
             del memos[cluster_id]
             service.digests.pop(cluster_id, None)
     for cluster_id in big:
-        cluster = store.get_cluster(cluster_id)
+        seen = store.peek_cluster(cluster_id)  # replaced, never changed, on every save: identity is its version
         memo = memos.setdefault(cluster_id, DigestMemo())
-        service.digests[cluster_id] = await asyncio.to_thread(
-            digest, cluster, store.peers(cluster_id=cluster_id), memo)
+        new = await asyncio.to_thread(digest, store.get_cluster(cluster_id),
+                                      list(store.peers(cluster_id=cluster_id)), memo)
+        old = service.digests.get(cluster_id)
+        service.digests[cluster_id] = new
+        if old != new or seen is not service.seen_clusters.get(cluster_id):
+            service.cluster_versions[cluster_id] = service.cluster_versions.get(cluster_id, 0) + 1
+        service.seen_clusters[cluster_id] = seen
 
 
 async def run(service: ReferenceService, interval: float = MONITOR_SECONDS) -> None:
     memos: dict[str, DigestMemo] = {}
+    persisted = time.monotonic()
     while True:
         await asyncio.sleep(interval)
         started = time.monotonic()
         try:
             await digest_big_clusters(service, memos)
             tick(service)
+            if started - persisted >= PERSIST_SECONDS:  # the check-ins kept in memory (a restart loses
+                service.store.persist()  # at most this much of them: less than DISCONNECTION_TIMEOUT)
+                persisted = started
         except Exception:  # the monitor must outlive a bug in one rule
             log.exception("the monitor's tick failed")
         log.debug("monitor tick: %.1f ms", (time.monotonic() - started) * 1000)

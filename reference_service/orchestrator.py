@@ -29,12 +29,16 @@ log = logging.getLogger("reference_service")
 
 BASE = "/api/assisted-install"
 #: Clusters up to this many hosts are re-evaluated on every request that touches one of their hosts (exact and
-#: immediate: what a person trying a few hosts sees). Bigger ones are evaluated as the real service does: a
-#: host when its own document changes and at least every MONITOR_SECONDS, the cluster when a host's status
-#: changes and on every monitor tick, so a poll or a reply costs the same with 100 hosts as with 10,000.
+#: immediate: what a person trying a few hosts sees). Bigger ones are evaluated as the real service's monitor
+#: does it: a host when its own document changes, when what the monitor computed for its cluster changed
+#: (the digest, the cluster document) and at least every REEVALUATE_SECONDS; the cluster when a host's status
+#: changes and on every monitor tick. So a poll or a reply costs the same with 100 hosts as with 10,000.
 EAGER_LIMIT = 50
 #: The real service's host monitor interval.
 MONITOR_SECONDS = 8.0
+#: How old a big cluster's host's evaluation may get when nothing it depends on changed (its time-based
+#: inputs: clock skew, check-in).
+REEVALUATE_SECONDS = 60.0
 #: A big cluster's facts before the monitor's first digest: no majority group yet (pending), no names.
 NO_DIGEST = ClusterDigest(hostname_counts={}, hostnames={}, inventory_hosts=0, majority={})
 
@@ -74,8 +78,11 @@ class ReferenceService:
         self.queued: dict[str, list[dict[str, Any]]] = {}
         #: The cluster-wide facts of each big cluster, as the monitor last computed them (monitor.py).
         self.digests: dict[str, ClusterDigest] = {}
-        #: When each host of a big cluster was last evaluated (time.monotonic()).
-        self.evaluated: dict[str, float] = {}
+        #: Bumped by the monitor when what it computed for a big cluster changed (monitor.py).
+        self.cluster_versions: dict[str, int] = {}
+        self.seen_clusters: dict[str, Any] = {}
+        #: When each host of a big cluster was last evaluated (time.monotonic()) and its cluster's version then.
+        self.evaluated: dict[str, tuple[float, int]] = {}
 
     def eager(self, host: dict[str, Any]) -> bool:
         """Whether this host's cluster is small enough to be re-evaluated on every request (EAGER_LIMIT)."""
@@ -197,11 +204,11 @@ class ReferenceService:
         return {"next_instruction_seconds": seconds, "post_step_action": "continue", "instructions": instructions}
 
     def _due(self, host: dict[str, Any]) -> bool:
-        """A big cluster's host is evaluated on a poll when it was not for MONITOR_SECONDS, or it was
-        disconnected (so that it is back at once)."""
+        """A big cluster's host is evaluated on a poll when its cluster's version moved since, when it was
+        not for REEVALUATE_SECONDS, or when it was disconnected (so that it is back at once)."""
         last = self.evaluated.get(host["id"])
-        return last is None or time.monotonic() - last >= MONITOR_SECONDS or \
-            str(host.get("status", "")).startswith("disconnected")
+        return last is None or last[1] != self.cluster_versions.get(str(host.get("cluster_id")), 0) or \
+            time.monotonic() - last[0] >= REEVALUATE_SECONDS or str(host.get("status", "")).startswith("disconnected")
 
     def queue_instruction(self, host_id: str, step_type: str, args: list[str]) -> dict[str, Any]:
         step = {"step_type": step_type, "step_id": f"{step_type}-{uuid.uuid4().hex[:8]}", "args": args}
@@ -301,7 +308,7 @@ class ReferenceService:
             self.set_status(host, *change)
         eager = self.eager(host)
         if not eager:
-            self.evaluated[host["id"]] = time.monotonic()
+            self.evaluated[host["id"]] = (time.monotonic(), self.cluster_versions.get(host["cluster_id"], 0))
         previous = self.store.peek_host(host["infra_env_id"], host["id"])
         moved = previous is None or any(host.get(k) != previous.get(k) for k in ("status", "cluster_id", "role"))
         self.store.save_host(host, durable=durable or moved)

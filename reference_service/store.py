@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from reference_service.store_schema import INDEXES, SCHEMA
-from reference_service.store_writer import Writer
+from reference_service.store_writer import AsJson, Writer
 
 
 class Store:
@@ -208,13 +208,14 @@ class Store:
         ``persist``: for what a restart may lose (a poll's check-in time), so a poll writes nothing."""
         doc["updated_at"] = _now_iso()
         with self._lock:
-            self._put_host(_copy(doc), None)
+            stored = _copy(doc)
+            self._put_host(stored, None)
             key = (doc["infra_env_id"], doc["id"])
             if not durable:
                 self._unsaved.add(key)
                 return
             self._unsaved.discard(key)
-            self._write_host(doc)
+            self._write_host(stored)
 
     def persist(self) -> None:
         """Write the hosts changed in memory only (``save_host(durable=False)``)."""
@@ -230,7 +231,7 @@ class Store:
         self._write("INSERT INTO hosts (infra_env_id, id, doc, cluster_id) VALUES (?, ?, ?, ?)"
                     " ON CONFLICT (infra_env_id, id) DO UPDATE SET doc = excluded.doc,"
                     " cluster_id = excluded.cluster_id",
-                    (doc["infra_env_id"], doc["id"], json.dumps(doc), doc.get("cluster_id") or None))
+                    (doc["infra_env_id"], doc["id"], AsJson(doc), doc.get("cluster_id") or None))
 
     def _put_host(self, doc: dict[str, Any], rowid: int | None) -> None:
         key = (doc["infra_env_id"], doc["id"])

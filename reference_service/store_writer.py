@@ -11,6 +11,7 @@ reply is refused with a clear message rather than acknowledged and lost.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
 import threading
@@ -21,6 +22,20 @@ log = logging.getLogger("reference_service")
 #: Back-off between retries of a batch that could not be committed.
 RETRY_SECONDS = (0.1, 0.5, 1.0, 2.0, 5.0)
 CHECKPOINT_SECONDS = 1.0
+
+
+class AsJson:
+    """A document to store as JSON, encoded by the writer thread rather than by the request that saved it
+    (a host document with a 1,000-peer connectivity report takes a millisecond to encode). The document must
+    not change after it is submitted: the store submits its own copies, which it replaces, never changes."""
+
+    __slots__ = ("doc",)
+
+    def __init__(self, doc: Any) -> None:
+        self.doc = doc
+
+    def encode(self) -> str:
+        return json.dumps(self.doc)
 
 
 class StoreUnavailable(Exception):
@@ -143,7 +158,7 @@ class Writer:
         db.execute("BEGIN")
         try:
             for sql, args in batch:
-                db.execute(sql, args)
+                db.execute(sql, tuple(a.encode() if isinstance(a, AsJson) else a for a in args))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

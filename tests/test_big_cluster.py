@@ -1,5 +1,6 @@
 """A big cluster (more hosts than ``EAGER_LIMIT``) is evaluated as the real service does it: a poll that
-changes nothing evaluates nothing and writes nothing, a host is evaluated again after MONITOR_SECONDS, the
+changes nothing evaluates nothing and writes nothing, a host is evaluated again when what the monitor
+computed for its cluster changed or after REEVALUATE_SECONDS, the
 monitor finds the hosts that stopped polling and gives the cluster its digest. Small clusters keep being
 evaluated on every request (the rest of the suite)."""
 
@@ -67,9 +68,21 @@ def test_a_poll_that_changes_nothing_evaluates_and_writes_nothing(
     writes = svc.store.submitted
     svc.next_steps(ie, ids[0], None, None)
     assert svc.store.submitted == writes
-    svc.evaluated[ids[0]] = time.monotonic() - orchestrator.MONITOR_SECONDS
+    when, version = svc.evaluated[ids[0]]
+    svc.evaluated[ids[0]] = (when - orchestrator.REEVALUATE_SECONDS, version)
     svc.next_steps(ie, ids[0], None, None)
-    assert seen == [ids[0]]
+    assert seen == [ids[0]]  # too long ago
+    seen.clear()
+    svc.next_steps(ie, ids[0], None, None)
+    assert seen == []
+    asyncio.run(monitor.digest_big_clusters(svc, {}))  # the cluster's digest is new: every host is due
+    svc.next_steps(ie, ids[0], None, None)
+    svc.next_steps(ie, ids[1], None, None)
+    assert seen == [ids[0], ids[1]]
+    seen.clear()
+    asyncio.run(monitor.digest_big_clusters(svc, {}))  # nothing changed: nobody is
+    svc.next_steps(ie, ids[0], None, None)
+    assert seen == []
 
 
 def test_an_unchanged_reply_evaluates_nothing_a_changed_one_does(
