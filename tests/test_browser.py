@@ -137,6 +137,8 @@ def test_pages_in_a_browser(tmp_path: Path) -> None:
         # signing out ends the session
         page.get(svc.url + "/")
         page.find_element(By.CSS_SELECTOR, "form[action='/logout'] button").click()
+        # as with signing in, the click only starts the POST: wait for its redirect before going on
+        wait_for(lambda: "/login" in page.current_url and page.get_cookies() == [], 15, "signed out")
         page.get(host_url)
         assert "/login" in page.current_url and page.get_cookies() == []
 
