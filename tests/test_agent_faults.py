@@ -187,8 +187,14 @@ def test_tls_hints_name_the_real_cause(bad_certs: dict[str, Path], which: str, w
 
 
 def _step_processes(agent_pid: int) -> list[psutil.Process]:
-    return [p for p in psutil.Process(agent_pid).children(recursive=True)
-            if "agent.step_process" in " ".join(p.cmdline())]
+    found = []
+    for p in psutil.Process(agent_pid).children(recursive=True):
+        try:  # a child may end (a zombie, or reaped) between the listing and the read of its command line
+            if "agent.step_process" in " ".join(p.cmdline()):
+                found.append(p)
+        except psutil.Error:
+            continue
+    return found
 
 
 def _gone(pid: int) -> bool:

@@ -34,26 +34,34 @@ def test_json_lines_logging(service: RefService, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def journal_socket() -> Iterator[socket.socket]:
-    """A stand-in journald: a datagram socket where libsystemd sends, on a machine where none runs."""
-    if os.path.exists(JOURNAL_SOCKET):
-        pytest.skip("a journald already listens here")
-    os.makedirs(os.path.dirname(JOURNAL_SOCKET), exist_ok=True)
+def journal_socket(tmp_path: Path) -> Iterator[socket.socket]:
+    """A stand-in journald: a datagram socket bound in a folder of the test's, which the agent sees at
+    journald's path in a mount namespace of its own (``journal_prefix``), whether or not a journald (or a
+    socket some other test left) is at that path on this machine."""
+    folder = tmp_path / "journal"
+    folder.mkdir()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(JOURNAL_SOCKET)
+    sock.bind(str(folder / os.path.basename(JOURNAL_SOCKET)))
     sock.settimeout(10)
+    os.makedirs(os.path.dirname(JOURNAL_SOCKET), exist_ok=True)
     try:
         yield sock
     finally:
         sock.close()
-        os.unlink(JOURNAL_SOCKET)
+
+
+def journal_prefix(tmp_path: Path) -> list[str]:
+    """Runs the rest of the command with ``tmp_path/journal`` mounted over journald's folder, privately."""
+    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+            'mount --bind "$0" "$1" && shift && exec "$@"', str(tmp_path / "journal"),
+            os.path.dirname(JOURNAL_SOCKET)]
 
 
 def test_logs_go_to_the_journal_when_it_runs(service: RefService, tmp_path: Path,
                                              journal_socket: socket.socket) -> None:
     ie = _setup(service)
     received: list[bytes] = []
-    with start_agent(service.url, ie, log=tmp_path / "agent.log"):
+    with start_agent(service.url, ie, log=tmp_path / "agent.log", prefix=journal_prefix(tmp_path)):
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and not any(b"registered host" in m for m in received):
             received.append(journal_socket.recv(65536))

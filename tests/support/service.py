@@ -202,14 +202,15 @@ def agent_command(service_url: str, infra_env_id: str, args: Sequence[str] = ())
 @contextlib.contextmanager
 def start_agent(service_url: str, infra_env_id: str, *, netns: str | None = None, args: Sequence[str] = (),
                 env: dict[str, str] | None = None, log: Path | None = None,
-                state_dir: Path | None = None) -> Iterator[AgentProcess]:
-    """Start the real ``agent`` console script; it is killed (with its steps) when the block ends."""
+                state_dir: Path | None = None, prefix: Sequence[str] = ()) -> Iterator[AgentProcess]:
+    """Start the real ``agent`` console script (after ``prefix``, a command that execs the rest); it is killed
+    (with its steps) when the block ends."""
     log = log or Path(os.environ.get("TMPDIR", "/tmp")) / f"agent-{time.monotonic_ns()}.log"
     full_env = {**os.environ, "AGENT_CONFIG": "/nonexistent", **(env or {})}
     if state_dir is not None:
         full_env["AGENT_STATE_DIR"] = str(state_dir)
     full_env.setdefault("AGENT_STATE_DIR", str(log.parent / f"{log.stem}-state"))
-    cmd = _netns_prefix(netns) + agent_command(service_url, infra_env_id, args)
+    cmd = [*prefix, *_netns_prefix(netns), *agent_command(service_url, infra_env_id, args)]
     with open(log, "ab") as logf:
         proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=full_env, start_new_session=True)
     try:
