@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from reference_service import swarm_machine as machine
-from reference_service.swarm_stats import ProcessSampler, Stats
+from reference_service.swarm_stats import LoopLag, ProcessSampler, Stats
 
 BASE = "/api/assisted-install/v2"
 AGENT_VERSION = "quay.io/edge-infrastructure/assisted-installer-agent:latest"
@@ -239,7 +239,11 @@ async def run(opts: Options) -> dict[str, Any]:
     async with aiohttp.ClientSession(connector=connector) as session:
         swarm = Swarm(opts, session)
         sampler_task = asyncio.create_task(sampler.run()) if sampler else None
+        lag = LoopLag()
+        lag_task = asyncio.create_task(lag.run())
         result = await swarm.run()
+        lag_task.cancel()
+        result["swarm"] = lag.summary()
         if sampler_task is not None:
             sampler_task.cancel()
             result["service"] = sampler.summary(result["endpoints"].get("poll", {}).get("count", 0))  # type: ignore[union-attr]
@@ -295,6 +299,10 @@ def format_result(result: dict[str, Any]) -> str:
     if svc:
         lines.append(f"service: RSS max {svc['rss_max_mib']:.0f} MiB, CPU {svc['cpu_percent']:.0f} % of a core, "
                      f"{svc['cpu_ms_per_poll']:.1f} ms CPU per poll")
+    own = result.get("swarm")
+    if own:
+        lines.append(f"swarm: its loop late by p99 {own['lag_p99_ms']:.0f} ms, max {own['lag_max_ms']:.0f} ms; "
+                     f"CPU {own['cpu_percent']:.0f} % of a core")
     for err in result.get("errors_sample") or []:
         lines.append(f"error: {err}")
     return "\n".join(lines)

@@ -97,6 +97,30 @@ class ProcessSampler:
                 "cpu_ms_per_poll": 1000 * cpu / polls if polls else 0.0}
 
 
+@dataclass
+class LoopLag:
+    """How late the swarm's own event loop wakes (a timer every ``period`` seconds), and the swarm's CPU: a
+    latency measured while the load generator's loop was late is the generator's, not the service's."""
+
+    period: float = 0.05
+    lags: list[float] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+    cpu_start: float = field(default_factory=time.process_time)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(self.period)
+            self.lags.append(max(0.0, loop.time() - before - self.period))
+
+    def summary(self) -> dict[str, float]:
+        ordered = sorted(self.lags)
+        wall = max(time.monotonic() - self.started, 1e-9)
+        return {"lag_p99_ms": 1e3 * percentile(ordered, 99), "lag_max_ms": 1e3 * (ordered[-1] if ordered else 0.0),
+                "cpu_percent": 100 * (time.process_time() - self.cpu_start) / wall}
+
+
 def listening_pid(url: str) -> int | None:
     """The process listening on the URL's port, if the URL is on this machine's loopback."""
     parts = urlsplit(url)
