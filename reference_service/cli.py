@@ -136,7 +136,7 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         import uvicorn
 
-        from reference_service import monitor
+        from reference_service import gc_policy, monitor
         from reference_service.http.app import create_app
         from reference_service.orchestrator import ReferenceService, Settings
         from reference_service.rules import load_areas
@@ -197,8 +197,9 @@ def _main(argv: Sequence[str] | None) -> int:
     server = uvicorn.Server(config)
 
     async def serve() -> None:
+        gc_policy.settle_after_startup()
         task = asyncio.create_task(server.serve(sockets=[sock]))
-        watch = asyncio.create_task(monitor.run(service))
+        watch = [asyncio.create_task(monitor.run(service)), asyncio.create_task(monitor.settle(service))]
         while not server.started and not task.done():
             await asyncio.sleep(0.01)
         if ns.ready_file and server.started:
@@ -207,7 +208,8 @@ def _main(argv: Sequence[str] | None) -> int:
                 fh.write(url)
             os.replace(tmp, ns.ready_file)
         await task
-        watch.cancel()
+        for t in watch:
+            t.cancel()
 
     # The monitor's digest thread is CPU-bound; with the default 5 ms switch interval every socket operation
     # of the event loop (each releases the GIL) waited up to 5 ms to get it back: polls took seconds at

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 
-from reference_service.orchestrator import EAGER_LIMIT, MONITOR_SECONDS, ReferenceService
+from reference_service.orchestrator import EAGER_LIMIT, MONITOR_SECONDS, SETTLE_SECONDS, ReferenceService
 from reference_service.rules import states
 from reference_service.rules.cluster_digest import DigestMemo, digest
 
@@ -57,6 +57,18 @@ async def digest_big_clusters(service: ReferenceService, memos: dict[str, Digest
         if old != new or seen is not service.seen_clusters.get(cluster_id):
             service.cluster_versions[cluster_id] = service.cluster_versions.get(cluster_id, 0) + 1
         service.seen_clusters[cluster_id] = seen
+
+
+async def settle(service: ReferenceService, period: float = SETTLE_SECONDS / 2) -> None:
+    """Evaluates the big clusters' hosts that replies changed (``ReferenceService.settle``), a few at a time
+    so that requests are served between them."""
+    while True:
+        await asyncio.sleep(period)
+        try:
+            while service.settle():
+                await asyncio.sleep(0)
+        except Exception:
+            log.exception("evaluating the hosts replies changed failed")
 
 
 async def run(service: ReferenceService, interval: float = MONITOR_SECONDS) -> None:

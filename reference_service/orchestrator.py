@@ -9,15 +9,16 @@ rules' :class:`~reference_service.rules.documents.ServicePort`. It follows the r
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import random
 import secrets
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from reference_service import os_image, spec
+from reference_service import os_image, reply_check
 from reference_service.errors import ServiceRefusal
 from reference_service.rules import ip_collisions, registry, states
 from reference_service.rules.cluster_digest import ClusterDigest
@@ -39,12 +40,18 @@ MONITOR_SECONDS = 8.0
 #: How old a big cluster's host's evaluation may get when nothing it depends on changed (its time-based
 #: inputs: clock skew, check-in).
 REEVALUATE_SECONDS = 60.0
+#: A big cluster's host whose document a reply changed is evaluated this long after the reply (by the monitor's
+#: settler) or at its next poll, whichever comes first: the four or five replies of one poll cycle arrive
+#: together and cost one evaluation, not five.
+SETTLE_SECONDS = 0.5
 #: A big cluster's facts before the monitor's first digest: no majority group yet (pending), no names.
 NO_DIGEST = ClusterDigest(hostname_counts={}, hostnames={}, inventory_hosts=0, majority={})
 
 
-def STEP_TYPES() -> list[str]:
-    return list(spec.load_spec()["definitions"]["step-type"]["enum"])
+def _step_id(step_type: str) -> str:
+    """The real service's form (``<type>-<8 hex digits>``); from ``random``, not uuid4, whose read of the
+    kernel's entropy pool was 3 % of a busy service's time: a step id only has to differ from the host's last."""
+    return f"{step_type}-{random.getrandbits(32):08x}"
 
 
 @dataclass
@@ -83,6 +90,10 @@ class ReferenceService:
         self.seen_clusters: dict[str, Any] = {}
         #: When each host of a big cluster was last evaluated (time.monotonic()) and its cluster's version then.
         self.evaluated: dict[str, tuple[float, int]] = {}
+        #: Big clusters' hosts changed by a reply and not evaluated since: id -> (infra-env id, since when).
+        self.unsettled: dict[str, tuple[str, float]] = {}
+        #: Big clusters with a host whose status, role or cluster changed since the cluster was evaluated.
+        self.unsettled_clusters: set[str] = set()
 
     def eager(self, host: dict[str, Any]) -> bool:
         """Whether this host's cluster is small enough to be re-evaluated on every request (EAGER_LIMIT)."""
@@ -168,9 +179,11 @@ class ReferenceService:
             host["timestamp"] = timestamp
         if agent_version:
             host["discovery_agent_version"] = agent_version
-        if self.eager(host) or self._due(host):
-            self.refresh_host(host, durable=False)
+        if self.eager(host) or str(host.get("status", "")).startswith("disconnected"):
+            self.refresh_host(host, durable=False)  # (a disconnected host is back at once)
         else:  # only the check-in changed: kept in memory, written with the host's next change or by the monitor
+            if self._due(host):  # evaluated by the settler, between requests, as the real monitor does
+                self.unsettled.setdefault(host_id, (infra_env_id, 0.0))
             self.store.save_host(host, durable=False)
         status = host["status"]
         seconds = states.SLOW_POLL_SECONDS if status in states.SLOW_STATES else self.settings.next_step_seconds
@@ -196,7 +209,7 @@ class ReferenceService:
                 continue
             if args is None:
                 continue
-            instructions.append({"step_type": step_type, "step_id": f"{step_type}-{uuid.uuid4().hex[:8]}",
+            instructions.append({"step_type": step_type, "step_id": _step_id(step_type),
                                  "args": args})
         if host != before:  # a builder recorded what it issued (write-image, reboot)
             self.store.save_host(host)
@@ -204,14 +217,14 @@ class ReferenceService:
         return {"next_instruction_seconds": seconds, "post_step_action": "continue", "instructions": instructions}
 
     def _due(self, host: dict[str, Any]) -> bool:
-        """A big cluster's host is evaluated on a poll when its cluster's version moved since, when it was
-        not for REEVALUATE_SECONDS, or when it was disconnected (so that it is back at once)."""
+        """A big cluster's host is evaluated after a poll when its cluster's version moved since it was last,
+        or when it was not for REEVALUATE_SECONDS."""
         last = self.evaluated.get(host["id"])
         return last is None or last[1] != self.cluster_versions.get(str(host.get("cluster_id")), 0) or \
-            time.monotonic() - last[0] >= REEVALUATE_SECONDS or str(host.get("status", "")).startswith("disconnected")
+            time.monotonic() - last[0] >= REEVALUATE_SECONDS
 
     def queue_instruction(self, host_id: str, step_type: str, args: list[str]) -> dict[str, Any]:
-        step = {"step_type": step_type, "step_id": f"{step_type}-{uuid.uuid4().hex[:8]}", "args": args}
+        step = {"step_type": step_type, "step_id": _step_id(step_type), "args": args}
         self.queued.setdefault(host_id, []).append(step)
         return step
 
@@ -225,34 +238,8 @@ class ReferenceService:
         self.apply_reply(infra_env_id, host_id, reply, self.check_reply(reply))
 
     def check_reply(self, reply: Any) -> Any:
-        """The reply checked against the spec and its output parsed and checked against the step's model:
-        pure (no store, no state), so that a large reply can be checked in a worker thread."""
-        checked = reply
-        if self.settings.test_mode and isinstance(reply, dict) and reply.get("step_type") not in STEP_TYPES():
-            checked = {**reply, "step_type": "execute"}  # test mode accepts third-party step types
-        problems = spec.errors("step-reply", checked)
-        if problems:
-            raise ServiceRefusal(400, "; ".join(problems))
-        step_type = reply.get("step_type", "")
-        exit_code = int(reply.get("exit_code") or 0)
-        output = reply.get("output") or ""
-        parsed: Any = None
-        model = spec.STEP_OUTPUT_MODELS.get(step_type)
-        if model and output and (exit_code == 0 or step_type in (
-                "installation-disk-speed-check", "container-image-availability")):
-            try:
-                parsed = json.loads(output)
-            except (ValueError, RecursionError) as exc:
-                raise ServiceRefusal(400, f"Failed to decode {step_type} output: {str(exc)[:200]}") from exc
-            problems = spec.errors(model, parsed)
-            if problems:
-                raise ServiceRefusal(400, f"Failed to validate {step_type} output: {'; '.join(problems[:5])}")
-        elif output and exit_code == 0:
-            try:
-                parsed = json.loads(output)
-            except (ValueError, RecursionError):
-                parsed = output
-        return parsed
+        """The reply's parsed output, or ServiceRefusal(400) (``reply_check``: pure, so it may run in a thread)."""
+        return reply_check.check_reply(reply, test_mode=self.settings.test_mode)
 
     def apply_reply(self, infra_env_id: str, host_id: str, reply: dict[str, Any], parsed: Any) -> None:
         """Store a reply ``check_reply`` accepted (``parsed`` is its output) and let its step's rules act on it."""
@@ -275,9 +262,33 @@ class ReferenceService:
         if exit_code != 0:
             self.event(f"Host {host_name(host)}: step {step_type} failed with exit code {exit_code}: "
                        f"{reply.get('error', '')}", host, "warning")
-        if self.eager(host) or host != self.store.peek_host(infra_env_id, host_id):
-            # (a big cluster's host whose reply changed nothing is not evaluated again for it)
+        if self.eager(host):
             self.refresh_host(host)
+        elif host != self.store.peek_host(infra_env_id, host_id):
+            # a big cluster's host is evaluated once for its cycle's replies (settle), or not at all when the
+            # reply changed nothing; and written then, once, not with each reply (the reply itself is written
+            # before it is acknowledged: a kill -9 before the settler loses what the host's next cycle resends)
+            self.store.save_host(host, durable=False)
+            self.unsettled.setdefault(host_id, (infra_env_id, time.monotonic()))
+
+    def settle(self, older_than: float = SETTLE_SECONDS, limit: int = 20) -> int:
+        """Evaluates up to ``limit`` of the hosts a reply changed at least ``older_than`` seconds ago, the
+        oldest first; the number evaluated (the monitor calls it until 0, yielding to requests between)."""
+        now = time.monotonic()
+        done = 0
+        for host_id, (infra_env_id, since) in list(itertools.islice(self.unsettled.items(), limit)):
+            if now - since < older_than:
+                break
+            self.unsettled.pop(host_id, None)
+            host = self.store.get_host(infra_env_id, host_id)
+            if host is not None:
+                self.refresh_host(host)
+            done += 1
+        if not done:
+            for cluster_id in list(self.unsettled_clusters):
+                self.unsettled_clusters.discard(cluster_id)
+                self.refresh_cluster(cluster_id, full=False)
+        return done
 
     # -- states -----------------------------------------------------------------------------------------
     def validations(self, view: HostView) -> dict[str, list[dict[str, str]]]:
@@ -300,6 +311,7 @@ class ReferenceService:
         """Recompute validations and the status they imply, save the host, then its cluster. ``durable``
         False (a poll): the save waits for no commit unless the status changed, as what else changed is
         derived again after a restart."""
+        self.unsettled.pop(host["id"], None)
         results = self.validations(self.view(host))
         host["validations_info"] = json.dumps(results)
         connected = time.time() - float(host.get("_checked_in", time.time())) < states.DISCONNECTION_TIMEOUT
@@ -312,8 +324,10 @@ class ReferenceService:
         previous = self.store.peek_host(host["infra_env_id"], host["id"])
         moved = previous is None or any(host.get(k) != previous.get(k) for k in ("status", "cluster_id", "role"))
         self.store.save_host(host, durable=durable or moved)
-        if host.get("cluster_id") and (eager or moved):
-            self.refresh_cluster(host["cluster_id"], full=eager)
+        if host.get("cluster_id") and eager:
+            self.refresh_cluster(host["cluster_id"])
+        elif host.get("cluster_id") and moved:  # once for all the hosts that moved, by settle()
+            self.unsettled_clusters.add(host["cluster_id"])
         return host
 
     def refresh_cluster(self, cluster_id: str, full: bool = True) -> None:

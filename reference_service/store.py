@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from reference_service import json_codec
 from reference_service.store_schema import INDEXES, SCHEMA
 from reference_service.store_writer import AsJson, Writer
 
@@ -78,13 +79,13 @@ class Store:
 
     def _load(self) -> None:
         for (doc,) in self._db.execute("SELECT doc FROM clusters ORDER BY rowid"):
-            cluster = json.loads(doc)
+            cluster = json_codec.loads(doc)
             self._clusters[cluster["id"]] = cluster
         for doc, token in self._db.execute("SELECT doc, token FROM infra_envs ORDER BY rowid"):
-            infra_env = json.loads(doc)
+            infra_env = json_codec.loads(doc)
             self._infra_envs[infra_env["id"]] = (infra_env, str(token))
         for rowid, doc in self._db.execute("SELECT rowid, doc FROM hosts ORDER BY rowid"):
-            self._put_host(json.loads(doc), rowid)
+            self._put_host(json_codec.loads(doc), rowid)
 
     def close(self) -> None:
         self.persist()
@@ -129,7 +130,7 @@ class Store:
         with self._lock:
             self._clusters[doc["id"]] = _copy(doc)
             self._write("INSERT INTO clusters (id, doc) VALUES (?, ?)"
-                        " ON CONFLICT (id) DO UPDATE SET doc = excluded.doc", (doc["id"], json.dumps(doc)))
+                        " ON CONFLICT (id) DO UPDATE SET doc = excluded.doc", (doc["id"], json_codec.dumps(doc)))
 
     def get_infra_env(self, infra_env_id: str) -> dict[str, Any] | None:
         entry = self._infra_envs.get(infra_env_id)
@@ -156,7 +157,7 @@ class Store:
                 digest = token_hash(self.new_infra_env_token(doc["id"]))
             self._infra_envs[doc["id"]] = (_copy(doc), digest)
             self._write("INSERT INTO infra_envs (id, token, doc) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE"
-                        " SET token = excluded.token, doc = excluded.doc", (doc["id"], digest, json.dumps(doc)))
+                        " SET token = excluded.token, doc = excluded.doc", (doc["id"], digest, json_codec.dumps(doc)))
 
     # -- hosts ------------------------------------------------------------------------------------------
     def get_host(self, infra_env_id: str, host_id: str) -> dict[str, Any] | None:

@@ -11,11 +11,12 @@ reply is refused with a clear message rather than acknowledged and lost.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import sqlite3
 import threading
 from typing import Any
+
+from reference_service import json_codec
 
 log = logging.getLogger("reference_service")
 
@@ -35,7 +36,7 @@ class AsJson:
         self.doc = doc
 
     def encode(self) -> str:
-        return json.dumps(self.doc)
+        return json_codec.dumps(self.doc)
 
 
 class StoreUnavailable(Exception):

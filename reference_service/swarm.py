@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from reference_service import gc_policy
 from reference_service import swarm_machine as machine
 from reference_service.swarm_stats import LoopLag, ProcessSampler, Stats
 
@@ -42,6 +43,9 @@ INSTALL_STAGES = {
     "reboot": ["Rebooting"],
 }
 TIMEOUT = aiohttp.ClientTimeout(total=60)
+#: How long a host keeps its idle connection: the Go agent's HTTP client (net/http's default transport) keeps
+#: one for 90 s.
+KEEP_ALIVE_SECONDS = 90.0
 
 
 @dataclass
@@ -99,7 +103,8 @@ class Swarm:
             self.opts.token = found["token"]
 
     # -- one host ---------------------------------------------------------------------------------------
-    async def _agent(self, name: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    async def _agent(self, session: aiohttp.ClientSession, name: str, method: str, path: str,
+                     body: Any = None) -> tuple[int, Any]:
         headers = {"discovery_agent_version": AGENT_VERSION}
         if self.opts.token:
             headers["X-Secret-Key"] = self.opts.token
@@ -108,8 +113,8 @@ class Swarm:
             headers["Content-Type"] = "application/json"
         start = time.perf_counter()
         try:
-            async with self.session.request(method, self.opts.url + path, data=data, headers=headers,
-                                            timeout=TIMEOUT) as resp:
+            async with session.request(method, self.opts.url + path, data=data, headers=headers,
+                                       timeout=TIMEOUT) as resp:
                 text = await resp.read()
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -133,11 +138,18 @@ class Swarm:
         return False
 
     async def run_host(self, host: machine.SimHost, delay: float) -> None:
+        """One host, with a connection of its own as each real agent has (one HTTP client, kept alive):
+        hosts sharing a pool would open connections in bursts whenever their cycles overlap."""
         if not await self._sleep(delay):
             return
+        connector = aiohttp.TCPConnector(limit=1, keepalive_timeout=KEEP_ALIVE_SECONDS, ttl_dns_cache=None)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            await self._host_loop(session, host)
+
+    async def _host_loop(self, session: aiohttp.ClientSession, host: machine.SimHost) -> None:
         hosts_path = f"{BASE}/infra-envs/{self.infra_env_id}/hosts"
         while True:
-            status, _ = await self._agent("register", "POST", hosts_path,
+            status, _ = await self._agent(session, "register", "POST", hosts_path,
                                           {"host_id": host.host_id, "discovery_agent_version": AGENT_VERSION})
             if status == 201:
                 break
@@ -147,7 +159,7 @@ class Swarm:
         path = f"{hosts_path}/{host.host_id}/instructions"
         answered = 0.0
         while True:
-            status, steps = await self._agent("poll", "GET", f"{path}?timestamp={int(time.time())}")
+            status, steps = await self._agent(session, "poll", "GET", f"{path}?timestamp={int(time.time())}")
             wait = 5.0
             if status == 200 and isinstance(steps, dict):
                 if steps.get("post_step_action") == "exit":
@@ -159,7 +171,7 @@ class Swarm:
                 if not self.opts.saturate or time.monotonic() - answered >= wait:
                     answered = time.monotonic()
                     for step in steps.get("instructions") or []:
-                        await self._answer(host, path, step)
+                        await self._answer(session, host, path, step)
             if self.opts.saturate:
                 wait = 0.0
             if wait <= 0:
@@ -169,15 +181,16 @@ class Swarm:
             elif not await self._sleep(wait):
                 return
 
-    async def _answer(self, host: machine.SimHost, path: str, step: dict[str, Any]) -> None:
+    async def _answer(self, session: aiohttp.ClientSession, host: machine.SimHost, path: str,
+                      step: dict[str, Any]) -> None:
         step_type, args = str(step.get("step_type", "")), [str(a) for a in step.get("args") or []]
         for stage in INSTALL_STAGES.get(step_type, []):
-            await self._agent("progress", "PUT", path.replace("/instructions", "/progress"),
+            await self._agent(session, "progress", "PUT", path.replace("/instructions", "/progress"),
                               {"current_stage": stage})
         exit_code, output, error = machine.reply_output(step_type, args, host, self.opts.hosts)
         reply = {"step_id": step.get("step_id", ""), "step_type": step_type, "exit_code": exit_code,
                  "output": json.dumps(output) if output is not None else "", "error": error}
-        await self._agent("reply", "POST", path, reply)
+        await self._agent(session, "reply", "POST", path, reply)
 
     # -- the run ----------------------------------------------------------------------------------------
     async def statuses(self) -> dict[str, int]:
@@ -236,6 +249,7 @@ async def run(opts: Options) -> dict[str, Any]:
     _raise_open_files()
     sampler = ProcessSampler.for_service(opts.url, opts.service_pid)
     connector = aiohttp.TCPConnector(limit=0, force_close=False, ttl_dns_cache=None)
+    gc_policy.settle_after_startup()
     async with aiohttp.ClientSession(connector=connector) as session:
         swarm = Swarm(opts, session)
         sampler_task = asyncio.create_task(sampler.run()) if sampler else None

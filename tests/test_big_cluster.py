@@ -60,41 +60,71 @@ def test_a_poll_that_changes_nothing_evaluates_and_writes_nothing(
         big: tuple[ReferenceService, str, list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
     svc, ie, ids = big
     seen = _evaluations(svc, monkeypatch)
+
+    def poll(host_id: str) -> None:  # and the settler's pass after it
+        svc.next_steps(ie, host_id, None, None)
+        while svc.settle():
+            pass
+
     svc.next_steps(ie, ids[0], None, None)  # registered while the cluster was small: never evaluated as big
-    assert seen == [ids[0]]
+    assert seen == [] and ids[0] in svc.unsettled  # not while the poll is served: by the settler, after it
+    assert svc.settle() == 1 and seen == [ids[0]] and svc.settle() == 0
     seen.clear()
-    svc.next_steps(ie, ids[0], None, None)
-    assert seen == []  # evaluated less than MONITOR_SECONDS ago
+    poll(ids[0])
+    assert seen == []  # evaluated less than REEVALUATE_SECONDS ago, and nothing it depends on changed
     writes = svc.store.submitted
-    svc.next_steps(ie, ids[0], None, None)
+    poll(ids[0])
     assert svc.store.submitted == writes
     when, version = svc.evaluated[ids[0]]
     svc.evaluated[ids[0]] = (when - orchestrator.REEVALUATE_SECONDS, version)
-    svc.next_steps(ie, ids[0], None, None)
+    poll(ids[0])
     assert seen == [ids[0]]  # too long ago
     seen.clear()
-    svc.next_steps(ie, ids[0], None, None)
+    poll(ids[0])
     assert seen == []
     asyncio.run(monitor.digest_big_clusters(svc, {}))  # the cluster's digest is new: every host is due
-    svc.next_steps(ie, ids[0], None, None)
-    svc.next_steps(ie, ids[1], None, None)
+    poll(ids[0])
+    poll(ids[1])
     assert seen == [ids[0], ids[1]]
     seen.clear()
     asyncio.run(monitor.digest_big_clusters(svc, {}))  # nothing changed: nobody is
-    svc.next_steps(ie, ids[0], None, None)
+    poll(ids[0])
     assert seen == []
 
 
-def test_an_unchanged_reply_evaluates_nothing_a_changed_one_does(
+def test_a_disconnected_host_is_evaluated_by_its_poll(
         big: tuple[ReferenceService, str, list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
     svc, ie, ids = big
+    host = svc.store.get_host(ie, ids[2])
+    assert host is not None
+    host["status"] = "disconnected"
+    svc.store.save_host(host)
     seen = _evaluations(svc, monkeypatch)
-    reply = {"step_id": "ntp-synchronizer-1", "step_type": "ntp-synchronizer",
-             "output": '{"ntp_sources": [{"source_name": "10.0.0.1", "source_state": "synced"}]}'}
-    svc.post_reply(ie, ids[1], reply)
-    assert seen == [ids[1]]
-    svc.post_reply(ie, ids[1], reply)
-    assert seen == [ids[1]]
+    svc.next_steps(ie, ids[2], None, None)
+    assert seen == [ids[2]]
+    assert not str((svc.store.get_host(ie, ids[2]) or {}).get("status")).startswith("disconnected")
+
+
+def test_a_cycles_changed_replies_cost_one_evaluation_an_unchanged_one_none(
+        big: tuple[ReferenceService, str, list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    svc, ie, ids = big
+    svc.next_steps(ie, ids[1], None, None)
+    while svc.settle(older_than=0):
+        pass
+    seen = _evaluations(svc, monkeypatch)
+    ntp = {"step_id": "ntp-synchronizer-1", "step_type": "ntp-synchronizer",
+           "output": '{"ntp_sources": [{"source_name": "10.0.0.1", "source_state": "synced"}]}'}
+    dns = {"step_id": "domain-resolution-1", "step_type": "domain-resolution",
+           "output": '{"resolutions": [{"domain_name": "api.big.example.com"}]}'}
+    svc.post_reply(ie, ids[1], ntp)
+    svc.post_reply(ie, ids[1], dns)
+    assert seen == [] and list(svc.unsettled) == [ids[1]]
+    assert svc.settle() == 0  # younger than SETTLE_SECONDS: the rest of the cycle's replies may come
+    assert svc.settle(older_than=0) == 1 and seen == [ids[1]]
+    stored = svc.store.get_host(ie, ids[1]) or {}
+    assert "10.0.0.1" in stored["ntp_sources"] and stored["domain_name_resolutions"] == dns["output"]
+    svc.post_reply(ie, ids[1], ntp)
+    assert not svc.unsettled and seen == [ids[1]]
 
 
 def test_the_monitor_disconnects_silent_hosts_and_digests_the_cluster(

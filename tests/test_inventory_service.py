@@ -464,3 +464,22 @@ def test_end_to_end_a_fully_truncated_inventory_keeps_the_host_discovering(tmp_p
             assert checks["has-inventory"]["message"] == (
                 "Inventory has been received for the host but it is fully truncated")
             assert host["status"] == "discovering"
+
+
+def test_judging_the_disks_changes_neither_the_reply_nor_the_stored_inventory() -> None:
+    """store_inventory and has-min-valid-disks work on a two-level copy (disks.eligibility_copy), not on a JSON
+    round trip: what they were handed, a shared decoded field among them, stays as it was."""
+    inv = fixture_inventory("bonds-vlans-bridges")
+    handed = copy.deepcopy(inv)
+    view = view_of(None, cluster=CLUSTER, role="master")
+    store_inventory(view, handed, {"step_type": "inventory", "exit_code": 0})
+    assert handed == inv
+    stored = view.host["inventory"]
+    decoded = json.loads(stored)
+    small = {**decoded, "disks": [{**d, "size_bytes": 1 << 30} for d in decoded["disks"]]}
+    view.host["inventory"] = json.dumps(small)
+    before = copy.deepcopy(small)
+    assert outcome("has-min-valid-disks", view) == (
+        "failure", "No eligible disks were found, please check specific disks to see why they are not eligible")
+    from reference_service.rules.documents import parse_json_field
+    assert parse_json_field(view.host, "inventory") == before  # the shared decoded field is untouched

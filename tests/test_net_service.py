@@ -74,6 +74,7 @@ def test_connectivity_arguments_list_every_other_host_without_prefixes_or_loopba
     args = STEP_ARGUMENTS["connectivity-check"](view(hosts[0], hosts))
     assert args is not None
     params = json.loads(args[0])
+    assert args[0] == json.dumps(params)  # joined from entries encoded once per peer, the same text
     assert spec.errors("connectivity-check-params", params) == []
     assert [p["host_id"] for p in params] == [hosts[1]["id"], hosts[2]["id"]]
     assert params[0]["nics"] == [{"name": "eth0", "mac": "02:00:00:00:00:01",
@@ -379,3 +380,34 @@ def test_replies_are_stored_where_the_real_service_keeps_them() -> None:
     assert host["free_addresses"] == out
     REPLY_HANDLERS["tang-connectivity-check"](v, None, {"exit_code": -1, "error": "1 error occurred"})
     assert json.loads(host["tang_connectivity"]) == {"is_success": False, "error": "1 error occurred"}
+
+
+def test_a_connectivity_reply_is_decoded_once_for_every_rule_that_reads_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reply handler hands the output the reply check decoded to the rules' derivations (documents.prime):
+    at 1,000 hosts a report is 300 KB, and mtu-valid, the latency checks and the IP collisions each decoded it."""
+    from collections import OrderedDict
+
+    from reference_service import json_codec
+    from reference_service.rules import documents
+
+    hosts = [make_host(i) for i in range(3)]
+    hosts[0]["connectivity"] = report(hosts[0], hosts, mtu_ok=False)
+    assert run("mtu-valid", view(hosts[0], hosts))[0] == "failure"  # type: ignore[index]  # (derivations known)
+    decoded: list[str] = []
+    real = json_codec.loads
+
+    def counted(text: str) -> Any:
+        decoded.append(text)
+        return real(text)
+
+    monkeypatch.setattr(json_codec, "loads", counted)
+    new = report(hosts[0], hosts)
+    REPLY_HANDLERS["connectivity-check"](view(hosts[0], hosts), json.loads(new),
+                                         {"step_type": "connectivity-check", "exit_code": 0, "output": new})
+    assert hosts[0]["connectivity"] == new
+    assert run("mtu-valid", view(hosts[0], hosts)) == ("success", "MTU is ok")
+    assert decoded == []  # derived from the decoded output: nothing decoded again
+    monkeypatch.setattr(documents, "_DERIVED", {})  # without the priming, the validation decodes the report
+    monkeypatch.setattr(documents, "_DECODED", OrderedDict())
+    assert run("mtu-valid", view(hosts[0], hosts)) == ("success", "MTU is ok")
+    assert decoded == [new]

@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, Response, StreamingResponse
 
 from reference_service.errors import ServiceRefusal
 from reference_service.http.auth import Auth
 from reference_service.http.common import (
     PARSE_IN_THREAD,
+    FastJSONResponse,
     agent_version_header,
     check_model,
     decode_json,
@@ -46,7 +47,7 @@ async def register_host(request: Request) -> Response:
     check_model("host-create-params", body)
     result = service_of(request).register_host(ie, body["host_id"],
                                          body.get("discovery_agent_version") or agent_version_header(request))
-    return JSONResponse(public(result), status_code=201)
+    return FastJSONResponse(public(result), status_code=201)
 
 
 async def get_next_steps(request: Request) -> Response:
@@ -55,7 +56,7 @@ async def get_next_steps(request: Request) -> Response:
         timestamp = int(request.query_params.get("timestamp") or 0)
     except ValueError:
         raise ServiceRefusal(400, "timestamp must be an integer") from None
-    return JSONResponse(service_of(request).next_steps(ie, host_id, timestamp, agent_version_header(request)))
+    return FastJSONResponse(service_of(request).next_steps(ie, host_id, timestamp, agent_version_header(request)))
 
 
 async def post_step_reply(request: Request) -> Response:

@@ -75,10 +75,11 @@ class _Middleware:
         refused = [False]
         store = self.service.store
         writes_before = store.submitted
+        journaled = self.service.settings.test_mode  # (only the journal keeps bodies)
 
         async def recv() -> Any:
             message = await receive()
-            if message["type"] == "http.request" and sum(map(len, body_chunks)) < JOURNAL_MAX_BODY:
+            if journaled and message["type"] == "http.request" and sum(map(len, body_chunks)) < JOURNAL_MAX_BODY:
                 body_chunks.append(message.get("body", b""))
             return message
 

@@ -10,10 +10,10 @@ The agent's inventory table shows the same reasons (``service_disk_reasons``).
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 from typing import Any
 
+from reference_service import json_codec
 from reference_service.rules.documents import HostView, disk_key, effective_role
 from reference_service.rules.registry import reply_handler
 from reference_service.rules.requirements import humanize_bytes, role_requirements, valid_drive_types
@@ -104,6 +104,15 @@ def service_disk_reasons(
     return reasons
 
 
+def eligibility_copy(inventory: dict[str, Any]) -> dict[str, Any]:
+    """A copy that ``complete_eligibility`` and ``store_inventory`` may change, leaving the original as it
+    was: they only assign the inventory's and its disks' keys, so those two levels are what is copied."""
+    copy = dict(inventory)
+    if isinstance(copy.get("disks"), list):
+        copy["disks"] = [dict(d) if isinstance(d, dict) else d for d in copy["disks"]]
+    return copy
+
+
 def complete_eligibility(inventory: dict[str, Any], *, role: str, cluster: dict[str, Any] | None) -> None:
     """Add the service's reasons to every disk and decide ``eligible``, as the service does on each update."""
     for disk in inventory.get("disks") or []:
@@ -149,7 +158,7 @@ def store_inventory(view: HostView, output: Any, reply: dict[str, Any]) -> None:
     status = str(view.host.get("status") or "")
     if status and status not in INVENTORY_UPDATE_STATES and not status.endswith("-unbound"):
         return
-    inventory = json.loads(json.dumps(output))
+    inventory = eligibility_copy(output)
     keep_virtual = bool(getattr(view.settings, "enable_virtual_interfaces", False))
     if not keep_virtual:
         inventory["interfaces"] = [
@@ -164,7 +173,7 @@ def store_inventory(view: HostView, output: Any, reply: dict[str, Any]) -> None:
     host["installation_disk_id"] = chosen.get("id", "") if chosen else ""
     host["installation_disk_path"] = f"/dev/{chosen['name']}" if chosen and chosen.get("name") else ""
     host["disks_to_be_formatted"] = ",".join(disk_key(d) for d in disks_to_be_formatted(inventory))
-    host["inventory"] = json.dumps(inventory, separators=(",", ":"))
+    host["inventory"] = json_codec.dumps(inventory)
 
 
 #: Drive types whose disks are never formatted: shared (FC, iSCSI, multipath) or logical (LVM) storage.

@@ -8,12 +8,13 @@ to offer. Rules never see the store or HTTP.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from reference_service import json_codec
 
 #: Validation outcome: (status, message) with status one of success, failure, pending, error, disabled.
 Outcome = tuple[str, str]
@@ -142,7 +143,7 @@ def parse_json_field(doc: dict[str, Any], name: str) -> Any:
             _DECODED.move_to_end(raw)
             return _DECODED[raw]
     try:
-        value = json.loads(raw)
+        value = json_codec.loads(raw)
     except (ValueError, RecursionError):
         value = None
     with _DECODED_LOCK:
@@ -154,6 +155,8 @@ def parse_json_field(doc: dict[str, Any], name: str) -> Any:
 
 _DERIVED: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 _DERIVED_MAX = 50_000
+#: The functions ``derived`` was called with, per field: what ``prime`` computes when a reply sets the field.
+_DERIVERS: dict[str, dict[str, Callable[[Any], Any]]] = {}
 
 
 def derived(host: dict[str, Any], name: str, derive: Callable[[Any], Any]) -> Any:
@@ -167,8 +170,26 @@ def derived(host: dict[str, Any], name: str, derive: Callable[[Any], Any]) -> An
     cached = _DERIVED.get(key)
     if cached is not None and cached[0] == raw:
         return cached[1]
+    _DERIVERS.setdefault(name, {})[derive.__qualname__] = derive
     value = derive(parse_json_field(host, name))
+    _remember(key, raw, value)
+    return value
+
+
+def _remember(key: tuple[str, str, str], raw: Any, value: Any) -> None:
     if len(_DERIVED) >= _DERIVED_MAX:
         _DERIVED.clear()
     _DERIVED[key] = (raw, value)
-    return value
+
+
+def prime(host: dict[str, Any], name: str, decoded: Any) -> None:
+    """What the rules derive from ``host[name]``, computed now from ``decoded`` (that text, already decoded by
+    the reply's check): a 250 KB connectivity report is then not decoded again by each rule that reads it."""
+    raw = host.get(name)
+    if not raw:
+        return
+    for qualname, derive in _DERIVERS.get(name, {}).items():
+        key = (name, str(host.get("id") or ""), qualname)
+        cached = _DERIVED.get(key)
+        if cached is None or cached[0] != raw:
+            _remember(key, raw, derive(decoded))

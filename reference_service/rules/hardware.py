@@ -6,12 +6,11 @@ people and tools read ``validations_info`` and ``status_info`` from both service
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from agent.inventory.hostname import FORBIDDEN
-from reference_service.rules.disks import complete_eligibility, eligible_disks
+from reference_service.rules.disks import complete_eligibility, eligibility_copy, eligible_disks
 from reference_service.rules.documents import (
     HostView,
     Outcome,
@@ -148,7 +147,7 @@ def has_min_valid_disks(view: HostView) -> Outcome:
     inv = valid_inventory(view)
     if inv is None:
         return "pending", "Missing inventory"
-    current = json.loads(json.dumps(inv))
+    current = eligibility_copy(inv)
     complete_eligibility(current, role=effective_role(view.host), cluster=view.cluster)
     if eligible_disks(current):
         return "success", "Sufficient disk capacity"

@@ -1,0 +1,49 @@
+"""A step reply checked before anything of it is stored: against the spec's ``step-reply``, and its output parsed
+and checked against the step's model. Pure (no store, no state), so that a large reply is checked in a worker
+thread while other requests are served."""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+from reference_service import json_codec, spec
+from reference_service.errors import ServiceRefusal
+
+#: Steps whose output is parsed and checked even when they failed: it says what failed.
+CHECKED_WHEN_FAILED = ("installation-disk-speed-check", "container-image-availability")
+
+
+@functools.lru_cache(maxsize=1)
+def step_types() -> frozenset[str]:
+    return frozenset(spec.load_spec()["definitions"]["step-type"]["enum"])
+
+
+def check_reply(reply: Any, *, test_mode: bool) -> Any:
+    """The reply's parsed output (None when there is none to parse), or ServiceRefusal(400) saying why."""
+    checked = reply
+    if test_mode and isinstance(reply, dict) and reply.get("step_type") not in step_types():
+        checked = {**reply, "step_type": "execute"}  # test mode accepts third-party step types
+    problems = spec.errors("step-reply", checked)
+    if problems:
+        raise ServiceRefusal(400, "; ".join(problems))
+    step_type = reply.get("step_type", "")
+    exit_code = int(reply.get("exit_code") or 0)
+    output = reply.get("output") or ""
+    parsed: Any = None
+    model = spec.STEP_OUTPUT_MODELS.get(step_type)
+    if model and output and (exit_code == 0 or step_type in CHECKED_WHEN_FAILED):
+        try:
+            parsed = json_codec.loads(output)
+        except (ValueError, RecursionError) as exc:
+            raise ServiceRefusal(400, f"Failed to decode {step_type} output: {str(exc)[:200]}") from exc
+        problems = spec.errors(model, parsed)
+        if problems:
+            raise ServiceRefusal(400, f"Failed to validate {step_type} output: {'; '.join(problems[:5])}")
+    elif output and exit_code == 0:
+        try:
+            parsed = json.loads(output)
+        except (ValueError, RecursionError):
+            parsed = output
+    return parsed
