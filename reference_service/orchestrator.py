@@ -15,6 +15,7 @@ import logging
 import random
 import secrets
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -220,8 +221,10 @@ class ReferenceService:
         """A big cluster's host is evaluated after a poll when its cluster's version moved since it was last,
         or when it was not for REEVALUATE_SECONDS."""
         last = self.evaluated.get(host["id"])
+        # between half and all of REEVALUATE_SECONDS, by host: hosts evaluated together are not due together
+        spread = 0.5 + (zlib.crc32(str(host["id"]).encode()) % 1000) / 2000
         return last is None or last[1] != self.cluster_versions.get(str(host.get("cluster_id")), 0) or \
-            time.monotonic() - last[0] >= REEVALUATE_SECONDS
+            time.monotonic() - last[0] >= REEVALUATE_SECONDS * spread
 
     def queue_instruction(self, host_id: str, step_type: str, args: list[str]) -> dict[str, Any]:
         step = {"step_type": step_type, "step_id": _step_id(step_type), "args": args}

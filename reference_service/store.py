@@ -23,8 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from reference_service import json_codec
-from reference_service.store_schema import INDEXES, SCHEMA
+from reference_service.store_schema import INDEXES, SCHEMA, migrate
 from reference_service.store_writer import AsJson, Writer
+
+#: What a poll changes when nothing else does (orchestrator.next_steps); ``updated_at`` moves with every save.
+CHECKIN_FIELDS = ("checked_in_at", "_checked_in", "timestamp", "discovery_agent_version")
+_IGNORED = {*CHECKIN_FIELDS, "updated_at"}
+
+
+def _only_checkin(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    return all(before.get(k) == after.get(k) for k in before.keys() | after.keys() if k not in _IGNORED)
 
 
 class Store:
@@ -49,7 +57,7 @@ class Store:
             self._key = _private_key(Path(self.path + ".key"))
         self._writer = Writer(self.path)
         self._writer.execute_now(SCHEMA)
-        self._migrate()
+        migrate(self.path, self._writer.execute_now)
         self._writer.execute_now(INDEXES)
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, uri=True)
         self._db.execute("PRAGMA busy_timeout=5000")
@@ -61,21 +69,12 @@ class Store:
         self._order: dict[tuple[str, str], int] = {}
         self._next_order = 0
         self._unsaved: set[tuple[str, str]] = set()
+        #: Hosts whose only unsaved change is a poll's check-in: written as a row of its own, not the document.
+        self._unsaved_checkins: set[tuple[str, str]] = set()
         self._cluster_lists: dict[str, tuple[list[dict[str, Any]], dict[tuple[str, str], int]]] = {}
         self._by_cluster: dict[str, dict[tuple[str, str], None]] = {}
         self._by_infra_env: dict[str, dict[tuple[str, str], None]] = {}
         self._load()
-
-    def _migrate(self) -> None:
-        """Databases made before ``hosts.cluster_id`` existed get the column, filled from the documents."""
-        db = sqlite3.connect(self.path, uri=True)
-        try:
-            columns = {row[1] for row in db.execute("PRAGMA table_info(hosts)")}
-        finally:
-            db.close()
-        if "cluster_id" not in columns:
-            self._writer.execute_now("ALTER TABLE hosts ADD COLUMN cluster_id TEXT;"
-                                     " UPDATE hosts SET cluster_id = json_extract(doc, '$.cluster_id');")
 
     def _load(self) -> None:
         for (doc,) in self._db.execute("SELECT doc FROM clusters ORDER BY rowid"):
@@ -86,6 +85,11 @@ class Store:
             self._infra_envs[infra_env["id"]] = (infra_env, str(token))
         for rowid, doc in self._db.execute("SELECT rowid, doc FROM hosts ORDER BY rowid"):
             self._put_host(json_codec.loads(doc), rowid)
+        for infra_env_id, host_id, fields in self._db.execute("SELECT infra_env_id, id, fields FROM checkins"):
+            host = self._hosts.get((infra_env_id, host_id))
+            checkin = json_codec.loads(fields)
+            if host is not None and float(checkin.get("_checked_in") or 0) >= float(host.get("_checked_in") or 0):
+                host.update(checkin)  # a check-in no older than the document's last write
 
     def close(self) -> None:
         self.persist()
@@ -209,23 +213,36 @@ class Store:
         ``persist``: for what a restart may lose (a poll's check-in time), so a poll writes nothing."""
         doc["updated_at"] = _now_iso()
         with self._lock:
+            key = (doc["infra_env_id"], doc["id"])
+            previous = self._hosts.get(key)
             stored = _copy(doc)
             self._put_host(stored, None)
-            key = (doc["infra_env_id"], doc["id"])
             if not durable:
-                self._unsaved.add(key)
+                if key in self._unsaved or previous is None or not _only_checkin(previous, stored):
+                    self._unsaved.add(key)
+                else:
+                    self._unsaved_checkins.add(key)
                 return
             self._unsaved.discard(key)
+            self._unsaved_checkins.discard(key)
             self._write_host(stored)
 
     def persist(self) -> None:
         """Write the hosts changed in memory only (``save_host(durable=False)``)."""
         with self._lock:
             keys, self._unsaved = self._unsaved, set()
+            checkins, self._unsaved_checkins = self._unsaved_checkins - keys, set()
             for key in keys:
                 doc = self._hosts.get(key)
                 if doc is not None:
                     self._write_host(doc)
+            for key in checkins:  # a few bytes each, where the document holds 300 KB reports at 1,000 hosts
+                doc = self._hosts.get(key)
+                if doc is not None:
+                    fields = {k: doc[k] for k in CHECKIN_FIELDS if k in doc}
+                    self._write("INSERT INTO checkins (infra_env_id, id, fields) VALUES (?, ?, ?)"
+                                " ON CONFLICT (infra_env_id, id) DO UPDATE SET fields = excluded.fields",
+                                (*key, AsJson(fields)))
 
     def _write_host(self, doc: dict[str, Any]) -> None:
         # An upsert keeps the row (and its rowid, the order hosts are listed in: registration order).
@@ -269,11 +286,13 @@ class Store:
             old = self._hosts.pop(key, None)
             self._order.pop(key, None)
             self._unsaved.discard(key)
+            self._unsaved_checkins.discard(key)
             self._by_infra_env.get(infra_env_id, {}).pop(key, None)
             if old is not None and old.get("cluster_id"):
                 self._by_cluster.get(old["cluster_id"], {}).pop(key, None)
                 self._cluster_lists.pop(old["cluster_id"], None)
             self._write("DELETE FROM hosts WHERE infra_env_id = ? AND id = ?", key)
+            self._write("DELETE FROM checkins WHERE infra_env_id = ? AND id = ?", key)
 
     # -- history ----------------------------------------------------------------------------------------
     def add_reply(self, infra_env_id: str, host_id: str, reply: dict[str, Any]) -> None:

@@ -1,5 +1,10 @@
 """The tables of the reference service's database, and the indexes its history lookups use."""
 
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS clusters (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS infra_envs (id TEXT PRIMARY KEY, token TEXT NOT NULL, doc TEXT NOT NULL);
@@ -16,6 +21,8 @@ CREATE TABLE IF NOT EXISTS requests (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, method TEXT, path TEXT, headers TEXT, body TEXT, status INTEGER,
     received_at REAL);
 CREATE TABLE IF NOT EXISTS blobs (key TEXT PRIMARY KEY, data BLOB NOT NULL, created_at REAL);
+CREATE TABLE IF NOT EXISTS checkins (
+    infra_env_id TEXT NOT NULL, id TEXT NOT NULL, fields TEXT NOT NULL, PRIMARY KEY (infra_env_id, id));
 """
 
 #: Indexes for every lookup a request makes, so its cost does not grow with the hosts, replies and events of
@@ -26,3 +33,15 @@ CREATE INDEX IF NOT EXISTS replies_by_host ON replies (host_id, step_type, seq);
 CREATE INDEX IF NOT EXISTS events_by_host ON events (host_id, seq);
 CREATE INDEX IF NOT EXISTS events_by_cluster ON events (cluster_id, seq);
 """
+
+
+def migrate(path: str, execute: Callable[[str], None]) -> None:
+    """Databases made before ``hosts.cluster_id`` existed get the column, filled from the documents."""
+    db = sqlite3.connect(path, uri=True)
+    try:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(hosts)")}
+    finally:
+        db.close()
+    if "cluster_id" not in columns:
+        execute("ALTER TABLE hosts ADD COLUMN cluster_id TEXT;"
+                " UPDATE hosts SET cluster_id = json_extract(doc, '$.cluster_id');")

@@ -61,6 +61,45 @@ def test_a_check_in_kept_in_memory_is_written_by_persist(tmp_path: Path) -> None
     store.close()
 
 
+def test_a_check_in_alone_is_written_without_the_document_and_other_changes_with_it(tmp_path: Path) -> None:
+    """At 1,000 hosts a document holds a 300 KB connectivity report: persisting a poll's check-in rewrote it."""
+    import sqlite3
+
+    def rows(table: str) -> list[tuple[str, str]]:
+        db = sqlite3.connect(tmp_path / "db")
+        try:
+            return list(db.execute(f"SELECT id, {'doc' if table == 'hosts' else 'fields'} FROM {table}"))
+        finally:
+            db.close()
+
+    store = Store(tmp_path / "db")
+    store.save_host({**_host("h1"), "report": "x" * 1000, "_checked_in": 1.0})
+    store.save_host({**_host("h2"), "_checked_in": 1.0})
+    store.flush()
+    written = rows("hosts")
+    store.save_host({**_host("h1"), "report": "x" * 1000, "checked_in_at": "later", "_checked_in": 2.0},
+                    durable=False)
+    store.save_host({**_host("h2"), "status": "insufficient", "_checked_in": 2.0}, durable=False)
+    store.persist()
+    store.flush()
+    assert [r for r in rows("hosts") if r[0] == "h1"] == [r for r in written if r[0] == "h1"]  # not rewritten
+    assert [r[0] for r in rows("checkins")] == ["h1"]
+    assert "insufficient" in dict(rows("hosts"))["h2"]  # a change beyond the check-in: the document
+    other = Store(tmp_path / "db")
+    assert (other.get_host("ie", "h1") or {})["checked_in_at"] == "later"
+    assert (other.get_host("ie", "h1") or {})["report"] == "x" * 1000
+    other.close()
+    store.save_host({**_host("h1"), "report": "y", "_checked_in": 3.0})  # a later full write wins
+    store.flush()
+    other = Store(tmp_path / "db")
+    assert (other.get_host("ie", "h1") or {})["report"] == "y"
+    assert (other.get_host("ie", "h1") or {})["_checked_in"] == 3.0
+    other.delete_host("ie", "h1")
+    other.close()
+    assert rows("checkins") == []
+    store.close()
+
+
 def test_what_a_request_waited_for_survives_a_kill_9(tmp_path: Path) -> None:
     """A child process saves, waits for ``committed`` (what the service does before answering), says so and
     is killed -9 at once: everything it acknowledged is in the database."""
