@@ -41,9 +41,8 @@ MONITOR_SECONDS = 8.0
 #: How old a big cluster's host's evaluation may get when nothing it depends on changed (its time-based
 #: inputs: clock skew, check-in).
 REEVALUATE_SECONDS = 60.0
-#: A big cluster's host whose document a reply changed is evaluated this long after the reply (by the monitor's
-#: settler) or at its next poll, whichever comes first: the four or five replies of one poll cycle arrive
-#: together and cost one evaluation, not five.
+#: A big cluster's host whose document a reply changed is evaluated this long after that reply, by the settler
+#: (monitor.settle): the five to eight replies of one poll cycle arrive together and cost one evaluation.
 SETTLE_SECONDS = 0.5
 #: A big cluster's facts before the monitor's first digest: no majority group yet (pending), no names.
 NO_DIGEST = ClusterDigest(hostname_counts={}, hostnames={}, inventory_hosts=0, majority={})
