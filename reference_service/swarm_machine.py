@@ -120,6 +120,12 @@ def domain_resolution(args: list[str]) -> dict[str, Any]:
                             for d in request.get("domains") or []]}
 
 
+def reply_text(step_type: str, args: list[str], host: SimHost, hosts: int) -> tuple[int, str, str]:
+    """``reply_output`` with the output encoded: what a reply carries (run in a worker process for the big ones)."""
+    exit_code, output, error = reply_output(step_type, args, host, hosts)
+    return exit_code, json.dumps(output) if output is not None else "", error
+
+
 def reply_output(step_type: str, args: list[str], host: SimHost, hosts: int) -> tuple[int, Any, str]:
     """(exit code, output document or None, error) for one instruction, as a dry-run agent answers it."""
     if step_type == "inventory":
