@@ -15,11 +15,12 @@ so this module imports them only once the command line is good.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from agent import __version__
 from agent.argparser import Parser
@@ -136,7 +137,7 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         import uvicorn
 
-        from reference_service import gc_policy, monitor
+        from reference_service import gc_policy, monitor, reply_workers
         from reference_service.http.app import create_app
         from reference_service.orchestrator import ReferenceService, Settings
         from reference_service.rules import load_areas
@@ -194,12 +195,37 @@ def _main(argv: Sequence[str] | None) -> int:
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                             timeout_keep_alive=keep_alive,
                             ssl_certfile=ns.tls_cert, ssl_keyfile=ns.tls_key)
-    server = uvicorn.Server(config)
+    stopped: list[bool] = []
+    watch: list[asyncio.Task[None]] = []
+
+    def stop() -> None:
+        """What the service kept in memory (check-ins, evaluations nobody waited for) written, and the worker
+        process ended: once, on any way out."""
+        if not stopped:
+            stopped.append(True)
+            for t in watch:
+                t.cancel()
+            reply_workers.shutdown()
+            service.store.close()
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, which re-raises the SIGTERM or SIGINT that stopped it once it has shut down: the
+        store is closed before that, as SIGTERM's default action ends the process where it stands."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                try:
+                    yield
+                finally:
+                    stop()
+
+    server = Server(config)
 
     async def serve() -> None:
         gc_policy.settle_after_startup()
         task = asyncio.create_task(server.serve(sockets=[sock]))
-        watch = [asyncio.create_task(monitor.run(service)), asyncio.create_task(monitor.settle(service))]
+        watch.extend([asyncio.create_task(monitor.run(service)), asyncio.create_task(monitor.settle(service))])
         while not server.started and not task.done():
             await asyncio.sleep(0.01)
         if ns.ready_file and server.started:
@@ -208,8 +234,7 @@ def _main(argv: Sequence[str] | None) -> int:
                 fh.write(url)
             os.replace(tmp, ns.ready_file)
         await task
-        for t in watch:
-            t.cancel()
+        stop()
 
     # The monitor's digest thread is CPU-bound; with the default 5 ms switch interval every socket operation
     # of the event loop (each releases the GIL) waited up to 5 ms to get it back: polls took seconds at
@@ -221,7 +246,7 @@ def _main(argv: Sequence[str] | None) -> int:
         asyncio.run(serve())
     else:
         uvloop.run(serve())
-    service.store.close()
+    stop()
     return 0
 
 

@@ -28,22 +28,39 @@ def check_reply(reply: Any, *, test_mode: bool) -> Any:
     problems = spec.errors("step-reply", checked)
     if problems:
         raise ServiceRefusal(400, "; ".join(problems))
-    step_type = reply.get("step_type", "")
-    exit_code = int(reply.get("exit_code") or 0)
-    output = reply.get("output") or ""
-    parsed: Any = None
-    model = spec.STEP_OUTPUT_MODELS.get(step_type)
-    if model and output and (exit_code == 0 or step_type in CHECKED_WHEN_FAILED):
-        try:
-            parsed = json_codec.loads(output)
-        except (ValueError, RecursionError) as exc:
-            raise ServiceRefusal(400, f"Failed to decode {step_type} output: {str(exc)[:200]}") from exc
+    parsed = parsed_output(reply)
+    model = _model(reply)
+    if model is not None:
         problems = spec.errors(model, parsed)
         if problems:
-            raise ServiceRefusal(400, f"Failed to validate {step_type} output: {'; '.join(problems[:5])}")
-    elif output and exit_code == 0:
-        try:
-            parsed = json.loads(output)
-        except (ValueError, RecursionError):
-            parsed = output
+            raise ServiceRefusal(400, f"Failed to validate {reply.get('step_type', '')} output: "
+                                      f"{'; '.join(problems[:5])}")
     return parsed
+
+
+def _model(reply: dict[str, Any]) -> str | None:
+    """The spec definition the reply's output must match, when it is to be checked."""
+    step_type = reply.get("step_type", "")
+    model = spec.STEP_OUTPUT_MODELS.get(step_type)
+    exit_code = int(reply.get("exit_code") or 0)
+    if model and reply.get("output") and (exit_code == 0 or step_type in CHECKED_WHEN_FAILED):
+        return model
+    return None
+
+
+def parsed_output(reply: dict[str, Any]) -> Any:
+    """The output of a reply that passed the ``step-reply`` check, decoded as ``check_reply`` returns it
+    (ServiceRefusal(400) when a modelled output is not JSON); the model check is ``check_reply``'s."""
+    output = reply.get("output") or ""
+    if _model(reply) is not None:
+        try:
+            return json_codec.loads(output)
+        except (ValueError, RecursionError) as exc:
+            raise ServiceRefusal(400, f"Failed to decode {reply.get('step_type', '')} output: "
+                                      f"{str(exc)[:200]}") from exc
+    if output and int(reply.get("exit_code") or 0) == 0:
+        try:
+            return json.loads(output)
+        except (ValueError, RecursionError):
+            return output
+    return None

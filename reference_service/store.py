@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from reference_service import json_codec
-from reference_service.store_schema import INDEXES, SCHEMA, migrate
+from reference_service import json_codec, store_refs
+from reference_service.store_schema import INDEXES, SCHEMA, migrate, private_key
 from reference_service.store_writer import AsJson, Writer
 
 #: What a poll changes when nothing else does (orchestrator.next_steps); ``updated_at`` moves with every save.
@@ -54,7 +54,7 @@ class Store:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
             os.chmod(self.path, 0o600)
-            self._key = _private_key(Path(self.path + ".key"))
+            self._key = private_key(Path(self.path + ".key"))
         self._writer = Writer(self.path)
         self._writer.execute_now(SCHEMA)
         migrate(self.path, self._writer.execute_now)
@@ -74,6 +74,8 @@ class Store:
         self._cluster_lists: dict[str, tuple[list[dict[str, Any]], dict[tuple[str, str], int]]] = {}
         self._by_cluster: dict[str, dict[tuple[str, str], None]] = {}
         self._by_infra_env: dict[str, dict[tuple[str, str], None]] = {}
+        #: The big reply outputs host fields may hold verbatim, which host rows refer to (store_refs).
+        self._outputs: store_refs.Outputs = {}
         self._load()
 
     def _load(self) -> None:
@@ -84,7 +86,7 @@ class Store:
             infra_env = json_codec.loads(doc)
             self._infra_envs[infra_env["id"]] = (infra_env, str(token))
         for rowid, doc in self._db.execute("SELECT rowid, doc FROM hosts ORDER BY rowid"):
-            self._put_host(json_codec.loads(doc), rowid)
+            self._put_host(store_refs.resolve(self._db, json_codec.loads(doc)), rowid)
         for infra_env_id, host_id, fields in self._db.execute("SELECT infra_env_id, id, fields FROM checkins"):
             host = self._hosts.get((infra_env_id, host_id))
             checkin = json_codec.loads(fields)
@@ -249,7 +251,9 @@ class Store:
         self._write("INSERT INTO hosts (infra_env_id, id, doc, cluster_id) VALUES (?, ?, ?, ?)"
                     " ON CONFLICT (infra_env_id, id) DO UPDATE SET doc = excluded.doc,"
                     " cluster_id = excluded.cluster_id",
-                    (doc["infra_env_id"], doc["id"], AsJson(doc), doc.get("cluster_id") or None))
+                    (doc["infra_env_id"], doc["id"],
+                     AsJson(store_refs.row(self._outputs, (doc["infra_env_id"], doc["id"]), doc)),
+                     doc.get("cluster_id") or None))
 
     def _put_host(self, doc: dict[str, Any], rowid: int | None) -> None:
         key = (doc["infra_env_id"], doc["id"])
@@ -287,6 +291,7 @@ class Store:
             self._order.pop(key, None)
             self._unsaved.discard(key)
             self._unsaved_checkins.discard(key)
+            self._outputs.pop(key, None)
             self._by_infra_env.get(infra_env_id, {}).pop(key, None)
             if old is not None and old.get("cluster_id"):
                 self._by_cluster.get(old["cluster_id"], {}).pop(key, None)
@@ -296,6 +301,7 @@ class Store:
 
     # -- history ----------------------------------------------------------------------------------------
     def add_reply(self, infra_env_id: str, host_id: str, reply: dict[str, Any]) -> None:
+        store_refs.remember(self._outputs, (infra_env_id, host_id), reply)
         self._write(
             "INSERT INTO replies (infra_env_id, host_id, step_id, step_type, exit_code, output, error,"
             " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -375,20 +381,6 @@ def _where(**equal: str | None) -> tuple[str, tuple[str, ...]]:
 def token_hash(token: str) -> str:
     """What the store keeps of an agent token."""
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _private_key(path: Path) -> bytes:
-    """The token key beside the database, made once (0600) and kept across restarts."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes()
-    key = secrets.token_bytes(32)
-    try:
-        os.write(fd, key)
-    finally:
-        os.close(fd)
-    return key
 
 
 def _iso(t: float) -> str:

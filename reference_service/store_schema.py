@@ -1,9 +1,13 @@
-"""The tables of the reference service's database, and the indexes its history lookups use."""
+"""The tables of the reference service's database, the indexes its history lookups use, and the token key kept
+beside it."""
 
 from __future__ import annotations
 
+import os
+import secrets
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS clusters (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
@@ -45,3 +49,17 @@ def migrate(path: str, execute: Callable[[str], None]) -> None:
     if "cluster_id" not in columns:
         execute("ALTER TABLE hosts ADD COLUMN cluster_id TEXT;"
                 " UPDATE hosts SET cluster_id = json_extract(doc, '$.cluster_id');")
+
+
+def private_key(path: Path) -> bytes:
+    """The token key beside the database, made once (0600) and kept across restarts."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes()
+    key = secrets.token_bytes(32)
+    try:
+        os.write(fd, key)
+    finally:
+        os.close(fd)
+    return key

@@ -1,11 +1,18 @@
-"""The store's one writer: a thread that commits queued statements in batches, so that no request waits on
-SQLite while it is served and a hundred polls a second cost a few commits a second, not a hundred.
+"""The store's writes: queued statements committed in batches, a group commit once per turn of the event loop,
+so that a hundred polls a second cost a few commits a second, not a hundred.
 
 A request that must be durable before it is answered (a step reply, a registration: anything acknowledged)
 waits for the batch holding its writes with :meth:`Writer.committed` (asyncio) or :meth:`Writer.flush`
-(threads); a commit in WAL mode survives a kill -9 of the service, so what was acknowledged is never lost.
-A failed batch (the disk is full, say) is kept and retried with back-off, and the waiters are told why, so a
-reply is refused with a clear message rather than acknowledged and lost.
+(synchronous code); a commit in WAL mode survives a kill -9 of the service, so what was acknowledged is never
+lost. A failed batch (the disk is full, say) is kept and retried with back-off, and the waiters are told why,
+so a reply is refused with a clear message rather than acknowledged and lost.
+
+Why commits run on the event loop's thread and not in a writer thread of their own (docs/scale.md): the
+sqlite3 module gives up the GIL around every statement, and a writer thread had to win it back from the busy
+loop each time, and once more to hand each commit back. At 1,000 hosts a request waited 0.1 to 0.5 s for a
+commit that took under 2 ms. A commit here costs the loop about 0.1 ms for the few statements of one turn, and
+nothing waits for another thread. Checkpoints, which copy the WAL into the database and sync it (seconds of
+I/O with the GIL released), stay in a thread of their own.
 """
 
 from __future__ import annotations
@@ -23,12 +30,15 @@ log = logging.getLogger("reference_service")
 #: Back-off between retries of a batch that could not be committed.
 RETRY_SECONDS = (0.1, 0.5, 1.0, 2.0, 5.0)
 CHECKPOINT_SECONDS = 1.0
+#: How long a request waits for its writes before it is refused with 503 (while the database refuses them).
+COMMIT_TIMEOUT = 30.0
+FAILING_TIMEOUT = 5.0
 
 
 class AsJson:
-    """A document to store as JSON, encoded by the writer thread rather than by the request that saved it
-    (a host document with a 1,000-peer connectivity report takes a millisecond to encode). The document must
-    not change after it is submitted: the store submits its own copies, which it replaces, never changes."""
+    """A document to store as JSON, encoded when its batch is committed rather than when it was saved (a
+    document saved twice in one turn of the loop is encoded twice at most, never for nothing). The document
+    must not change after it is submitted: the store submits its own copies, which it replaces, never changes."""
 
     __slots__ = ("doc",)
 
@@ -52,15 +62,16 @@ class Writer:
         # Checkpoints move the WAL into the database: done by a thread of their own (PASSIVE: never blocking
         # a commit), not by the commit that crosses the threshold, which then took up to a second.
         self._db.execute("PRAGMA wal_autocheckpoint=0")
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._queue: list[tuple[str, tuple[Any, ...]]] = []
         self.enqueued = 0
         self.done = 0
         self.error: str | None = None
-        self._waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
-        self._closing = False
-        self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
-        self._thread.start()
+        self._failures = 0
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        #: The loop the commits are scheduled on (the first that submitted or waited), and whether one is.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._scheduled = False
         self._stop = threading.Event()
         self._checkpointer = threading.Thread(target=self._checkpoints, args=(path,), name="store-checkpoint",
                                               daemon=True)
@@ -78,81 +89,110 @@ class Writer:
             db.close()
 
     def execute_now(self, sql: str, args: tuple[Any, ...] = ()) -> None:
-        """A statement run at once, before the writer has anything queued (schema and migrations)."""
-        with self._cond:
+        """A statement run at once, before anything is queued (schema and migrations)."""
+        with self._lock:
             self._db.executescript(sql) if not args else self._db.execute(sql, args)
 
     def submit(self, sql: str, args: tuple[Any, ...]) -> int:
-        with self._cond:
+        with self._lock:
             self._queue.append((sql, args))
             self.enqueued += 1
-            self._cond.notify()
-            return self.enqueued
+            enqueued = self.enqueued
+        self._schedule()
+        return enqueued
+
+    def _schedule(self, delay: float = 0.0) -> None:
+        """A commit at the end of this turn of the loop (or after ``delay``, a retry's back-off): every write
+        submitted meanwhile goes into the same transaction. Without a running loop the writes wait for
+        ``flush``."""
+        if self._scheduled:
+            return
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        loop = self._loop if self._loop is not None and not self._loop.is_closed() else running
+        if loop is None:
+            return
+        self._loop = loop
+        self._scheduled = True
+        if running is not loop:  # a thread other than the loop's
+            loop.call_soon_threadsafe(self._commit_later)
+        elif delay > 0:
+            loop.call_later(delay, self._commit_later)
+        else:
+            loop.call_soon(self._commit_later)
+
+    def _commit_later(self) -> None:
+        self._scheduled = False
+        if not self._commit_pending() and self._queue:
+            self._schedule(RETRY_SECONDS[min(self._failures, len(RETRY_SECONDS)) - 1])
+
+    def _commit_pending(self) -> bool:
+        """Commit what is queued; False (and the waiters told why) when SQLite refused it, which is kept."""
+        with self._lock:
+            batch, self._queue = self._queue, []
+            upto = self.enqueued
+            if not batch:
+                return True
+            try:
+                self._commit(batch)
+            except sqlite3.Error as exc:
+                self._failures += 1
+                self.error = f"the database cannot be written: {exc}"
+                self._queue[:0] = batch  # kept, in order, for the retry
+                waiting, self._waiters = self._waiters, []
+                error: str | None = self.error
+                log.error("%s (%d statements waiting; retrying)", self.error, len(self._queue))
+            else:
+                self._failures = 0
+                self.error = error = None
+                self.done = upto
+                waiting = [w for w in self._waiters if w[0] <= upto]
+                if waiting:
+                    self._waiters = [w for w in self._waiters if w[0] > upto]
+        _settle([f for _, f in waiting], error)
+        return error is None
 
     def flush(self, upto: int | None = None, timeout: float = 60.0) -> None:
-        """Wait (in a thread) until everything submitted so far is committed."""
-        with self._cond:
-            target = self.enqueued if upto is None else upto
-            if not self._cond.wait_for(lambda: self.done >= target, timeout):
-                raise StoreUnavailable(self.error or f"the database did not commit within {timeout:g} s")
+        """Commit everything submitted so far, now (synchronous code, and reads that must see their writes).
+        ``timeout`` is accepted for the callers of the former writer thread; a commit does not wait."""
+        if self.done >= (self.enqueued if upto is None else upto):
+            return
+        if not self._commit_pending():
+            raise StoreUnavailable(self.error or "the database cannot be written")
 
     async def committed(self, upto: int | None = None) -> None:
         """Wait (on the event loop) until everything submitted so far is committed."""
         loop = asyncio.get_running_loop()
-        with self._cond:
-            target = self.enqueued if upto is None else upto
-            if self.done >= target:
-                return
-            future: asyncio.Future[None] = loop.create_future()
-            self._waiters.append((target, loop, future))
-            error = self.error
+        target = self.enqueued if upto is None else upto
+        if self.done >= target:
+            return
+        future: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            self._waiters.append((target, future))
+            failing = self.error is not None
+        self._schedule()
+        timeout = FAILING_TIMEOUT if failing else COMMIT_TIMEOUT
+        timer = loop.call_later(timeout, lambda: _settle(
+            [future], self.error or f"the database did not commit within {timeout:g} s"))
         try:
-            await asyncio.wait_for(asyncio.shield(future), timeout=30 if error is None else 5)
-        except TimeoutError:
-            raise StoreUnavailable(self.error or "the database did not commit within 30 s") from None
+            await future
+        finally:
+            timer.cancel()
 
     def close(self) -> None:
-        with self._cond:
-            self._closing = True
-            self._cond.notify()
-        self._thread.join(timeout=30)
-        self._stop.set()
-        self._checkpointer.join(timeout=30)
         try:
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.Error as exc:
-            log.warning("WAL checkpoint failed: %s", exc)
-        self._db.close()
-
-    def _run(self) -> None:
-        failures = 0
-        while True:
-            with self._cond:
-                self._cond.wait_for(lambda: bool(self._queue) or self._closing)
-                if not self._queue:
-                    return
-                batch, self._queue = self._queue, []
-                upto = self.enqueued
-            try:
-                self._commit(batch)
-            except sqlite3.Error as exc:
-                failures += 1
-                with self._cond:
-                    self.error = f"the database cannot be written: {exc}"
-                    self._queue[:0] = batch  # kept, in order, for the retry
-                log.error("%s (%d statements waiting; retrying)", self.error, len(self._queue))
-                self._wake(None)
-                if self._closing and failures > 3:
-                    return
-                with self._cond:
-                    self._cond.wait(RETRY_SECONDS[min(failures, len(RETRY_SECONDS)) - 1])
-                continue
-            failures = 0
-            with self._cond:
-                self.error = None
-                self.done = upto
-                self._cond.notify_all()
-            self._wake(upto)
+            self._commit_pending()
+        finally:
+            self._stop.set()
+            self._checkpointer.join(timeout=30)
+            with self._lock:
+                try:
+                    self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                except sqlite3.Error as exc:
+                    log.warning("WAL checkpoint failed: %s", exc)
+                self._db.close()
 
     def _commit(self, batch: list[tuple[str, tuple[Any, ...]]]) -> None:
         db = self._db
@@ -165,23 +205,12 @@ class Writer:
             db.execute("ROLLBACK")
             raise
 
-    def _wake(self, upto: int | None) -> None:
-        """Resolve the waiters a commit covers (``upto``), or fail them all with the error (None)."""
-        with self._cond:
-            if upto is None:
-                ready, self._waiters = self._waiters, []
-            else:
-                ready = [w for w in self._waiters if w[0] <= upto]
-                self._waiters = [w for w in self._waiters if w[0] > upto]
-            error = self.error
-        for _, loop, future in ready:
-            loop.call_soon_threadsafe(_settle, future, error if upto is None else None)
 
-
-def _settle(future: asyncio.Future[None], error: str | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(StoreUnavailable(error))
+def _settle(futures: list[asyncio.Future[None]], error: str | None) -> None:
+    for future in futures:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(StoreUnavailable(error))

@@ -34,7 +34,7 @@ import aiohttp
 
 from reference_service import gc_policy
 from reference_service import swarm_machine as machine
-from reference_service.swarm_stats import LoopLag, ProcessSampler, Stats
+from reference_service.swarm_stats import WINDOW_SECONDS, LoopLag, ProcessSampler, Stats
 
 BASE = "/api/assisted-install/v2"
 AGENT_VERSION = "quay.io/edge-infrastructure/assisted-installer-agent:latest"
@@ -326,6 +326,11 @@ def format_result(result: dict[str, Any]) -> str:
     for name, s in result["endpoints"].items():
         lines.append(f"{name:10} {s['count']:7d} {s['per_second']:7.1f} {s['p50'] * 1e3:8.1f} {s['p90'] * 1e3:8.1f} "
                      f"{s['p99'] * 1e3:8.1f} {s['max'] * 1e3:8.1f} {s['errors']:6d}")
+    for name, s in result["endpoints"].items():
+        windows = s.get("windows") or []
+        if len(windows) > 1:
+            lines.append(f"{name} p99 ms per {WINDOW_SECONDS:.0f} s (ramp first): "
+                         + " ".join(f"{w['p99'] * 1e3:.0f}" for w in windows))
     if result.get("statuses"):
         lines.append("host statuses: " + ", ".join(f"{k} {v}" for k, v in sorted(result["statuses"].items())))
     svc = result.get("service")

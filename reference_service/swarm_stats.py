@@ -12,6 +12,8 @@ import psutil
 
 #: Error messages kept for the report (the first ones: later ones usually repeat them).
 ERROR_SAMPLE = 5
+#: The span of the per-window figures.
+WINDOW_SECONDS = 10.0
 
 
 def percentile(ordered: list[float], q: float) -> float:
@@ -48,8 +50,18 @@ class Stats:
             span = max(ends) - steady_from if steady else 0.0
             out[name] = {"count": len(ordered), "p50": percentile(ordered, 50), "p90": percentile(ordered, 90),
                          "p99": percentile(ordered, 99), "max": ordered[-1], "errors": self.errors.get(name, 0),
-                         "per_second": len(steady) / span if span > 0 else 0.0}
+                         "per_second": len(steady) / span if span > 0 else 0.0,
+                         "windows": self._windows(name, steady_from)}
         return out
+
+    def _windows(self, endpoint: str, start: float, width: float = WINDOW_SECONDS) -> list[dict[str, float]]:
+        """Count and p99 per ``width`` seconds of request end times from ``start`` on (the ramp before it is
+        one window of its own): tells a burst (the discovery wave, a monitor tick) from a steady cost."""
+        buckets: dict[int, list[float]] = {}
+        for seconds, end in zip(self.latencies[endpoint], self.ends[endpoint], strict=True):
+            buckets.setdefault(-1 if end < start else int((end - start) // width), []).append(seconds)
+        return [{"from": max(0.0, k * width), "count": len(v), "p99": percentile(sorted(v), 99)}
+                for k, v in sorted(buckets.items())]
 
 
 @dataclass

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from reference_service.rules import cluster_digest
 from reference_service.rules.cluster_digest import ClusterDigest, DigestMemo, digest, in_majority_group
 from reference_service.rules.documents import HostView
 from reference_service.rules.registry import VALIDATIONS
@@ -233,3 +234,20 @@ def test_a_cluster_split_in_two_halves_has_no_majority() -> None:
             entry["l2_connectivity"][0]["successful"] = (a < 20) == (b < 20)
         host["connectivity"] = json.dumps(report)
     assert digest(CLUSTER16, hosts, DigestMemo()).majority["10.0.0.0/16"] == frozenset()
+
+
+def test_mutual_links_updated_from_the_last_masks_equal_those_computed_afresh() -> None:
+    """A few changed reports update the mutual-link masks row by row (``_mutual_since``); hosts appear,
+    disappear and change what they reach, and the result is always what ``_mutual`` computes from scratch."""
+    rng = random.Random(12)
+    for _ in range(400):
+        n = rng.randint(1, 40)
+        reach = {i: rng.getrandbits(n + 3) for i in range(n) if rng.random() < 0.9}
+        new = dict(reach)
+        for _ in range(rng.randint(0, 6)):
+            k = rng.randint(0, n + 2)
+            if rng.random() < 0.6:
+                new[k] = rng.getrandbits(n + 3)
+            else:
+                new.pop(k, None)
+        assert cluster_digest._mutual_since(reach, cluster_digest._mutual(reach), new) == cluster_digest._mutual(new)

@@ -9,6 +9,7 @@ import math
 import pytest
 
 from reference_service import gc_policy, json_codec
+from reference_service.errors import ServiceRefusal
 
 DOCS = [
     {"a": [1, 2.5, None, True, "é ✓ \u2028", {"b": ""}], "big": 2**63 - 1, "neg": -(2**63)},
@@ -41,3 +42,21 @@ def test_the_gc_policy_freezes_what_start_up_made_and_collects_the_young_less_of
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+@pytest.mark.parametrize(("raw", "refusal"), [
+    (b"[" * 1010 + b"]" * 1010, "nested too deeply"),  # orjson takes 1,024 levels; the service does not
+    (b'{"exit_code": 9223372036854775808}', "outside the 64-bit range"),
+    (b'{"exit_code": 18446744073709551616}', "outside the 64-bit range"),  # orjson: a float, silently
+    (b'{"error": "\\ud800"}', "not valid Unicode"),
+    (b'{"a": NaN', "not valid JSON"),
+])
+def test_request_bodies_orjson_would_take_are_refused_as_before(raw: bytes, refusal: str) -> None:
+    with pytest.raises(ServiceRefusal, match=refusal):
+        json_codec.decode_request(raw)
+
+
+def test_request_bodies_decode_the_same_on_both_paths() -> None:
+    for raw in (b'{"exit_code": 9223372036854775807, "output": "{\\"a\\": [1, 2.5, null]}"}',
+                b"[" * 400 + b"1" + b"]" * 400, b'{"x": NaN}', json.dumps({"s": "\u00e9\U0001f600"}).encode()):
+        assert json_codec.decode_request(raw) == json.loads(raw)

@@ -18,10 +18,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 
+from reference_service import reply_workers
 from reference_service.errors import ServiceRefusal
 from reference_service.http.auth import Auth
 from reference_service.http.common import (
-    PARSE_IN_THREAD,
     FastJSONResponse,
     agent_version_header,
     check_model,
@@ -31,7 +31,7 @@ from reference_service.http.common import (
     service_of,
 )
 from reference_service.http.routing import canonical_uuid, reply_limit, route
-from reference_service.orchestrator import BASE, ReferenceService
+from reference_service.orchestrator import BASE
 from reference_service.os_image import OS_IMAGE_ENV, OS_IMAGE_RATE_ENV, os_image
 from reference_service.rules.install import IGNITION_CLUSTER_STATES, OS_IMAGE_PATH, host_ignition
 from reference_service.store import _now_iso
@@ -63,18 +63,13 @@ async def post_step_reply(request: Request) -> Response:
     ie, host_id = request.path_params["infra_env_id"], request.path_params["host_id"]
     svc = service_of(request)
     raw = await request.body()
-    if len(raw) > PARSE_IN_THREAD:  # a large output's parse and model check would stall every other request
-        reply, parsed = await asyncio.to_thread(_decode_and_check, svc, raw)
+    if len(raw) >= reply_workers.CHECK_IN_WORKER:  # its checks would stall every other request
+        reply, parsed = await reply_workers.check(raw, svc.settings.test_mode)
     else:
-        reply, parsed = _decode_and_check(svc, raw)
+        reply = decode_json(raw) if raw else {}
+        parsed = svc.check_reply(reply)
     svc.apply_reply(ie, host_id, reply, parsed)
     return Response(status_code=204)
-
-
-def _decode_and_check(svc: ReferenceService, raw: bytes) -> tuple[Any, Any]:
-    """The reply and its parsed output, or ServiceRefusal(400); touches no state, so it may run in a thread."""
-    reply = decode_json(raw) if raw else {}
-    return reply, svc.check_reply(reply)
 
 
 def _host_of(request: Request) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from starlette.requests import Request
@@ -42,29 +41,8 @@ def service_of(request: Request) -> ReferenceService:
 #: thread, so that other requests are served meanwhile: below it the work takes about a millisecond, less than
 #: a thread hand-off costs; a 30 MB reply's checks take seconds of pure Python, which would stall the loop.
 PARSE_IN_THREAD = 256 << 10
-INT64 = (-(2**63), 2**63 - 1)
-
-
-def _int64(text: str) -> int:
-    value = int(text)
-    if not INT64[0] <= value <= INT64[1]:
-        raise ValueError(f"integer {text[:40]} is outside the 64-bit range of the spec's integers")
-    return value
-
-
-def decode_json(raw: bytes) -> Any:
-    """A request body as JSON, or ServiceRefusal(400): not JSON, nested too deep, an integer no 64-bit field
-    holds, or a string that is not Unicode text (a lone surrogate cannot be stored or sent back)."""
-    try:
-        doc = json.loads(raw, parse_int=_int64)
-        json.dumps(doc, ensure_ascii=False).encode("utf-8")
-    except RecursionError:
-        raise ServiceRefusal(400, "request body is nested too deeply") from None
-    except UnicodeEncodeError:
-        raise ServiceRefusal(400, "request body holds a string that is not valid Unicode (a lone surrogate)") from None
-    except ValueError as exc:
-        raise ServiceRefusal(400, f"request body is not valid JSON: {str(exc)[:200]}") from None
-    return doc
+#: Request bodies are JSON decoded by ``json_codec.decode_request`` (its historic name here).
+decode_json = json_codec.decode_request
 
 
 async def read_json(request: Request) -> Any:

@@ -1,0 +1,89 @@
+"""The reference service's process: what it keeps in memory survives a SIGTERM, and the worker process that
+checks big step replies says what the loop would say and never outlives the service."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import psutil
+import requests
+
+from tests.support.service import BASE, RefService, start_service
+
+HOST = "11111111-2222-3333-4444-555555555555"
+
+
+def _setup(svc: RefService) -> str:
+    cluster = svc.create_cluster(control_plane_count=1)
+    ie = str(svc.create_infra_env(cluster_id=cluster["id"])["id"])
+    svc.api("POST", f"/v2/infra-envs/{ie}/hosts", json={"host_id": HOST}, expected=201)
+    return ie
+
+
+def test_a_sigterm_writes_what_the_service_kept_in_memory(tmp_path: Path) -> None:
+    """A poll's check-in is kept in memory (a poll writes nothing); SIGTERM, as systemd stops a service, must
+    still write it: uvicorn re-raises the signal after its shutdown, whose default action ends the process."""
+    with start_service(tmp_path) as svc:
+        ie = _setup(svc)
+        resp = requests.get(f"{svc.url}{BASE}/v2/infra-envs/{ie}/hosts/{HOST}/instructions",
+                            params={"timestamp": 424242}, timeout=10)
+        assert resp.status_code == 200
+        os.killpg(svc.proc.pid, signal.SIGTERM)
+        assert svc.proc.wait(timeout=20) == -signal.SIGTERM
+        db = svc.db
+    with start_service(tmp_path, db=db) as again:
+        assert again.host(ie, HOST).get("timestamp") == 424242
+
+
+def _children(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _report(peers: int) -> str:
+    return json.dumps({"remote_hosts": [
+        {"host_id": f"00000000-0000-0000-0000-{i:012d}",
+         "l2_connectivity": [{"outgoing_nic": "eth0", "remote_ip": f"10.0.{i // 250}.{i % 250 + 1}",
+                              "remote_mac": "02:00:00:00:00:01", "successful": True}],
+         "l3_connectivity": [{"outgoing_nic": "eth0", "remote_ip": f"10.0.{i // 250}.{i % 250 + 1}",
+                              "successful": True, "average_rtt_ms": 0.1, "packet_loss_percentage": 0}]}
+        for i in range(peers)]})
+
+
+def test_big_replies_are_checked_by_a_worker_that_dies_with_the_service(tmp_path: Path) -> None:
+    with start_service(tmp_path) as svc:
+        ie = _setup(svc)
+        url = f"{svc.url}{BASE}/v2/infra-envs/{ie}/hosts/{HOST}/instructions"
+        assert _children(svc.proc.pid) == [], "the worker starts with the first big reply, not before"
+        good = {"step_id": "connectivity-check-1", "step_type": "connectivity-check", "exit_code": 0,
+                "output": _report(600)}
+        assert len(json.dumps(good)) > 100_000
+        assert requests.post(url, json=good, timeout=30).status_code == 204
+        host = svc.host(ie, HOST)
+        assert len(json.loads(host["connectivity"])["remote_hosts"]) == 600
+
+        broken = json.loads(_report(600))
+        broken["remote_hosts"][599]["l3_connectivity"][0]["successful"] = "yes"
+        resp = requests.post(url, json={**good, "step_id": "connectivity-check-2", "output": json.dumps(broken)},
+                             timeout=30)
+        assert resp.status_code == 400
+        assert "Failed to validate connectivity-check output" in resp.json()["reason"]
+        assert "successful" in resp.json()["reason"]
+        not_json = requests.post(url, data=b'{"step_id": "x", "output": "' + b"a" * 100_000 + b'", "bad": }',
+                                 timeout=30)
+        assert not_json.status_code == 400 and "not valid JSON" in not_json.json()["reason"]
+
+        workers = _children(svc.proc.pid)
+        assert workers, "a big reply was checked by a worker process"
+        os.kill(svc.proc.pid, signal.SIGKILL)
+        svc.proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers):
+            assert time.monotonic() < deadline, "the reply worker outlived the service"
+            time.sleep(0.1)
