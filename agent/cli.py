@@ -35,6 +35,7 @@ _LONG_FLAGS = {
     "url", "infra-env-id", "agent-version", "interval", "cacert", "insecure", "host-id", "log-json",
     "log-level", "host-root", "config", "dry-run", "shutdown-grace", "with-journal-logging",
     "with-text-logging", "with-stdout-logging", "help", "version",
+    "force-id", "force-mac", "force-hostname", "forced-ipv4", "fake-reboot-marker-path",
 }
 SUBCOMMANDS = {
     "step": "run one step once through the real runner and print its reply; --list shows the steps",
@@ -123,6 +124,10 @@ def daemon_parser() -> argparse.ArgumentParser:
     p.add_argument("--shutdown-grace", help="seconds running steps get after SIGTERM (default 30)")
     for name in ("with-journal-logging", "with-text-logging", "with-stdout-logging"):
         _bool_flag(p, name, "accepted for compatibility with the Go agent")
+    from agent.dry_run import FLAG_ENV
+
+    for attr, var in FLAG_ENV.items():
+        p.add_argument("--" + attr.replace("_", "-"), help=f"with --dry-run: as ${var}")
     p.add_argument("--version", action="version", version=f"agent {__version__}")
     return p
 
@@ -187,8 +192,11 @@ def _run_daemon(argv: list[str], role: str = "agent") -> int:
     cfg = build_config(ns)
     cfg.validate_for_daemon()
     from agent.config import parse_bool
-    from agent.dry_run import DrySettings, validate
+    from agent.dry_run import FLAG_ENV, DrySettings, validate
 
+    for attr, var in FLAG_ENV.items():
+        if getattr(ns, attr, None) is not None:
+            os.environ[var] = getattr(ns, attr)
     dry = DrySettings.from_env(os.environ, flag=cfg.dry_run)
     if dry.enabled and validate(dry):
         raise ConfigError("; ".join(validate(dry)), hint="fix or unset the DRY_* environment variables")

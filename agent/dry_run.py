@@ -37,6 +37,12 @@ ENV_FORCED_HOSTNAME = "DRY_FORCED_HOSTNAME"
 ENV_FORCED_IPV4 = "DRY_FORCED_HOST_IPV4"
 ENV_REBOOT_MARKER = "DRY_FAKE_REBOOT_MARKER_PATH"
 
+#: The Go agent's flags for the same settings (``--force-id`` ...), by argparse attribute: a flag given on the
+#: command line sets its variable for the agent and every step process it starts, as Go's flags and
+#: environment fill one DryRunConfig.
+FLAG_ENV = {"force_id": ENV_HOST_ID, "force_mac": ENV_FORCED_MAC, "force_hostname": ENV_FORCED_HOSTNAME,
+            "forced_ipv4": ENV_FORCED_IPV4, "fake_reboot_marker_path": ENV_REBOOT_MARKER}
+
 _TRUE = ("1", "t", "true", "yes", "y", "on")  # Go's strconv.ParseBool, which envconfig uses
 
 

@@ -273,7 +273,7 @@ class ReferenceService:
             self.store.save_host(host, durable=False)
             self.unsettled.setdefault(host_id, (infra_env_id, time.monotonic()))
 
-    def settle(self, older_than: float = SETTLE_SECONDS, limit: int = 20) -> int:
+    def settle(self, older_than: float = SETTLE_SECONDS, limit: int = 4) -> int:
         """Evaluates up to ``limit`` of the hosts a reply changed at least ``older_than`` seconds ago, the
         oldest first; the number evaluated (the monitor calls it until 0, yielding to requests between)."""
         now = time.monotonic()

@@ -113,3 +113,21 @@ def test_two_dry_agents_on_one_machine_are_two_hosts_and_a_reboot_only_writes_th
         assert "dry-run reboot" in agent_a.log
         assert agent_b.alive() and not marker_b.exists()  # the other host goes on
     assert os.path.exists(marker_a)
+
+
+def test_the_go_agents_dry_run_flags_do_what_its_variables_do(service: RefService, tmp_path: Path) -> None:
+    """``-dry-run -force-id ... -forced-ipv4 ...`` in the Go flag spelling, no DRY_* variable set: the host
+    registers with the forced id and reports the forced hostname, MAC and address (steps read them too)."""
+    cluster = service.create_cluster(control_plane_count=1)
+    ie = str(service.create_infra_env(cluster_id=cluster["id"])["id"])
+    env = {var: "" for var in ("DRY_ENABLE", "DRY_HOST_ID", "DRY_FORCED_HOSTNAME", "DRY_FORCED_MAC_ADDRESS",
+                               "DRY_FORCED_HOST_IPV4", "DRY_FAKE_REBOOT_MARKER_PATH")}
+    args = ["-dry-run", "-force-id", ID_B, "-force-hostname", "flag-host", "-force-mac=aa:bb:cc:00:00:0c",
+            "--forced-ipv4", "192.168.50.12/24", "-fake-reboot-marker-path", str(tmp_path / "rebooted")]
+    with start_agent(service.url, ie, env=env, args=args, log=tmp_path / "agent.log") as agent:
+        host = service.wait_host(ie, _has_inventory(ID_B), timeout=60)
+        inventory = json.loads(host["inventory"])
+        assert inventory["hostname"] == "flag-host"
+        (nic,) = inventory["interfaces"]
+        assert nic["mac_address"] == "aa:bb:cc:00:00:0c" and nic["ipv4_addresses"][0] == "192.168.50.12/24"
+        assert f"registered host {ID_B} (id from DRY_HOST_ID)" in agent.log

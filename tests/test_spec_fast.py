@@ -80,3 +80,17 @@ def test_the_fast_validator_agrees_with_jsonschema(monkeypatch: pytest.MonkeyPat
             checked += 1
             refused += bool(slow)
     assert checked > 1000 and refused > 300  # the mutations do reach both outcomes
+
+
+@pytest.mark.parametrize(("host_id", "valid"), [
+    ("0b3f5d6e-8c55-4f61-9a43-5a7c0e2b9d10", True),
+    ("0B3F5D6E-8C55-4F61-9A43-5A7C0E2B9D10", True),
+    ("{0b3f5d6e-8c55-4f61-9a43-5a7c0e2b9d10}", True),  # uuid.UUID takes it: the fast path defers to it
+    ("0b3f5d6e8c554f619a435a7c0e2b9d10", True),
+    ("0b3f5d6e-8c55-4f61-9a43-5a7c0e2b9d1", False),
+    ("0b3f5d6e-8c55-4f61-9a43-5a7c0e2b9d1g", False),
+    ("host-1", False),
+])
+def test_uuid_formats_are_judged_as_the_checker_judges_them(host_id: str, valid: bool) -> None:
+    report = {"remote_hosts": [{"host_id": host_id, "l2_connectivity": [], "l3_connectivity": []}]}
+    assert (spec.errors("connectivity-report", report) == []) is valid

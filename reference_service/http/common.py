@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, StreamingResponse
 
 from reference_service import json_codec, spec
 from reference_service.errors import ServiceRefusal
@@ -25,7 +26,26 @@ class FastJSONResponse(JSONResponse):
     150 KB connectivity-check argument at 1,000 hosts, which the json module escaped ten times slower."""
 
     def render(self, content: Any) -> bytes:
-        return json_codec.dumps(content).encode()
+        return json_codec.dumps_bytes(content)
+
+
+#: Items a listing encodes before it lets other requests run.
+LIST_CHUNK = 50
+
+
+def json_list(items: Iterable[dict[str, Any]]) -> StreamingResponse:
+    """A JSON array sent one item at a time: listing 1,000 hosts with their connectivity reports (330 KB
+    each) as one document took 0.3 s of the loop and a few hundred MB while it was built, encoded and sent."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"["
+        for i, item in enumerate(items):
+            yield (b"," if i else b"") + json_codec.dumps_bytes(item)
+            if i % LIST_CHUNK == LIST_CHUNK - 1:
+                await asyncio.sleep(0)
+        yield b"]"
+
+    return StreamingResponse(chunks(), media_type="application/json")
 
 
 def public(doc: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 
 from reference_service.errors import ServiceRefusal
 from reference_service.http.auth import Auth
-from reference_service.http.common import check_model, public, read_json, service_of
+from reference_service.http.common import check_model, json_list, public, read_json, service_of
 from reference_service.http.routing import route
 from reference_service.orchestrator import BASE, ReferenceService
 from reference_service.rules.documents import skipped_formatting
@@ -119,8 +119,8 @@ async def list_hosts(request: Request) -> Response:
         raise ServiceRefusal(404, f"Failed to get infra env {ie}")
     # a small cluster's hosts are evaluated as they are listed (a disconnection shows at once); a big one's
     # are the monitor's (listing 1,000 hosts must not evaluate 1,000 hosts)
-    return JSONResponse([public(svc.refresh_host(h) if svc.eager(h) else h)
-                         for h in svc.store.list_hosts(infra_env_id=ie)])
+    hosts = svc.store.list_hosts(infra_env_id=ie)
+    return json_list([public(svc.refresh_host(h) if svc.eager(h) else h) for h in hosts])
 
 
 async def get_host(request: Request) -> Response:

@@ -126,6 +126,10 @@ def skipped_formatting(host: dict[str, Any]) -> list[str]:
 #: poll's time to decode again each time. Small, so it holds what the current request reads, not the cluster.
 _DECODED: OrderedDict[str, Any] = OrderedDict()
 _DECODED_MAX = 32
+#: Texts longer than this are decoded each time, not remembered: a decoded 1,000-peer report is a few MB of
+#: objects, and 32 of them were most of the service's memory at 1,000 hosts. The rules read such reports
+#: through ``derived``, which remembers what they need of them.
+_DECODED_MAX_TEXT = 64 << 10
 _DECODED_LOCK = threading.Lock()
 
 
@@ -146,10 +150,11 @@ def parse_json_field(doc: dict[str, Any], name: str) -> Any:
         value = json_codec.loads(raw)
     except (ValueError, RecursionError):
         value = None
-    with _DECODED_LOCK:
-        _DECODED[raw] = value
-        while len(_DECODED) > _DECODED_MAX:
-            _DECODED.popitem(last=False)
+    if len(raw) <= _DECODED_MAX_TEXT:
+        with _DECODED_LOCK:
+            _DECODED[raw] = value
+            while len(_DECODED) > _DECODED_MAX:
+                _DECODED.popitem(last=False)
     return value
 
 
