@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reference_service import json_codec
+
 MACHINE = Path(__file__).with_name("swarm_machine.json")
 #: Hosts are numbered into this network, 1,022 to a /22 block (each host scans its own block for free
 #: addresses, as the real service asks for subnets of at most 10 host bits).
@@ -84,7 +86,7 @@ def inventory(host: SimHost) -> dict[str, Any]:
 
 def connectivity_report(args: list[str]) -> dict[str, Any]:
     """Every address of every peer reachable on L2 (with the peer NIC's MAC) and on L3, as in dry-run."""
-    peers = json.loads(args[0]) if args else []
+    peers = json_codec.loads(args[0]) if args else []
     remote_hosts = []
     for peer in peers:
         l2, l3 = [], []
@@ -123,7 +125,7 @@ def domain_resolution(args: list[str]) -> dict[str, Any]:
 def reply_text(step_type: str, args: list[str], host: SimHost, hosts: int) -> tuple[int, str, str]:
     """``reply_output`` with the output encoded: what a reply carries (run in a worker process for the big ones)."""
     exit_code, output, error = reply_output(step_type, args, host, hosts)
-    return exit_code, json.dumps(output) if output is not None else "", error
+    return exit_code, json_codec.dumps(output) if output is not None else "", error
 
 
 def reply_output(step_type: str, args: list[str], host: SimHost, hosts: int) -> tuple[int, Any, str]:

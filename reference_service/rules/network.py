@@ -92,15 +92,39 @@ def _loopback(cidr: str) -> bool:
 def connectivity_params(view: HostView) -> str | None:
     """``connectivity-check-params`` as JSON: every other host's NICs (name, MAC, addresses without prefix), or
     None when no peer has any. Each peer's entry is encoded once per inventory and the list joined as text:
-    at 1,000 hosts the list is 150 KB, encoded for every host it is issued to."""
+    at 1,000 hosts the list is 150 KB, issued to 150 hosts in the first minute of a discovery, and looking
+    each peer's entry up through ``derived`` took 7 ms of the loop each time."""
     entries = []
-    for other in sorted(view.others, key=lambda h: str(h.get("id"))):
+    for other in sorted(view.others, key=_by_id):
         if other.get("status") in SKIP_CONNECTIVITY_STATES:
             continue
-        nics = derived(other, "inventory", _probed_nics_json)
-        if nics is not None:
-            entries.append(f'{{"host_id": {json.dumps(other["id"])}, "nics": {nics}}}')
+        entry = _peer_entry(other)
+        if entry is not None:
+            entries.append(entry)
     return f"[{', '.join(entries)}]" if entries else None
+
+
+def _by_id(host: dict[str, Any]) -> str:
+    return str(host.get("id"))
+
+
+#: host id -> (the inventory text an entry was made from, the entry): the same text object costs one
+#: identity check (documents share their strings when they are copied).
+_ENTRIES: dict[str, tuple[Any, str | None]] = {}
+_ENTRIES_MAX = 100_000
+
+
+def _peer_entry(host: dict[str, Any]) -> str | None:
+    raw, host_id = host.get("inventory"), str(host.get("id"))
+    cached = _ENTRIES.get(host_id)
+    if cached is not None and (cached[0] is raw or cached[0] == raw):
+        return cached[1]
+    nics = derived(host, "inventory", _probed_nics_json)
+    entry = None if nics is None else f'{{"host_id": {json.dumps(host_id)}, "nics": {nics}}}'
+    if len(_ENTRIES) >= _ENTRIES_MAX:
+        _ENTRIES.clear()
+    _ENTRIES[host_id] = (raw, entry)
+    return entry
 
 
 def _probed_nics_json(inv: Any) -> str | None:
