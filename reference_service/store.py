@@ -105,9 +105,9 @@ class Store:
         """How many writes were submitted: what a request waits for with ``committed`` before it answers."""
         return self._writer.enqueued
 
-    async def committed(self, upto: int | None = None) -> None:
+    async def committed(self) -> None:
         """Until the writes submitted so far are on disk (raises StoreUnavailable when they cannot be)."""
-        await self._writer.committed(upto)
+        await self._writer.committed()
 
     def flush(self) -> None:
         self._writer.flush()

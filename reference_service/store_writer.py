@@ -154,18 +154,17 @@ class Writer:
         _settle([f for _, f in waiting], error)
         return error is None
 
-    def flush(self, upto: int | None = None, timeout: float = 60.0) -> None:
-        """Commit everything submitted so far, now (synchronous code, and reads that must see their writes).
-        ``timeout`` is accepted for the callers of the former writer thread; a commit does not wait."""
-        if self.done >= (self.enqueued if upto is None else upto):
+    def flush(self) -> None:
+        """Commit everything submitted so far, now (synchronous code, and reads that must see their writes)."""
+        if self.done >= self.enqueued:
             return
         if not self._commit_pending():
             raise StoreUnavailable(self.error or "the database cannot be written")
 
-    async def committed(self, upto: int | None = None) -> None:
+    async def committed(self) -> None:
         """Wait (on the event loop) until everything submitted so far is committed."""
         loop = asyncio.get_running_loop()
-        target = self.enqueued if upto is None else upto
+        target = self.enqueued
         if self.done >= target:
             return
         future: asyncio.Future[None] = loop.create_future()

@@ -46,6 +46,11 @@ def _children(pid: int) -> list[psutil.Process]:
         return []
 
 
+def _workers(pid: int) -> list[psutil.Process]:
+    """The pool's worker processes (multiprocessing also starts a resource tracker)."""
+    return [c for c in _children(pid) if "resource_tracker" not in " ".join(c.cmdline())]
+
+
 def _report(peers: int) -> str:
     return json.dumps({"remote_hosts": [
         {"host_id": f"00000000-0000-0000-0000-{i:012d}",
@@ -101,3 +106,25 @@ def test_a_host_listing_is_streamed_host_by_host(tmp_path: Path) -> None:
         assert resp.status_code == 200 and resp.headers.get("transfer-encoding") == "chunked"
         assert resp.headers["content-type"] == "application/json"
         assert [h["id"] for h in resp.json()] == [HOST, *ids]
+
+
+def test_a_killed_reply_worker_is_replaced_and_no_reply_is_lost(tmp_path: Path) -> None:
+    with start_service(tmp_path) as svc:
+        ie = _setup(svc)
+        url = f"{svc.url}{BASE}/v2/infra-envs/{ie}/hosts/{HOST}/instructions"
+
+        def post(n: int) -> int:
+            reply = {"step_id": f"connectivity-check-{n}", "step_type": "connectivity-check", "exit_code": 0,
+                     "output": _report(600)}
+            return requests.post(url, json=reply, timeout=30).status_code
+
+        assert post(1) == 204
+        (worker,) = _workers(svc.proc.pid)
+        worker.kill()
+        worker.wait(10)
+        assert post(2) == 204  # the broken pool's reply is checked in a thread
+        assert post(3) == 204
+        (again,) = _workers(svc.proc.pid)
+        assert again.pid != worker.pid
+        assert [r["step_id"] for r in svc.replies(HOST, "connectivity-check")] == \
+            [f"connectivity-check-{n}" for n in (1, 2, 3)]

@@ -57,9 +57,9 @@ def service_of(request: Request) -> ReferenceService:
     return request.app.state.service  # type: ignore[no-any-return]
 
 
-#: Bodies above this are parsed (and a step reply's output parsed and checked against its model) in a worker
-#: thread, so that other requests are served meanwhile: below it the work takes about a millisecond, less than
-#: a thread hand-off costs; a 30 MB reply's checks take seconds of pure Python, which would stall the loop.
+#: Bodies of the user routes above this are parsed in a worker thread, so that other requests are served
+#: meanwhile (step replies, which come in hundreds a second, are checked in a worker process instead:
+#: ``reply_workers``).
 PARSE_IN_THREAD = 256 << 10
 #: Request bodies are JSON decoded by ``json_codec.decode_request`` (its historic name here).
 decode_json = json_codec.decode_request
