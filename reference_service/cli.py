@@ -139,8 +139,9 @@ def _main(argv: Sequence[str] | None) -> int:
 
         from reference_service import gc_policy, monitor, reply_workers
         from reference_service.http.app import create_app
-        from reference_service.orchestrator import ReferenceService, Settings
+        from reference_service.orchestrator import ReferenceService
         from reference_service.rules import load_areas
+        from reference_service.settings import Settings
         from reference_service.store import Store
     except ModuleNotFoundError as exc:  # the metadata said all is there, but a module of the extra is not
         raise _extra_error(exc.name or str(exc)) from None

@@ -13,18 +13,17 @@ import itertools
 import json
 import logging
 import random
-import secrets
 import time
 import zlib
-from dataclasses import dataclass, field
 from typing import Any
 
 from reference_service import os_image, reply_check
 from reference_service.errors import ServiceRefusal
 from reference_service.rules import ip_collisions, registry, states
 from reference_service.rules.cluster_digest import ClusterDigest
-from reference_service.rules.documents import HostView, WithHost, host_name, is_sno
+from reference_service.rules.documents import HostView, WithHost, host_name, is_sno, prime
 from reference_service.rules.install import progress_update
+from reference_service.settings import Settings
 from reference_service.store import Store, _now_iso
 
 log = logging.getLogger("reference_service")
@@ -52,28 +51,6 @@ def _step_id(step_type: str) -> str:
     """The real service's form (``<type>-<8 hex digits>``); from ``random``, not uuid4, whose read of the
     kernel's entropy pool was 3 % of a busy service's time: a step id only has to differ from the host's last."""
     return f"{step_type}-{random.getrandbits(32):08x}"
-
-
-@dataclass
-class Settings:
-    next_step_seconds: int = 60
-    #: The agent image the service expects; None accepts any (no upgrade-agent step, compatible-agent passes).
-    agent_image: str | None = None
-    #: "none" (no auth, for local use) or "token" (per-infra-env agent token, admin token for users).
-    auth: str = "none"
-    admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    #: Test mode: record every request and allow fault injection through /api/reference/faults.
-    test_mode: bool = False
-    #: Dry-run installs: a host that reports Rebooting is installed (no controller will report Done).
-    dry_run_install: bool = False
-    #: Keep inventory interfaces of virtual types (veth, bridge...), as the real ENABLE_VIRTUAL_INTERFACES.
-    enable_virtual_interfaces: bool = False
-    #: Step types never issued, as the real service's DISABLED_STEPS (comma-separated in the environment).
-    disabled_steps: frozenset[str] = frozenset()
-    #: Bytes the inventory JSON may take, and the smallest disk it lists (the real AGENT_INVENTORY_MAX_SIZE and
-    #: AGENT_INVENTORY_DISK_MIN_SIZE); 0: no limit, and the inventory step gets no flag for it.
-    inventory_max_size: int = 0
-    inventory_disk_min_size: int = 0
 
 
 class ReferenceService:
@@ -258,6 +235,7 @@ class ReferenceService:
             view = self.view(host)
             handler(view, parsed if exit_code == 0 or parsed is not None else None, reply)
             host = view.host
+            self._keep_output(host, reply, parsed)
             if view.cluster is not None and view.cluster != self.store.peek_cluster(view.cluster["id"]):
                 # a DHCP lease, a VIP verdict
                 self.store.save_cluster(view.cluster)
@@ -272,6 +250,19 @@ class ReferenceService:
             # before it is acknowledged: a kill -9 before the settler loses what the host's next cycle resends)
             self.store.save_host(host, durable=False)
             self.unsettled.setdefault(host_id, (infra_env_id, time.monotonic()))
+
+    def _keep_output(self, host: dict[str, Any], reply: dict[str, Any], parsed: Any) -> None:
+        """Fields a handler set to the reply's output hold the store's handle to it instead (``stored_text``:
+        a big text is then not kept in memory twice, nor at all once written), and what the rules derive from
+        them is derived now, from the output already parsed, not from the text read back later."""
+        output, kept = reply.get("output"), None
+        if not isinstance(output, str) or not output:
+            return
+        for name, value in list(host.items()):
+            if value is output:
+                kept = kept if kept is not None else self.store.keep_text(host["id"], reply)
+                host[name] = kept
+                prime(host, name, parsed)
 
     def settle(self, older_than: float = SETTLE_SECONDS, limit: int = 4) -> int:
         """Evaluates up to ``limit`` of the hosts a reply changed at least ``older_than`` seconds ago, the

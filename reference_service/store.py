@@ -13,18 +13,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import os
 import secrets
 import sqlite3
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
 from reference_service import json_codec, store_refs
+from reference_service.store_history import History, _iso
 from reference_service.store_schema import INDEXES, SCHEMA, migrate, private_key
 from reference_service.store_writer import AsJson, Writer
+from reference_service.stored_text import StoredText
 
 #: What a poll changes when nothing else does (orchestrator.next_steps); ``updated_at`` moves with every save.
 CHECKIN_FIELDS = ("checked_in_at", "_checked_in", "timestamp", "discovery_agent_version")
@@ -35,19 +37,22 @@ def _only_checkin(before: dict[str, Any], after: dict[str, Any]) -> bool:
     return all(before.get(k) == after.get(k) for k in before.keys() | after.keys() if k not in _IGNORED)
 
 
-class Store:
-    """The documents in memory, written through to SQLite by one writer thread (``store_writer``).
+class Store(History):
+    """The documents in memory, written through to SQLite in group commits (``store_writer``).
 
     The service owns its database: documents are loaded once and every change goes through this object, so a
     lookup costs a dictionary access, not a query and a JSON decode (at 1,000 hosts, decoding the cluster's
     documents on every poll was most of the service's time). ``get_*`` and ``list_*`` return copies the caller
-    may change; ``peers`` returns the stored documents themselves, read-only, for the rules' views. History
-    (replies, events, the request journal, blobs) is read from SQLite, after the writer caught up.
+    may change; ``peers`` returns the stored documents themselves, read-only, for the rules' views. A field
+    copying a big reply output holds a handle to the reply (``keep_text``), whose text is read back when needed.
+    History (replies, events, the request journal, blobs) is read from SQLite, after the writer caught up.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._key = secrets.token_bytes(32)
+        #: Whether big texts are let go of once committed (``store_refs``); an in-memory store holds them all.
+        self._spill = self.path != ":memory:"
         if self.path == ":memory:":  # one database shared by the writer and the reader connections
             self.path = f"file:store-{secrets.token_hex(8)}?mode=memory&cache=shared"
         else:
@@ -74,8 +79,8 @@ class Store:
         self._cluster_lists: dict[str, tuple[list[dict[str, Any]], dict[tuple[str, str], int]]] = {}
         self._by_cluster: dict[str, dict[tuple[str, str], None]] = {}
         self._by_infra_env: dict[str, dict[tuple[str, str], None]] = {}
-        #: The big reply outputs host fields may hold verbatim, which host rows refer to (store_refs).
-        self._outputs: store_refs.Outputs = {}
+        #: Handles to big texts not yet let go of, with the write their reply was submitted as.
+        self._fresh: deque[tuple[int, StoredText]] = deque()
         self._load()
 
     def _load(self) -> None:
@@ -86,7 +91,7 @@ class Store:
             infra_env = json_codec.loads(doc)
             self._infra_envs[infra_env["id"]] = (infra_env, str(token))
         for rowid, doc in self._db.execute("SELECT rowid, doc FROM hosts ORDER BY rowid"):
-            self._put_host(store_refs.resolve(self._db, json_codec.loads(doc)), rowid)
+            self._put_host(store_refs.resolve(self._db, json_codec.loads(doc), self._text, self._spill), rowid)
         for infra_env_id, host_id, fields in self._db.execute("SELECT infra_env_id, id, fields FROM checkins"):
             host = self._hosts.get((infra_env_id, host_id))
             checkin = json_codec.loads(fields)
@@ -214,6 +219,7 @@ class Store:
         """``durable=False`` keeps the change in memory only, until the host's next durable save or
         ``persist``: for what a restart may lose (a poll's check-in time), so a poll writes nothing."""
         doc["updated_at"] = _now_iso()
+        self._let_go()
         with self._lock:
             key = (doc["infra_env_id"], doc["id"])
             previous = self._hosts.get(key)
@@ -252,7 +258,7 @@ class Store:
                     " ON CONFLICT (infra_env_id, id) DO UPDATE SET doc = excluded.doc,"
                     " cluster_id = excluded.cluster_id",
                     (doc["infra_env_id"], doc["id"],
-                     AsJson(store_refs.row(self._outputs, (doc["infra_env_id"], doc["id"]), doc)),
+                     AsJson(store_refs.row(doc)),
                      doc.get("cluster_id") or None))
 
     def _put_host(self, doc: dict[str, Any], rowid: int | None) -> None:
@@ -291,7 +297,6 @@ class Store:
             self._order.pop(key, None)
             self._unsaved.discard(key)
             self._unsaved_checkins.discard(key)
-            self._outputs.pop(key, None)
             self._by_infra_env.get(infra_env_id, {}).pop(key, None)
             if old is not None and old.get("cluster_id"):
                 self._by_cluster.get(old["cluster_id"], {}).pop(key, None)
@@ -299,9 +304,8 @@ class Store:
             self._write("DELETE FROM hosts WHERE infra_env_id = ? AND id = ?", key)
             self._write("DELETE FROM checkins WHERE infra_env_id = ? AND id = ?", key)
 
-    # -- history ----------------------------------------------------------------------------------------
+    # -- replies and the texts host fields copy from them (history: store_history) ----------------------
     def add_reply(self, infra_env_id: str, host_id: str, reply: dict[str, Any]) -> None:
-        store_refs.remember(self._outputs, (infra_env_id, host_id), reply)
         self._write(
             "INSERT INTO replies (infra_env_id, host_id, step_id, step_type, exit_code, output, error,"
             " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -309,51 +313,25 @@ class Store:
              int(reply.get("exit_code", 0) or 0), reply.get("output", ""), reply.get("error", ""), time.time()),
         )
 
-    def replies(self, host_id: str | None = None, step_type: str | None = None, *,
-                last: int | None = None) -> list[dict[str, Any]]:
-        """Replies oldest first; ``last`` keeps only the newest that many (read from the index, not filtered)."""
-        cond, args = _where(host_id=host_id or None, step_type=step_type or None)
-        sql = f"SELECT {_REPLY_COLUMNS} FROM replies{cond} ORDER BY seq"
-        if last is not None:
-            sql = f"SELECT * FROM ({sql} DESC LIMIT {int(last)}) ORDER BY seq"
-        return [dict(zip(_REPLY_KEYS, r, strict=True)) for r in self._read(sql, args)]
+    def keep_text(self, host_id: str, reply: dict[str, Any]) -> Any:
+        """What a host field copying the output of a reply added by ``add_reply`` holds (``store_refs``): the
+        text when it is small, else a handle whose text, when big, is let go of once the reply is committed."""
+        kept = store_refs.handle(host_id, reply, self._text)
+        if self._spill and isinstance(kept, StoredText) and kept.size >= store_refs.SPILL:
+            self._fresh.append((self._writer.enqueued, kept))
+        return kept
 
-    def latest_replies(self, host_id: str) -> list[dict[str, Any]]:
-        """The newest reply of each step type of one host: what a host's page shows, one indexed row a type."""
-        sql = (f"SELECT {_REPLY_COLUMNS} FROM replies WHERE seq IN (SELECT MAX(seq) FROM replies"
-               " WHERE host_id = ? GROUP BY step_type) ORDER BY seq")
-        return [dict(zip(_REPLY_KEYS, r, strict=True)) for r in self._read(sql, (host_id,))]
+    def _let_go(self) -> None:
+        done = self._writer.done
+        while self._fresh and self._fresh[0][0] <= done:
+            self._fresh.popleft()[1].release()
 
-    def add_event(self, message: str, *, severity: str = "info", cluster_id: str | None = None,
-                  host_id: str | None = None, infra_env_id: str | None = None) -> None:
-        self._write("INSERT INTO events (cluster_id, host_id, infra_env_id, severity, message, event_time)"
-                    " VALUES (?, ?, ?, ?, ?, ?)", (cluster_id, host_id, infra_env_id, severity, message, time.time()))
-
-    def events(self, *, cluster_id: str | None = None, host_id: str | None = None,
-               last: int | None = None) -> list[dict[str, Any]]:
-        """Events oldest first; ``last`` keeps only the newest that many."""
-        cond, args = _where(cluster_id=cluster_id or None, host_id=host_id or None)
-        sql = ("SELECT seq, cluster_id, host_id, infra_env_id, severity, message, event_time"
-               f" FROM events{cond} ORDER BY seq")
-        if last is not None:
-            sql = f"SELECT * FROM ({sql} DESC LIMIT {int(last)}) ORDER BY seq"
-        return [{"cluster_id": c, "host_id": h, "infra_env_id": ie, "severity": sev, "message": msg,
-                 "event_time": _iso(t)} for _, c, h, ie, sev, msg, t in self._read(sql, args)]
-
-    def add_request(self, method: str, path: str, headers: dict[str, str], body: str, status: int) -> None:
-        self._write("INSERT INTO requests (method, path, headers, body, status, received_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)", (method, path, json.dumps(headers), body, status, time.time()))
-
-    def requests(self) -> list[dict[str, Any]]:
-        rows = self._read("SELECT method, path, headers, body, status FROM requests ORDER BY seq")
-        return [{"method": m, "path": p, "headers": json.loads(h), "body": b, "status": s} for m, p, h, b, s in rows]
-
-    def put_blob(self, key: str, data: bytes) -> None:
-        self._write("INSERT OR REPLACE INTO blobs (key, data, created_at) VALUES (?, ?, ?)", (key, data, time.time()))
-
-    def get_blob(self, key: str) -> bytes | None:
-        rows = self._read("SELECT data FROM blobs WHERE key = ?", (key,))
-        return bytes(rows[0][0]) if rows else None
+    def _text(self, handle: StoredText) -> str:
+        with self._lock:
+            found = self._db.execute("SELECT output FROM replies WHERE host_id = ? AND step_type = ? AND step_id = ?"
+                                     " ORDER BY seq DESC LIMIT 1",
+                                     (handle.host_id, handle.step_type, handle.step_id)).fetchone()
+        return str(found[0] or "") if found else ""
 
 
 def _copy(value: Any) -> Any:
@@ -365,26 +343,9 @@ def _copy(value: Any) -> Any:
     return value
 
 
-_REPLY_KEYS = ("seq", "infra_env_id", "host_id", "step_id", "step_type", "exit_code", "output", "error",
-               "received_at")
-_REPLY_COLUMNS = ", ".join(_REPLY_KEYS)
-
-
-def _where(**equal: str | None) -> tuple[str, tuple[str, ...]]:
-    """A WHERE clause of column equalities, the columns named in code and only the values bound."""
-    given = {k: v for k, v in equal.items() if v is not None}
-    if not given:
-        return "", ()
-    return " WHERE " + " AND ".join(f"{k} = ?" for k in given), tuple(given.values())
-
-
 def token_hash(token: str) -> str:
     """What the store keeps of an agent token."""
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _iso(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1000):03d}Z"
 
 
 def _now_iso() -> str:

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 from reference_service import monitor, orchestrator
-from reference_service.orchestrator import ReferenceService, Settings
+from reference_service.orchestrator import ReferenceService
 from reference_service.rules import load_areas, states
+from reference_service.settings import Settings
 from reference_service.store import Store
 
 HOSTS = 6

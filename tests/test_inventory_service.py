@@ -288,8 +288,8 @@ def test_truncated_inventories() -> None:
 def test_inventory_step_gets_the_sizing_flags_only_when_set() -> None:
     from types import SimpleNamespace
 
-    from reference_service.orchestrator import Settings
     from reference_service.rules import core
+    from reference_service.settings import Settings
 
     view = view_of(None, service=None)
     view.service = SimpleNamespace(settings=Settings())

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 from reference_service import json_codec, spec
 from reference_service.errors import ServiceRefusal
 from reference_service.orchestrator import ReferenceService
+from reference_service.stored_text import text_of
 
 
 def error(status: int, reason: str) -> JSONResponse:
@@ -49,8 +50,9 @@ def json_list(items: Iterable[dict[str, Any]]) -> StreamingResponse:
 
 
 def public(doc: dict[str, Any]) -> dict[str, Any]:
-    """A stored document as the API shows it: internal bookkeeping fields (``_x``) removed."""
-    return {k: v for k, v in doc.items() if not k.startswith("_")}
+    """A stored document as the API shows it: internal bookkeeping fields (``_x``) removed, handles to stored
+    texts replaced by the texts."""
+    return {k: text_of(v) for k, v in doc.items() if not k.startswith("_")}
 
 
 def service_of(request: Request) -> ReferenceService:

@@ -33,6 +33,7 @@ from typing import Any
 
 from reference_service.rules.documents import effective_role, parse_json_field
 from reference_service.rules.network import machine_cidrs
+from reference_service.stored_text import StoredText
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 #: Clusters up to this size get the exact (exhaustive) majority rule; larger ones the greedy clique.
@@ -123,13 +124,15 @@ class ClusterDigest:
         return peer[1] if peer else str(host_id)
 
 
-_Key = tuple[int, int]
+_Key = tuple[int, int] | StoredText
 
 
 def _key(raw: Any) -> _Key | None:
-    """Identity of a raw JSON field without keeping it: (length, hash); hashes of str objects are cached
-    by Python, so the same object costs nothing, and an equal new string is hashed once. None when the
-    field is not a string (documents built in tests): then it is derived again on each digest."""
+    """Identity of a raw JSON field without keeping it: (length, hash) of a text (hashes of str objects are
+    cached by Python, so the same object costs nothing, and an equal new string is hashed once), a handle to a
+    stored text itself. None for anything else (documents built in tests): derived again on each digest."""
+    if isinstance(raw, StoredText):
+        return raw
     return (len(raw), hash(raw)) if isinstance(raw, str) else None
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from reference_service import json_codec
+from reference_service.stored_text import StoredText
 
 #: Validation outcome: (status, message) with status one of success, failure, pending, error, disabled.
 Outcome = tuple[str, str]
@@ -140,6 +141,8 @@ def parse_json_field(doc: dict[str, Any], name: str) -> Any:
     raw = doc.get(name)
     if not raw:
         return None
+    if isinstance(raw, StoredText):
+        raw = raw.text()
     if not isinstance(raw, str):
         return raw
     with _DECODED_LOCK:

@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 from reference_service.rules.connectivity_admission import ADMISSIONS
-from reference_service.rules.documents import HostView, derived, effective_role, is_sno, prime
+from reference_service.rules.documents import HostView, derived, effective_role, is_sno
 from reference_service.rules.registry import reply_handler, step_arguments
 
 CATEGORY = "network"
@@ -223,7 +223,6 @@ def _store(field: str) -> Any:
     def handler(view: HostView, output: Any, reply: dict[str, Any]) -> None:
         if output is not None and int(reply.get("exit_code") or 0) == 0:
             view.host[field] = reply.get("output", "")
-            prime(view.host, field, output)
 
     return handler
 

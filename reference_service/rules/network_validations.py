@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
-import json
 from typing import Any
 
 from reference_service.rules.cluster_digest import in_majority_group
@@ -237,13 +236,9 @@ def ignition_downloadable(view: HostView) -> Outcome | None:
     to download it (the api-vip-connectivity-check step tries)."""
     if not view.cluster or not is_day2(view):
         return None
-    raw = view.host.get("api_vip_connectivity")
-    if not raw:
+    if not view.host.get("api_vip_connectivity"):
         return "pending", "Ignition is not yet available, pending API connectivity"
-    try:
-        report = json.loads(raw) if isinstance(raw, str) else raw
-    except ValueError:
-        report = None
+    report = parse_json_field(view.host, "api_vip_connectivity")
     if not isinstance(report, dict):
         return "error", "Internal error - failed to parse agent API connectivity response"
     if report.get("is_success"):

@@ -1,0 +1,151 @@
+"""A host's big fields (its connectivity report: 330 KB at 1,000 hosts) are not kept in memory: the document
+holds a handle to the reply the text came from, the rules read what they derived when the reply came in, and
+the API shows the text read back from the reply."""
+
+from __future__ import annotations
+
+import gc
+import json
+import tracemalloc
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reference_service import monitor, orchestrator
+from reference_service.http.common import public
+from reference_service.orchestrator import ReferenceService
+from reference_service.rules import load_areas
+from reference_service.rules.documents import parse_json_field
+from reference_service.settings import Settings
+from reference_service.store import Store
+from reference_service.stored_text import StoredText
+
+HOSTS = 40
+REPEAT = 13
+
+
+def _report(ids: list[str], me: str) -> str:
+    """A connectivity report on every other host, padded to the size a 1,000-peer report has per peer."""
+    return json.dumps({"remote_hosts": [
+        {"host_id": peer,
+         "l2_connectivity": [{"outgoing_nic": "eth0", "remote_ip": f"10.0.0.{i + 1}", "successful": True,
+                              "remote_mac": "02:00:00:00:00:01", "outgoing_ip_address": "10.0.0.250"}] * 2,
+         "l3_connectivity": [{"outgoing_nic": "eth0", "remote_ip": f"10.0.0.{i + 1}", "successful": True,
+                              "average_rtt_ms": 0.1, "packet_loss_percentage": 0}] * 2}
+        for i, peer in enumerate(ids) if peer != me] * REPEAT})
+
+
+@pytest.fixture
+def big(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ReferenceService, str, list[str]]]:
+    monkeypatch.setattr(orchestrator, "EAGER_LIMIT", 3)
+    monkeypatch.setattr(monitor, "EAGER_LIMIT", 3)
+    load_areas()
+    store = Store(tmp_path / "db")
+    svc = ReferenceService(store, Settings())
+    cid, ie = str(uuid.uuid4()), str(uuid.uuid4())
+    store.save_cluster({"id": cid, "kind": "Cluster", "name": "big", "base_dns_domain": "example.com",
+                        "status": "insufficient", "control_plane_count": 3,
+                        "machine_networks": [{"cidr": "10.0.0.0/24"}]})
+    store.save_infra_env({"id": ie, "kind": "InfraEnv", "name": "ie", "cluster_id": cid})
+    ids = [str(uuid.uuid4()) for _ in range(HOSTS)]
+    for host_id in ids:
+        svc.register_host(ie, host_id, None)
+    try:
+        yield svc, ie, ids
+    finally:
+        store.close()
+
+
+def _post_reports(svc: ReferenceService, ie: str, ids: list[str], cycle: int = 0) -> None:
+    for host_id in ids:
+        svc.post_reply(ie, host_id, {"step_id": f"connectivity-check-{cycle}", "step_type": "connectivity-check",
+                                     "exit_code": 0, "output": _report(ids, host_id)})
+    svc.store.flush()
+    while svc.settle(older_than=0):
+        pass
+
+
+def test_the_service_does_not_keep_the_reports_it_stored(big: tuple[ReferenceService, str, list[str]]) -> None:
+    svc, ie, ids = big
+    assert len(_report(ids, ids[0])) > 300_000
+    _post_reports(svc, ie, ids)  # the spec's checkers and the rules' caches are made on first use
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        _post_reports(svc, ie, ids, cycle=1)  # 40 reports, 12.5 MB of text
+        _post_reports(svc, ie, ids, cycle=2)
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 1_000_000, f"{kept} bytes kept after 80 reports of 320 KB"
+    handle = (svc.store.peek_host(ie, ids[5]) or {})["connectivity"]
+    assert isinstance(handle, StoredText) and not handle.held
+    shown = public(svc.store.get_host(ie, ids[5]) or {})["connectivity"]
+    assert shown == _report(ids, ids[5])  # the API shows the text, read back from the reply
+
+
+def test_the_rules_read_what_they_derived_not_the_text(
+        big: tuple[ReferenceService, str, list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    svc, ie, ids = big
+    _post_reports(svc, ie, ids)
+    loads: list[str] = []
+    real = svc.store._text
+
+    def counted(handle: StoredText) -> str:
+        loads.append(handle.host_id)
+        return real(handle)
+
+    monkeypatch.setattr(svc.store, "_text", counted)
+    for handle in [(svc.store.peek_host(ie, h) or {})["connectivity"] for h in ids]:
+        handle._load = counted  # the handles were made before the count
+    for host_id in ids:
+        host = svc.store.get_host(ie, host_id) or {}
+        svc.refresh_host(host)
+        svc.next_steps(ie, host_id, None, None)
+    assert loads == []
+    # a rule that reads the text itself still gets it
+    assert len(parse_json_field(svc.store.peek_host(ie, ids[0]) or {}, "connectivity")["remote_hosts"]) == \
+        REPEAT * (HOSTS - 1)
+    assert loads == [ids[0]]
+
+
+def test_handles_survive_a_restart_as_references_in_the_rows(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db")
+    big, mid = "b" * 100_000, "m" * 10_000
+    host: dict[str, Any] = {"id": "h1", "infra_env_id": "ie", "status": "known"}
+    for n, (field, text) in enumerate((("connectivity", big), ("free_addresses", mid))):
+        reply = {"step_id": f"s-{n}", "step_type": field, "exit_code": 0, "output": text}
+        store.add_reply("ie", "h1", reply)
+        host[field] = store.keep_text("h1", reply)
+    host["domain_name_resolutions"] = "small"
+    store.save_host(host)
+    store.flush()
+    store.save_host(store.get_host("ie", "h1") or {})  # lets go of what was committed
+    assert not store.peek_host("ie", "h1")["connectivity"].held  # type: ignore[index]
+    assert store.peek_host("ie", "h1")["free_addresses"].held  # type: ignore[index]
+    store.close()
+    again = Store(tmp_path / "db")
+    loaded = again.peek_host("ie", "h1") or {}
+    assert isinstance(loaded["connectivity"], StoredText) and not loaded["connectivity"].held
+    assert isinstance(loaded["free_addresses"], StoredText) and loaded["free_addresses"].held
+    assert public(loaded) == {"id": "h1", "infra_env_id": "ie", "status": "known", "connectivity": big,
+                              "free_addresses": mid, "domain_name_resolutions": "small",
+                              "updated_at": loaded["updated_at"]}
+    again.close()
+
+
+def test_an_in_memory_store_holds_every_text(tmp_path: Path) -> None:
+    store = Store(":memory:")
+    reply = {"step_id": "s-1", "step_type": "connectivity-check", "exit_code": 0, "output": "c" * 100_000}
+    store.add_reply("ie", "h1", reply)
+    store.save_host({"id": "h1", "infra_env_id": "ie", "connectivity": store.keep_text("h1", reply)})
+    store.flush()
+    store.save_host(store.get_host("ie", "h1") or {})
+    handle = (store.peek_host("ie", "h1") or {})["connectivity"]
+    assert isinstance(handle, StoredText) and handle.held and handle.text() == "c" * 100_000
+    store.close()
