@@ -19,7 +19,8 @@ from typing import Any
 
 from reference_service import os_image, reply_check
 from reference_service.errors import ServiceRefusal
-from reference_service.rules import ip_collisions, registry, states
+from reference_service.reply_check import Derived
+from reference_service.rules import cluster_digest, ip_collisions, registry, states
 from reference_service.rules.cluster_digest import ClusterDigest
 from reference_service.rules.documents import HostView, WithHost, host_name, is_sno, prime
 from reference_service.rules.install import progress_update
@@ -220,8 +221,10 @@ class ReferenceService:
         """The reply's parsed output, or ServiceRefusal(400) (``reply_check``: pure, so it may run in a thread)."""
         return reply_check.check_reply(reply, test_mode=self.settings.test_mode)
 
-    def apply_reply(self, infra_env_id: str, host_id: str, reply: dict[str, Any], parsed: Any) -> None:
-        """Store a reply ``check_reply`` accepted (``parsed`` is its output) and let its step's rules act on it."""
+    def apply_reply(self, infra_env_id: str, host_id: str, reply: dict[str, Any], parsed: Any,
+                    derived: Derived | None = None) -> None:
+        """Store a reply ``check_reply`` accepted (``parsed`` is its output) and let its step's rules act on it;
+        ``derived``: what the rules derive from the fields it sets, when a reply worker derived it."""
         host = self.require_host(infra_env_id, host_id)
         step_type = reply.get("step_type", "")
         exit_code = int(reply.get("exit_code") or 0)
@@ -235,7 +238,9 @@ class ReferenceService:
             view = self.view(host)
             handler(view, parsed if exit_code == 0 or parsed is not None else None, reply)
             host = view.host
-            self._keep_output(host, reply, parsed)
+            self._keep_output(host, reply, parsed, derived.fields if derived else {})
+            if derived is not None and derived.reach is not None:
+                cluster_digest.offer_reach(host, *derived.reach)
             if view.cluster is not None and view.cluster != self.store.peek_cluster(view.cluster["id"]):
                 # a DHCP lease, a VIP verdict
                 self.store.save_cluster(view.cluster)
@@ -251,7 +256,8 @@ class ReferenceService:
             self.store.save_host(host, durable=False)
             self.unsettled.setdefault(host_id, (infra_env_id, time.monotonic()))
 
-    def _keep_output(self, host: dict[str, Any], reply: dict[str, Any], parsed: Any) -> None:
+    def _keep_output(self, host: dict[str, Any], reply: dict[str, Any], parsed: Any,
+                     derived: dict[str, dict[str, Any]]) -> None:
         """Fields a handler set to the reply's output hold the store's handle to it instead (``stored_text``:
         a big text is then not kept in memory twice, nor at all once written), and what the rules derive from
         them is derived now, from the output already parsed, not from the text read back later."""
@@ -262,7 +268,8 @@ class ReferenceService:
             if value is output:
                 kept = kept if kept is not None else self.store.keep_text(host["id"], reply)
                 host[name] = kept
-                prime(host, name, parsed)
+                if name in derived or parsed is not registry.CHECKED:
+                    prime(host, name, parsed, derived.get(name))
 
     def settle(self, older_than: float = SETTLE_SECONDS, limit: int = 4) -> int:
         """Evaluates up to ``limit`` of the hosts a reply changed at least ``older_than`` seconds ago, the

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from reference_service import json_codec, spec
@@ -13,6 +14,16 @@ from reference_service.errors import ServiceRefusal
 
 #: Steps whose output is parsed and checked even when they failed: it says what failed.
 CHECKED_WHEN_FAILED = ("installation-disk-speed-check", "container-image-availability")
+
+
+@dataclass(frozen=True)
+class Derived:
+    """What a reply worker derived from a reply's output for the rules, so that the loop does not."""
+
+    #: Per host field the reply sets, per deriver (``documents.derive_all``), its value.
+    fields: dict[str, dict[str, Any]]
+    #: A connectivity report's ``cluster_digest.reached`` over the host's machine CIDRs, with their names.
+    reach: tuple[tuple[str, ...], dict[str, int]] | None = None
 
 
 @functools.lru_cache(maxsize=1)

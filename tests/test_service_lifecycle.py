@@ -128,3 +128,37 @@ def test_a_killed_reply_worker_is_replaced_and_no_reply_is_lost(tmp_path: Path) 
         assert again.pid != worker.pid
         assert [r["step_id"] for r in svc.replies(HOST, "connectivity-check")] == \
             [f"connectivity-check-{n}" for n in (1, 2, 3)]
+
+
+def test_cluster_views_stream_their_hosts_and_list_big_fields_only_when_asked(tmp_path: Path) -> None:
+    """A cluster's hosts are sent one at a time, their reports read back from the replies as they go; the
+    hosts listing of a cluster has the real service's filters and leaves inventory and connectivity out
+    unless asked, and the clusters listing leaves hosts out unless ``with_hosts``."""
+    with start_service(tmp_path) as svc:
+        ie = _setup(svc)
+        url = f"{svc.url}{BASE}/v2/infra-envs/{ie}/hosts/{HOST}/instructions"
+        report = _report(600)
+        reply = {"step_id": "connectivity-check-1", "step_type": "connectivity-check", "exit_code": 0,
+                 "output": report}
+        assert requests.post(url, json=reply, timeout=30).status_code == 204
+        cluster_id = svc.host(ie, HOST)["cluster_id"]
+
+        resp = svc.session.get(f"{svc.url}{BASE}/v2/clusters/{cluster_id}", timeout=30)
+        assert resp.status_code == 200 and resp.headers.get("transfer-encoding") == "chunked"
+        cluster = resp.json()
+        assert cluster["id"] == cluster_id and [h["connectivity"] for h in cluster["hosts"]] == [report]
+        assert "hosts" not in svc.api("GET", f"/v2/clusters/{cluster_id}", params={"exclude-hosts": "true"})
+
+        path = f"/v2/clusters/{cluster_id}/hosts"
+        (plain,) = svc.api("GET", path)
+        assert plain["id"] == HOST and "connectivity" not in plain and "inventory" not in plain
+        (full,) = svc.api("GET", path, params={"with-connectivity": "true", "with-inventory": "true"})
+        assert full["connectivity"] == report
+        assert svc.api("GET", path, params={"status": plain["status"]}) == [plain]
+        assert svc.api("GET", path, params={"status": "installed"}) == []
+        assert svc.api("GET", path, params={"role": "worker"}) == []
+
+        (listed,) = svc.api("GET", "/v2/clusters")
+        assert listed["id"] == cluster_id and "hosts" not in listed
+        (with_hosts,) = svc.api("GET", "/v2/clusters", params={"with_hosts": "true"})
+        assert [h["connectivity"] for h in with_hosts["hosts"]] == [report]

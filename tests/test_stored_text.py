@@ -4,7 +4,9 @@ the API shows the text read back from the reply."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import ipaddress
 import json
 import tracemalloc
 import uuid
@@ -14,10 +16,11 @@ from typing import Any
 
 import pytest
 
-from reference_service import monitor, orchestrator
+from reference_service import monitor, orchestrator, reply_workers
 from reference_service.http.common import public
 from reference_service.orchestrator import ReferenceService
-from reference_service.rules import load_areas
+from reference_service.reply_check import Derived
+from reference_service.rules import cluster_digest, documents, load_areas, network_validations, registry
 from reference_service.rules.documents import parse_json_field
 from reference_service.settings import Settings
 from reference_service.store import Store
@@ -31,9 +34,9 @@ def _report(ids: list[str], me: str) -> str:
     """A connectivity report on every other host, padded to the size a 1,000-peer report has per peer."""
     return json.dumps({"remote_hosts": [
         {"host_id": peer,
-         "l2_connectivity": [{"outgoing_nic": "eth0", "remote_ip": f"10.0.0.{i + 1}", "successful": True,
+         "l2_connectivity": [{"outgoing_nic": "eth0", "remote_ip_address": f"10.0.0.{i + 1}", "successful": True,
                               "remote_mac": "02:00:00:00:00:01", "outgoing_ip_address": "10.0.0.250"}] * 2,
-         "l3_connectivity": [{"outgoing_nic": "eth0", "remote_ip": f"10.0.0.{i + 1}", "successful": True,
+         "l3_connectivity": [{"outgoing_nic": "eth0", "remote_ip_address": f"10.0.0.{i + 1}", "successful": True,
                               "average_rtt_ms": 0.1, "packet_loss_percentage": 0}] * 2}
         for i, peer in enumerate(ids) if peer != me] * REPEAT})
 
@@ -149,3 +152,48 @@ def test_an_in_memory_store_holds_every_text(tmp_path: Path) -> None:
     handle = (store.peek_host("ie", "h1") or {})["connectivity"]
     assert isinstance(handle, StoredText) and handle.held and handle.text() == "c" * 100_000
     store.close()
+
+
+def test_a_big_reply_comes_back_from_its_worker_with_what_the_rules_derive(
+        big: tuple[ReferenceService, str, list[str]]) -> None:
+    """The reply worker computes the registered derivers (``documents.deriver``) and a report's reach over the
+    machine networks, so the loop and the digest's thread do not: what it hands back is what they would
+    compute, and the service uses it as it is."""
+    svc, ie, ids = big
+    reply = {"step_id": "connectivity-check-9", "step_type": "connectivity-check", "exit_code": 0,
+             "output": _report(ids, ids[0])}
+    cidrs = ("10.0.0.0/24", "10.1.0.0/24")
+    refused, back, derived = reply_workers.verdict(json.dumps(reply).encode(), False, cidrs)
+    assert refused is None and back == reply and derived is not None
+    parsed = json.loads(str(reply["output"]))
+    assert set(derived.fields["connectivity"]) >= {"_flagged", "_l2_conflicts"}
+    assert derived.fields == {"connectivity": documents.derive_all("connectivity", parsed)}
+    assert derived.reach == (cidrs, {peer: 0b01 for peer in ids[1:]})
+
+    marked = {name: ("from the worker", name) for name in derived.fields["connectivity"]}
+    svc.apply_reply(ie, ids[0], reply, parsed, Derived({"connectivity": marked}, derived.reach))
+    host = svc.store.peek_host(ie, ids[0]) or {}
+    assert documents.derived(host, "connectivity", network_validations._flagged) == ("from the worker", "_flagged")
+    memo = cluster_digest.DigestMemo()
+    networks = [ipaddress.ip_network(c) for c in cidrs]
+    masks = memo.reach(host, networks)
+    assert memo.parsed == 0, "the digest took the worker's reach"
+    assert masks == (sum(memo.bit(p) for p in ids[1:]), 0)
+    assert cluster_digest.DigestMemo().reach(host, networks) == masks  # parsed: the offer was taken
+
+    raw = json.dumps({**reply, "step_id": "connectivity-check-10"}).encode()
+    try:
+        back, parsed, derived = asyncio.run(reply_workers.check(raw, False, cidrs))
+    finally:
+        reply_workers.shutdown()
+    assert parsed is registry.CHECKED, "the loop does not decode a report its handler only stores"
+    svc.apply_reply(ie, ids[0], back, parsed, derived)
+    host = svc.store.peek_host(ie, ids[0]) or {}
+    assert host["connectivity"].step_id == "connectivity-check-10"
+    assert derived is not None
+    assert documents.derived(host, "connectivity", network_validations._flagged) == \
+        derived.fields["connectivity"]["_flagged"]
+
+    failed = {**reply, "exit_code": 1, "error": "nmap failed"}
+    assert reply_workers.verdict(json.dumps(failed).encode(), False)[2] is None
+    assert reply_workers.verdict(b'{"step_id": 3}', False)[0][0] == 400  # type: ignore[index]

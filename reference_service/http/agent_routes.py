@@ -34,6 +34,7 @@ from reference_service.http.routing import canonical_uuid, reply_limit, route
 from reference_service.orchestrator import BASE
 from reference_service.os_image import OS_IMAGE_ENV, OS_IMAGE_RATE_ENV, os_image
 from reference_service.rules.install import IGNITION_CLUSTER_STATES, OS_IMAGE_PATH, host_ignition
+from reference_service.rules.network import machine_cidrs
 from reference_service.store import _now_iso
 
 MAX_LOGS_UPLOAD = 256 << 20
@@ -64,11 +65,14 @@ async def post_step_reply(request: Request) -> Response:
     svc = service_of(request)
     raw = await request.body()
     if len(raw) >= reply_workers.CHECK_IN_WORKER:  # its checks would stall every other request
-        reply, parsed = await reply_workers.check(raw, svc.settings.test_mode)
+        host = svc.store.peek_host(ie, host_id) or {}
+        cluster = svc.store.peek_cluster(host["cluster_id"]) if host.get("cluster_id") else None
+        cidrs = tuple(str(c) for c in machine_cidrs(cluster))  # a report's reach is derived over them
+        reply, parsed, derived = await reply_workers.check(raw, svc.settings.test_mode, cidrs)
     else:
-        reply = decode_json(raw) if raw else {}
+        reply, derived = decode_json(raw) if raw else {}, None
         parsed = svc.check_reply(reply)
-    svc.apply_reply(ie, host_id, reply, parsed)
+    svc.apply_reply(ie, host_id, reply, parsed, derived)
     return Response(status_code=204)
 
 

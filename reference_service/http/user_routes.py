@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from reference_service.errors import ServiceRefusal
 from reference_service.http.auth import Auth
-from reference_service.http.common import check_model, json_list, public, read_json, service_of
+from reference_service.http.common import check_model, json_list, json_with_list, public, read_json, service_of
 from reference_service.http.routing import route
 from reference_service.orchestrator import BASE, ReferenceService
 from reference_service.rules.documents import skipped_formatting
@@ -34,24 +33,38 @@ async def create_cluster(request: Request) -> Response:
     })
     svc.store.save_cluster(cluster)
     svc.store.add_event(f"Successfully registered cluster {cluster.get('name')}", cluster_id=cid)
-    return JSONResponse(_cluster_view(svc, cid), status_code=201)
+    return _cluster_view(svc, cid, status_code=201)
 
 
-def _cluster_view(svc: ReferenceService, cluster_id: str) -> dict[str, Any]:
+def _cluster_view(svc: ReferenceService, cluster_id: str, status_code: int = 200,
+                  with_hosts: bool = True) -> Response:
+    """The cluster with its hosts, sent a host at a time (at 1,000 hosts their reports are 330 MB)."""
     cluster = svc.store.get_cluster(cluster_id)
     if cluster is None:
         raise ServiceRefusal(404, f"cluster {cluster_id} not found")
-    cluster["hosts"] = [public(h) for h in svc.store.list_hosts(cluster_id=cluster_id)]
-    return public(cluster)
+    if not with_hosts:
+        return JSONResponse(public({k: v for k, v in cluster.items() if k != "hosts"}), status_code=status_code)
+    hosts = (public(h) for h in svc.store.list_hosts(cluster_id=cluster_id))
+    return json_with_list(public(cluster), "hosts", hosts, status_code=status_code)
+
+
+def _flag(request: Request, name: str) -> bool:
+    return request.query_params.get(name, "").lower() == "true"
 
 
 async def list_clusters(request: Request) -> Response:
+    """The clusters, with their hosts only when ``with_hosts`` (the real service's default leaves them out)."""
     svc = service_of(request)
-    return JSONResponse([_cluster_view(svc, c["id"]) for c in svc.store.list_clusters()])
+    clusters = [public({k: v for k, v in c.items() if k != "hosts"}) for c in svc.store.list_clusters()]
+    if _flag(request, "with_hosts"):
+        for cluster in clusters:
+            cluster["hosts"] = [public(h) for h in svc.store.list_hosts(cluster_id=cluster["id"])]
+    return JSONResponse(clusters)
 
 
 async def get_cluster(request: Request) -> Response:
-    return JSONResponse(_cluster_view(service_of(request), request.path_params["cluster_id"]))
+    return _cluster_view(service_of(request), request.path_params["cluster_id"],
+                         with_hosts=not _flag(request, "exclude-hosts"))
 
 
 async def update_cluster(request: Request) -> Response:
@@ -66,20 +79,24 @@ async def update_cluster(request: Request) -> Response:
     svc.store.save_cluster(cluster)
     for host in svc.store.list_hosts(cluster_id=cid):
         svc.refresh_host(host)
-    return JSONResponse(_cluster_view(svc, cid), status_code=201)
+    return _cluster_view(svc, cid, status_code=201)
 
 
 async def install_cluster(request: Request) -> Response:
     svc = service_of(request)
     cid = request.path_params["cluster_id"]
     svc.install_cluster(cid)
-    return JSONResponse(_cluster_view(svc, cid), status_code=202)
+    return _cluster_view(svc, cid, status_code=202)
 
 
 async def list_cluster_hosts(request: Request) -> Response:
+    """The real service's filters (``role``, ``status``); inventory and connectivity only when asked for."""
     hosts = service_of(request).store.list_hosts(cluster_id=request.path_params["cluster_id"])
-    role = request.query_params.get("role")
-    return JSONResponse([public(h) for h in hosts if not role or h.get("role") == role])
+    role, status = request.query_params.get("role"), request.query_params.get("status")
+    left_out = {name for name, flag in (("inventory", "with-inventory"), ("connectivity", "with-connectivity"))
+                if not _flag(request, flag)}
+    return json_list(public({k: v for k, v in h.items() if k not in left_out}) for h in hosts
+                     if (not role or h.get("role") == role) and (not status or h.get("status") == status))
 
 
 async def create_infra_env(request: Request) -> Response:
@@ -119,8 +136,10 @@ async def list_hosts(request: Request) -> Response:
         raise ServiceRefusal(404, f"Failed to get infra env {ie}")
     # a small cluster's hosts are evaluated as they are listed (a disconnection shows at once); a big one's
     # are the monitor's (listing 1,000 hosts must not evaluate 1,000 hosts)
-    hosts = svc.store.list_hosts(infra_env_id=ie)
-    return json_list([public(svc.refresh_host(h) if svc.eager(h) else h) for h in hosts])
+    # (evaluated, and saved, before the first byte is sent: a copy saved between two chunks would undo the
+    # replies that came meanwhile)
+    hosts = [svc.refresh_host(h) if svc.eager(h) else h for h in svc.store.list_hosts(infra_env_id=ie)]
+    return json_list(public(h) for h in hosts)
 
 
 async def get_host(request: Request) -> Response:

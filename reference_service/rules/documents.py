@@ -12,7 +12,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from reference_service import json_codec
 from reference_service.stored_text import StoredText
@@ -163,8 +163,26 @@ def parse_json_field(doc: dict[str, Any], name: str) -> Any:
 
 _DERIVED: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 _DERIVED_MAX = 50_000
-#: The functions ``derived`` was called with, per field: what ``prime`` computes when a reply sets the field.
+#: The functions registered with ``deriver``, per field: what ``prime`` computes when a reply sets the field.
 _DERIVERS: dict[str, dict[str, Callable[[Any], Any]]] = {}
+
+_Derive = TypeVar("_Derive", bound=Callable[[Any], Any])
+
+
+def deriver(name: str) -> Callable[[_Derive], _Derive]:
+    """Registers a function rules pass to ``derived`` for field ``name``, so that it is computed when a reply
+    sets the field (``prime``): for a big reply, in the worker process that checked it (``reply_workers``)."""
+
+    def register(derive: _Derive) -> _Derive:
+        _DERIVERS.setdefault(name, {})[derive.__qualname__] = derive
+        return derive
+
+    return register
+
+
+def derive_all(name: str, decoded: Any) -> dict[str, Any]:
+    """What every registered deriver of field ``name`` makes of its decoded value."""
+    return {qualname: derive(decoded) for qualname, derive in _DERIVERS.get(name, {}).items()}
 
 
 def derived(host: dict[str, Any], name: str, derive: Callable[[Any], Any]) -> Any:
@@ -178,7 +196,6 @@ def derived(host: dict[str, Any], name: str, derive: Callable[[Any], Any]) -> An
     cached = _DERIVED.get(key)
     if cached is not None and cached[0] == raw:
         return cached[1]
-    _DERIVERS.setdefault(name, {})[derive.__qualname__] = derive
     value = derive(parse_json_field(host, name))
     _remember(key, raw, value)
     return value
@@ -190,14 +207,12 @@ def _remember(key: tuple[str, str, str], raw: Any, value: Any) -> None:
     _DERIVED[key] = (raw, value)
 
 
-def prime(host: dict[str, Any], name: str, decoded: Any) -> None:
-    """What the rules derive from ``host[name]``, computed now from ``decoded`` (that text, already decoded by
-    the reply's check): a 250 KB connectivity report is then not decoded again by each rule that reads it."""
+def prime(host: dict[str, Any], name: str, decoded: Any, values: dict[str, Any] | None = None) -> None:
+    """What the rules derive from ``host[name]``: ``values`` when the reply's worker derived them
+    (``derive_all``), else computed now from ``decoded`` (that text, already decoded by the reply's check). A
+    250 KB connectivity report is then not decoded again by each rule that reads it."""
     raw = host.get(name)
     if not raw:
         return
-    for qualname, derive in _DERIVERS.get(name, {}).items():
-        key = (name, str(host.get("id") or ""), qualname)
-        cached = _DERIVED.get(key)
-        if cached is None or cached[0] != raw:
-            _remember(key, raw, derive(decoded))
+    for qualname, value in (values if values is not None else derive_all(name, decoded)).items():
+        _remember((name, str(host.get("id") or ""), qualname), raw, value)

@@ -18,7 +18,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from reference_service.rules.documents import HostView, Outcome, derived
+from reference_service.rules.documents import HostView, Outcome, derived, deriver
 from reference_service.rules.network import CATEGORY, is_day2
 from reference_service.rules.registry import validation
 
@@ -60,6 +60,7 @@ def inventory_collisions(hosts: Iterable[dict[str, Any]]) -> dict[str, list[str]
     return {ip: sorted(by_host.values()) for ip, by_host in holders.items() if len(by_host) > 1}
 
 
+@deriver("connectivity")
 def _l2_conflicts(report: Any) -> list[tuple[str, list[str]]]:
     """(remote ip, sorted MACs) where one outgoing NIC saw the address with two different MACs."""
     if not isinstance(report, dict):

@@ -227,7 +227,7 @@ def _store(field: str) -> Any:
     return handler
 
 
-reply_handler("connectivity-check")(_store("connectivity"))
+reply_handler("connectivity-check", text_only=True)(_store("connectivity"))
 reply_handler("domain-resolution")(_store("domain_name_resolutions"))
 reply_handler("api-vip-connectivity-check")(_store("api_vip_connectivity"))
 

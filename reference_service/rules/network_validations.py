@@ -16,6 +16,7 @@ from reference_service.rules.documents import (
     HostView,
     Outcome,
     derived,
+    deriver,
     effective_role,
     host_name,
     is_sno,
@@ -94,6 +95,7 @@ _MIN_LOSS = min(limit for _, limit in NETWORK_REQUIREMENTS.values())
 Flagged = list[tuple[Any, dict[str, Any]]]
 
 
+@deriver("connectivity")
 def _flagged(report: Any) -> tuple[Flagged, Flagged] | None:
     """(l3 entries over the least latency or loss any role allows, broken MTU entries), each with its remote
     host id; None without a report. A host's report lists every peer (250 KB at 1,000 hosts) and is read on
