@@ -31,6 +31,10 @@ from reference_service.stored_text import StoredText
 #: What a poll changes when nothing else does (orchestrator.next_steps); ``updated_at`` moves with every save.
 CHECKIN_FIELDS = ("checked_in_at", "_checked_in", "timestamp", "discovery_agent_version")
 _IGNORED = {*CHECKIN_FIELDS, "updated_at"}
+#: Replies kept per host and step type, the newest (besides any a host field refers to); of big outputs
+#: (``store_refs.SPILL``), fewer. With every reply kept, 1,000 hosts grew the database by 3 MB a second.
+KEEP_REPLIES = 20
+KEEP_BIG_REPLIES = 2
 
 
 def _only_checkin(before: dict[str, Any], after: dict[str, Any]) -> bool:
@@ -306,12 +310,21 @@ class Store(History):
 
     # -- replies and the texts host fields copy from them (history: store_history) ----------------------
     def add_reply(self, infra_env_id: str, host_id: str, reply: dict[str, Any]) -> None:
+        """The reply, and the host's replies of its type beyond the newest ``KEEP_REPLIES`` deleted."""
+        step_type, output = reply.get("step_type", ""), reply.get("output", "")
         self._write(
             "INSERT INTO replies (infra_env_id, host_id, step_id, step_type, exit_code, output, error,"
             " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (infra_env_id, host_id, reply.get("step_id", ""), reply.get("step_type", ""),
-             int(reply.get("exit_code", 0) or 0), reply.get("output", ""), reply.get("error", ""), time.time()),
+            (infra_env_id, host_id, reply.get("step_id", ""), step_type,
+             int(reply.get("exit_code", 0) or 0), output, reply.get("error", ""), time.time()),
         )
+        keep = KEEP_BIG_REPLIES if isinstance(output, str) and len(output) >= store_refs.SPILL else KEEP_REPLIES
+        referred = [v.step_id for v in (self._hosts.get((infra_env_id, host_id)) or {}).values()
+                    if isinstance(v, StoredText) and v.step_type == step_type]
+        self._write("DELETE FROM replies WHERE host_id = ? AND step_type = ? AND seq <= (SELECT seq FROM replies"
+                    " WHERE host_id = ? AND step_type = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)"
+                    f" AND step_id NOT IN ({', '.join('?' * len(referred))})",
+                    (host_id, step_type, host_id, step_type, keep, *referred))
 
     def keep_text(self, host_id: str, reply: dict[str, Any]) -> Any:
         """What a host field copying the output of a reply added by ``add_reply`` holds (``store_refs``): the

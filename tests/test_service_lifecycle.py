@@ -12,6 +12,7 @@ from pathlib import Path
 import psutil
 import requests
 
+from reference_service.store import KEEP_BIG_REPLIES
 from tests.support.service import BASE, RefService, start_service
 
 HOST = "11111111-2222-3333-4444-555555555555"
@@ -126,8 +127,10 @@ def test_a_killed_reply_worker_is_replaced_and_no_reply_is_lost(tmp_path: Path) 
         assert post(3) == 204
         (again,) = _workers(svc.proc.pid)
         assert again.pid != worker.pid
+        # every reply was stored; a host's history keeps the newest KEEP_BIG_REPLIES big ones
+        assert KEEP_BIG_REPLIES == 2
         assert [r["step_id"] for r in svc.replies(HOST, "connectivity-check")] == \
-            [f"connectivity-check-{n}" for n in (1, 2, 3)]
+            [f"connectivity-check-{n}" for n in (2, 3)]
 
 
 def test_cluster_views_stream_their_hosts_and_list_big_fields_only_when_asked(tmp_path: Path) -> None:

@@ -111,7 +111,7 @@ from reference_service.store import Store
 store = Store({str(tmp_path / 'db')!r})
 async def main():
     for i in range(200):
-        store.add_reply("ie", "h1", {{"step_id": f"s-{{i}}", "step_type": "inventory", "output": "x" * 5000}})
+        store.add_reply("ie", f"h{{i}}", {{"step_id": f"s-{{i}}", "step_type": "inventory", "output": "x" * 5000}})
         await store.committed()
         print(i, flush=True)
 asyncio.run(main())
@@ -128,7 +128,7 @@ import time; time.sleep(60)
             break
     child.wait(timeout=30)
     store = Store(tmp_path / "db")
-    assert len(store.replies("h1")) >= acknowledged + 1 == 121
+    assert len(store.replies()) >= acknowledged + 1 == 121  # a host each: none is beyond the history kept
     store.close()
 
 

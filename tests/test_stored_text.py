@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from reference_service import monitor, orchestrator, reply_workers
+from reference_service import monitor, orchestrator, reply_workers, store_refs
+from reference_service import store as store_module
 from reference_service.http.common import public
 from reference_service.orchestrator import ReferenceService
 from reference_service.reply_check import Derived
@@ -197,3 +198,28 @@ def test_a_big_reply_comes_back_from_its_worker_with_what_the_rules_derive(
     failed = {**reply, "exit_code": 1, "error": "nmap failed"}
     assert reply_workers.verdict(json.dumps(failed).encode(), False)[2] is None
     assert reply_workers.verdict(b'{"step_id": 3}', False)[0][0] == 400  # type: ignore[index]
+
+
+def test_a_hosts_history_keeps_the_newest_replies_and_what_its_fields_refer_to(tmp_path: Path) -> None:
+    """1,000 hosts answering every 10 s would grow the history by 3 MB a second: a host keeps the newest
+    ``KEEP_REPLIES`` of each step type (``KEEP_BIG_REPLIES`` of big outputs), and any its fields refer to."""
+    store = Store(tmp_path / "db")
+    for n in range(store_module.KEEP_REPLIES + 10):
+        store.add_reply("ie", "h1", {"step_id": f"ntp-{n}", "step_type": "ntp-synchronizer", "output": str(n)})
+    store.add_reply("ie", "h1", {"step_id": "inventory-1", "step_type": "inventory", "output": "{}"})
+    store.add_reply("ie", "h2", {"step_id": "ntp-0", "step_type": "ntp-synchronizer", "output": "0"})
+    assert [r["step_id"] for r in store.replies("h1", "ntp-synchronizer")] == \
+        [f"ntp-{n}" for n in range(10, store_module.KEEP_REPLIES + 10)]
+    assert len(store.replies("h1", "inventory")) == 1 and len(store.replies("h2")) == 1
+
+    big = {"step_id": "connectivity-check-0", "step_type": "connectivity-check", "exit_code": 0,
+           "output": "r" * (store_refs.SPILL + 1)}
+    store.add_reply("ie", "h1", big)
+    store.save_host({"id": "h1", "infra_env_id": "ie", "connectivity": store.keep_text("h1", big)})
+    for n in range(1, 5):  # failed checks: the host keeps its last report
+        store.add_reply("ie", "h1", {**big, "step_id": f"connectivity-check-{n}", "exit_code": 1})
+    assert [r["step_id"] for r in store.replies("h1", "connectivity-check")] == \
+        ["connectivity-check-0", "connectivity-check-3", "connectivity-check-4"]
+    store.save_host(store.get_host("ie", "h1") or {})  # lets go of the text
+    assert public(store.get_host("ie", "h1") or {})["connectivity"] == big["output"]
+    store.close()
