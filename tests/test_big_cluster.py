@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,32 +16,16 @@ import pytest
 
 from reference_service import monitor, orchestrator
 from reference_service.orchestrator import ReferenceService
-from reference_service.rules import load_areas, states
-from reference_service.settings import Settings
-from reference_service.store import Store
+from reference_service.rules import states
+from tests.support.big_cluster import big_cluster
 
 HOSTS = 6
 
 
 @pytest.fixture
 def big(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ReferenceService, str, list[str]]]:
-    monkeypatch.setattr(orchestrator, "EAGER_LIMIT", 3)
-    monkeypatch.setattr(monitor, "EAGER_LIMIT", 3)
-    load_areas()
-    store = Store(tmp_path / "db")
-    svc = ReferenceService(store, Settings())
-    cid, ie = str(uuid.uuid4()), str(uuid.uuid4())
-    store.save_cluster({"id": cid, "kind": "Cluster", "name": "big", "base_dns_domain": "example.com",
-                        "status": "insufficient", "control_plane_count": 3,
-                        "machine_networks": [{"cidr": "10.0.0.0/24"}]})
-    store.save_infra_env({"id": ie, "kind": "InfraEnv", "name": "ie", "cluster_id": cid})
-    ids = [str(uuid.uuid4()) for _ in range(HOSTS)]
-    for host_id in ids:
-        svc.register_host(ie, host_id, None)
-    try:
-        yield svc, ie, ids
-    finally:
-        store.close()
+    with big_cluster(tmp_path, monkeypatch, HOSTS) as made:
+        yield made
 
 
 def _evaluations(svc: ReferenceService, monkeypatch: pytest.MonkeyPatch) -> list[str]:

@@ -9,23 +9,22 @@ import gc
 import ipaddress
 import json
 import tracemalloc
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from reference_service import monitor, orchestrator, reply_workers, store_refs
+from reference_service import reply_workers, store_refs
 from reference_service import store as store_module
 from reference_service.http.common import public
 from reference_service.orchestrator import ReferenceService
 from reference_service.reply_check import Derived
-from reference_service.rules import cluster_digest, documents, load_areas, network_validations, registry
+from reference_service.rules import cluster_digest, documents, network_validations, registry
 from reference_service.rules.documents import parse_json_field
-from reference_service.settings import Settings
 from reference_service.store import Store
 from reference_service.stored_text import StoredText
+from tests.support.big_cluster import big_cluster
 
 HOSTS = 40
 REPEAT = 13
@@ -44,23 +43,8 @@ def _report(ids: list[str], me: str) -> str:
 
 @pytest.fixture
 def big(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ReferenceService, str, list[str]]]:
-    monkeypatch.setattr(orchestrator, "EAGER_LIMIT", 3)
-    monkeypatch.setattr(monitor, "EAGER_LIMIT", 3)
-    load_areas()
-    store = Store(tmp_path / "db")
-    svc = ReferenceService(store, Settings())
-    cid, ie = str(uuid.uuid4()), str(uuid.uuid4())
-    store.save_cluster({"id": cid, "kind": "Cluster", "name": "big", "base_dns_domain": "example.com",
-                        "status": "insufficient", "control_plane_count": 3,
-                        "machine_networks": [{"cidr": "10.0.0.0/24"}]})
-    store.save_infra_env({"id": ie, "kind": "InfraEnv", "name": "ie", "cluster_id": cid})
-    ids = [str(uuid.uuid4()) for _ in range(HOSTS)]
-    for host_id in ids:
-        svc.register_host(ie, host_id, None)
-    try:
-        yield svc, ie, ids
-    finally:
-        store.close()
+    with big_cluster(tmp_path, monkeypatch, HOSTS) as made:
+        yield made
 
 
 def _post_reports(svc: ReferenceService, ie: str, ids: list[str], cycle: int = 0) -> None:
