@@ -72,3 +72,22 @@ def test_a_swarm_reaches_known_and_installs(tmp_path: Path, monkeypatch: pytest.
         assert {"inventory", "connectivity-check", "free-network-addresses", "write-image", "reboot"} <= {
             r["step_type"] for r in replies}
         assert "6 hosts (6 registered)" in proc.stdout and "p99" in proc.stdout
+
+
+def test_a_host_polls_on_its_interval_while_its_replies_are_slow(tmp_path: Path) -> None:
+    """As the Go agent: the instructions are answered in the background and the next poll comes an interval
+    after the last one's answer. A swarm that slept after its replies made hosts poll in cohorts (the hosts
+    one group commit acknowledged); here every reply takes 3 s, and the host still polls every second."""
+    with start_service(tmp_path) as svc:
+        svc.call("POST", "/api/reference/faults", expected=201, json={
+            "method": "POST", "path": r"/instructions$", "status": 503, "delay": 3, "count": 1000})
+        out = tmp_path / "swarm.json"
+        proc = subprocess.run(
+            [str(BIN / "assisted-reference-service"), "swarm", "--url", svc.url, "--hosts", "1", "--interval", "1",
+             "--duration", "8", "--json", str(out)], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        result = json.loads(out.read_text())
+    endpoints = result["endpoints"]
+    assert endpoints["reply"]["errors"] >= 1 and endpoints["reply"]["p50"] >= 3  # the replies were slow
+    assert endpoints["poll"]["count"] >= 5, endpoints  # sleeping after them: 2 polls in 8 s
+    assert result["seconds"] < 8 + 1 + 3 + 2  # the run ends with the reply under way, not with every one
