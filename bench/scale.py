@@ -120,8 +120,15 @@ def main() -> int:
             print(f"  error: {err}", file=sys.stderr)
     if ns.saturate_hosts:
         results.append(one_run(ns.saturate_hosts, ns.interval, ns.saturate_seconds, True))
+        for err in results[-1].get("errors_sample") or []:
+            print(f"  saturation error: {err}", file=sys.stderr)
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end")
     print(table(results))
+    for r in results:  # the polls whose answer lists every other host (counted in the table's polls too)
+        cc = r["endpoints"].get("poll-cc")
+        if cc and not r["saturate"]:
+            print(f"{r['hosts']} hosts: {cc['count']} polls carried connectivity-check, p50 / p99 "
+                  f"{ms(cc, 'p50')} / {ms(cc, 'p99')} ms")
     return 0
 
 

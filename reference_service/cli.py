@@ -18,7 +18,6 @@ import argparse
 import contextlib
 import logging
 import os
-import socket
 import sys
 from collections.abc import Iterator, Sequence
 
@@ -137,7 +136,7 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         import uvicorn
 
-        from reference_service import gc_policy, monitor, reply_workers
+        from reference_service import gc_policy, listeners, monitor, reply_workers
         from reference_service.http.app import create_app
         from reference_service.orchestrator import ReferenceService
         from reference_service.rules import load_areas
@@ -170,20 +169,13 @@ def _main(argv: Sequence[str] | None) -> int:
     areas = load_areas()
     app = create_app(service)
 
-    family = socket.AF_INET6 if ":" in ns.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((ns.host, ns.port))
+        socks = listeners.listen(ns.host, ns.port)
     except OSError as exc:
-        sock.close()
         raise AgentError(f"cannot listen on {ns.host}:{ns.port}: {exc.strerror}",
                          hint="another process may listen there; --port 0 picks a free port") from None
-    # Hosts connect in bursts (a swarm's replies, a rack booting): with a backlog of 128 the connections
-    # beyond it had their SYN dropped and were retried after 1, 3 and 7 s (a poll's p99 at 1,000 hosts).
-    sock.listen(4096)
-    host, port = sock.getsockname()[:2]
-    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    host, port = socks[0].getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
     scheme = "https" if ns.tls_cert else "http"
     url = f"{scheme}://{shown}:{port}"
     log.info("reference service listening on %s (db %s, auth %s, areas %s)", url, ns.db, ns.auth, ", ".join(areas))
@@ -194,7 +186,7 @@ def _main(argv: Sequence[str] | None) -> int:
     # default closes it after 5 s, so every poll paid a new connection).
     keep_alive = max(5, 2 * ns.next_step_seconds + 5)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                            timeout_keep_alive=keep_alive,
+                            timeout_keep_alive=keep_alive, backlog=listeners.BACKLOG,
                             ssl_certfile=ns.tls_cert, ssl_keyfile=ns.tls_key)
     stopped: list[bool] = []
     watch: list[asyncio.Task[None]] = []
@@ -225,7 +217,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
     async def serve() -> None:
         gc_policy.settle_after_startup()
-        task = asyncio.create_task(server.serve(sockets=[sock]))
+        task = asyncio.create_task(server.serve(sockets=socks))
         watch.extend([asyncio.create_task(monitor.run(service)), asyncio.create_task(monitor.settle(service))])
         while not server.started and not task.done():
             await asyncio.sleep(0.01)

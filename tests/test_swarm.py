@@ -66,6 +66,7 @@ def test_a_swarm_reaches_known_and_installs(tmp_path: Path, monkeypatch: pytest.
         assert result["seconds"] < 80  # it ends once installed
         endpoints = result["endpoints"]
         assert {"register", "poll", "reply", "progress"} <= set(endpoints)
+        assert 0 < endpoints["poll-cc"]["count"] < endpoints["poll"]["count"]  # a subset: those listing peers
         assert all(e["errors"] == 0 for e in endpoints.values()), result["errors_sample"]
         assert result["service"]["rss_max_mib"] > 0
         replies = svc.replies(svc.hosts(svc.call("GET", "/api/assisted-install/v2/infra-envs")[0]["id"])[0]["id"])
