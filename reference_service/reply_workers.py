@@ -26,7 +26,7 @@ import threading
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from reference_service import json_codec, reply_check
+from reference_service import gc_policy, json_codec, reply_check
 from reference_service.errors import ServiceRefusal
 from reference_service.reply_check import Derived
 from reference_service.rules import cluster_digest, core, documents, registry
@@ -42,9 +42,13 @@ _pool: concurrent.futures.ProcessPoolExecutor | None = None
 _lock = threading.Lock()
 
 
-def _die_with_parent() -> None:
+def _start_worker() -> None:
+    """The worker ends with the service, and collects garbage on the service's schedule (``gc_policy``): with
+    CPython's default one, decoding a 1,000-peer report (some 50,000 objects) ran dozens of collections, a
+    fifth of the report's check (4.9 ms, 3.9 without)."""
     if sys.platform == "linux":
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    gc_policy.settle_after_startup()
 
 
 def verdict(raw: bytes, test_mode: bool, cidrs: tuple[str, ...] = ()
@@ -74,7 +78,7 @@ def _executor() -> concurrent.futures.ProcessPoolExecutor:
     with _lock:
         if _pool is None:
             _pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=WORKERS, mp_context=multiprocessing.get_context("spawn"), initializer=_die_with_parent)
+                max_workers=WORKERS, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker)
         return _pool
 
 
