@@ -143,7 +143,7 @@ def _fast(definition: str, path: str | None = None) -> Callable[[Any], bool] | N
     """Whether a document is valid against ``definition``, by jsonschema-rs (the schema compiled in Rust)
     with jsonschema's own format checks: it only accepts. A valid document (nearly every one) is accepted
     far faster than jsonschema walks it (a 1,000-peer connectivity report: 0.7 ms, against 5.4 ms for
-    fastjsonschema, which this replaced, and about 150 ms for jsonschema; docs/scale.md); one it refuses is
+    fastjsonschema, which this replaced, and about 110 ms for jsonschema; docs/scale.md); one it refuses is
     handed to jsonschema, whose messages say every way it is wrong. None when jsonschema-rs is not installed."""
     try:
         import jsonschema_rs
