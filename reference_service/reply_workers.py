@@ -23,6 +23,7 @@ import multiprocessing
 import signal
 import sys
 import threading
+import weakref
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
@@ -37,9 +38,14 @@ PR_SET_PDEATHSIG = 1
 #: Worker processes (two did not serve the first wave of 150 connectivity reports faster: they share two
 #: cores with the loop and, on one machine, the swarm).
 WORKERS = 1
+#: Reports handed to the worker at a time; the others wait on the loop, unpickled. With eight at a time (the
+#: big bodies read at once) the wave's 150 reports filled the executor's queue and its threads took the GIL
+#: in bursts: the polls of that second waited p50 10 ms for the loop, 5 ms with one (docs/scale.md).
+IN_FLIGHT = 1
 
 _pool: concurrent.futures.ProcessPoolExecutor | None = None
 _lock = threading.Lock()
+_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 
 def _start_worker() -> None:
@@ -93,13 +99,14 @@ def _replace(broken: concurrent.futures.ProcessPoolExecutor) -> None:
 async def check(raw: bytes, test_mode: bool, cidrs: tuple[str, ...] = ()) -> tuple[Any, Any, Derived | None]:
     """The reply and its parsed output, as ``reply_check.check_reply`` accepts them, and what ``verdict``
     derived; or ServiceRefusal(400)."""
-    pool = _executor()
-    try:
-        refused, reply, derived = await asyncio.get_running_loop().run_in_executor(
-            pool, verdict, raw, test_mode, cidrs)
-    except BrokenProcessPool:
-        _replace(pool)
-        refused, reply, derived = await asyncio.to_thread(verdict, raw, test_mode, cidrs)
+    loop = asyncio.get_running_loop()
+    async with _turns.setdefault(loop, asyncio.Semaphore(IN_FLIGHT)):
+        pool = _executor()
+        try:
+            refused, reply, derived = await loop.run_in_executor(pool, verdict, raw, test_mode, cidrs)
+        except BrokenProcessPool:
+            _replace(pool)
+            refused, reply, derived = await asyncio.to_thread(verdict, raw, test_mode, cidrs)
     if refused is not None:
         raise ServiceRefusal(*refused)
     if derived is not None and reply.get("step_type") in registry.TEXT_ONLY:

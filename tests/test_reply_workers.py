@@ -3,7 +3,16 @@ under CPython's default one spent a fifth of its check in collections."""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import gc
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
 
 from reference_service import gc_policy, reply_workers
 
@@ -15,3 +24,47 @@ def test_the_worker_collects_on_the_services_schedule() -> None:
         assert pool.submit(gc.get_freeze_count).result(timeout=60) > 0  # what start-up made is never scanned
     finally:
         reply_workers.shutdown()
+
+
+class _Counting(concurrent.futures.ThreadPoolExecutor):
+    """A real executor that remembers how many calls it held at once."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=4)
+        self.held = self.most = 0
+        self._count = threading.Lock()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        def counted() -> Any:
+            time.sleep(0.02)  # long enough for every other check to have been asked for
+            return fn(*args, **kwargs)
+
+        with self._count:
+            self.held += 1
+            self.most = max(self.most, self.held)
+        future = super().submit(counted)
+        future.add_done_callback(lambda _: self._release())
+        return future
+
+    def _release(self) -> None:
+        with self._count:
+            self.held -= 1
+
+
+def test_reports_are_handed_to_the_worker_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The others wait on the loop: eight in the executor's queue made its threads take the GIL from the loop
+    in bursts during the discovery wave."""
+    pool = _Counting()
+    monkeypatch.setattr(reply_workers, "_executor", lambda: pool)
+
+    async def main() -> list[Any]:
+        replies = [{"step_id": f"s-{i}", "step_type": "inventory", "exit_code": 1, "output": "", "error": "x" * i}
+                   for i in range(6)]
+        return await asyncio.gather(*(reply_workers.check(json.dumps(r).encode(), False) for r in replies))
+
+    try:
+        results = asyncio.run(main())
+    finally:
+        pool.shutdown()
+    assert [reply["error"] for reply, _, _ in results] == ["x" * i for i in range(6)]
+    assert pool.most == reply_workers.IN_FLIGHT == 1
