@@ -60,7 +60,7 @@ def test_reports_are_handed_to_the_worker_one_at_a_time(monkeypatch: pytest.Monk
     async def main() -> list[Any]:
         replies = [{"step_id": f"s-{i}", "step_type": "inventory", "exit_code": 1, "output": "", "error": "x" * i}
                    for i in range(6)]
-        return await asyncio.gather(*(reply_workers.check(json.dumps(r).encode(), False) for r in replies))
+        return list(await asyncio.gather(*(reply_workers.check(json.dumps(r).encode(), False) for r in replies)))
 
     try:
         results = asyncio.run(main())
