@@ -63,6 +63,8 @@ def parser() -> argparse.ArgumentParser:
                    "(raw, xz, gzip or zstd; default $REFERENCE_SERVICE_OS_IMAGE)")
     p.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain)")
     p.add_argument("--tls-key", help="the certificate's PEM private key")
+    p.add_argument("--body-stall-seconds", type=float, default=30.0,
+                   help="refuse a request body that sends nothing for this long (default 30)")
     p.add_argument("--ready-file", help="write the service URL to this file once it accepts connections")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p
@@ -156,6 +158,7 @@ def _main(argv: Sequence[str] | None) -> int:
                         enable_virtual_interfaces=ns.enable_virtual_interfaces,
                         inventory_max_size=ns.inventory_max_size,
                         inventory_disk_min_size=ns.inventory_disk_min_size,
+                        body_stall_seconds=ns.body_stall_seconds,
                         disabled_steps=frozenset(s.strip() for s in os.environ.get("DISABLED_STEPS", "").split(",")
                                                  if s.strip()))
     if ns.admin_token:

@@ -26,3 +26,6 @@ class Settings:
     #: AGENT_INVENTORY_DISK_MIN_SIZE); 0: no limit, and the inventory step gets no flag for it.
     inventory_max_size: int = 0
     inventory_disk_min_size: int = 0
+    #: Seconds a request body may go without a byte before it is refused (408): a silent sender would
+    #: otherwise hold one of the few slots big bodies are read in (``http.routing``) for as long as it liked.
+    body_stall_seconds: float = 30.0

@@ -130,7 +130,10 @@ def create_app(service: ReferenceService) -> Any:
         assert isinstance(exc, ServiceRefusal)
         if exc.status == 401 and console.wants_sign_in(request):
             return console.sign_in_redirect(request)
-        return error(exc.status, exc.reason)
+        answer = error(exc.status, exc.reason)
+        if exc.close:
+            answer.headers["connection"] = "close"
+        return answer
 
     app.add_exception_handler(ServiceRefusal, refusal)
     return _Middleware(app, service)

@@ -43,18 +43,27 @@ _big_bodies: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaph
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-async def read_bounded(request: Request, limit: int) -> None:
-    """Read the body while it streams, refusing it with 413 as soon as it passes ``limit``; the handler then
-    reads it from memory (``request.body()``)."""
+async def read_bounded(request: Request, limit: int, stall: float) -> None:
+    """Read the body while it streams, refusing it with 413 as soon as it passes ``limit``, and with 408 when
+    ``stall`` seconds pass without a byte; the handler then reads it from memory (``request.body()``)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise ServiceRefusal(413, f"request body of {declared} bytes exceeds this route's limit of {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    stream = request.stream()
+    while True:
+        try:
+            async with asyncio.timeout(stall):
+                chunk = await anext(stream)
+        except StopAsyncIteration:
+            break
+        except TimeoutError:
+            raise ServiceRefusal(408, f"request body stalled: nothing for {stall:g} s after {size} bytes",
+                                 close=True) from None
         size += len(chunk)
         if size > limit:
-            raise ServiceRefusal(413, f"request body exceeds this route's limit of {limit} bytes")
+            raise ServiceRefusal(413, f"request body exceeds this route's limit of {limit} bytes", close=True)
         chunks.append(chunk)
     request._body = b"".join(chunks)
 
@@ -81,13 +90,15 @@ def route(path: str, endpoint: Endpoint, *, methods: list[str], auth: Auth,
     async def guarded(request: Request) -> Response:
         canonical_ids(request)
         authorize(request, auth)
-        limit = max_body(service_of(request)) if callable(max_body) else max_body
+        svc = service_of(request)
+        limit = max_body(svc) if callable(max_body) else max_body
+        stall = svc.settings.body_stall_seconds
         if not _big(request):
-            await read_bounded(request, limit)
+            await read_bounded(request, limit, stall)
             return await endpoint(request)
         loop = asyncio.get_running_loop()
         async with _big_bodies.setdefault(loop, asyncio.Semaphore(BIG_BODIES_AT_ONCE)):
-            await read_bounded(request, limit)
+            await read_bounded(request, limit, stall)
             return await endpoint(request)
 
     declared = Route(path, guarded, methods=methods, name=f"{endpoint.__name__}:{','.join(methods)}")
