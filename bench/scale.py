@@ -129,6 +129,8 @@ def main() -> int:
         if cc and not r["saturate"]:
             print(f"{r['hosts']} hosts: {cc['count']} polls carried connectivity-check, p50 / p99 "
                   f"{ms(cc, 'p50')} / {ms(cc, 'p99')} ms")
+        if r.get("statuses") and not r["saturate"]:  # a run long enough lets every host reach known
+            print(f"{r['hosts']} hosts at the end: " + ", ".join(f"{n} {s}" for s, n in sorted(r["statuses"].items())))
     return 0
 
 

@@ -83,6 +83,9 @@ def _check(ns: argparse.Namespace) -> None:
     """What can be wrong with a command line beyond its syntax, found before anything starts."""
     if not 0 <= ns.port <= 65535:
         raise ConfigError(f"--port {ns.port}: not a port (0 to 65535)", hint="0 picks a free one")
+    if not 0 < ns.body_stall_seconds < float("inf"):
+        raise ConfigError(f"--body-stall-seconds {ns.body_stall_seconds:g}: not a positive number of seconds",
+                          hint="30 is the default")
     if bool(ns.tls_cert) != bool(ns.tls_key):
         raise ConfigError("--tls-cert and --tls-key go together", hint="give both PEM files, or neither for HTTP")
     for flag, path in (("--tls-cert", ns.tls_cert), ("--tls-key", ns.tls_key), ("--os-image", ns.os_image)):

@@ -254,6 +254,8 @@ def test_service_help_and_version_need_no_extra_and_say_which_pip_install_fixes_
     (["--tls-cert", "/etc/hostname", "--tls-key", "/etc/hostname"], 2, "cannot load them"),
     (["--port", "70000"], 2, "not a port"),
     (["--port", "eighty"], 2, "invalid int value: 'eighty'"),
+    (["--body-stall-seconds", "0"], 2, "--body-stall-seconds 0: not a positive number of seconds"),
+    (["--body-stall-seconds", "nan"], 2, "--body-stall-seconds nan: not a positive number of seconds"),
     (["--auth", "password"], 2, "invalid choice: 'password'"),
     (["--db", "/nonexistent/state.db"], 2, "directory /nonexistent does not exist"),
     (["--os-image", "/nonexistent.raw"], 2, "--os-image /nonexistent.raw: no such file"),
