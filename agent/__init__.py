@@ -1,3 +1,5 @@
 """OpenShift Assisted Installer on-host agent, in Python: a drop-in replacement for the Go agent."""
 
-__version__ = "0.1.0"
+from common import __version__
+
+__all__ = ["__version__"]

@@ -20,9 +20,9 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from agent.errors import ConfigError
-from agent.host import Host
-from agent.inventory.collect import inventory
+from common.errors import ConfigError
+from common.host import Host
+from inventory.collect import inventory
 
 DEFAULT_OPENSHIFT = "4.18"
 PROFILES = ("sno", "compact", "ha")
@@ -51,7 +51,7 @@ def cluster_for(profile: str, openshift_version: str) -> dict[str, Any]:
 
 
 def _rules() -> tuple[Any, dict[str, Any]]:
-    from reference_service.rules import disks, hardware, registry
+    from rules import disks, hardware, registry
 
     own = {k: v for k, v in registry.VALIDATIONS.items() if v.func.__module__ == hardware.__name__}
     return disks, own
@@ -59,7 +59,7 @@ def _rules() -> tuple[Any, dict[str, Any]]:
 
 def evaluate(inv: dict[str, Any], role: str, cluster: dict[str, Any]) -> tuple[dict[str, Any], list[Result]]:
     """The host document the service would store for this inventory, and its hardware validations."""
-    from reference_service.rules.documents import HostView
+    from rules.documents import HostView
 
     disks, validations = _rules()
     host: dict[str, Any] = {"id": "local", "role": role, "status": "discovering", "suggested_role": role}

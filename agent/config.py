@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from agent.errors import ConfigError
+from common.errors import ConfigError
 
 DEFAULT_CONF = "/etc/assisted/agent.conf"
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
@@ -101,13 +101,3 @@ def read_conf(path: str | os.PathLike[str]) -> dict[str, str]:
             value = value[1:-1]
         values[key.strip()] = value
     return values
-
-
-def parse_bool(text: str) -> bool:
-    """Go's strconv.ParseBool, which is what --insecure=VALUE accepts."""
-    lowered = text.strip().lower()
-    if lowered in ("1", "t", "true", "yes", "y", "on"):
-        return True
-    if lowered in ("0", "f", "false", "no", "n", "off", ""):
-        return False
-    raise ValueError(f"invalid boolean {text!r}")

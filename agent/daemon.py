@@ -5,7 +5,7 @@ improvements: a register answer that the Go agent freezes on forever (401/403/40
 back-off growing to minutes, so fixing the cause on the service side is enough; and a reply that could not be
 delivered because the service was down is kept and delivered once it is back, so nothing is lost.
 
-Every answer of the service is untrusted input (agent.answers): one that is not what the spec says is logged
+Every answer of the service is untrusted input (common.answers): one that is not what the spec says is logged
 once, in words that say what was expected, what came and from where, and backed off like a network error.
 """
 
@@ -15,50 +15,34 @@ import json
 import logging
 import os
 import random
-import signal
-import threading
 import time
 import uuid
 from collections import deque
 from typing import Any
 
-from agent.answers import next_step_request, parse_steps
-from agent.client import ServiceClient
 from agent.config import AgentConfig
 from agent.dispatch import Dispatcher
-from agent.dry_run import ENV_HOST_ID, DrySettings
-from agent.errors import MalformedAnswer, ServiceError, ServiceResponseError, TransportError
-from agent.host import Host
-from agent.identity import derive_host_id
-from agent.limits import MAX_PENDING_REPLIES, backoff
-from agent.logs import redact_url
+from agent.lifecycle import Lifecycle
 from agent.notify import Notifier
+from agent.registration import Registrar
 from agent.runner import Reply, StepRunner
 from agent.state import History, reap_leftovers, state_dir, write_private
+from common.answers import next_step_request, parse_steps
+from common.dry_run import DrySettings
+from common.errors import ServiceError, ServiceResponseError, TransportError
+from common.host import Host
+from common.limits import MAX_PENDING_REPLIES
+from common.logs import redact_url
+from common.service_client import ServiceClient
 
 log = logging.getLogger("agent")
 
 #: A successful reply identical to the last one of its step type is not re-posted within this many seconds.
 REPLY_CACHE_TTL = 3600.0
-#: How the registration log line names a host id taken from the dry-run environment.
-DRY_HOST_ID_SOURCE = ENV_HOST_ID
 #: Poll back-off: cenkalti/backoff defaults, as the Go agent uses them.
 POLL_BACKOFF_INITIAL, POLL_BACKOFF_FACTOR, POLL_BACKOFF_MAX, POLL_BACKOFF_JITTER = 0.5, 1.5, 60.0, 0.5
 #: After this long without a successful poll, register again (the Go runner exits and the agent re-registers).
 POLL_GIVE_UP = 15 * 60.0
-#: Register answers that will not change by retrying at once; retried with a back-off capped here.
-REGISTER_FATAL = {
-    401: ("the service rejected the agent's token",
-          "set PULL_SECRET_TOKEN to the infra-env's agent token (agent.service or /etc/assisted/agent.conf)"),
-    403: ("the service refused this host",
-          "if the installation finished, boot this host from its disk; else check the token's access"),
-    404: ("the infra-env does not exist, or this token cannot see it",
-          "check --infra-env-id against the infra-env the discovery image was made for"),
-    409: ("the cluster cannot accept new hosts in its current state",
-          "wait for the installation to finish or reset the cluster; an installed host must boot from disk"),
-}
-REGISTER_FATAL_MAX_DELAY = 300.0
-
 
 class Daemon:
     def __init__(self, config: AgentConfig, *, client: ServiceClient | None = None,
@@ -71,9 +55,8 @@ class Daemon:
         self.runner = runner or StepRunner(config, mark=self.mark)
         self.notifier = notifier or Notifier()
         self.host = host or Host.at(config.host_root)
-        self.stop = threading.Event()  # stop polling (SIGTERM, or the service said exit)
-        self.terminate = threading.Event()  # a signal asked us to stop: running steps get only the grace period
-        self.cancel = threading.Event()  # kill running steps (grace period over)
+        self.life = Lifecycle(self.notifier)
+        self.stop, self.terminate, self.cancel = self.life.stop, self.life.terminate, self.life.cancel
         self.host_id = ""
         self.infra_env_id = config.infra_env_id
         self.dispatcher = Dispatcher(self.runner, self._deliver, self._finished, self.cancel)
@@ -82,10 +65,11 @@ class Daemon:
         self._history = History(self.state)
         self._last_problem = ""
         self.dry = DrySettings.from_env(os.environ, flag=config.dry_run)
+        self.registrar = Registrar(config, self.client, self.host, self.dry, self.life)
 
     # -- top level --------------------------------------------------------------------------------------
     def run(self) -> int:
-        self._install_signal_handlers()
+        self.life.install_signal_handlers()
         reap_leftovers(self.mark)
         self.notifier.ready(f"registering with {redact_url(self.config.url)}")
         if not self.config.token:
@@ -99,70 +83,19 @@ class Daemon:
         return 0
 
     def request_stop(self, reason: str) -> None:
-        if not self.stop.is_set():
-            log.info("stopping: %s", reason)
-            self.notifier.stopping(f"stopping: {reason}")
-        self.stop.set()
-
-    def _install_signal_handlers(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._on_signal)
-
-    def _on_signal(self, signum: int, _frame: object) -> None:
-        self.terminate.set()
-        self.request_stop(signal.Signals(signum).name)
+        self.life.request_stop(reason)
 
     def _sleep(self, seconds: float) -> bool:
-        """Sleep unless stopped, pinging the watchdog meanwhile; False when a stop interrupted it."""
-        end = time.monotonic() + max(0.0, seconds)
-        chunk = self.notifier.watchdog_interval or 3600.0
-        while True:
-            self.notifier.watchdog()
-            left = end - time.monotonic()
-            if left <= 0:
-                return not self.stop.is_set()
-            if self.stop.wait(min(left, chunk)):
-                return False
+        return self.life.sleep(seconds)
 
     # -- registration -----------------------------------------------------------------------------------
     def _register(self) -> bool:
         """Register until it succeeds; False when stopped first."""
-        fatal_attempts = 0
-        while not self.stop.is_set():
-            if self.dry.forced_host_id:
-                host_id, how = self.dry.forced_host_id, DRY_HOST_ID_SOURCE
-            elif self.config.host_id:
-                host_id, how = self.config.host_id, "--host-id"
-            else:
-                host_id, how = derive_host_id(self.host)
-            self.client.new_request_id()
-            try:
-                response = self.client.register(host_id)
-            except ServiceResponseError as exc:
-                if exc.status in REGISTER_FATAL:
-                    what, hint = REGISTER_FATAL[exc.status]
-                    delay = backoff(self.config.interval, fatal_attempts, REGISTER_FATAL_MAX_DELAY)
-                    fatal_attempts += 1
-                    log.error("cannot register host %s: %s ([%d] %s); hint: %s; retrying in %.0fs",
-                              host_id, what, exc.status, exc.reason, hint, delay)
-                    self.notifier.status(f"registration refused ({exc.status}): {what}")
-                else:
-                    delay = self.config.interval
-                    log.warning("Error registering host: %s; retrying in %.0fs", exc, delay)
-                    self.notifier.status(f"registration failed: {exc}")
-                self._sleep(delay)
-                continue
-            except (TransportError, MalformedAnswer) as exc:
-                delay = self.config.interval
-                log.warning("Error registering host: %s; retrying in %.0fs", exc.describe(), delay)
-                self.notifier.status(f"service unreachable: {exc.message}")
-                self._sleep(delay)
-                continue
-            self._adopt_registration(response, host_id, how)
-            return True
-        return False
+        registration = self.registrar.register()
+        if registration is None:
+            return False
+        self._adopt_registration(registration.response, registration.host_id, registration.how)
+        return True
 
     def _adopt_registration(self, response: dict[str, Any], host_id: str, how: str) -> None:
         """Use the ids the service hands back in next_step_runner_command, as the Go next-step runner does."""

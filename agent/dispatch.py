@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from agent.answers import BadInstruction, Instruction
-from agent.limits import MAX_RUNS_PER_TYPE
 from agent.overlap import Overlap, busy_reply, policy
 from agent.runner import EXIT_INTERRUPTED, Reply, StepRunner
+from common.answers import BadInstruction, Instruction
+from common.limits import MAX_RUNS_PER_TYPE
 
 log = logging.getLogger("agent")
 

@@ -20,7 +20,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from agent.config import AgentConfig, parse_bool
+from agent.config import AgentConfig
+from common.go_bool import parse_bool
 
 HOST_MOUNT = "/host"
 _BOOL_ARGS = ("with-journal-logging", "with-text-logging", "with-stdout-logging", "dry-run", "insecure",
@@ -54,8 +55,8 @@ def _flag(ns: argparse.Namespace, name: str) -> bool:
 
 def run_step_once(step_type: str, args: list[str], ns: argparse.Namespace) -> int:
     """One step through the real runner (its own process); its output on stdout, its error on stderr."""
-    from agent.logs import setup_logging
     from agent.runner import StepRunner
+    from common.logs import setup_logging
 
     config = AgentConfig(url=ns.url or "", infra_env_id=ns.infra_env_id or "", cacert=ns.cacert,
                          insecure=_flag(ns, "insecure"), host_root=default_host_root(), dry_run=_flag(ns, "dry-run"),
@@ -109,7 +110,7 @@ def main(argv: Sequence[str] | None = None, *, name: str | None = None) -> int:
         return cli.main(_with_host_root(args), role="next_step_runner")
     if prog == "inventory":
         _go_flags(prog, args)
-        from agent.inventory.report import main as inventory_main
+        from agent.inventory_report import main as inventory_main
 
         return int(inventory_main(["--root", default_host_root()]))
     if prog == "free_addresses":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-from agent.host import Host
+from common.host import Host
 
 FALLBACK_ID = "deaddead-dead-dead-dead-deaddeaddead"
 

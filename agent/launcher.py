@@ -27,7 +27,14 @@ from typing import Any
 
 from agent.config import PROXY_VARS, AgentConfig
 from agent.daemon import Daemon
-from agent.errors import ConfigError, InvalidStepArguments
+from agent.lifecycle import Lifecycle
+from agent.notify import Notifier
+from agent.registration import Registrar
+from common.dry_run import DrySettings
+from common.errors import ConfigError, InvalidStepArguments
+from common.host import Host
+from common.logs import redact_url
+from common.service_client import ServiceClient
 
 log = logging.getLogger("agent")
 
@@ -81,7 +88,7 @@ def parse_runner_command(response: Any) -> tuple[RunnerRequest | None, float, st
     delay = DEFAULT_DELAY_ON_ERROR
     if isinstance(retry, int | float) and not isinstance(retry, bool) and retry > 0:
         delay = min(float(retry), MAX_DELAY_ON_ERROR)
-    from steps.container_image_availability import check_reference
+    from common.podman import check_reference
 
     args = command.get("args")
     if not isinstance(args, list) or not args or not isinstance(args[0], str) or len(args[0]) > 65536:
@@ -102,7 +109,7 @@ def parse_runner_command(response: Any) -> tuple[RunnerRequest | None, float, st
 
 def runner_argv(config: AgentConfig, request: RunnerRequest, *, exists: Any = os.path.exists) -> list[str]:
     """``podman run`` of the service's image as next_step_runner: the Go agent's line plus the host at /host."""
-    from steps.container_image_availability import podman_argv
+    from common.podman import podman_argv
 
     argv = ["run", "--rm", "--privileged", "--pid=host", "--uts=host", "--net=host", "--pids-limit=0"]
     mounts = [m for m in RUNNER_MOUNTS if exists(m.split(":", 1)[0])]
@@ -122,42 +129,46 @@ def runner_argv(config: AgentConfig, request: RunnerRequest, *, exists: Any = os
     return podman_argv(*argv)
 
 
-class Launcher(Daemon):
-    """Register, launch the runner container, wait for it, repeat. Registration retries are the daemon's."""
+class Launcher:
+    """Register, launch the runner container, wait for it, repeat. It polls nothing itself: the runner does."""
 
-    request: RunnerRequest | None = None
-    delay_on_error: float = DEFAULT_DELAY_ON_ERROR
-    problem: str = ""
+    def __init__(self, config: AgentConfig, *, client: ServiceClient | None = None,
+                 notifier: Notifier | None = None, host: Host | None = None) -> None:
+        self.config = config
+        self.client = client or ServiceClient(config)
+        self.notifier = notifier or Notifier()
+        self.life = Lifecycle(self.notifier)
+        self.stop = self.life.stop
+        dry = DrySettings.from_env(os.environ, flag=config.dry_run)
+        self.registrar = Registrar(config, self.client, host or Host.at(config.host_root), dry, self.life)
 
     def run(self) -> int:
-        self._install_signal_handlers()
-        self.notifier.ready(f"registering with {self.config.url}")
+        self.life.install_signal_handlers()
+        self.notifier.ready(f"registering with {redact_url(self.config.url)}")
         if not self.config.token:
             log.warning("Agent Authentication Token not set (PULL_SECRET_TOKEN is empty)")
         while not self.stop.is_set():
-            if not self._register():
+            registration = self.registrar.register()
+            if registration is None:
                 break
-            if self.request is None:
-                log.error("%s; registering again in %.0fs", self.problem, self.delay_on_error)
-                self._sleep(self.delay_on_error)
+            request, delay_on_error, problem = parse_runner_command(registration.response)
+            log.info("registered host %s (id from %s); runner image %s", registration.host_id, registration.how,
+                     request.agent_version if request else "none")
+            self.notifier.status(f"registered as host {registration.host_id}")
+            if request is None:
+                log.error("%s; registering again in %.0fs", problem, delay_on_error)
+                self.life.sleep(delay_on_error)
                 continue
-            code = self._run_runner(self.request)
+            code = self._run_runner(request)
             if code != 0 and not self.stop.is_set():
-                log.warning("next_step_runner exited with %d; registering again in %.0fs", code, self.delay_on_error)
-                self._sleep(self.delay_on_error)
+                log.warning("next_step_runner exited with %d; registering again in %.0fs", code, delay_on_error)
+                self.life.sleep(delay_on_error)
         self.notifier.stopping("stopped")
         log.info("agent stopped")
         return 0
 
-    def _adopt_registration(self, response: dict[str, Any], host_id: str, how: str) -> None:
-        self.host_id = host_id
-        self.request, self.delay_on_error, self.problem = parse_runner_command(response)
-        log.info("registered host %s (id from %s); runner image %s", host_id, how,
-                 self.request.agent_version if self.request else "none")
-        self.notifier.status(f"registered as host {host_id}")
-
     def _run_runner(self, request: RunnerRequest) -> int:
-        from steps.container_image_availability import podman_argv
+        from common.podman import podman_argv
 
         cleanup = podman_argv("rm", "--force", "--ignore", CONTAINER_NAME)
         try:
@@ -185,7 +196,7 @@ class Launcher(Daemon):
                 return -1
 
 
-def daemon_class(role: str) -> type[Daemon]:
+def daemon_class(role: str) -> type[Daemon | Launcher]:
     """The loop ``agent`` (role "agent") or the image's ``next_step_runner`` runs."""
     if role == "next_step_runner":
         from agent.next_step_runner import NextStepRunner

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agent.config import AgentConfig
-from agent.errors import StepTimeout, UnknownStepType
-from agent.host import kill_tree
-from agent.limits import MAX_ERROR_CHARS, MAX_OUTPUT_BYTES, clip
+from common.errors import StepTimeout, UnknownStepType
+from common.host import kill_tree
+from common.limits import MAX_ERROR_CHARS, MAX_OUTPUT_BYTES, clip
 from steps import registry
 
 log = logging.getLogger(__name__)

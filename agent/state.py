@@ -15,8 +15,8 @@ import threading
 import time
 from pathlib import Path
 
-from agent.limits import HISTORY_MAX_BYTES, HISTORY_MAX_OUTPUT_CHARS, clip
 from agent.runner import MARK_ENV, Reply
+from common.limits import HISTORY_MAX_BYTES, HISTORY_MAX_OUTPUT_CHARS, clip
 
 log = logging.getLogger("agent")
 

@@ -11,9 +11,9 @@ import json
 import sys
 from collections.abc import Sequence
 
-from agent.argparser import Parser
-from agent.cli import SUBCOMMANDS, _connection_flags, _go_style, build_config, daemon_parser
-from agent.errors import ConfigError
+from agent.parsers import SUBCOMMANDS, build_config, connection_flags, daemon_parser, go_style
+from common.argparser import Parser
+from common.errors import ConfigError
 
 
 def step_parser() -> argparse.ArgumentParser:
@@ -25,7 +25,7 @@ def step_parser() -> argparse.ArgumentParser:
     p.add_argument("args", nargs="*", help="the step's arguments: one JSON list, or each argument as is")
     p.add_argument("--list", action="store_true", help="list the steps: name, purpose, where it comes from")
     p.add_argument("--wire", action="store_true", help="print the reply exactly as it would be posted")
-    _connection_flags(p)
+    connection_flags(p)
     return p
 
 
@@ -39,7 +39,8 @@ def completion_parser() -> argparse.ArgumentParser:
 
 def command_tree() -> argparse.ArgumentParser:
     """All of agent's parsers as one tree: what completion is generated from."""
-    from agent.inventory import record, report
+    from agent import inventory_report as report
+    from agent import record_host as record
     from steps import registry
 
     tree = daemon_parser()
@@ -111,7 +112,7 @@ def unknown_step(name: str, known: Sequence[str]) -> ConfigError:
 
 
 def run_step(argv: list[str]) -> int:
-    ns = step_parser().parse_intermixed_args(_go_style(argv))
+    ns = step_parser().parse_intermixed_args(go_style(argv))
     if ns.list:
         _print_step_list()
         return 0
@@ -130,9 +131,9 @@ def run_step(argv: list[str]) -> int:
             decoded = None
         if isinstance(decoded, list):
             args = [a if isinstance(a, str) else json.dumps(a) for a in decoded]
-    from agent import progress
-    from agent.logs import setup_logging
     from agent.runner import StepRunner
+    from common import progress
+    from common.logs import setup_logging
 
     setup_logging(json_lines=cfg.log_json, level=cfg.log_level or "warning", journal=False, secrets=[cfg.token])
     progress.enable_for_children()  # the step's process shows how far it is on this terminal, never in a reply

@@ -28,10 +28,10 @@ from typing import IO, Any
 import psutil
 
 from agent.config import AgentConfig
-from agent.errors import AgentError
-from agent.host import Host
-from agent.logs import setup_logging
 from agent.runner import PARENT_ENV
+from common.errors import AgentError
+from common.host import Host
+from common.logs import setup_logging
 from steps import registry
 from steps.base import StepContext
 

@@ -1,6 +1,6 @@
 """Benchmark: the cluster digest against today's per-host majority rule, at 100, 300 and 1,000 hosts.
 
-Each host is a swarm host (``reference_service/swarm_machine.py``): the recorded machine's inventory and a
+Each host is a swarm host (``swarm/machine.py``): the recorded machine's inventory and a
 dry-run connectivity report that reaches every other host, as stored on the host documents (JSON strings).
 Prints, per size: the first digest (every report parsed once), a digest after one host's report changed (one
 report parsed), the memo's memory (tracemalloc, the digest's own allocations, not the documents), and one
@@ -20,8 +20,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reference_service.rules.cluster_digest import DigestMemo, digest, in_majority_group
-from reference_service.swarm_machine import SWARM_NETWORK, SimHost, connectivity_report, inventory, sim_host
+from rules.cluster_digest import DigestMemo, digest, in_majority_group
+from swarm.machine import SWARM_NETWORK, SimHost, connectivity_report, inventory, sim_host
 
 CLUSTER = {"id": "bench", "name": "bench", "machine_networks": [{"cidr": str(SWARM_NETWORK)}]}
 

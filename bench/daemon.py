@@ -21,7 +21,7 @@ from pathlib import Path
 
 import requests
 
-from reference_service.rules.states import OFF_HOST_STEPS
+from rules.states import OFF_HOST_STEPS
 
 BIN = Path(sys.executable).parent
 BASE = "/api/assisted-install"

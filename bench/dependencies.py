@@ -40,7 +40,7 @@ IMPORTS = ["requests", "psutil", "systemd.journal", "systemd.daemon", "pyudev", 
 WORK: dict[str, tuple[str, str]] = {
     "netlink dump (links, addresses, routes)": (
         """
-from agent.inventory.netlink import dump
+from inventory.netlink import dump
 s = dump()
 extra = {"found": [len(s["links"]), len(s["addresses"]), len(s["routes"])]}
 t1 = time.perf_counter()
@@ -63,8 +63,8 @@ extra["each_ms"] = (time.perf_counter() - t1) / 20 * 1000
     "udev properties of every block device": (
         """
 import os
-from agent.host import Host
-from agent.inventory.disks import udev_properties
+from common.host import Host
+from inventory.disks import udev_properties
 host = Host.at("/")
 props = [udev_properties(host, "/sys/block/" + d) for d in os.listdir("/sys/block")]
 extra = {"found": sum(len(p) for p in props)}

@@ -23,7 +23,7 @@ from typing import Any
 from faults import ENV, Tally, check_crashes, free_port, host_id, integrity, setup, wait
 
 from reference_service.os_image import OS_IMAGE_ENV, OS_IMAGE_RATE_ENV
-from reference_service.rules.states import OFF_HOST_STEPS
+from rules.states import OFF_HOST_STEPS
 from tests.support.install_images import MIB, BuiltImage, build_image, loop_device
 from tests.support.service import RefService, start_agent, start_service
 

@@ -1,4 +1,4 @@
-"""The inventory's netlink dump, ours (agent/inventory/netlink.py) beside pyroute2's, each in fresh processes.
+"""The inventory's netlink dump, ours (inventory/netlink.py) beside pyroute2's, each in fresh processes.
 
     .venv/bin/python bench/inventory_netlink.py [-n 9]
 
@@ -18,7 +18,7 @@ import sys
 
 CASES = {
     "bare interpreter (python -c pass)": "pass",
-    "ours: import + dump": "from agent.host import Host\nfrom agent.inventory import netlink\nnetlink.snapshot(Host())",
+    "ours: import + dump": "from common.host import Host\nfrom inventory import netlink\nnetlink.snapshot(Host())",
     "pyroute2: import only": "import pyroute2",
     "pyroute2: import + dump": "from pyroute2 import IPRoute\nwith IPRoute() as ip:\n"
                                "    ip.get_links(); ip.get_addr(); ip.get_routes(family=2); ip.get_routes(family=10)",

@@ -131,7 +131,7 @@ def timed(argv: list[str], **kw: object) -> tuple[float, int]:
 STEP_CHILD = """
 import json, sys, time
 from agent.config import AgentConfig
-from agent.host import Host
+from common.host import Host
 from steps.base import StepContext
 from steps.write_image import WriteImageStep
 step = WriteImageStep()

@@ -6,7 +6,7 @@
 It prints where it listens (and, with ``--auth token``, the admin token) on its first log lines; with
 ``--port 0`` it picks a free port, and ``--ready-file`` gets the URL once it accepts connections.
 
-Like ``agent``, every command-line error and start-up failure is one line and a hint (agent.usage): exit 2 for
+Like ``agent``, every command-line error and start-up failure is one line and a hint (common.usage): exit 2 for
 a bad command line (unreadable TLS files included), 1 for a failure at run time (the port taken, the database
 unusable, the ``service`` extra not installed). ``--help`` and ``--version`` need none of the extra's packages,
 so this module imports them only once the command line is good.
@@ -21,10 +21,10 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 
-from agent import __version__
-from agent.argparser import Parser
-from agent.errors import AgentError, ConfigError
-from agent.usage import run_main
+from common import __version__
+from common.argparser import Parser
+from common.errors import AgentError, ConfigError
+from common.usage import run_main
 
 PROG = "assisted-reference-service"
 EXTRA_HINT = "pip install 'assisted-agent[service]'"
@@ -73,7 +73,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["swarm"]:
-        from reference_service.swarm import main as swarm_main
+        from swarm.run import main as swarm_main
 
         return swarm_main(args[1:])
     return run_main(PROG, lambda: _main(args))
@@ -141,12 +141,13 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         import uvicorn
 
-        from reference_service import gc_policy, listeners, monitor, reply_workers
+        from common import gc_policy
+        from reference_service import listeners, monitor, reply_workers
         from reference_service.http.app import create_app
         from reference_service.orchestrator import ReferenceService
-        from reference_service.rules import load_areas
         from reference_service.settings import Settings
-        from reference_service.store import Store
+        from reference_service.store.database import Store
+        from rules import load_areas
     except ModuleNotFoundError as exc:  # the metadata said all is there, but a module of the extra is not
         raise _extra_error(exc.name or str(exc)) from None
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import requests
 
-from reference_service.rules.states import OFF_HOST_STEPS
+from rules.states import OFF_HOST_STEPS
 
 BASE = "/api/assisted-install"
 BIN = Path(sys.executable).parent

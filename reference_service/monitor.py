@@ -13,8 +13,8 @@ import logging
 import time
 
 from reference_service.orchestrator import EAGER_LIMIT, MONITOR_SECONDS, SETTLE_SECONDS, ReferenceService
-from reference_service.rules import states
-from reference_service.rules.cluster_digest import DigestMemo, digest
+from rules import states
+from rules.cluster_digest import DigestMemo, digest
 
 log = logging.getLogger("reference_service")
 #: How often the check-ins kept in memory are written (each write is the whole host document).

@@ -1,9 +1,9 @@
 """The orchestrator: ties the rules to the store. Registration, instructions, replies, and the host and cluster
 states, applied to documents loaded from and saved to the store.
 
-Every decision is a rule's (``reference_service.rules``); this module loads the documents a rule needs, calls
+Every decision is a rule's (``rules``); this module loads the documents a rule needs, calls
 it, and applies what it decided: status changes with their events, saved hosts and clusters. It is also the
-rules' :class:`~reference_service.rules.documents.ServicePort`. It follows the real service
+rules' :class:`~rules.documents.ServicePort`. It follows the real service
 (assisted-service-api.md sections 3 to 6) closely enough that an agent cannot tell the difference on the wire.
 """
 
@@ -17,15 +17,15 @@ import time
 import zlib
 from typing import Any
 
+from common.errors import ServiceRefusal
 from reference_service import os_image, reply_check
-from reference_service.errors import ServiceRefusal
 from reference_service.reply_check import Derived
-from reference_service.rules import cluster_digest, ip_collisions, registry, states
-from reference_service.rules.cluster_digest import ClusterDigest
-from reference_service.rules.documents import HostView, WithHost, host_name, is_sno, prime
-from reference_service.rules.install import progress_update
 from reference_service.settings import Settings
-from reference_service.store import Store, _now_iso
+from reference_service.store.database import Store, _now_iso
+from rules import cluster_digest, ip_collisions, registry, states
+from rules.cluster_digest import ClusterDigest
+from rules.documents import HostView, WithHost, host_name, is_sno, prime
+from rules.install import progress_update
 
 log = logging.getLogger("reference_service")
 

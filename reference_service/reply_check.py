@@ -9,8 +9,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from reference_service import json_codec, spec
-from reference_service.errors import ServiceRefusal
+from common import json_codec
+from common.errors import ServiceRefusal
+from reference_service import spec
 
 #: Steps whose output is parsed and checked even when they failed: it says what failed.
 CHECKED_WHEN_FAILED = ("installation-disk-speed-check", "container-image-availability")

@@ -27,10 +27,11 @@ import weakref
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from reference_service import gc_policy, json_codec, reply_check
-from reference_service.errors import ServiceRefusal
+from common import gc_policy, json_codec
+from common.errors import ServiceRefusal
+from reference_service import reply_check
 from reference_service.reply_check import Derived
-from reference_service.rules import cluster_digest, core, documents, registry
+from rules import cluster_digest, core, documents, registry
 
 #: Bodies at least this big are checked in the worker; below it the check takes less than the hand-off.
 CHECK_IN_WORKER = 64 << 10

@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.errors import InvalidStepArguments
+from common.errors import InvalidStepArguments
 from steps.base import Step, StepContext, StepResult, expect_args, get_field, json_arg
 
 STEP = "api-vip-connectivity-check"

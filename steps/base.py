@@ -1,7 +1,7 @@
 """The contract every step plugin fulfils.
 
 A step declares its wire ``step_type``, turns the service's string arguments into typed parameters (raising
-:class:`~agent.errors.InvalidStepArguments` for anything malformed, before any work is done), says how long it
+:class:`~common.errors.InvalidStepArguments` for anything malformed, before any work is done), says how long it
 may run, and returns a :class:`StepResult` whose ``output`` validates against the spec model of its step type.
 Steps run in a child process of the daemon (see ``agent.runner``), so a step may block, crash or import heavy
 libraries without hurting the daemon; at its deadline the child and everything it started are killed.
@@ -15,14 +15,25 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
-from agent.errors import InvalidStepArguments
-from agent.host import Host
+from common.errors import InvalidStepArguments
+from common.host import Host
+from common.service_settings import ServiceSettings
+
+
+class StepSettings(ServiceSettings, Protocol):
+    """The agent's settings a step may read (agent.config.AgentConfig has them; steps never import agent)."""
+
+    @property
+    def host_id(self) -> str | None: ...
+    @property
+    def host_root(self) -> str: ...
+    @property
+    def dry_run(self) -> bool: ...
 
 if TYPE_CHECKING:
-    from agent.client import ServiceClient
-    from agent.config import AgentConfig
+    from common.service_client import ServiceClient
 
 P = TypeVar("P")
 
@@ -48,7 +59,7 @@ class StepContext:
     """What a running step may use: the host seam, the agent's configuration, a service client, its deadline."""
 
     host: Host
-    config: AgentConfig
+    config: StepSettings
     step_id: str = ""
     deadline: float = field(default_factory=lambda: time.monotonic() + 3600)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("agent.step"))
@@ -66,7 +77,7 @@ class StepContext:
             if self._client_factory is not None:
                 self._client = self._client_factory()
             else:
-                from agent.client import ServiceClient
+                from common.service_client import ServiceClient
 
                 self._client = ServiceClient(self.config)
         return self._client

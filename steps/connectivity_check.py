@@ -23,8 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from agent.errors import InvalidStepArguments, StepError
-from agent.host import Host
+from common.errors import InvalidStepArguments, StepError
+from common.host import Host
 from steps.base import Step, StepContext, StepResult, expect_args, get_field, is_uuid, json_arg
 
 if TYPE_CHECKING:

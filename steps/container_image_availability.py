@@ -17,53 +17,22 @@ configured the usual way (registries.conf, ``CONTAINERS_REGISTRIES_CONF``).
 
 from __future__ import annotations
 
-import os
-import re
-import shlex
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from agent import progress
-from agent.errors import InvalidStepArguments
-from agent.host import CommandResult, Host
+from common import progress
+from common.errors import InvalidStepArguments
+from common.host import Host
+from common.podman import check_reference, podman_argv, podman_error
 from steps.base import Step, StepContext, StepResult, expect_args, get_field, json_arg
 
 STEP = "container-image-availability"
-PODMAN_ARGS_ENV = "AGENT_PODMAN_ARGS"
 DEFAULT_TIMEOUT = 960.0
 #: Seconds ``podman images``/``inspect`` may take; only pulls get the rest of the deadline.
 QUERY_TIMEOUT = 30.0
 #: What the Go agent reports in dry-run mode instead of pulling.
 DRY_RUN_IMAGE = {"download_rate": 100.0, "size_bytes": 400000000, "time": 10.0}
-#: [registry[:port]/]path[:tag][@digest], the registry possibly an IPv6 address in brackets
-#: ("[fd00::5]:5000/ocp/release", as mirrors of IPv6-only disconnected clusters are named); the first
-#: character rules out anything podman could take for an option.
-_REFERENCE = re.compile(
-    r"^(\[[0-9A-Fa-f:.]+\](:[0-9]+)?/)?"
-    r"[A-Za-z0-9][A-Za-z0-9._\-/]*(:[A-Za-z0-9_][A-Za-z0-9._\-/]*)*(@[A-Za-z0-9]+:[0-9a-fA-F]+)?$"
-)
-
-
-def podman_argv(*command: str) -> list[str]:
-    return ["podman", *shlex.split(os.environ.get(PODMAN_ARGS_ENV, "")), *command]
-
-
-def check_reference(step_type: str, image: Any) -> str:
-    if not isinstance(image, str) or len(image) > 4096 or not _REFERENCE.match(image):
-        raise InvalidStepArguments(f"{step_type}: {image!r} is not a container image reference")
-    return image
-
-
-def podman_error(result: CommandResult) -> str:
-    """The line of podman's output that says what went wrong (its 'Error: ...' line when there is one)."""
-    lines = [ln.strip() for ln in (result.stderr + "\n" + result.stdout).splitlines() if ln.strip()]
-    errors = [ln for ln in lines if ln.startswith("Error")]
-    if errors:
-        return errors[-1]
-    return lines[-1] if lines else f"podman exited with {result.exit_code}"
-
-
 @dataclass(frozen=True)
 class ImagesParams:
     images: tuple[str, ...]

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from agent.errors import InvalidStepArguments, StepError
+from common.errors import InvalidStepArguments, StepError
 from steps.base import Step, StepContext, StepResult, expect_args, get_field, json_arg
 from steps.connectivity_check import require_live
 

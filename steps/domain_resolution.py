@@ -22,8 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.errors import InvalidStepArguments
-from agent.host import Host
+from common.errors import InvalidStepArguments
+from common.host import Host
 from steps.base import Step, StepContext, StepResult, expect_args, get_field, json_arg
 
 STEP = "domain-resolution"

@@ -17,8 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from agent import progress
-from agent.errors import InvalidStepArguments, StepError
+from common import progress
+from common.errors import InvalidStepArguments, StepError
 from steps.base import Step, StepContext, StepResult, expect_args, get_field, json_arg
 
 STEP = "download-boot-artifacts"
@@ -100,7 +100,7 @@ class DownloadBootArtifactsStep(Step[ArtifactsRequest]):
     def _download(ctx: StepContext, url: str, dest: str) -> None:
         import requests
 
-        from agent.client import build_session
+        from common.service_client import build_session
 
         session = build_session(ctx.config)
         session.headers.pop("X-Secret-Key", None)  # image service URLs carry their own authorization

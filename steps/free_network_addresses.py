@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from agent.errors import InvalidStepArguments
-from agent.host import Host
+from common.errors import InvalidStepArguments
+from common.host import Host
 from steps.base import Step, StepContext, StepResult, expect_args, json_arg
 from steps.connectivity_check import require_live
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from agent.errors import InvalidStepArguments, StepError
+from common.errors import InvalidStepArguments, StepError
 from steps.base import Step, StepContext, StepResult, expect_args, get_field, json_arg, uuid_field
 
 STEP = "install"

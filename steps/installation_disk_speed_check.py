@@ -35,8 +35,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from agent import progress
-from agent.errors import InvalidStepArguments, StepError, UnsafeTarget
+from common import progress
+from common.errors import InvalidStepArguments, StepError, UnsafeTarget
 from steps.base import Step, StepContext, StepResult, get_field, json_arg
 from steps.lib import disk_safety
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from agent.dry_run import DrySettings, apply_to_inventory
-from agent.errors import InvalidStepArguments
-from agent.inventory.collect import inventory, truncate
-from agent.inventory.options import Options
+from common.dry_run import DrySettings, apply_to_inventory
+from common.errors import InvalidStepArguments
+from inventory.collect import inventory, truncate
+from inventory.options import Options
 from steps.base import Step, StepContext, StepResult, is_uuid
 
 

@@ -18,8 +18,8 @@ import tarfile
 import time
 from dataclasses import dataclass, field
 
-from agent import progress
-from agent.errors import InvalidStepArguments, ServiceError
+from common import progress
+from common.errors import InvalidStepArguments, ServiceError
 from steps.base import Step, StepContext, StepResult, expect_args, get_field, json_arg, uuid_field
 
 STEP = "logs-gather"

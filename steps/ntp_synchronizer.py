@@ -27,8 +27,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TypeVar
 
-from agent.errors import CommandNotFound, InvalidStepArguments, StepError
-from agent.host import CommandResult, Host
+from common.errors import CommandNotFound, InvalidStepArguments, StepError
+from common.host import CommandResult, Host
 from steps.base import Step, StepContext, StepResult, expect_args, get_field, json_arg
 
 STEP = "ntp-synchronizer"

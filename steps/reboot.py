@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.config import parse_bool
-from agent.dry_run import DrySettings
-from agent.errors import InvalidStepArguments, StepError
-from agent.host import Host
+from common.dry_run import DrySettings
+from common.errors import InvalidStepArguments, StepError
+from common.go_bool import parse_bool
+from common.host import Host
 from steps.base import Step, StepContext, StepResult, get_field, json_arg, uuid_field
 from steps.lib.progress import REBOOTING, ProgressReporter
 

@@ -11,7 +11,7 @@ import os
 import platform
 from dataclasses import dataclass
 
-from agent.errors import InvalidStepArguments, StepError
+from common.errors import InvalidStepArguments, StepError
 from steps.base import Step, StepContext, StepResult, expect_args, get_field, json_arg
 from steps.reboot import dry_run, record_dry_run, refuse_under_tests
 

@@ -13,7 +13,7 @@ from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from agent.errors import StepError, UnknownStepType
+from common.errors import StepError, UnknownStepType
 
 GROUP = "assisted_agent.steps"
 

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from agent.errors import InvalidStepArguments
+from common.errors import InvalidStepArguments
 from steps.base import Step, StepContext, StepResult, expect_args, get_field, json_arg
 
 STEP = "tang-connectivity-check"

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from common.podman import check_reference, podman_argv, podman_error
 from steps.base import Step, StepContext, StepResult, expect_args, get_field, json_arg
-from steps.container_image_availability import QUERY_TIMEOUT, check_reference, podman_argv, podman_error
+from steps.container_image_availability import QUERY_TIMEOUT
 
 STEP = "upgrade-agent"
 

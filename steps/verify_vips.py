@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from agent.errors import InvalidStepArguments
+from common.errors import InvalidStepArguments
 from steps.base import Step, StepContext, StepResult, expect_args, json_arg
 from steps.connectivity_check import OutgoingNic, outgoing_nics, require_live
 

@@ -21,9 +21,9 @@ import pytest
 
 from agent.config import AgentConfig
 from agent.daemon import Daemon
-from agent.errors import ServiceResponseError, TransportError
-from agent.limits import MAX_ERROR_CHARS, MAX_LOG_CHARS
 from agent.runner import MARK_ENV
+from common.errors import ServiceResponseError, TransportError
+from common.limits import MAX_ERROR_CHARS, MAX_LOG_CHARS
 from tests.support.hostile import Answer, HostileService
 from tests.support.service import RefService, start_agent
 
@@ -163,7 +163,7 @@ def bad_certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.mark.parametrize(("which", "words"), [("expired", "validity period"), ("other", "subjectAltName")])
 def test_tls_hints_name_the_real_cause(bad_certs: dict[str, Path], which: str, words: str) -> None:
-    from agent.client import ServiceClient
+    from common.service_client import ServiceClient
 
     class Quiet(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: object) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from reference_service import monitor, orchestrator
 from reference_service.orchestrator import ReferenceService
-from reference_service.rules import states
+from rules import states
 from tests.support.big_cluster import big_cluster
 
 HOSTS = 6

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from agent.check import main, report
-from agent.host import Host
-from agent.inventory.collect import inventory
+from common.host import Host
+from inventory.collect import inventory
 from tests.support.service import BIN, start_service
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hosts"

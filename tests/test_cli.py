@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from agent.cli import _go_style, build_config, daemon_parser
 from agent.config import read_conf
-from agent.errors import ConfigError
+from agent.parsers import build_config, daemon_parser, go_style
+from common.errors import ConfigError
 from tests.support.service import BIN
 
 IE = "7c6f5a3e-2b1d-4c8e-9f0a-1b2c3d4e5f60"
 
 
 def parse(argv: list[str], env: dict[str, str] | None = None) -> argparse.Namespace:
-    return daemon_parser().parse_args(_go_style(argv))
+    return daemon_parser().parse_args(go_style(argv))
 
 
 def test_go_style_flags_as_agent_service_passes_them(tmp_path: Path) -> None:

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from reference_service.rules import cluster_digest
-from reference_service.rules.cluster_digest import ClusterDigest, DigestMemo, digest, in_majority_group
-from reference_service.rules.documents import HostView
-from reference_service.rules.registry import VALIDATIONS
+from rules import cluster_digest
+from rules.cluster_digest import ClusterDigest, DigestMemo, digest, in_majority_group
+from rules.documents import HostView
+from rules.registry import VALIDATIONS
 
 #: The validations that read the cluster: with a digest they must say exactly what they say without one.
 CLUSTER_WIDE = ("hostname-unique", "belongs-to-majority-group", "sufficient-network-latency-requirement-for-role",

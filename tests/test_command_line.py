@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from agent import __version__, progress
+from agent import __version__
+from common import progress
 
 BIN = Path(sys.executable).parent
 AGENT = str(BIN / "agent")
@@ -122,7 +123,7 @@ def test_a_failed_step_exits_1_with_its_error(sample_plugins: Path) -> None:
 
 def test_unexpected_errors_are_one_line_unless_asked(tmp_path: Path) -> None:
     """A bug is one line with a hint; AGENT_TRACEBACK=1 shows where it is."""
-    from agent.usage import run_main
+    from common.usage import run_main
 
     def bug() -> int:
         raise TypeError("boom")

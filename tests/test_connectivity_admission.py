@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from reference_service.rules import connectivity_admission
-from reference_service.rules.connectivity_admission import MAX_PER_MINUTE, Admissions
-from reference_service.rules.documents import HostView
-from reference_service.rules.registry import STEP_ARGUMENTS
+from rules import connectivity_admission
+from rules.connectivity_admission import MAX_PER_MINUTE, Admissions
+from rules.documents import HostView
+from rules.registry import STEP_ARGUMENTS
 
 
 class Clock:
@@ -80,7 +80,7 @@ def _hosts(n: int) -> list[dict[str, Any]]:
 def test_the_step_builder_follows_the_queue(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = Clock()
     monkeypatch.setattr(connectivity_admission, "ADMISSIONS", Admissions(clock=clock))
-    monkeypatch.setattr("reference_service.rules.network.ADMISSIONS", connectivity_admission.ADMISSIONS)
+    monkeypatch.setattr("rules.network.ADMISSIONS", connectivity_admission.ADMISSIONS)
     build = STEP_ARGUMENTS["connectivity-check"]
     small = _hosts(3)
     assert all(build(HostView(small[0], {}, {"id": "c1"}, small)) for _ in range(5))

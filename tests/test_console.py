@@ -9,8 +9,8 @@ from typing import Any
 
 import requests
 
-from agent.host import Host
-from agent.inventory.collect import inventory
+from common.host import Host
+from inventory.collect import inventory
 from tests.support.service import BASE, RefService, start_service
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hosts"

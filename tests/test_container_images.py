@@ -29,13 +29,14 @@ import pytest
 import requests
 
 from agent.config import AgentConfig
-from agent.errors import InvalidStepArguments
-from agent.host import Host
+from common.errors import InvalidStepArguments
+from common.host import Host
+from common.podman import podman_argv
 from reference_service import spec
-from reference_service.rules import preinstall
-from reference_service.rules.documents import HostView
+from rules import preinstall
+from rules.documents import HostView
 from steps.base import StepContext
-from steps.container_image_availability import ContainerImageAvailabilityStep, podman_argv
+from steps.container_image_availability import ContainerImageAvailabilityStep
 
 AGENT = str(Path(sys.executable).parent / "agent")
 MODEL = spec.STEP_OUTPUT_MODELS["container-image-availability"]

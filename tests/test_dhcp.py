@@ -63,7 +63,7 @@ def test_vips_are_leased_under_their_own_macs_and_keep_their_addresses(tmp_path:
 def test_without_a_dhcp_server_the_exchange_gives_up_at_its_deadline() -> None:
     with Network() as net:
         host = net.add_host()
-        code = ("import time, sys; from steps.lib import dhcp; from agent.errors import StepError\n"
+        code = ("import time, sys; from steps.lib import dhcp; from common.errors import StepError\n"
                 "start = time.monotonic()\n"
                 "try:\n"
                 f"    dhcp.acquire('eth0', {API_MAC!r}, hostname='x', previous=None, deadline=start + 2.5)\n"
@@ -96,7 +96,7 @@ def test_lease_text_round_trip_and_previous_address() -> None:
     ({"interface": "eth0", "api_vip_mac": API_MAC, "ingress_vip_mac": API_MAC}, "must differ"),
 ])
 def test_bad_requests_are_refused(request_: dict[str, str], message: str) -> None:
-    from agent.errors import InvalidStepArguments
+    from common.errors import InvalidStepArguments
 
     with pytest.raises(InvalidStepArguments, match=message):
         parse_request(json.dumps(request_))

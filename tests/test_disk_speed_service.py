@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from reference_service.orchestrator import ReferenceService
-from reference_service.rules import load_areas
 from reference_service.settings import Settings
-from reference_service.store import Store
+from reference_service.store.database import Store
+from rules import load_areas
 
 RELEASE = "quay.io/openshift-release-dev/ocp-release:4.16.0-x86_64"
 DISK = "/dev/disk/by-path/pci-0000:00:1f.2-ata-1"

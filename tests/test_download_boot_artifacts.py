@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from agent.config import AgentConfig
-from agent.errors import InvalidStepArguments, StepError
-from agent.host import Host
+from common.errors import InvalidStepArguments, StepError
+from common.host import Host
 from steps.base import StepContext
 from steps.download_boot_artifacts import ENTRY, DownloadBootArtifactsStep, boot_entry
 from tests.support.install_images import RecordingServer

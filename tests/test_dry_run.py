@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from agent.dry_run import DrySettings, apply_to_inventory, validate
+from common.dry_run import DrySettings, apply_to_inventory, validate
 from tests.support.service import RefService, start_agent
 
 ID_A = "aaaaaaaa-1111-4111-8111-000000000001"

@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.answers import BadInstruction, Instruction, decode_json, parse_instruction, parse_steps
-from agent.errors import AgentError, MalformedAnswer
-from agent.limits import MAX_NEXT_INSTRUCTION_SECONDS
+from common.answers import BadInstruction, Instruction, decode_json, parse_instruction, parse_steps
+from common.errors import AgentError, MalformedAnswer
+from common.limits import MAX_NEXT_INSTRUCTION_SECONDS
 from steps import registry
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "200"))

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.host import Host
 from agent.identity import FALLBACK_ID, derive_host_id, md5_uuid, permanent_macs
+from common.host import Host
 
 
 def tree(root: Path, files: dict[str, str]) -> Host:

@@ -13,7 +13,6 @@ import pytest
 
 from agent.config import AgentConfig
 from agent.entrypoints import main as entry_main
-from agent.errors import ConfigError
 from agent.launcher import (
     DEFAULT_DELAY_ON_ERROR,
     RunnerRequest,
@@ -21,6 +20,7 @@ from agent.launcher import (
     parse_runner_command,
     runner_argv,
 )
+from common.errors import ConfigError
 
 HOST = "6fde0f02-fb37-b620-d208-51bf93374c7d"
 INFRA = "0ba7a0fa-2a23-4a4b-9e3c-2c5a2b5f7a10"

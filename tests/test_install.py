@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from agent.config import AgentConfig
-from agent.errors import InvalidStepArguments
-from agent.host import Host
+from common.errors import InvalidStepArguments
+from common.host import Host
 from reference_service import spec
 from steps.base import StepContext
 from steps.install import InstallStep, installer_command, validate_request, wants_copy_network

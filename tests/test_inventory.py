@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 
 from agent.config import AgentConfig
-from agent.errors import InvalidStepArguments
-from agent.host import Host
-from agent.inventory import collect, cpu, disks, memory
-from agent.inventory.collect import Collector, go_shape, inventory, truncate
-from agent.inventory.disks import (
+from agent.record_host import record
+from common.errors import InvalidStepArguments
+from common.host import Host
+from inventory import collect, cpu, disks, memory
+from inventory.collect import Collector, go_shape, inventory, truncate
+from inventory.disks import (
     REASON_IBFT_MISSING,
     REASON_ISCSI_NO_SESSION,
     REASON_ISCSI_NO_TARGET,
@@ -33,9 +34,8 @@ from agent.inventory.disks import (
     eligibility,
     iscsi_facts,
 )
-from agent.inventory.hostname import replace_localhost
-from agent.inventory.options import Options
-from agent.inventory.record import record
+from inventory.hostname import replace_localhost
+from inventory.options import Options
 from reference_service import spec
 from steps.base import StepContext
 from steps.inventory import InventoryParams, InventoryStep

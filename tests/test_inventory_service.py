@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import requests
 
-from reference_service.rules import hardware
-from reference_service.rules.disks import eligible_disks, service_disk_reasons, store_inventory
-from reference_service.rules.documents import HostView
-from reference_service.rules.registry import VALIDATIONS
-from reference_service.rules.requirements import bytes_to_string, humanize_bytes
+from rules import hardware
+from rules.disks import eligible_disks, service_disk_reasons, store_inventory
+from rules.documents import HostView
+from rules.registry import VALIDATIONS
+from rules.requirements import bytes_to_string, humanize_bytes
 from tests.support.service import start_agent, start_service
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hosts"
@@ -190,7 +190,7 @@ def test_reply_handler_stores_the_inventory_as_the_service_does() -> None:
 def test_disks_to_be_formatted_and_skipping_their_formatting() -> None:
     """Bootable local disks are formatted; removable media, shared (FC, iSCSI, multipath) and LVM are not.
     Skipping the installation disk, or a disk that is gone, blocks the installation."""
-    from reference_service.rules.install import format_disk_paths
+    from rules.install import format_disk_paths
 
     inv = fixture_inventory("bonds-vlans-bridges")
     inv["disks"][2]["bootable"] = True  # sdb: an old OS on a second local disk
@@ -288,8 +288,8 @@ def test_truncated_inventories() -> None:
 def test_inventory_step_gets_the_sizing_flags_only_when_set() -> None:
     from types import SimpleNamespace
 
-    from reference_service.rules import core
     from reference_service.settings import Settings
+    from rules import core
 
     view = view_of(None, service=None)
     view.service = SimpleNamespace(settings=Settings())
@@ -481,5 +481,5 @@ def test_judging_the_disks_changes_neither_the_reply_nor_the_stored_inventory() 
     before = copy.deepcopy(small)
     assert outcome("has-min-valid-disks", view) == (
         "failure", "No eligible disks were found, please check specific disks to see why they are not eligible")
-    from reference_service.rules.documents import parse_json_field
+    from rules.documents import parse_json_field
     assert parse_json_field(view.host, "inventory") == before  # the shared decoded field is untouched

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.host import Host
-from agent.inventory.boot import device_type, mount_source
-from agent.inventory.virt import detect_vm
+from common.host import Host
+from inventory.boot import device_type, mount_source
+from inventory.virt import detect_vm
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hosts"
 MACHINES = sorted(p.name for p in FIXTURES.iterdir() if p.is_dir())

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from reference_service.rules import ip_collisions
-from reference_service.rules.documents import HostView
-from reference_service.rules.registry import VALIDATIONS
+from rules import ip_collisions
+from rules.documents import HostView
+from rules.registry import VALIDATIONS
 from tests.support.service import RefService, start_agent
 
 A = "aaaaaaaa-0000-4000-8000-00000000000a"

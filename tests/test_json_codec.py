@@ -8,8 +8,8 @@ import math
 
 import pytest
 
-from reference_service import gc_policy, json_codec
-from reference_service.errors import ServiceRefusal
+from common import gc_policy, json_codec
+from common.errors import ServiceRefusal
 
 DOCS = [
     {"a": [1, 2.5, None, True, "é ✓ \u2028", {"b": ""}], "big": 2**63 - 1, "neg": -(2**63)},

@@ -14,9 +14,9 @@ from starlette.requests import Request
 from reference_service.http import user_routes
 from reference_service.http.app import create_app
 from reference_service.orchestrator import ReferenceService
-from reference_service.rules import load_areas
 from reference_service.settings import Settings
-from reference_service.store import Store
+from reference_service.store.database import Store
+from rules import load_areas
 
 INVENTORY = {"hostname": "h0", "cpu": {"count": 4}, "memory": {"physical_bytes": 17179869184},
              "interfaces": [], "disks": []}

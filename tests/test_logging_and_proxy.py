@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from agent.logs import JOURNAL_SOCKET
+from common.logs import JOURNAL_SOCKET
 from tests.support.service import RefService, start_agent
 
 

@@ -15,8 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from agent.config import AgentConfig
-from agent.errors import InvalidStepArguments, ServiceResponseError
-from agent.host import Host
+from common.errors import InvalidStepArguments, ServiceResponseError
+from common.host import Host
 from reference_service import spec
 from steps import logs_gather
 from steps.base import StepContext

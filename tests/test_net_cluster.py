@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from reference_service import spec
-from reference_service.rules.documents import parse_json_field
+from rules.documents import parse_json_field
 from tests.harness.netns import Network
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow,

@@ -12,8 +12,8 @@ from typing import Any
 import psutil
 import pytest
 
-from agent.errors import StepError
-from agent.host import Host, RecordedRunner
+from common.errors import StepError
+from common.host import Host, RecordedRunner
 from steps.connectivity_check import outgoing_nics, require_live
 
 PCI = "devices/pci0000:00/0000:00:03.0/net"

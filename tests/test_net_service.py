@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from reference_service import spec
-from reference_service.rules import network
-from reference_service.rules.documents import HostView
-from reference_service.rules.registry import REPLY_HANDLERS, STEP_ARGUMENTS, VALIDATIONS
+from rules import network
+from rules.documents import HostView
+from rules.registry import REPLY_HANDLERS, STEP_ARGUMENTS, VALIDATIONS
 
 CLUSTER = {"id": str(uuid.uuid4()), "name": "c1", "base_dns_domain": "example.com",
            "machine_networks": [{"cidr": "10.0.0.0/24"}]}
@@ -387,8 +387,8 @@ def test_a_connectivity_reply_is_decoded_once_for_every_rule_that_reads_it(monke
     at 1,000 hosts a report is 300 KB, and mtu-valid, the latency checks and the IP collisions each decoded it."""
     from collections import OrderedDict
 
-    from reference_service import json_codec
-    from reference_service.rules import documents
+    from common import json_codec
+    from rules import documents
 
     hosts = [make_host(i) for i in range(3)]
     hosts[0]["connectivity"] = report(hosts[0], hosts, mtu_ok=False)

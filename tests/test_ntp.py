@@ -26,11 +26,11 @@ from typing import Any
 import pytest
 
 from agent.config import AgentConfig
-from agent.errors import CommandNotFound, InvalidStepArguments
-from agent.host import Host
+from common.errors import CommandNotFound, InvalidStepArguments
+from common.host import Host
 from reference_service import spec
-from reference_service.rules import preinstall
-from reference_service.rules.documents import HostView
+from rules import preinstall
+from rules.documents import HostView
 from steps.base import StepContext
 from steps.ntp_synchronizer import NtpSynchronizerStep, chronyc_argv, parse_sources
 from tests.support.service import start_agent, start_service

@@ -45,5 +45,5 @@ def test_every_package_is_listed_in_pyproject() -> None:
     root = Path(__file__).parents[1]
     listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     on_disk = {str(p.parent.relative_to(root)).replace("/", ".")
-               for top in ("agent", "reference_service", "steps") for p in (root / top).rglob("__init__.py")}
+               for top in ("agent", "common", "inventory", "rules", "steps", "reference_service", "swarm") for p in (root / top).rglob("__init__.py")}
     assert listed == on_disk

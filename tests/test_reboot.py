@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from agent.config import AgentConfig
-from agent.errors import InvalidStepArguments, StepError
-from agent.host import Host
+from common.errors import InvalidStepArguments, StepError
+from common.host import Host
 from reference_service import spec
 from steps import reboot
 from steps.base import StepContext

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from reference_service import gc_policy, reply_workers
+from common import gc_policy
+from reference_service import reply_workers
 
 
 def test_the_worker_collects_on_the_services_schedule() -> None:

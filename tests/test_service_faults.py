@@ -22,7 +22,7 @@ from reference_service.http.app import create_app
 from reference_service.http.auth import Auth
 from reference_service.http.routing import DEFAULT_MAX_BODY
 from reference_service.orchestrator import BASE
-from reference_service.rules.install import OS_IMAGE_PATH
+from rules.install import OS_IMAGE_PATH
 from tests.support.service import RefService, start_service
 
 #: Every route object, with the ``auth`` each declares (an attribute starlette's types do not know).

@@ -58,9 +58,9 @@ def _under(module: str, prefixes: tuple[str, ...]) -> bool:
 
 def test_rules_and_the_agent_report_import_without_the_service_dependencies() -> None:
     code = BLOCKER.format(blocked=set(SERVICE_ONLY)) + (
-        "import reference_service.rules, agent.inventory.report\n"
-        "from reference_service.rules.disks import service_disk_reasons\n"
-        "from reference_service.rules.registry import VALIDATIONS\n"
+        "import rules, agent.inventory_report\n"
+        "from rules.disks import service_disk_reasons\n"
+        "from rules.registry import VALIDATIONS\n"
         "assert VALIDATIONS, 'importing the rules registers every area'\n"
         "disk = {'name': 'sda', 'size_bytes': 10**9, 'drive_type': 'HDD'}\n"
         "print(service_disk_reasons(disk, {'cpu': {'architecture': 'x86_64'}, 'disks': [disk]}))\n"
@@ -97,11 +97,11 @@ def test_rules_import_no_plumbing_and_no_service_dependency() -> None:
 
 
 def test_the_import_scanner_sees_plumbing_imports() -> None:
-    source = ("import reference_service.store\nfrom ..http import app\n\n"
+    source = ("import reference_service.store.database\nfrom ..http import app\n\n"
               "def f():\n    from reference_service import orchestrator\n")
     found = _imports(SERVICE / "rules" / "probe.py", source)
-    assert {"reference_service.store", "reference_service.http.app", "reference_service.orchestrator"} <= found
-    assert all(_under(m, PLUMBING) for m in ("reference_service.store", "reference_service.http.app"))
+    assert {"reference_service.store.database", "reference_service.http.app", "reference_service.orchestrator"} <= found
+    assert all(_under(m, PLUMBING) for m in ("reference_service.store.database", "reference_service.http.app"))
 
 
 def test_no_service_module_is_over_400_lines() -> None:

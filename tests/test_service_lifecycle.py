@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import requests
 
-from reference_service.store import KEEP_BIG_REPLIES
+from reference_service.store.database import KEEP_BIG_REPLIES
 from tests.support.service import BASE, RefService, start_service
 
 HOST = "11111111-2222-3333-4444-555555555555"

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from reference_service import spec, swarm_machine
+from reference_service import spec
+from swarm import machine as swarm_machine
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hosts"
 BAD_VALUES: list[Any] = [None, 5, -1, 1.5, "x", "nope", "999.1.1.1", "::zz", "", [], {}, True, "2026-13-45"]

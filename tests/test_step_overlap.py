@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from agent import overlap
-from agent.answers import Instruction
 from agent.config import AgentConfig
 from agent.dispatch import Dispatcher
 from agent.runner import Reply, StepRunner
+from common.answers import Instruction
 from steps import registry
 from tests.support.hostile import Answer, HostileService
 from tests.support.service import start_agent

@@ -10,7 +10,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from reference_service.store import Store
+from reference_service.store.database import Store
 
 
 def _host(infra_env: str, host_id: str, cluster: str | None) -> dict[str, object]:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from reference_service.store import Store
-from reference_service.store_writer import StoreUnavailable, Writer
+from reference_service.store.database import Store
+from reference_service.store.writer import StoreUnavailable, Writer
 
 
 def _host(host_id: str, cluster: str | None = "c1") -> dict[str, object]:
@@ -107,7 +107,7 @@ def test_what_a_request_waited_for_survives_a_kill_9(tmp_path: Path) -> None:
     is killed -9 at once: everything it acknowledged is in the database."""
     code = f"""
 import asyncio, sys
-from reference_service.store import Store
+from reference_service.store.database import Store
 store = Store({str(tmp_path / 'db')!r})
 async def main():
     for i in range(200):

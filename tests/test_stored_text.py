@@ -15,15 +15,16 @@ from typing import Any
 
 import pytest
 
-from reference_service import reply_workers, store_refs
-from reference_service import store as store_module
+from reference_service import reply_workers
 from reference_service.http.common import public
 from reference_service.orchestrator import ReferenceService
 from reference_service.reply_check import Derived
-from reference_service.rules import cluster_digest, documents, network_validations, registry
-from reference_service.rules.documents import parse_json_field
-from reference_service.store import Store
-from reference_service.stored_text import StoredText
+from reference_service.store import database as store_module
+from reference_service.store import refs as store_refs
+from reference_service.store.database import Store
+from rules import cluster_digest, documents, network_validations, registry
+from rules.documents import parse_json_field
+from rules.stored_text import StoredText
 from tests.support.big_cluster import big_cluster
 
 HOSTS = 40

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from reference_service import spec, swarm_machine
+from reference_service import spec
+from swarm import machine as swarm_machine
 from tests.support.service import BIN, start_service
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.client import ServiceClient
 from agent.config import AgentConfig
-from agent.errors import TransportError
+from common.errors import TransportError
+from common.service_client import ServiceClient
 from tests.support.service import start_agent, start_service
 
 

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from agent.config import AgentConfig
-from agent.errors import InvalidStepArguments
-from agent.host import Host
+from common.errors import InvalidStepArguments
+from common.host import Host
 from reference_service import spec
-from reference_service.rules import preinstall
-from reference_service.rules.documents import HostView
+from rules import preinstall
+from rules.documents import HostView
 from steps.base import StepContext
 from steps.upgrade_agent import UpgradeAgentStep
 from tests.support.service import start_agent, start_service

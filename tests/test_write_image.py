@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from agent.config import AgentConfig
-from agent.errors import InvalidStepArguments, UnsafeTarget
-from agent.host import Host
+from common.errors import InvalidStepArguments, UnsafeTarget
+from common.host import Host
 from reference_service import spec
 from steps.base import StepContext
 from steps.write_image import WriteFailed, WriteImageStep
@@ -453,7 +453,7 @@ def test_an_image_larger_than_the_disk_fails_before_the_table_is_written(
 SIGTERM_CHILD = textwrap.dedent("""
     import json, sys
     from agent.config import AgentConfig
-    from agent.host import Host
+    from common.host import Host
     from steps.base import StepContext
     from steps.write_image import WriteImageStep
     url, ie, host, args = sys.argv[1:5]

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agent.errors import InvalidStepArguments
+from common.errors import InvalidStepArguments
 from reference_service import spec
 from steps.write_image import WriteImageStep
 

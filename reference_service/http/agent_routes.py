@@ -18,8 +18,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 
+from common.errors import ServiceRefusal
 from reference_service import reply_workers
-from reference_service.errors import ServiceRefusal
 from reference_service.http.auth import Auth
 from reference_service.http.common import (
     FastJSONResponse,
@@ -33,9 +33,9 @@ from reference_service.http.common import (
 from reference_service.http.routing import canonical_uuid, reply_limit, route
 from reference_service.orchestrator import BASE
 from reference_service.os_image import OS_IMAGE_ENV, OS_IMAGE_RATE_ENV, os_image
-from reference_service.rules.install import IGNITION_CLUSTER_STATES, OS_IMAGE_PATH, host_ignition
-from reference_service.rules.network import machine_cidrs
-from reference_service.store import _now_iso
+from reference_service.store.database import _now_iso
+from rules.install import IGNITION_CLUSTER_STATES, OS_IMAGE_PATH, host_ignition
+from rules.network import machine_cidrs
 
 MAX_LOGS_UPLOAD = 256 << 20
 

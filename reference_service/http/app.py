@@ -18,12 +18,12 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
-from reference_service.errors import ServiceRefusal
+from common.errors import ServiceRefusal
 from reference_service.http import agent_routes, console, docs, reference_routes, user_routes
 from reference_service.http.auth import Auth
 from reference_service.http.common import error
 from reference_service.orchestrator import BASE, ReferenceService
-from reference_service.store_writer import StoreUnavailable
+from reference_service.store.writer import StoreUnavailable
 
 #: What the test-mode journal never stores (headers are lower-case in ASGI); values become REDACTED.
 SECRET_HEADERS = {"x-secret-key", "authorization", "cookie"}

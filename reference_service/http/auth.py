@@ -23,10 +23,10 @@ from collections.abc import Callable
 
 from starlette.requests import Request
 
-from reference_service.errors import ServiceRefusal
+from common.errors import ServiceRefusal
 from reference_service.http.common import service_of
 from reference_service.orchestrator import ReferenceService
-from reference_service.store import token_hash
+from reference_service.store.database import token_hash
 
 
 class Auth(enum.Enum):

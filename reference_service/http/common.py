@@ -9,10 +9,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 
-from reference_service import json_codec, spec
-from reference_service.errors import ServiceRefusal
+from common import json_codec
+from common.errors import ServiceRefusal
+from reference_service import spec
 from reference_service.orchestrator import ReferenceService
-from reference_service.stored_text import text_of
+from rules.stored_text import text_of
 
 
 def error(status: int, reason: str) -> JSONResponse:

@@ -20,15 +20,15 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from reference_service.errors import ServiceRefusal
+from common.errors import ServiceRefusal
 from reference_service.http.auth import SESSION_COOKIE, Auth, is_admin, session_value
 from reference_service.http.common import service_of
 from reference_service.http.routing import route
 from reference_service.orchestrator import ReferenceService
 from reference_service.pages import summaries
 from reference_service.pages.render import STATIC, render, render_live
-from reference_service.rules.documents import is_sno
-from reference_service.rules.states import required_hosts
+from rules.documents import is_sno
+from rules.states import required_hosts
 
 #: Rows a page shows of what grows without bound (replies, events): the newest ones.
 HISTORY_ROWS = 60

@@ -10,7 +10,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from reference_service.errors import ServiceRefusal
+from common.errors import ServiceRefusal
 from reference_service.http.auth import Auth
 from reference_service.http.common import public, read_json, service_of
 from reference_service.http.routing import route

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from reference_service.errors import ServiceRefusal
+from common.errors import ServiceRefusal
 from reference_service.http.auth import Auth, authorize
 from reference_service.http.common import service_of
 from reference_service.orchestrator import ReferenceService
@@ -28,7 +28,7 @@ DEFAULT_MAX_BODY = 4 << 20
 #: Above ``--inventory-max-size``, a step reply carries the reply's own fields, and its output is a JSON string
 #: inside JSON, whose escaping can double the size of the inventory document.
 REPLY_SLACK = 1 << 20
-#: A step reply when no ``--inventory-max-size`` is set: the agent's own cap on an output (agent.limits), doubled
+#: A step reply when no ``--inventory-max-size`` is set: the agent's own cap on an output (common.limits), doubled
 #: for the escaping, plus slack.
 DEFAULT_MAX_REPLY = 2 * (8 << 20) + REPLY_SLACK
 

@@ -9,14 +9,14 @@ import uuid
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from reference_service.errors import ServiceRefusal
+from common.errors import ServiceRefusal
 from reference_service.http.auth import Auth
 from reference_service.http.common import check_model, json_list, json_with_list, public, read_json, service_of
 from reference_service.http.routing import route
 from reference_service.orchestrator import BASE, ReferenceService
-from reference_service.rules.documents import skipped_formatting
-from reference_service.rules.hardware import hostname_problem
-from reference_service.store import _now_iso
+from reference_service.store.database import _now_iso
+from rules.documents import skipped_formatting
+from rules.hardware import hostname_problem
 
 
 async def create_cluster(request: Request) -> Response:

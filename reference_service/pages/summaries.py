@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reference_service.rules.documents import parse_json_field
+from rules.documents import parse_json_field
 
 #: The order the real UI lists validation results in: what needs a person's attention first.
 STATUS_ORDER = {"failure": 0, "error": 1, "pending": 2, "success": 3, "disabled": 4}

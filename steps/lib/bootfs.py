@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.errors import StepError
-from agent.host import Host
+from common.errors import StepError
+from common.host import Host
 
 GPT_SIGNATURE = b"EFI PART"
 BOOT_PARTITION_NAME = "boot"

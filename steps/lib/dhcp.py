@@ -21,7 +21,7 @@ import struct
 import time
 from dataclasses import dataclass, field
 
-from agent.errors import StepError
+from common.errors import StepError
 from steps.lib.packets import checksum, mac_bytes
 
 ETH_P_IP = 0x0800

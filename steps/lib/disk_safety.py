@@ -13,8 +13,8 @@ import os
 import stat
 from dataclasses import dataclass
 
-from agent.errors import UnsafeTarget
-from agent.host import Host
+from common.errors import UnsafeTarget
+from common.host import Host
 
 #: Volume identifiers of CoreOS live media (ISO 9660), as coreos-installer and the Go inventory know them.
 MEDIA_VOLUME_PREFIXES = ("rhcos", "fedora-coreos", "rhel-coreos", "scos", "coreos", "agent")

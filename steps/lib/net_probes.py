@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from agent.errors import StepError
+from common.errors import StepError
 from steps.lib import kernel_time, packets
 from steps.lib.packets import ETH_P_ARP
 from steps.lib.reactor import Reactor

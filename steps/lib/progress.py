@@ -6,7 +6,7 @@ must not abort a disk write half-way, so failures are logged and remembered, nev
 
 from __future__ import annotations
 
-from agent.errors import ServiceError
+from common.errors import ServiceError
 from steps.base import StepContext
 
 STARTING = "Starting installation"

@@ -17,7 +17,7 @@ import threading
 import zlib
 from typing import IO, Any, Protocol, cast
 
-from agent.errors import AgentError
+from common.errors import AgentError
 from steps.write_image.errors import WriteFailed
 from steps.write_image.hashing import HashingReader
 from steps.write_image.prefetch import Prefetcher

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.errors import StepError
+from common.errors import StepError
 
 
 class WriteFailed(StepError):

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from agent.errors import AgentError, InvalidStepArguments
+from common.errors import AgentError, InvalidStepArguments
 from steps.base import get_field, json_arg, uuid_field
 
 STEP = "write-image"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from agent.errors import InvalidStepArguments
+from common.errors import InvalidStepArguments
 from steps.base import StepContext
 from steps.lib import bootfs
 from steps.write_image.errors import WriteFailed

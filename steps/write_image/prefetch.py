@@ -6,7 +6,7 @@ import queue
 import threading
 from typing import Any
 
-from agent.errors import AgentError
+from common.errors import AgentError
 from steps.write_image.errors import WriteFailed
 from steps.write_image.hashing import HashingReader
 

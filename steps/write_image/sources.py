@@ -60,7 +60,7 @@ class HttpSource:
     def __init__(self, ctx: StepContext, url: str) -> None:
         import requests
 
-        from agent.client import build_session
+        from common.service_client import build_session
 
         if url.startswith("/"):
             session = ctx.client.session

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-from agent import progress as terminal
-from agent.errors import AgentError
+from common import progress as terminal
+from common.errors import AgentError
 from steps.base import Step, StepContext, StepResult
 from steps.lib import bootfs, disk_safety
 from steps.lib.progress import FAILED, INSTALLING, STARTING, ProgressReporter

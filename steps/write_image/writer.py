@@ -6,7 +6,7 @@ import contextlib
 import errno
 import os
 
-from agent.errors import UnsafeTarget
+from common.errors import UnsafeTarget
 from steps.base import StepContext
 from steps.lib import disk_safety
 from steps.write_image.checks import HEAD, check_sector_size

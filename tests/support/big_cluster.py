@@ -12,9 +12,9 @@ import pytest
 
 from reference_service import monitor, orchestrator
 from reference_service.orchestrator import ReferenceService
-from reference_service.rules import load_areas
 from reference_service.settings import Settings
-from reference_service.store import Store
+from reference_service.store.database import Store
+from rules import load_areas
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ from typing import Any
 
 import requests
 
-from reference_service.rules.states import OFF_HOST_STEPS
+from rules.states import OFF_HOST_STEPS
 
 BIN = Path(sys.executable).parent
 BASE = "/api/assisted-install"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from agent import progress
+from common import progress
 from steps.base import Step, StepContext, StepResult, expect_args, get_field, json_arg
 
 

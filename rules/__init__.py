@@ -1,0 +1,27 @@
+"""The reference service's rules: pure functions over the API's documents, no I/O and no service dependency.
+
+Host and cluster validations with the real service's ids, thresholds and messages, the state machines, which
+steps each host state issues and with which arguments, what each step reply does to a host, and the install
+progress rules. Importing this package registers every area's hooks (``registry``); it needs none of the
+``service`` extra's dependencies, so the agent uses the same rules (``disks.service_disk_reasons``).
+"""
+
+from __future__ import annotations
+
+from rules import (  # noqa: F401  (each area registers its hooks on import)
+    core,
+    hardware,
+    install,
+    ip_collisions,
+    network,
+    network_validations,
+    preinstall,
+)
+
+#: The areas (validations are evaluated and shown in registration order: core, hardware, network, preinstall).
+AREAS = ("core", "hardware", "network", "preinstall", "install")
+
+
+def load_areas() -> list[str]:
+    """The rule areas; importing this package has registered them all."""
+    return list(AREAS)
