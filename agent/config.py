@@ -14,10 +14,13 @@ import os
 import uuid
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from common.errors import ConfigError
+
+if TYPE_CHECKING:
+    from common.dry_run import DrySettings
 
 DEFAULT_CONF = "/etc/assisted/agent.conf"
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
@@ -41,17 +44,43 @@ class AgentConfig:
     shutdown_grace: float = 30.0
     #: Record destructive actions (reboot, ...) instead of doing them; for tests and demos.
     dry_run: bool = False
+    #: The Go agent's dry-run forcing (``--force-id``/``DRY_HOST_ID`` ...; common.dry_run), used when dry_run is on.
+    force_id: str = ""
+    force_mac: str = ""
+    force_hostname: str = ""
+    forced_ipv4: str = ""
+    fake_reboot_marker_path: str = ""
+    #: The daemon's state directory ("" keeps no state: no history, no reaping of a previous life's steps).
+    state_dir: str = "/var/lib/assisted-agent"
+    #: Steps show their progress on stderr (``agent step`` on a terminal); never under the daemon.
+    progress: bool = False
+    #: Knobs of single steps, for labs and tests (agent.settings says which variable sets each).
+    chronyc_socket: str = ""
+    chronyc_timeout: float = 0.0
+    disk_speed_bytes: int = 0
+    virtual_nics: bool = False
+    podman_args: str = ""
+    reboot_dry_run: bool = False
+    reboot_marker: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        """Everything except the token, for handing to a step's child process (which reads the env)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "token"}
+        """Every setting, the token included: the request a step's child process gets on its stdin (never argv
+        or the environment, which other users can read in /proc), so the child reads nothing else."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AgentConfig:
         known = {f.name for f in fields(cls)}
-        cfg = cls(**{k: v for k, v in data.items() if k in known and k != "token"})
-        cfg.token = os.environ.get("PULL_SECRET_TOKEN", "")
-        return cfg
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @property
+    def dry(self) -> DrySettings:
+        """The dry-run settings in the Go agent's terms."""
+        from common.dry_run import DrySettings
+
+        return DrySettings.of(self.dry_run, host_id=self.force_id, mac_address=self.force_mac,
+                              hostname=self.force_hostname, host_ipv4=self.forced_ipv4,
+                              reboot_marker=self.fake_reboot_marker_path)
 
     def validate_for_daemon(self) -> None:
         """The checks that make a daemon start pointless if they fail; messages say what to fix."""

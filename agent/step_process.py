@@ -1,10 +1,11 @@
 """The child process in which one step runs: ``python -m agent.step_process`` (started by ``agent.runner``).
 
-The request comes as one JSON document on stdin. Results go back as JSON lines on the original stdout, which
-is moved away at start so that nothing a step prints, or a library writes, can corrupt them (stray output goes
-to stderr, into the log). Two messages: ``accepted`` with the step's timeout once its arguments parsed, so the
-daemon arms the right deadline without importing step code itself; then ``result`` (at once after ``accepted``
-when the daemon asked only to validate the arguments).
+The request comes as one JSON document on stdin: the step, its arguments and every setting of the agent (the token
+included; agent.config.AgentConfig.to_dict), so the child reads no setting from its environment. Results go back as
+JSON lines on the original stdout, which is moved away at start so that nothing a step prints, or a library writes,
+can corrupt them (stray output goes to stderr, into the log). Two messages: ``accepted`` with the step's timeout
+once its arguments parsed, so the daemon arms the right deadline without importing step code itself; then
+``result`` (at once after ``accepted`` when the daemon asked only to validate the arguments).
 
 The process dies with the daemon, however the daemon dies (SIGKILL included): the kernel sends it SIGTERM when
 its parent ends (``PR_SET_PDEATHSIG``) and a thread watches the parent through a pidfd as well, in case the
@@ -123,11 +124,8 @@ def main() -> int:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     request = json.load(sys.stdin)
-    cfg = request.get("config", {})
-    setup_logging(
-        json_lines=bool(cfg.get("log_json")), level=str(cfg.get("log_level", "info")),
-        secrets=[os.environ.get("PULL_SECRET_TOKEN", "")],
-    )
+    cfg = AgentConfig.from_dict(request.get("config", {}))
+    setup_logging(json_lines=cfg.log_json, level=cfg.log_level, secrets=[cfg.token])
     execute(request, channel)
     channel.close()
     return 0

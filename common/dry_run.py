@@ -58,14 +58,16 @@ class DrySettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, flag: bool = False) -> DrySettings:
         """``flag`` is ``--dry-run``: either it or ``DRY_ENABLE`` turns dry-run on."""
-        return cls(
-            enabled=flag or env.get(ENV_ENABLE, "").strip().lower() in _TRUE,
-            host_id=env.get(ENV_HOST_ID, "").strip(),
-            mac_address=env.get(ENV_FORCED_MAC, "").strip().lower(),
-            hostname=env.get(ENV_FORCED_HOSTNAME, "").strip(),
-            host_ipv4=env.get(ENV_FORCED_IPV4, "").strip(),
-            reboot_marker=env.get(ENV_REBOOT_MARKER, "").strip(),
-        )
+        return cls.of(flag or env.get(ENV_ENABLE, "").strip().lower() in _TRUE, host_id=env.get(ENV_HOST_ID, ""),
+                      mac_address=env.get(ENV_FORCED_MAC, ""), hostname=env.get(ENV_FORCED_HOSTNAME, ""),
+                      host_ipv4=env.get(ENV_FORCED_IPV4, ""), reboot_marker=env.get(ENV_REBOOT_MARKER, ""))
+
+    @classmethod
+    def of(cls, enabled: bool, *, host_id: str = "", mac_address: str = "", hostname: str = "", host_ipv4: str = "",
+           reboot_marker: str = "") -> DrySettings:
+        """The settings from values as given (by flags, agent.conf or the environment), normalised."""
+        return cls(enabled=enabled, host_id=host_id.strip(), mac_address=mac_address.strip().lower(),
+                   hostname=hostname.strip(), host_ipv4=host_ipv4.strip(), reboot_marker=reboot_marker.strip())
 
     @property
     def forced_host_id(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -22,3 +23,16 @@ class EchoStep(Step[dict[str, Any]]):
     def run(self, params: dict[str, Any], ctx: StepContext) -> StepResult:
         time.sleep(params.get("sleep", 0))
         return StepResult({"echo": params["message"], "host_root": str(ctx.host.root)})
+
+
+class SettingsStep(Step[list[str]]):
+    """Shows the settings its process got: what the daemon's request carried, the token included (a test's)."""
+
+    step_type = "sample-settings"
+    default_timeout = 10.0
+
+    def parse_args(self, args: list[str]) -> list[str]:
+        return args
+
+    def run(self, params: list[str], ctx: StepContext) -> StepResult:
+        return StepResult(dataclasses.asdict(ctx.config))  # type: ignore[call-overload]
