@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.harness.netns import Network
+from tests.support.netns import Network
 
 
 def main() -> int:

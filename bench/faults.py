@@ -205,7 +205,7 @@ def link_cut(t: Tally, work: Path) -> None:
     if os.geteuid() != 0:
         t.notes.append("link cut: skipped, needs root")
         return
-    from tests.harness.netns import Network
+    from tests.support.netns import Network
 
     with Network(tag="f") as net:
         host = net.add_host()

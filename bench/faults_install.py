@@ -3,7 +3,7 @@ installation of a real agent onto a loop device, and is killed (-9) and restarte
 whose disk fills up half-way (a loop device over a sparse file on a tiny tmpfs: thin provisioning run dry).
 
 The host cannot pass the service's gating validations on this machine (no cluster DNS, no NTP), so, as in
-tests/test_install_e2e.py, after the real registration and inventory the host and its cluster are moved to
+tests/e2e/test_install_disk.py, after the real registration and inventory the host and its cluster are moved to
 ``installing``; from there the service hands out write-image and reboot, and the agent streams the image the
 service serves, reports progress and replies. Both run on 127.0.0.1; steps that probe networks are disabled.
 """

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.harness.netns import Host, Network
+from tests.support.netns import Host, Network
 
 PING_AVG = re.compile(r"= [\d.]+/([\d.]+)/")
 BURN_LIMIT_S = 300.0

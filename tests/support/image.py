@@ -163,3 +163,21 @@ def cleanup_store(work: Path, env: dict[str, str], *, keep_images: bool = False)
         subprocess.run(["umount", "-l", mount], capture_output=True, timeout=60)
     if not keep_images:
         shutil.rmtree(work, ignore_errors=True)
+
+
+#: Enters the host namespace as a booted host is: its own network, and a /sys that shows that network's NICs
+#: with the cgroup hierarchy still mounted under it. (``ip netns exec`` mounts a fresh sysfs over /sys, which
+#: hides /sys/fs/cgroup: runc then fails with "no cgroup mount found in mountinfo", the runner never starts,
+#: and the host stays in discovering, "Waiting for host to send hardware details".)
+AS_HOST = ('mount --rbind /sys/fs/cgroup "$0" && mount -t sysfs sysfs /sys && mount --move "$0" /sys/fs/cgroup '
+           '&& exec "$@"')
+
+
+def in_netns(name: str, argv: list[str], scratch: Path) -> list[str]:
+    """argv in the host namespace ``name`` (tools by full path: the PATH given is the unit's, not the test's)."""
+    tools = [shutil.which(t) for t in ("nsenter", "unshare", "sh")]
+    assert all(tools)
+    nsenter, unshare, sh = (str(t) for t in tools)
+    scratch.mkdir(exist_ok=True)
+    return [nsenter, f"--net=/run/netns/{name}", unshare, "--mount", "--propagation", "private", sh, "-c",
+            AS_HOST.replace("mount ", "/bin/mount "), str(scratch), *argv]

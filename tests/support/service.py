@@ -28,7 +28,7 @@ SPEC = Path(__file__).resolve().parents[2].parent / "shared" / "spec" / "assiste
 
 
 #: Steps that send packets to the host's networks (ARP sweeps, pings, DNS to the configured nameserver). They
-#: are exercised in network namespaces (tests/harness/netns.py); agents run in this namespace must not send
+#: are exercised in network namespaces (tests/support/netns.py); agents run in this namespace must not send
 #: them onto the machine's real network.
 ROOT_NAMESPACE_DISABLED_STEPS = ",".join(OFF_HOST_STEPS)
 

@@ -1,1 +1,0 @@
-"""Test harnesses shared by the test suites (see netns for the multi-host network)."""
