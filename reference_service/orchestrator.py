@@ -9,45 +9,26 @@ rules' :class:`~rules.documents.ServicePort`. It follows the real service
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import random
 import time
-import zlib
 from typing import Any
 
 from common.errors import ServiceRefusal
 from reference_service import os_image, reply_check
 from reference_service.reply_check import Derived
 from reference_service.settings import Settings
+from reference_service.settler import Settler
 from reference_service.store.database import Store, _now_iso
-from rules import cluster_digest, ip_collisions, registry, states
-from rules.cluster_digest import ClusterDigest
-from rules.documents import HostView, WithHost, host_name, is_sno, prime
+from rules import registry, states
+from rules.cluster_model import ClusterModel
+from rules.documents import HostView, WithHost, derive_all, host_name, is_sno
 from rules.install import progress_update
 
 log = logging.getLogger("reference_service")
 
 BASE = "/api/assisted-install"
-#: Clusters up to this many hosts are re-evaluated on every request that touches one of their hosts (exact and
-#: immediate: what a person trying a few hosts sees). Bigger ones are evaluated as the real service's monitor
-#: does it: a host when its own document changes, when what the monitor computed for its cluster changed
-#: (the digest, the cluster document) and at least every REEVALUATE_SECONDS; the cluster when a host's status
-#: changes and on every monitor tick. So a poll or a reply costs the same with 100 hosts as with 10,000.
-EAGER_LIMIT = 50
-#: The real service's host monitor interval.
-MONITOR_SECONDS = 8.0
-#: How old a big cluster's host's evaluation may get when nothing it depends on changed (its time-based
-#: inputs: clock skew, check-in).
-REEVALUATE_SECONDS = 60.0
-#: A big cluster's host whose document a reply changed is evaluated this long after that reply, by the settler
-#: (monitor.settle): the five to eight replies of one poll cycle arrive together and cost one evaluation.
-SETTLE_SECONDS = 0.5
-#: A big cluster's facts before the monitor's first digest: no majority group yet (pending), no names.
-NO_DIGEST = ClusterDigest(hostname_counts={}, hostnames={}, inventory_hosts=0, majority={})
-
-
 def _step_id(step_type: str) -> str:
     """The real service's form (``<type>-<8 hex digits>``); from ``random``, not uuid4, whose read of the
     kernel's entropy pool was 3 % of a busy service's time: a step id only has to differ from the host's last."""
@@ -61,22 +42,29 @@ class ReferenceService:
         self.faults: list[dict[str, Any]] = []
         #: Test mode: instructions queued by hand for a host's next poll.
         self.queued: dict[str, list[dict[str, Any]]] = {}
-        #: The cluster-wide facts of each big cluster, as the monitor last computed them (monitor.py).
-        self.digests: dict[str, ClusterDigest] = {}
-        #: Bumped by the monitor when what it computed for a big cluster changed (monitor.py).
-        self.cluster_versions: dict[str, int] = {}
-        self.seen_clusters: dict[str, Any] = {}
-        #: When each host of a big cluster was last evaluated (time.monotonic()) and its cluster's version then.
-        self.evaluated: dict[str, tuple[float, int]] = {}
-        #: Big clusters' hosts changed by a reply and not evaluated since: id -> (infra-env id, since when).
-        self.unsettled: dict[str, tuple[str, float]] = {}
-        #: Big clusters with a host whose status, role or cluster changed since the cluster was evaluated.
-        self.unsettled_clusters: set[str] = set()
+        #: The model of each cluster (and of each infra-env's unbound hosts): what the rules know of it.
+        self.models: dict[str, ClusterModel] = {}
+        #: Evaluates hosts and clusters, at once or between requests (``settler``).
+        self.settler = Settler(self)
 
-    def eager(self, host: dict[str, Any]) -> bool:
-        """Whether this host's cluster is small enough to be re-evaluated on every request (EAGER_LIMIT)."""
+    def model(self, key: str) -> ClusterModel:
+        """The model of cluster ``key`` (or of an infra-env's unbound hosts: ``infra-env:<id>``)."""
+        found = self.models.get(key)
+        if found is None:
+            found = self.models[key] = ClusterModel()
+        return found
+
+    def model_of(self, host: dict[str, Any]) -> ClusterModel:
         cluster_id = host.get("cluster_id")
-        return not cluster_id or self.store.cluster_size(cluster_id) <= EAGER_LIMIT
+        return self.model(str(cluster_id) if cluster_id else f"infra-env:{host['infra_env_id']}")
+
+    def forget_models(self) -> None:
+        """Drops the models of clusters and infra-envs that are gone."""
+        for key in list(self.models):
+            scope = key.removeprefix("infra-env:")
+            exists = self.store.get_infra_env(scope) if key != scope else self.store.peek_cluster(scope)
+            if exists is None:
+                del self.models[key]
 
     # -- the rules' port ----------------------------------------------------------------------------------
     def view(self, host: dict[str, Any]) -> HostView:
@@ -86,8 +74,9 @@ class ReferenceService:
         stored = self.store.peers(cluster_id=cluster_id) if cluster_id else \
             self.store.peers(infra_env_id=host["infra_env_id"])
         hosts = WithHost(stored, host)  # the stored documents, shared (rules only read them), with this one's copy
-        digest = self.digests.get(cluster_id, NO_DIGEST) if cluster_id and len(hosts) > EAGER_LIMIT else None
-        return HostView(host=host, infra_env=infra_env, cluster=cluster, hosts=hosts, service=self, digest=digest)
+        model = self.model_of(host)
+        model.sync(cluster, hosts)
+        return HostView(host=host, infra_env=infra_env, cluster=cluster, hosts=hosts, service=self, model=model)
 
     def event(self, message: str, host: dict[str, Any] | None = None, severity: str = "info") -> None:
         self.store.add_event(message, severity=severity, host_id=host["id"] if host else None,
@@ -157,12 +146,7 @@ class ReferenceService:
             host["timestamp"] = timestamp
         if agent_version:
             host["discovery_agent_version"] = agent_version
-        if self.eager(host) or str(host.get("status", "")).startswith("disconnected"):
-            self.refresh_host(host, durable=False)  # (a disconnected host is back at once)
-        else:  # only the check-in changed: kept in memory, written with the host's next change or by the monitor
-            if self._due(host):  # evaluated by the settler, between requests, as the real monitor does
-                self.unsettled.setdefault(host_id, (infra_env_id, 0.0))
-            self.store.save_host(host, durable=False)
+        self.settler.polled(host)
         status = host["status"]
         seconds = states.SLOW_POLL_SECONDS if status in states.SLOW_STATES else self.settings.next_step_seconds
         if status in states.EXIT_STATES:
@@ -193,15 +177,6 @@ class ReferenceService:
             self.store.save_host(host)
         instructions.extend(self.queued.pop(host_id, []))
         return {"next_instruction_seconds": seconds, "post_step_action": "continue", "instructions": instructions}
-
-    def _due(self, host: dict[str, Any]) -> bool:
-        """A big cluster's host is evaluated after a poll when its cluster's version moved since it was last,
-        or when it was not for REEVALUATE_SECONDS."""
-        last = self.evaluated.get(host["id"])
-        # between half and all of REEVALUATE_SECONDS, by host: hosts evaluated together are not due together
-        spread = 0.5 + (zlib.crc32(str(host["id"]).encode()) % 1000) / 2000
-        return last is None or last[1] != self.cluster_versions.get(str(host.get("cluster_id")), 0) or \
-            time.monotonic() - last[0] >= REEVALUATE_SECONDS * spread
 
     def queue_instruction(self, host_id: str, step_type: str, args: list[str]) -> dict[str, Any]:
         step = {"step_type": step_type, "step_id": _step_id(step_type), "args": args}
@@ -238,25 +213,20 @@ class ReferenceService:
             view = self.view(host)
             handler(view, parsed if exit_code == 0 or parsed is not None else None, reply)
             host = view.host
-            self._keep_output(host, reply, parsed, derived.fields if derived else {})
-            if derived is not None and derived.reach is not None:
-                cluster_digest.offer_reach(host, *derived.reach)
+            self._keep_output(view.model, host, reply, parsed, derived.fields if derived else {})
+            if derived is not None and derived.reach is not None:  # from the worker that checked the reply
+                view.model.offer_reach(host, *derived.reach)
+            elif step_type == "connectivity-check" and isinstance(parsed, dict):  # decoded by the check
+                view.model.offer_report(host, parsed)
             if view.cluster is not None and view.cluster != self.store.peek_cluster(view.cluster["id"]):
                 # a DHCP lease, a VIP verdict
                 self.store.save_cluster(view.cluster)
         if exit_code != 0:
             self.event(f"Host {host_name(host)}: step {step_type} failed with exit code {exit_code}: "
                        f"{reply.get('error', '')}", host, "warning")
-        if self.eager(host):
-            self.refresh_host(host)
-        elif host != self.store.peek_host(infra_env_id, host_id):
-            # a big cluster's host is evaluated once for its cycle's replies (settle), or not at all when the
-            # reply changed nothing; and written then, once, not with each reply (the reply itself is written
-            # before it is acknowledged: a kill -9 before the settler loses what the host's next cycle resends)
-            self.store.save_host(host, durable=False)
-            self.unsettled.setdefault(host_id, (infra_env_id, time.monotonic()))
+        self.settler.replied(host)
 
-    def _keep_output(self, host: dict[str, Any], reply: dict[str, Any], parsed: Any,
+    def _keep_output(self, model: ClusterModel, host: dict[str, Any], reply: dict[str, Any], parsed: Any,
                      derived: dict[str, dict[str, Any]]) -> None:
         """Fields a handler set to the reply's output hold the store's handle to it instead (``stored_text``:
         a big text is then not kept in memory twice, nor at all once written), and what the rules derive from
@@ -268,100 +238,18 @@ class ReferenceService:
             if value is output:
                 kept = kept if kept is not None else self.store.keep_text(host["id"], reply)
                 host[name] = kept
-                if name in derived or parsed is not registry.CHECKED:
-                    prime(host, name, parsed, derived.get(name))
+                if name in derived:
+                    model.prime(host, name, derived[name])
+                elif parsed is not registry.CHECKED:
+                    model.prime(host, name, derive_all(name, parsed))
 
-    def settle(self, older_than: float = SETTLE_SECONDS, limit: int = 1) -> int:
-        """Evaluates up to ``limit`` of the hosts a reply changed at least ``older_than`` seconds ago, the
-        oldest first; the number evaluated (the monitor calls it until 0, yielding to requests between: one
-        host at a time, since an evaluation takes a few milliseconds and once every host is known, slices of
-        four made turns of the loop of 10 to 40 ms that every poll waited behind)."""
-        now = time.monotonic()
-        done = 0
-        for host_id, (infra_env_id, since) in list(itertools.islice(self.unsettled.items(), limit)):
-            if now - since < older_than:
-                break
-            self.unsettled.pop(host_id, None)
-            host = self.store.get_host(infra_env_id, host_id)
-            if host is not None:
-                self.refresh_host(host)
-            done += 1
-        if not done:
-            for cluster_id in list(self.unsettled_clusters):
-                self.unsettled_clusters.discard(cluster_id)
-                self.refresh_cluster(cluster_id, full=False)
-        return done
-
-    # -- states -----------------------------------------------------------------------------------------
-    def validations(self, view: HostView) -> dict[str, list[dict[str, str]]]:
-        out: dict[str, list[dict[str, str]]] = {}
-        unbound = not view.host.get("cluster_id")
-        for v in registry.VALIDATIONS.values():
-            if unbound and not v.unbound:
-                continue
-            try:
-                outcome = v.func(view)
-            except Exception as exc:
-                log.exception("validation %s failed", v.id)
-                outcome = ("error", f"validation failed: {exc}")
-            if outcome is None:
-                continue
-            out.setdefault(v.category, []).append({"id": v.id, "status": outcome[0], "message": outcome[1]})
-        return out
-
+    # -- states (the settler's) --------------------------------------------------------------------------
     def refresh_host(self, host: dict[str, Any], durable: bool = True) -> dict[str, Any]:
-        """Recompute validations and the status they imply, save the host, then its cluster. ``durable``
-        False (a poll): the save waits for no commit unless the status changed, as what else changed is
-        derived again after a restart."""
-        self.unsettled.pop(host["id"], None)
-        results = self.validations(self.view(host))
-        host["validations_info"] = json.dumps(results)
-        connected = time.time() - float(host.get("_checked_in", time.time())) < states.DISCONNECTION_TIMEOUT
-        change = states.host_status(host, results, connected)
-        if change:
-            self.set_status(host, *change)
-        eager = self.eager(host)
-        if not eager:
-            self.evaluated[host["id"]] = (time.monotonic(), self.cluster_versions.get(host["cluster_id"], 0))
-        previous = self.store.peek_host(host["infra_env_id"], host["id"])
-        moved = previous is None or any(host.get(k) != previous.get(k) for k in ("status", "cluster_id", "role"))
-        self.store.save_host(host, durable=durable or moved)
-        if host.get("cluster_id") and eager:
-            self.refresh_cluster(host["cluster_id"])
-        elif host.get("cluster_id") and moved:  # once for all the hosts that moved, by settle()
-            self.unsettled_clusters.add(host["cluster_id"])
-        return host
+        """The host evaluated now (``Settler.evaluate``), whatever its cluster's size: a user's change."""
+        return self.settler.evaluate(host, durable)
 
     def refresh_cluster(self, cluster_id: str, full: bool = True) -> None:
-        """The cluster's status and counts from its hosts; ``full`` also re-derives the IP collision report
-        (a big cluster's is the monitor's, every MONITOR_SECONDS)."""
-        cluster = self.store.get_cluster(cluster_id)
-        if cluster is None:
-            return
-        hosts = self.store.peers(cluster_id=cluster_id)
-        statuses = [h["status"] for h in hosts]  # before the hosts the cluster takes along move
-        change = states.cluster_status(cluster, hosts)
-        if change.install_started:
-            cluster["install_started_at"] = _now_iso()
-        for shared, status in change.host_moves:
-            h = self.store.get_host(shared["infra_env_id"], shared["id"]) or shared
-            self.set_status(h, status)
-            self.store.save_host(h)
-        if change.install_completed:
-            cluster["install_completed_at"] = _now_iso()
-        if change.status != cluster.get("status"):
-            self.store.add_event(f"Updated status of the cluster {cluster.get('name')} to {change.status}",
-                                 cluster_id=cluster_id)
-        cluster["status"], cluster["status_info"] = change.status, change.info
-        if full:
-            ip_collisions.update_cluster(cluster, hosts)  # read by the hosts' no-ip-collisions-in-network
-        cluster["total_host_count"] = len(hosts)
-        cluster["ready_host_count"] = statuses.count("known")
-        cluster["enabled_host_count"] = len(hosts)
-        previous = self.store.peek_cluster(cluster_id) or {}
-        if {**cluster, "updated_at": None} != {**previous, "updated_at": None}:  # unchanged: not rewritten
-            cluster["updated_at"] = _now_iso()
-            self.store.save_cluster(cluster)
+        self.settler.evaluate_cluster(cluster_id, full)
 
     def install_cluster(self, cluster_id: str) -> dict[str, Any]:
         cluster = self.store.get_cluster(cluster_id)

@@ -23,7 +23,7 @@ class Derived:
 
     #: Per host field the reply sets, per deriver (``documents.derive_all``), its value.
     fields: dict[str, dict[str, Any]]
-    #: A connectivity report's ``cluster_digest.reached`` over the host's machine CIDRs, with their names.
+    #: A connectivity report's ``majority.reached`` over the host's machine CIDRs, with their names.
     reach: tuple[tuple[str, ...], dict[str, int]] | None = None
 
 

@@ -31,7 +31,7 @@ from common import gc_policy, json_codec
 from common.errors import ServiceRefusal
 from reference_service import reply_check
 from reference_service.reply_check import Derived
-from rules import cluster_digest, core, documents, registry
+from rules import core, documents, majority, registry
 
 #: Bodies at least this big are checked in the worker; below it the check takes less than the hand-off.
 CHECK_IN_WORKER = 64 << 10
@@ -45,6 +45,9 @@ WORKERS = 1
 IN_FLIGHT = 1
 
 _pool: concurrent.futures.ProcessPoolExecutor | None = None
+#: Which peer addresses are in which network, for the reports this process derives reach from (every report
+#: of a cluster names the same addresses); the worker process's own.
+_MEMBERSHIP = majority.Membership()
 _lock = threading.Lock()
 _turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
@@ -76,7 +79,7 @@ def verdict(raw: bytes, test_mode: bool, cidrs: tuple[str, ...] = ()
     reach = None
     if step_type == "connectivity-check":
         networks = [ipaddress.ip_network(c) for c in cidrs]
-        reach = (cidrs, cluster_digest.reached(parsed, networks))
+        reach = (cidrs, majority.reached(parsed, networks, _MEMBERSHIP))
     return None, reply, Derived({field: documents.derive_all(field, parsed)}, reach)
 
 

@@ -4,7 +4,6 @@ default storage of replies whose area module registers no handler of its own."""
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from rules.documents import HostView, Outcome
@@ -54,8 +53,8 @@ for _step_type in REPLY_FIELDS:
 
 @validation("connected", "network", unbound=True)
 def connected(view: HostView) -> Outcome:
-    last = float(view.host.get("_checked_in", time.time()))
-    if time.time() - last < 180:
+    last = float(view.host.get("_checked_in", view.now))
+    if view.now - last < 180:
         return "success", "Host is connected"
     return "failure", "Host is disconnected"
 
@@ -81,7 +80,7 @@ def time_synced(view: HostView) -> Outcome:
     ts = view.host.get("timestamp")
     if not ts:
         return "pending", "Missing host time, the host has not reported it yet"
-    skew = int(ts) - time.time()
+    skew = int(ts) - view.now
     if skew < -MAX_BEHIND or skew > MAX_AHEAD:
         return "failure", (f"Host clock is not synchronized, there is more than "
                            f"{MAX_BEHIND // 60} minutes gap between clocks, please configure an NTP server")

@@ -8,14 +8,12 @@ to offer. Rules never see the store or HTTP.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from common import json_codec
-from rules.stored_text import StoredText
+from rules.cluster_model import ClusterModel, decode
 
 #: Validation outcome: (status, message) with status one of success, failure, pending, error, disabled.
 Outcome = tuple[str, str]
@@ -65,13 +63,33 @@ class HostView:
     hosts: Sequence[dict[str, Any]] = field(default_factory=list)
     #: The service port (see the module docstring); None where a rule is evaluated on documents alone.
     service: Any = None
-    #: The cluster's ``cluster_digest.ClusterDigest`` when the caller has one: the cluster-wide validations
-    #: read it instead of every other host's documents. None computes them from ``hosts`` as before.
-    digest: Any = None
+    #: What the rules know of the cluster beyond this host (``cluster_model``): the service's, brought up to
+    #: date with ``hosts``; when none is given, one made from ``hosts`` (documents evaluated on their own).
+    model: ClusterModel = None  # type: ignore[assignment]
+    #: The time the rules judge by (``time.time()``), the caller's: rules keep no clock of their own.
+    now: float = field(default_factory=time.time)
+    _decoded: dict[str, tuple[Any, Any]] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.model is None:
+            self.model = ClusterModel()
+            self.model.sync(self.cluster, self.hosts)
+            self.model.regroup()
+
+    def json(self, name: str) -> Any:
+        """The host's JSON field ``name`` decoded, once per view while it holds the same value: one evaluation
+        reads the inventory in a dozen rules. Read it, or copy it before changing it."""
+        raw = self.host.get(name)
+        held = self._decoded.get(name)
+        if held is not None and held[0] is raw:
+            return held[1]
+        value = decode(raw)
+        self._decoded[name] = (raw, value)
+        return value
 
     @property
     def inventory(self) -> dict[str, Any] | None:
-        inv = parse_json_field(self.host, "inventory")
+        inv = self.json("inventory")
         return inv if isinstance(inv, dict) else None
 
     @property
@@ -122,56 +140,23 @@ def skipped_formatting(host: dict[str, Any]) -> list[str]:
     return [d for d in str(host.get("skip_formatting_disks") or "").split(",") if d]
 
 
-#: The last decoded JSON fields, by their text: one evaluation of a host reads its inventory in a dozen
-#: validations and builders, and a 20 KB inventory (a 250 KB connectivity report at 1,000 hosts) took most of a
-#: poll's time to decode again each time. Small, so it holds what the current request reads, not the cluster.
-_DECODED: OrderedDict[str, Any] = OrderedDict()
-_DECODED_MAX = 32
-#: Texts longer than this are decoded each time, not remembered: a decoded 1,000-peer report is a few MB of
-#: objects, and 32 of them were most of the service's memory at 1,000 hosts. The rules read such reports
-#: through ``derived``, which remembers what they need of them.
-_DECODED_MAX_TEXT = 64 << 10
-_DECODED_LOCK = threading.Lock()
-
-
 def parse_json_field(doc: dict[str, Any], name: str) -> Any:
-    """Host fields that hold JSON are strings on the wire (as in the real service); decode one, or None.
-
-    The value may be shared with other callers (see ``_DECODED``): read it, or copy it before changing it."""
-    raw = doc.get(name)
-    if not raw:
-        return None
-    if isinstance(raw, StoredText):
-        raw = raw.text()
-    if not isinstance(raw, str):
-        return raw
-    with _DECODED_LOCK:
-        if raw in _DECODED:
-            _DECODED.move_to_end(raw)
-            return _DECODED[raw]
-    try:
-        value = json_codec.loads(raw)
-    except (ValueError, RecursionError):
-        value = None
-    if len(raw) <= _DECODED_MAX_TEXT:
-        with _DECODED_LOCK:
-            _DECODED[raw] = value
-            while len(_DECODED) > _DECODED_MAX:
-                _DECODED.popitem(last=False)
-    return value
+    """Host fields that hold JSON are strings on the wire (as in the real service); decode one, or None. Rules
+    read their own host's fields with ``HostView.json`` and other hosts' through ``view.model``."""
+    return decode(doc.get(name))
 
 
-_DERIVED: dict[tuple[str, str, str], tuple[Any, Any]] = {}
-_DERIVED_MAX = 50_000
 #: The functions registered with ``deriver``, per field: what ``prime`` computes when a reply sets the field.
+#: The functions registered with ``deriver``, per field (a registry, filled on import, as ``registry``'s).
 _DERIVERS: dict[str, dict[str, Callable[[Any], Any]]] = {}
 
 _Derive = TypeVar("_Derive", bound=Callable[[Any], Any])
 
 
 def deriver(name: str) -> Callable[[_Derive], _Derive]:
-    """Registers a function rules pass to ``derived`` for field ``name``, so that it is computed when a reply
-    sets the field (``prime``): for a big reply, in the worker process that checked it (``reply_workers``)."""
+    """Registers a function rules pass to ``view.model.fact`` for field ``name``, so that it is computed when a
+    reply sets the field (``ClusterModel.prime``): for a big reply, in the worker process that checked it
+    (``reply_workers``)."""
 
     def register(derive: _Derive) -> _Derive:
         _DERIVERS.setdefault(name, {})[derive.__qualname__] = derive
@@ -183,36 +168,3 @@ def deriver(name: str) -> Callable[[_Derive], _Derive]:
 def derive_all(name: str, decoded: Any) -> dict[str, Any]:
     """What every registered deriver of field ``name`` makes of its decoded value."""
     return {qualname: derive(decoded) for qualname, derive in _DERIVERS.get(name, {}).items()}
-
-
-def derived(host: dict[str, Any], name: str, derive: Callable[[Any], Any]) -> Any:
-    """``derive(decoded field)``, remembered per host and function while the stored JSON string is the same:
-    a rule that reads every host of a cluster (the IP collisions, a connectivity-check's peer list) compares a
-    string instead of decoding thousands. ``derive`` must return a value its callers only read."""
-    raw = host.get(name)
-    if not raw:
-        return derive(None)
-    key = (name, str(host.get("id") or ""), derive.__qualname__)
-    cached = _DERIVED.get(key)
-    if cached is not None and cached[0] == raw:
-        return cached[1]
-    value = derive(parse_json_field(host, name))
-    _remember(key, raw, value)
-    return value
-
-
-def _remember(key: tuple[str, str, str], raw: Any, value: Any) -> None:
-    if len(_DERIVED) >= _DERIVED_MAX:
-        _DERIVED.clear()
-    _DERIVED[key] = (raw, value)
-
-
-def prime(host: dict[str, Any], name: str, decoded: Any, values: dict[str, Any] | None = None) -> None:
-    """What the rules derive from ``host[name]``: ``values`` when the reply's worker derived them
-    (``derive_all``), else computed now from ``decoded`` (that text, already decoded by the reply's check). A
-    250 KB connectivity report is then not decoded again by each rule that reads it."""
-    raw = host.get(name)
-    if not raw:
-        return
-    for qualname, value in (values if values is not None else derive_all(name, decoded)).items():
-        _remember((name, str(host.get("id") or ""), qualname), raw, value)

@@ -16,7 +16,6 @@ from rules.documents import (
     Outcome,
     disk_key,
     effective_role,
-    parse_json_field,
     skipped_formatting,
 )
 from rules.registry import validation
@@ -191,14 +190,8 @@ def hostname_unique(view: HostView) -> Outcome:
     if inv is None:
         return "pending", "Missing inventory"
     name = real_hostname(view.host, inv)
-    if view.digest is not None:  # the cluster's hostname counts, rather than parsing every other inventory
-        if view.digest.hostname_taken(view.host["id"], name):
-            return "failure", f"Hostname {name} is not unique in cluster"
-        return "success", f"Hostname {name} is unique in cluster"
-    for other in view.others:
-        other_inv = parse_json_field(other, "inventory")
-        if isinstance(other_inv, dict) and real_hostname(other, other_inv) == name:
-            return "failure", f"Hostname {name} is not unique in cluster"
+    if view.model.hostname_taken(view.host["id"], name):  # the cluster's hostname counts
+        return "failure", f"Hostname {name} is not unique in cluster"
     return "success", f"Hostname {name} is unique in cluster"
 
 

@@ -12,7 +12,6 @@ since no cluster will come up to report ``Done``. Hosts in ``error``/``cancelled
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,7 +64,7 @@ def write_image_args(view: HostView) -> list[str] | None:
     if host.get("_image_written"):
         return None
     issued = float(host.get("_write_image_issued_at") or 0)
-    if issued and time.time() - issued < WRITE_IMAGE_REISSUE:
+    if issued and view.now - issued < WRITE_IMAGE_REISSUE:
         return None
     target = host.get("installation_disk_path")
     digest = view.service.os_image_digest() if view.service is not None else None
@@ -82,7 +81,7 @@ def write_image_args(view: HostView) -> list[str] | None:
     formats = format_disk_paths(view)
     if formats:
         request["format_disks"] = formats
-    host["_write_image_issued_at"] = time.time()
+    host["_write_image_issued_at"] = view.now
     return [json.dumps(request)]
 
 
@@ -122,11 +121,15 @@ def logs_gather_args(view: HostView) -> list[str] | None:
     masters = []
     for other in view.others:
         if other.get("role") == "master":
-            for nic in (parse_json_field(other, "inventory") or {}).get("interfaces", []):
-                masters += [a.split("/")[0] for a in nic.get("ipv4_addresses", [])]
+            masters += view.model.fact(other, "inventory", _ipv4_addresses)
     return [json.dumps({"cluster_id": host["cluster_id"], "infra_env_id": host["infra_env_id"], "host_id": host["id"],
                         "bootstrap": bool(host.get("bootstrap")), "installer_gather": False,
                         "master_ips": masters})]
+
+
+def _ipv4_addresses(inventory: Any) -> list[str]:
+    """The inventory's IPv4 addresses without their prefix, NIC by NIC."""
+    return [a.split("/")[0] for nic in (inventory or {}).get("interfaces", []) for a in nic.get("ipv4_addresses", [])]
 
 
 @step_arguments("stop-installation")

@@ -18,7 +18,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from rules.documents import HostView, Outcome, derived, deriver
+from rules.cluster_model import ClusterModel
+from rules.documents import HostView, Outcome, deriver
 from rules.network import CATEGORY, is_day2
 from rules.registry import validation
 
@@ -49,13 +50,13 @@ def _addresses_of(inventory: Any) -> list[tuple[str, str]]:
     return list(_host_addresses(inventory)) if isinstance(inventory, dict) else []
 
 
-def inventory_collisions(hosts: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
+def inventory_collisions(model: ClusterModel, hosts: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
     """Addresses held by two or more hosts: {ip: sorted MACs of the NICs holding it (the host id for a NIC
     without a MAC)}, from one pass over the hosts building address -> holders."""
     holders: dict[str, dict[str, str]] = {}  # ip -> host id -> mac
     for host in hosts:
         host_id = str(host.get("id") or "")
-        for ip, mac in derived(host, "inventory", _addresses_of):
+        for ip, mac in model.fact(host, "inventory", _addresses_of):
             holders.setdefault(ip, {}).setdefault(host_id, mac or host_id)
     return {ip: sorted(by_host.values()) for ip, by_host in holders.items() if len(by_host) > 1}
 
@@ -80,28 +81,28 @@ def _l2_conflicts(report: Any) -> list[tuple[str, list[str]]]:
     return [(ip, sorted(macs)) for ip, macs in out.items()]
 
 
-def connectivity_collisions(hosts: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
+def connectivity_collisions(model: ClusterModel, hosts: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
     """The real service's rule, over every host's connectivity report."""
     out: dict[str, list[str]] = {}
     for host in hosts:
-        for ip, macs in derived(host, "connectivity", _l2_conflicts):
+        for ip, macs in model.fact(host, "connectivity", _l2_conflicts):
             out[ip] = sorted({*out.get(ip, []), *macs})
     return out
 
 
-def cluster_ip_collisions(hosts: list[dict[str, Any]]) -> str:
+def cluster_ip_collisions(model: ClusterModel, hosts: list[dict[str, Any]]) -> str:
     """The cluster's ``ip_collisions`` field: both sources merged, as compact JSON with sorted keys (so an
     unchanged report is an unchanged string and the cluster document is not rewritten for nothing)."""
-    merged = connectivity_collisions(hosts)
-    for ip, macs in inventory_collisions(hosts).items():
+    merged = connectivity_collisions(model, hosts)
+    for ip, macs in inventory_collisions(model, hosts).items():
         merged[ip] = sorted({*merged.get(ip, []), *macs})
     return json.dumps(merged, sort_keys=True, separators=(",", ":"))
 
 
-def update_cluster(cluster: dict[str, Any], hosts: list[dict[str, Any]]) -> None:
+def update_cluster(model: ClusterModel, cluster: dict[str, Any], hosts: list[dict[str, Any]]) -> None:
     """Recompute ``cluster['ip_collisions']`` where the real service does (before installation only)."""
     if cluster.get("status") in EVALUATED_STATES:
-        cluster["ip_collisions"] = cluster_ip_collisions(hosts)
+        cluster["ip_collisions"] = cluster_ip_collisions(model, hosts)
 
 
 @validation(VALIDATION_ID, CATEGORY)
@@ -123,7 +124,7 @@ def no_ip_collisions(view: HostView) -> Outcome:
         report = None
     if not isinstance(report, dict):
         return "error", "Unable to unmarshall ip collision report for cluster"
-    mine = {ip for ip, _ in derived(view.host, "inventory", _addresses_of)}
+    mine = {ip for ip, _ in view.model.fact(view.host, "inventory", _addresses_of)}
     lines = [f"Collisions detected for host ID {host_id}, IP address: {ip} Mac addresses: "
              f"{','.join(str(m) for m in macs) if isinstance(macs, list) else macs}\n"
              for ip, macs in sorted(report.items()) if _normal(ip) in mine]

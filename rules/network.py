@@ -13,8 +13,8 @@ import ipaddress
 import json
 from typing import Any
 
-from rules.connectivity_admission import ADMISSIONS
-from rules.documents import HostView, derived, effective_role, is_sno
+from rules.cluster_model import machine_cidrs, peer_entry
+from rules.documents import HostView, effective_role, is_sno
 from rules.registry import reply_handler, step_arguments
 
 CATEGORY = "network"
@@ -33,21 +33,6 @@ def cluster_name_domain(view: HostView) -> tuple[str, str] | None:
     cluster = view.cluster or {}
     name, base = cluster.get("name"), cluster.get("base_dns_domain")
     return (str(name), str(base)) if name and base else None
-
-
-def machine_cidrs(cluster: dict[str, Any] | None) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    if not cluster:
-        return []
-    cidrs = [n.get("cidr") for n in cluster.get("machine_networks") or [] if isinstance(n, dict)]
-    if not cidrs and cluster.get("machine_network_cidr"):
-        cidrs = [cluster["machine_network_cidr"]]
-    out = []
-    for c in cidrs:
-        try:
-            out.append(ipaddress.ip_network(str(c), strict=False))
-        except ValueError:
-            continue
-    return out
 
 
 def cluster_vips(cluster: dict[str, Any] | None, kind: str) -> list[str]:
@@ -91,14 +76,14 @@ def _loopback(cidr: str) -> bool:
 # -- step arguments -----------------------------------------------------------------------------------------
 def connectivity_params(view: HostView) -> str | None:
     """``connectivity-check-params`` as JSON: every other host's NICs (name, MAC, addresses without prefix), or
-    None when no peer has any. Each peer's entry is encoded once per inventory and the list joined as text:
-    at 1,000 hosts the list is 150 KB, issued to 150 hosts in the first minute of a discovery, and looking
-    each peer's entry up through ``derived`` took 7 ms of the loop each time."""
+    None when no peer has any. Each peer's NICs are encoded once per inventory (``view.model``) and the list
+    joined as text: at 1,000 hosts the list is 150 KB, issued to 150 hosts in the first minute of a discovery."""
     entries = []
-    for other in sorted(view.others, key=_by_id):
-        if other.get("status") in SKIP_CONNECTIVITY_STATES:
+    own = view.host.get("id")
+    for other in sorted(view.hosts, key=_by_id):
+        if other.get("id") == own or other.get("status") in SKIP_CONNECTIVITY_STATES:
             continue
-        entry = _peer_entry(other)
+        entry = peer_entry(view.model, other, _probed_nics_json)
         if entry is not None:
             entries.append(entry)
     return f"[{', '.join(entries)}]" if entries else None
@@ -106,25 +91,6 @@ def connectivity_params(view: HostView) -> str | None:
 
 def _by_id(host: dict[str, Any]) -> str:
     return str(host.get("id"))
-
-
-#: host id -> (the inventory text an entry was made from, the entry): the same text object costs one
-#: identity check (documents share their strings when they are copied).
-_ENTRIES: dict[str, tuple[Any, str | None]] = {}
-_ENTRIES_MAX = 100_000
-
-
-def _peer_entry(host: dict[str, Any]) -> str | None:
-    raw, host_id = host.get("inventory"), str(host.get("id"))
-    cached = _ENTRIES.get(host_id)
-    if cached is not None and (cached[0] is raw or cached[0] == raw):
-        return cached[1]
-    nics = derived(host, "inventory", _probed_nics_json)
-    entry = None if nics is None else f'{{"host_id": {json.dumps(host_id)}, "nics": {nics}}}'
-    if len(_ENTRIES) >= _ENTRIES_MAX:
-        _ENTRIES.clear()
-    _ENTRIES[host_id] = (raw, entry)
-    return entry
 
 
 def _probed_nics_json(inv: Any) -> str | None:
@@ -149,8 +115,8 @@ def _probed_nics(inv: Any) -> list[dict[str, Any]] | None:
 
 @step_arguments("connectivity-check")
 def connectivity_check_args(view: HostView) -> list[str] | None:
-    cluster_id = str(view.host.get("cluster_id") or "")
-    if cluster_id and not ADMISSIONS.allowed(cluster_id, str(view.host.get("id")), len(view.hosts)):
+    if view.host.get("cluster_id") and \
+            not view.model.admissions.allowed(str(view.host.get("id")), len(view.hosts), view.now):
         return None  # a big cluster: at most 150 admissions a minute (rules/connectivity_admission.py)
     params = connectivity_params(view)
     return [params] if params else None

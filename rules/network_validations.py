@@ -1,8 +1,9 @@
 """The real service's network validations: machine networks, majority groups, latency and packet loss per
 role, overlapping subnets, iSCSI NICs, Ignition download, default route, DNS names and wildcards, MTU.
 
-Where the real service computes "majority groups" in a background cluster monitor, they are computed here
-when a host's validations are, from the connectivity reports stored on the hosts: same outcome, no task.
+What these read of the other hosts comes from the cluster's model (``view.model``, ``cluster_model``): the
+majority groups (by the real service's rule, ``majority``), the peers' roles and names, and what each report
+holds that a requirement could fail on, derived once per report.
 """
 
 from __future__ import annotations
@@ -11,17 +12,8 @@ import ipaddress
 import itertools
 from typing import Any
 
-from rules.cluster_digest import in_majority_group
-from rules.documents import (
-    HostView,
-    Outcome,
-    derived,
-    deriver,
-    effective_role,
-    host_name,
-    is_sno,
-    parse_json_field,
-)
+from rules.cluster_model import machine_cidrs
+from rules.documents import HostView, Outcome, deriver, effective_role, host_name, is_sno
 from rules.network import (
     APPS_PROBE,
     CATEGORY,
@@ -31,7 +23,6 @@ from rules.network import (
     cluster_vips,
     interface_addresses,
     is_day2,
-    machine_cidrs,
     user_managed_networking,
 )
 from rules.registry import validation
@@ -75,14 +66,11 @@ def belongs_to_majority_group(view: HostView) -> Outcome:
     cidrs = machine_cidrs(view.cluster)
     if not cidrs or not view.host.get("connectivity"):
         return "pending", "Machine Network CIDR or Connectivity Majority Groups missing"
-    digest = view.digest  # a ClusterDigest: the groups computed once for the cluster, not per host
-    hosts = [] if digest is not None else [h for h in view.hosts if h.get("inventory")]
-    if (digest.inventory_hosts if digest is not None else len(hosts)) < 3:
+    if view.model.inventory_hosts < 3:
         return "pending", "Not enough hosts in cluster to calculate connectivity groups"
     for cidr in cidrs:
-        member = digest.in_majority(view.host["id"], cidr) if digest is not None else \
-            in_majority_group(view.host["id"], hosts, cidr)
-        if member is None:  # the digest predates this CIDR: pending, as the real service until its monitor ran
+        member = view.model.in_majority(view.host["id"], cidr)
+        if member is None:  # no group computed for this CIDR yet: pending, as the real service's validator
             return "pending", "Machine Network CIDR or Connectivity Majority Groups missing"
         if not member:
             return "failure", "No connectivity to the majority of hosts in the cluster"
@@ -99,7 +87,7 @@ Flagged = list[tuple[Any, dict[str, Any]]]
 def _flagged(report: Any) -> tuple[Flagged, Flagged] | None:
     """(l3 entries over the least latency or loss any role allows, broken MTU entries), each with its remote
     host id; None without a report. A host's report lists every peer (250 KB at 1,000 hosts) and is read on
-    every evaluation, so what the checks need is derived once per report (``derived``)."""
+    every evaluation, so what the checks need is derived once per report (``view.model.fact``)."""
     if not report or not isinstance(report, dict):
         return None
     over: Flagged = []
@@ -125,16 +113,12 @@ def _same_role_l3(view: HostView) -> tuple[str, list[tuple[str, dict[str, Any]]]
     role = effective_role(view.host)
     if is_day2(view) or len(view.hosts) == 1 or role not in NETWORK_REQUIREMENTS:
         return None
-    flagged = derived(view.host, "connectivity", _flagged)
-    entries = []
-    if view.digest is not None:  # the digest's (role, name) per host: O(own report), no dict over the others
-        own, known = view.host.get("id"), view.digest.peers
-        for peer, entry in flagged[0] if flagged else []:
-            if peer != own and known.get(peer, ("",))[0] == role:
-                entries.append((known[peer][1], entry))
-    else:
-        labels = {h["id"]: host_name(h) for h in view.others if effective_role(h) == role}
-        entries = [(labels[peer], e) for peer, e in (flagged[0] if flagged else []) if peer in labels]
+    flagged = view.model.fact(view.host, "connectivity", _flagged)
+    own, entries = view.host.get("id"), []
+    for peer, entry in flagged[0] if flagged else []:
+        known = view.model.peer(peer) if peer != own else None
+        if known is not None and known[0] == role:
+            entries.append((known[1], entry))
     return role, entries
 
 
@@ -186,7 +170,7 @@ def _address_families(cluster: dict[str, Any]) -> list[int]:
 def non_overlapping_subnets(view: HostView) -> Outcome | None:
     """Two NICs in one subnet (or in nested ones) make the node's routing, and so its cluster traffic,
     ambiguous. Link-local and loopback networks are on every NIC by nature and are left out."""
-    inv = parse_json_field(view.host, "inventory")
+    inv = view.json("inventory")
     if not inv:
         return "pending", "Missing inventory"
     if not view.cluster:
@@ -216,7 +200,7 @@ def non_overlapping_subnets(view: HostView) -> Outcome | None:
 def no_iscsi_nic_in_machine_network(view: HostView) -> Outcome | None:
     """The NIC that carries an iSCSI root disk must stay out of the machine network: the cluster's network
     configuration would take it over and cut the node off its own root disk."""
-    inv = parse_json_field(view.host, "inventory")
+    inv = view.json("inventory")
     if not inv:
         return "pending", "Missing inventory"
     disk_id = view.host.get("installation_disk_id")
@@ -240,7 +224,7 @@ def ignition_downloadable(view: HostView) -> Outcome | None:
         return None
     if not view.host.get("api_vip_connectivity"):
         return "pending", "Ignition is not yet available, pending API connectivity"
-    report = parse_json_field(view.host, "api_vip_connectivity")
+    report = view.json("api_vip_connectivity")
     if not isinstance(report, dict):
         return "error", "Internal error - failed to parse agent API connectivity response"
     if report.get("is_success"):
@@ -266,7 +250,7 @@ def has_default_route(view: HostView) -> Outcome:
 
 
 def _resolution(view: HostView, name: str) -> dict[str, Any] | None:
-    data = parse_json_field(view.host, "domain_name_resolutions") or {}
+    data = view.json("domain_name_resolutions") or {}
     return next((r for r in data.get("resolutions") or [] if r.get("domain_name") == name), None)
 
 
@@ -298,7 +282,7 @@ def _domain_validation(view: HostView, subdomain: str, target: str) -> Outcome:
         return "failure", (f"Couldn't resolve domain name {printable} on the host. To continue installation, create "
                            f"the necessary DNS entries to resolve this domain name to your cluster's {target} IP "
                            f"address")
-    own = {str(i.ip) for i in interface_addresses(parse_json_field(view.host, "inventory") or {})}
+    own = {str(i.ip) for i in interface_addresses(view.json("inventory") or {})}
     for address in addresses:
         if address in own:
             return "failure", (f"Domain {printable} must not point at {address} as it is the API address of this "
@@ -356,16 +340,12 @@ def dns_wildcard_not_configured(view: HostView) -> Outcome:
 
 @validation("mtu-valid", CATEGORY, blocking=False)
 def mtu_valid(view: HostView) -> Outcome:
-    flagged = derived(view.host, "connectivity", _flagged)
+    flagged = view.model.fact(view.host, "connectivity", _flagged)
     if flagged is None:
         return "pending", "Missing connectivity information to check MTU"
-    digest = view.digest
-    labels = {} if digest is not None or not flagged[1] else {h["id"]: host_name(h) for h in view.others}
-    broken = []
-    for peer, entry in flagged[1]:
-        label = labels.get(peer, peer) if digest is None else \
-            (peer if peer == view.host.get("id") else digest.label(peer))
-        broken.append(f"{entry.get('outgoing_nic')} -> {entry.get('remote_ip_address')} ({label})")
+    own = view.host.get("id")
+    broken = [f"{entry.get('outgoing_nic')} -> {entry.get('remote_ip_address')} "
+              f"({peer if peer == own else view.model.label(peer)})" for peer, entry in flagged[1]]
     if broken:
         return "failure", ("MTU is broken: packets of the interface's MTU do not get through to "
                            + "; ".join(broken) + ". Check the MTU of the host's interfaces and of the network")

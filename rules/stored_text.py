@@ -5,7 +5,7 @@ the ``replies`` table before it is acknowledged, so a host document need not hol
 took the service from 195 MiB to 577 MiB in ten minutes at 1,000 hosts, as every host reported in turn. A
 handle is what the store keeps instead (``Store.keep_text``); its text is read back from the reply when a
 rule or the API needs it, which the rules avoid by deriving what they need when the reply comes in
-(``rules.documents.prime``).
+(``rules.cluster_model.ClusterModel.prime``).
 
 Handles compare equal when they name the same reply, so documents holding them compare as before; their text
 never changes. This module depends on nothing, so the rules read handles without seeing the store.

@@ -34,8 +34,8 @@ from reference_service.http.routing import canonical_uuid, reply_limit, route
 from reference_service.orchestrator import BASE
 from reference_service.os_image import OS_IMAGE_ENV, OS_IMAGE_RATE_ENV, os_image
 from reference_service.store.database import _now_iso
+from rules.cluster_model import machine_cidrs
 from rules.install import IGNITION_CLUSTER_STATES, OS_IMAGE_PATH, host_ignition
-from rules.network import machine_cidrs
 
 MAX_LOGS_UPLOAD = 256 << 20
 

@@ -138,7 +138,7 @@ async def list_hosts(request: Request) -> Response:
     # are the monitor's (listing 1,000 hosts must not evaluate 1,000 hosts)
     # (evaluated, and saved, before the first byte is sent: a copy saved between two chunks would undo the
     # replies that came meanwhile)
-    hosts = [svc.refresh_host(h) if svc.eager(h) else h for h in svc.store.list_hosts(infra_env_id=ie)]
+    hosts = [svc.refresh_host(h) if svc.settler.at_once(h) else h for h in svc.store.list_hosts(infra_env_id=ie)]
     return json_list(public(h) for h in hosts)
 
 

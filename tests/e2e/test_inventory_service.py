@@ -399,7 +399,8 @@ def test_hostname_unique() -> None:
         "failure",
         "Hostname ip-172-31-20-15.ec2.internal is not unique in cluster",
     )
-    other["requested_hostname"] = "worker-9"
+    other = {**other, "requested_hostname": "worker-9"}  # documents are replaced, never changed in place
+    view = view_of(inv, cluster=CLUSTER, others=[other])
     assert outcome("hostname-unique", view)[0] == "success"  # type: ignore[index]
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rules import ip_collisions
+from rules.cluster_model import ClusterModel
 from rules.documents import HostView
 from rules.registry import VALIDATIONS
 from tests.support.service import RefService, start_agent
@@ -26,7 +27,7 @@ def host(host_id: str, mac: str, *cidrs: str, **extra: Any) -> dict[str, Any]:
 
 def verdict(h: dict[str, Any], hosts: list[dict[str, Any]], status: str = "insufficient") -> tuple[str, str]:
     cluster: dict[str, Any] = {"id": "c", "status": status}
-    ip_collisions.update_cluster(cluster, hosts)
+    ip_collisions.update_cluster(ClusterModel(), cluster, hosts)
     outcome = VALIDATIONS["no-ip-collisions-in-network"].func(HostView(h, {}, cluster, hosts))
     assert outcome is not None
     return outcome
@@ -35,7 +36,7 @@ def verdict(h: dict[str, Any], hosts: list[dict[str, Any]], status: str = "insuf
 def test_two_hosts_with_one_ipv4_both_fail_with_the_real_message() -> None:
     hosts = [host(A, "02:00:00:00:00:0a", "10.0.0.5/24"), host(B, "02:00:00:00:00:0b", "10.0.0.5/24"),
              host(C, "02:00:00:00:00:0c", "10.0.0.6/24")]
-    assert json.loads(ip_collisions.cluster_ip_collisions(hosts)) == {
+    assert json.loads(ip_collisions.cluster_ip_collisions(ClusterModel(), hosts)) == {
         "10.0.0.5": ["02:00:00:00:00:0a", "02:00:00:00:00:0b"]}
     for h in hosts[:2]:
         assert verdict(h, hosts) == ("failure", f"Collisions detected for host ID {h['id']}, IP address: 10.0.0.5 "
@@ -46,7 +47,7 @@ def test_two_hosts_with_one_ipv4_both_fail_with_the_real_message() -> None:
 def test_distinct_addresses_pass_and_link_local_or_loopback_never_collide() -> None:
     hosts = [host(A, "02:00:00:00:00:0a", "10.0.0.5/24", "fe80::1/64", "127.0.0.1/8"),
              host(B, "02:00:00:00:00:0b", "10.0.0.7/24", "fe80::1/64", "127.0.0.1/8")]
-    assert ip_collisions.cluster_ip_collisions(hosts) == "{}"
+    assert ip_collisions.cluster_ip_collisions(ClusterModel(), hosts) == "{}"
     assert verdict(hosts[0], hosts) == ("success", f"No IP collisions were detected by host {A}")
 
 
@@ -61,7 +62,7 @@ def test_ipv6_collision_and_the_connectivity_rule_of_the_real_service() -> None:
                                             "remote_mac": "02:00:00:00:00:02", "successful": True}]}]}
     hosts = [host(A, "02:00:00:00:00:01", "10.0.0.9/24"), host(C, "02:00:00:00:00:0c", "10.0.0.3/24",
                                                                   connectivity=json.dumps(report))]
-    assert json.loads(ip_collisions.cluster_ip_collisions(hosts)) == {
+    assert json.loads(ip_collisions.cluster_ip_collisions(ClusterModel(), hosts)) == {
         "10.0.0.9": ["02:00:00:00:00:01", "02:00:00:00:00:02"]}
     assert verdict(hosts[0], hosts)[0] == "failure"
 

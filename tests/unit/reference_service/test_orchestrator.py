@@ -1,8 +1,8 @@
-"""A big cluster (more hosts than ``EAGER_LIMIT``) is evaluated as the real service does it: a poll that
-changes nothing evaluates nothing and writes nothing, a host is evaluated again when what the monitor
-computed for its cluster changed or after REEVALUATE_SECONDS, the
-monitor finds the hosts that stopped polling and gives the cluster its digest. Small clusters keep being
-evaluated on every request (the rest of the suite)."""
+"""A big cluster (more hosts than ``settler.AT_ONCE_HOSTS``) is evaluated as the real service does it: a
+poll that changes nothing evaluates nothing and writes nothing, a host is evaluated again when what the
+monitor saw of its cluster changed or after REEVALUATE_SECONDS, a cycle's replies cost one evaluation, and
+the monitor finds the hosts that stopped polling and computes the cluster's majority groups. What an
+evaluation concludes is the same at every size (``test_majority_verdicts.py``); only when it runs differs."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from reference_service import monitor, orchestrator
+from reference_service import settler as settler_module
 from reference_service.orchestrator import ReferenceService
 from rules import states
 from tests.support.big_cluster import big_cluster
@@ -23,55 +23,57 @@ HOSTS = 6
 
 
 @pytest.fixture
-def big(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ReferenceService, str, list[str]]]:
-    with big_cluster(tmp_path, monkeypatch, HOSTS) as made:
+def big(tmp_path: Path) -> Iterator[tuple[ReferenceService, str, list[str]]]:
+    with big_cluster(tmp_path, HOSTS) as made:
         yield made
 
 
 def _evaluations(svc: ReferenceService, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
-    real = svc.validations
+    real = svc.settler.validations
 
     def counted(view: Any) -> Any:
         seen.append(view.host["id"])
         return real(view)
 
-    monkeypatch.setattr(svc, "validations", counted)
+    monkeypatch.setattr(svc.settler, "validations", counted)
     return seen
 
 
 def test_a_poll_that_changes_nothing_evaluates_and_writes_nothing(
         big: tuple[ReferenceService, str, list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
     svc, ie, ids = big
+    settler = svc.settler
     seen = _evaluations(svc, monkeypatch)
 
     def poll(host_id: str) -> None:  # and the settler's pass after it
         svc.next_steps(ie, host_id, None, None)
-        while svc.settle():
+        while settler.settle():
             pass
 
-    svc.next_steps(ie, ids[0], None, None)  # registered while the cluster was small: never evaluated as big
-    assert seen == [] and ids[0] in svc.unsettled  # not while the poll is served: by the settler, after it
-    assert svc.settle() == 1 and seen == [ids[0]] and svc.settle() == 0
+    svc.next_steps(ie, ids[0], None, None)  # evaluated when it registered, not since as part of a big cluster
+    assert seen == [] and ids[0] in settler.dirty  # not while the poll is served: by the settler, after it
+    assert settler.settle() == 1 and seen == [ids[0]] and settler.settle() == 0
     seen.clear()
     poll(ids[0])
     assert seen == []  # evaluated less than REEVALUATE_SECONDS ago, and nothing it depends on changed
     writes = svc.store.submitted
     poll(ids[0])
     assert svc.store.submitted == writes
-    when, version = svc.evaluated[ids[0]]
-    svc.evaluated[ids[0]] = (when - orchestrator.REEVALUATE_SECONDS, version)
+    when, version = settler.evaluated[ids[0]]
+    settler.evaluated[ids[0]] = (when - settler_module.REEVALUATE_SECONDS, version)
     poll(ids[0])
     assert seen == [ids[0]]  # too long ago
     seen.clear()
     poll(ids[0])
     assert seen == []
-    asyncio.run(monitor.digest_big_clusters(svc, {}))  # the cluster's digest is new: every host is due
+    asyncio.run(settler.tick())  # what the hosts are judged by is new to the monitor: every host is due
+    seen.clear()
     poll(ids[0])
     poll(ids[1])
     assert seen == [ids[0], ids[1]]
     seen.clear()
-    asyncio.run(monitor.digest_big_clusters(svc, {}))  # nothing changed: nobody is
+    asyncio.run(settler.tick())  # nothing changed: nobody is
     poll(ids[0])
     assert seen == []
 
@@ -92,8 +94,9 @@ def test_a_disconnected_host_is_evaluated_by_its_poll(
 def test_a_cycles_changed_replies_cost_one_evaluation_an_unchanged_one_none(
         big: tuple[ReferenceService, str, list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
     svc, ie, ids = big
+    settler = svc.settler
     svc.next_steps(ie, ids[1], None, None)
-    while svc.settle(older_than=0):
+    while settler.settle(older_than=0):
         pass
     seen = _evaluations(svc, monkeypatch)
     ntp = {"step_id": "ntp-synchronizer-1", "step_type": "ntp-synchronizer",
@@ -102,16 +105,16 @@ def test_a_cycles_changed_replies_cost_one_evaluation_an_unchanged_one_none(
            "output": '{"resolutions": [{"domain_name": "api.big.example.com"}]}'}
     svc.post_reply(ie, ids[1], ntp)
     svc.post_reply(ie, ids[1], dns)
-    assert seen == [] and list(svc.unsettled) == [ids[1]]
-    assert svc.settle() == 0  # younger than SETTLE_SECONDS: the rest of the cycle's replies may come
-    assert svc.settle(older_than=0) == 1 and seen == [ids[1]]
+    assert seen == [] and list(settler.dirty) == [ids[1]]
+    assert settler.settle() == 0  # younger than SETTLE_SECONDS: the rest of the cycle's replies may come
+    assert settler.settle(older_than=0) == 1 and seen == [ids[1]]
     stored = svc.store.get_host(ie, ids[1]) or {}
     assert "10.0.0.1" in stored["ntp_sources"] and stored["domain_name_resolutions"] == dns["output"]
     svc.post_reply(ie, ids[1], ntp)
-    assert not svc.unsettled and seen == [ids[1]]
+    assert not settler.dirty and seen == [ids[1]]
 
 
-def test_the_monitor_disconnects_silent_hosts_and_digests_the_cluster(
+def test_the_monitor_disconnects_silent_hosts_and_groups_the_cluster(
         big: tuple[ReferenceService, str, list[str]]) -> None:
     svc, ie, ids = big
     host = svc.store.get_host(ie, ids[2])
@@ -119,9 +122,10 @@ def test_the_monitor_disconnects_silent_hosts_and_digests_the_cluster(
     host["_checked_in"] = time.time() - states.DISCONNECTION_TIMEOUT - 1
     svc.store.save_host(host)
     cluster_id = str(host["cluster_id"])
-    asyncio.run(monitor.digest_big_clusters(svc, {}))
-    monitor.tick(svc)
+    model = svc.model(cluster_id)
+    assert not model.groups_current
+    asyncio.run(svc.settler.tick())
     assert (svc.store.get_host(ie, ids[2]) or {})["status"] == "disconnected"
     assert {(svc.store.get_host(ie, i) or {})["status"] for i in ids[3:]} != {"disconnected"}
-    assert cluster_id in svc.digests and svc.digests[cluster_id].peers.keys() == set(ids)
-    assert (svc.store.get_cluster(cluster_id) or {})["total_host_count"] == HOSTS
+    assert model.groups_current and model.peer(ids[0]) is not None
+    assert (svc.store.get_cluster(cluster_id) or {})["total_host_count"] == HOSTS + settler_module.AT_ONCE_HOSTS

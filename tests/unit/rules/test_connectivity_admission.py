@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
-
-from rules import connectivity_admission
-from rules.connectivity_admission import MAX_PER_MINUTE, Admissions
+from rules.cluster_model import ClusterModel
+from rules.connectivity_admission import MAX_PER_MINUTE, AdmissionQueue
 from rules.documents import HostView
 from rules.registry import STEP_ARGUMENTS
 
@@ -18,8 +16,17 @@ class Clock:
     def __init__(self) -> None:
         self.now = 1000.0
 
-    def __call__(self) -> float:
-        return self.now
+
+class Admissions:
+    """The queues of several clusters, on a clock the test moves."""
+
+    def __init__(self, limit: int = MAX_PER_MINUTE, clock: Clock | None = None) -> None:
+        self.limit, self.clock = limit, clock or Clock()
+        self.queues: dict[str, AdmissionQueue] = {}
+
+    def allowed(self, cluster_id: str, host_id: str, size: int) -> bool:
+        queue = self.queues.setdefault(cluster_id, AdmissionQueue(self.limit))
+        return queue.allowed(host_id, size, self.clock.now)
 
 
 def test_small_clusters_get_it_on_every_poll() -> None:
@@ -77,16 +84,20 @@ def _hosts(n: int) -> list[dict[str, Any]]:
     return out
 
 
-def test_the_step_builder_follows_the_queue(monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = Clock()
-    monkeypatch.setattr(connectivity_admission, "ADMISSIONS", Admissions(clock=clock))
-    monkeypatch.setattr("rules.network.ADMISSIONS", connectivity_admission.ADMISSIONS)
+def test_the_step_builder_follows_the_queue() -> None:
+    """The builder asks the cluster's model (``view.model.admissions``) at the view's time."""
+    clock, model = Clock(), ClusterModel()
     build = STEP_ARGUMENTS["connectivity-check"]
+
+    def view(host: dict[str, Any], hosts: list[dict[str, Any]]) -> HostView:
+        model.sync({"id": "c1"}, hosts)
+        return HostView(host, {}, {"id": "c1"}, hosts, model=model, now=clock.now)
+
     small = _hosts(3)
-    assert all(build(HostView(small[0], {}, {"id": "c1"}, small)) for _ in range(5))
+    assert all(build(view(small[0], small)) for _ in range(5))
     big = _hosts(MAX_PER_MINUTE + 1)
-    issued = [build(HostView(h, {}, {"id": "c1"}, big)) is not None for h in big]
+    issued = [build(view(h, big)) is not None for h in big]
     assert issued.count(True) == MAX_PER_MINUTE and issued[-1] is False
     clock.now += 61
-    granted = build(HostView(big[-1], {}, {"id": "c1"}, big))  # first in line once the window has passed
+    granted = build(view(big[-1], big))  # first in line once the window has passed
     assert granted is not None and len(json.loads(granted[0])) == MAX_PER_MINUTE

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -157,14 +158,20 @@ def test_majority_group() -> None:
 
 def test_majority_group_while_reports_are_refreshed() -> None:
     """A host was just cut off: only one peer has reported it lost yet. Two groups of three tie (the cut
-    host's stale view, and the fresh one); the peer with the fresh report must not fail for that."""
+    host's stale view, and the fresh one); as in the real service one of them is the majority group, the one
+    whose members come first in id order, and the host with the fresh report fails until the others' reports
+    say the same (``rules/majority.py``)."""
     hosts = [make_host(i) for i in range(4)]
     cut, fresh = hosts[0]["id"], hosts[1]
     for h in hosts:
         h["connectivity"] = report(h, hosts)
     fresh["connectivity"] = report(fresh, hosts, reach={h["id"] for h in hosts} - {cut})
-    for h in hosts:
-        assert run("belongs-to-majority-group", view(h, hosts))[0] == "success"  # type: ignore[index]
+    verdicts = [run("belongs-to-majority-group", view(h, hosts))[0] for h in hosts]  # type: ignore[index]
+    assert verdicts == ["success", "failure", "success", "success"]
+    for h in hosts[2:]:
+        h["connectivity"] = report(h, hosts, reach={h["id"] for h in hosts} - {cut})
+    verdicts = [run("belongs-to-majority-group", view(h, hosts))[0] for h in hosts]  # type: ignore[index]
+    assert verdicts == ["failure", "success", "success", "success"]
 
 
 @pytest.mark.parametrize(("role", "rtt", "loss", "latency_ok", "loss_ok"), [
@@ -382,32 +389,39 @@ def test_replies_are_stored_where_the_real_service_keeps_them() -> None:
     assert json.loads(host["tang_connectivity"]) == {"is_success": False, "error": "1 error occurred"}
 
 
-def test_a_connectivity_reply_is_decoded_once_for_every_rule_that_reads_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The reply handler hands the output the reply check decoded to the rules' derivations (documents.prime):
-    at 1,000 hosts a report is 300 KB, and mtu-valid, the latency checks and the IP collisions each decoded it."""
-    from collections import OrderedDict
-
+def test_a_connectivity_reply_is_decoded_once_for_every_rule_that_reads_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service hands what its reply check decoded to the cluster's model (``ClusterModel.prime`` and
+    ``offer_report``): at 1,000 hosts a report is 300 KB, and mtu-valid, the latency checks, the IP collisions
+    and the majority groups each decoded it."""
     from common import json_codec
-    from rules import documents
+    from reference_service.orchestrator import ReferenceService
+    from reference_service.settings import Settings
+    from reference_service.store.database import Store
 
-    hosts = [make_host(i) for i in range(3)]
-    hosts[0]["connectivity"] = report(hosts[0], hosts, mtu_ok=False)
-    assert run("mtu-valid", view(hosts[0], hosts))[0] == "failure"  # type: ignore[index]  # (derivations known)
-    decoded: list[str] = []
-    real = json_codec.loads
+    store = Store(tmp_path / "db")
+    svc = ReferenceService(store, Settings())
+    try:
+        hosts = [make_host(i, infra_env_id="ie", cluster_id=CLUSTER["id"]) for i in range(3)]
+        store.save_cluster({**CLUSTER, "status": "insufficient"})
+        store.save_infra_env({"id": "ie", "cluster_id": CLUSTER["id"]})
+        for h in hosts:
+            store.save_host(h)
+        new = report(hosts[0], hosts, mtu_ok=False)
+        decoded: list[str] = []
+        real = json_codec.loads
 
-    def counted(text: str) -> Any:
-        decoded.append(text)
-        return real(text)
+        def counted(text: str) -> Any:
+            decoded.append(text)
+            return real(text)
 
-    monkeypatch.setattr(json_codec, "loads", counted)
-    new = report(hosts[0], hosts)
-    REPLY_HANDLERS["connectivity-check"](view(hosts[0], hosts), json.loads(new),
-                                         {"step_type": "connectivity-check", "exit_code": 0, "output": new})
-    assert hosts[0]["connectivity"] == new
-    assert run("mtu-valid", view(hosts[0], hosts)) == ("success", "MTU is ok")
-    assert decoded == []  # derived from the decoded output: nothing decoded again
-    monkeypatch.setattr(documents, "_DERIVED", {})  # without the priming, the validation decodes the report
-    monkeypatch.setattr(documents, "_DECODED", OrderedDict())
-    assert run("mtu-valid", view(hosts[0], hosts)) == ("success", "MTU is ok")
-    assert decoded == [new]
+        monkeypatch.setattr(json_codec, "loads", counted)
+        svc.post_reply("ie", hosts[0]["id"], {"step_id": "c-1", "step_type": "connectivity-check", "output": new})
+        assert decoded.count(new) == 1  # by the reply's check, and by nothing after it
+        stored = store.get_host("ie", hosts[0]["id"]) or {}
+        results = {v["id"]: v for vs in json.loads(stored["validations_info"]).values() for v in vs}
+        assert results["mtu-valid"]["status"] == "failure"
+        assert results["belongs-to-majority-group"]["status"] == "failure"  # only its own report is in
+        assert decoded.count(new) == 1
+    finally:
+        store.close()

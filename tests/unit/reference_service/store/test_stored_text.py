@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import ipaddress
 import json
 import tracemalloc
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from reference_service.reply_check import Derived
 from reference_service.store import database as store_module
 from reference_service.store import refs as store_refs
 from reference_service.store.database import Store
-from rules import cluster_digest, documents, network_validations, registry
+from rules import documents, network_validations, registry
 from rules.documents import parse_json_field
 from rules.stored_text import StoredText
 from tests.support.big_cluster import big_cluster
@@ -43,8 +42,8 @@ def _report(ids: list[str], me: str) -> str:
 
 
 @pytest.fixture
-def big(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ReferenceService, str, list[str]]]:
-    with big_cluster(tmp_path, monkeypatch, HOSTS) as made:
+def big(tmp_path: Path) -> Iterator[tuple[ReferenceService, str, list[str]]]:
+    with big_cluster(tmp_path, HOSTS) as made:
         yield made
 
 
@@ -53,7 +52,7 @@ def _post_reports(svc: ReferenceService, ie: str, ids: list[str], cycle: int = 0
         svc.post_reply(ie, host_id, {"step_id": f"connectivity-check-{cycle}", "step_type": "connectivity-check",
                                      "exit_code": 0, "output": _report(ids, host_id)})
     svc.store.flush()
-    while svc.settle(older_than=0):
+    while svc.settler.settle(older_than=0):
         pass
 
 
@@ -157,15 +156,13 @@ def test_a_big_reply_comes_back_from_its_worker_with_what_the_rules_derive(
     assert derived.reach == (cidrs, {peer: 0b01 for peer in ids[1:]})
 
     marked = {name: ("from the worker", name) for name in derived.fields["connectivity"]}
-    svc.apply_reply(ie, ids[0], reply, parsed, Derived({"connectivity": marked}, derived.reach))
+    offered = (cidrs[:1], {peer: 0b1 for peer in ids[1:3]})  # (marked too: the model takes what it is given)
+    svc.apply_reply(ie, ids[0], reply, parsed, Derived({"connectivity": marked}, offered))
     host = svc.store.peek_host(ie, ids[0]) or {}
-    assert documents.derived(host, "connectivity", network_validations._flagged) == ("from the worker", "_flagged")
-    memo = cluster_digest.DigestMemo()
-    networks = [ipaddress.ip_network(c) for c in cidrs]
-    masks = memo.reach(host, networks)
-    assert memo.parsed == 0, "the digest took the worker's reach"
-    assert masks == (sum(memo.bit(p) for p in ids[1:]), 0)
-    assert cluster_digest.DigestMemo().reach(host, networks) == masks  # parsed: the offer was taken
+    model = svc.model_of(host)
+    assert model.fact(host, "connectivity", network_validations._flagged) == ("from the worker", "_flagged")
+    model.sync(svc.store.peek_cluster(host["cluster_id"]), svc.store.peers(cluster_id=host["cluster_id"]))
+    assert model._hosts[ids[0]].reach == (sum(1 << model._index[p] for p in ids[1:3]),)  # not parsed again
 
     raw = json.dumps({**reply, "step_id": "connectivity-check-10"}).encode()
     try:
@@ -177,7 +174,7 @@ def test_a_big_reply_comes_back_from_its_worker_with_what_the_rules_derive(
     host = svc.store.peek_host(ie, ids[0]) or {}
     assert host["connectivity"].step_id == "connectivity-check-10"
     assert derived is not None
-    assert documents.derived(host, "connectivity", network_validations._flagged) == \
+    assert svc.model_of(host).fact(host, "connectivity", network_validations._flagged) == \
         derived.fields["connectivity"]["_flagged"]
 
     failed = {**reply, "exit_code": 1, "error": "nmap failed"}

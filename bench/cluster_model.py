@@ -1,17 +1,19 @@
-"""Benchmark: the cluster digest against today's per-host majority rule, at 100, 300 and 1,000 hosts.
+"""Benchmark: the cluster model (``rules/cluster_model.py``) at 100, 300 and 1,000 hosts.
 
-Each host is a swarm host (``swarm/machine.py``): the recorded machine's inventory and a
+Each host is a swarm host (``reference_service/swarm_machine.py``): the recorded machine's inventory and a
 dry-run connectivity report that reaches every other host, as stored on the host documents (JSON strings).
-Prints, per size: the first digest (every report parsed once), a digest after one host's report changed (one
-report parsed), the memo's memory (tracemalloc, the digest's own allocations, not the documents), and one
-call of the per-host ``in_majority_group`` (what each host's validation costs today on every poll).
-Run: ``.venv/bin/python bench/cluster_digest.py [--sizes 100,300,1000] [--per-host-max 1000]``.
+Prints, per size: the first sync and grouping (every report parsed once), a sync and grouping after one
+host's report changed (one report parsed), a sync with nothing changed, the model's memory (tracemalloc, its
+own allocations, not the documents'), and the majority groups of reports in flux (each host's report reaches
+a random prefix of the hosts, as in a discovery's first minutes): the real service's rule at its costliest.
+Run: ``.venv/bin/python bench/cluster_model.py [--sizes 100,300,1000]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 import time
 import tracemalloc
@@ -20,7 +22,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rules.cluster_digest import DigestMemo, digest, in_majority_group
+from rules import cluster_model
+from rules.cluster_model import ClusterModel
+from rules.majority import majority_group, mutual_links
 from swarm.machine import SWARM_NETWORK, SimHost, connectivity_report, inventory, sim_host
 
 CLUSTER = {"id": "bench", "name": "bench", "machine_networks": [{"cidr": str(SWARM_NETWORK)}]}
@@ -49,48 +53,62 @@ def _timed(func: Any) -> tuple[float, Any]:
     return time.perf_counter() - start, result
 
 
-def run(n: int, per_host: bool) -> dict[str, Any]:
+def run(n: int) -> dict[str, Any]:
     hosts = cluster_hosts(n)
     report_mb = sum(len(h["connectivity"]) for h in hosts) / 1e6
-    memo = DigestMemo()
-    first, result = _timed(lambda: digest(CLUSTER, hosts, memo))
-    assert len(result.majority[str(SWARM_NETWORK)]) == n, "a full mesh is all majority"
+    decoded = [0]
+    real = cluster_model.decode
+
+    def counted(raw: Any) -> Any:
+        decoded[0] += 1
+        return real(raw)
+
+    cluster_model.decode = counted
+    model = ClusterModel()
+
+    def sync_and_group() -> None:
+        model.sync(CLUSTER, hosts)
+        model.regroup()
+
+    first, _ = _timed(sync_and_group)
+    assert model.in_majority(hosts[0]["id"], SWARM_NETWORK), "a full mesh is all majority"
     changed = dict(hosts[n // 2])
     report = json.loads(changed["connectivity"])
     report["remote_hosts"][0]["l2_connectivity"] = []
     changed["connectivity"] = json.dumps(report)
     hosts[n // 2] = changed
-    parsed = memo.parsed
-    again, _ = _timed(lambda: digest(CLUSTER, hosts, memo))
-    assert memo.parsed == parsed + 1, "only the changed report is parsed again"
-    unchanged, _ = _timed(lambda: digest(CLUSTER, hosts, memo))
+    before = decoded[0]
+    again, _ = _timed(sync_and_group)
+    assert decoded[0] == before + 1, "only the changed report is parsed again"
+    unchanged, _ = _timed(lambda: model.sync(CLUSTER, hosts))
+    cluster_model.decode = real
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    fresh = DigestMemo()
-    kept = digest(CLUSTER, hosts, fresh)
-    memo_bytes = tracemalloc.get_traced_memory()[0] - before
+    fresh = ClusterModel()
+    fresh.sync(CLUSTER, hosts)
+    fresh.regroup()
+    model_bytes = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
-    del kept
-    one = None
-    if per_host:
-        one, _ = _timed(lambda: in_majority_group(hosts[1]["id"], hosts, SWARM_NETWORK))
+    del fresh
+    rng = random.Random(n)
+    prefixes = {i: (1 << rng.randrange(n)) - 1 | (1 << i) for i in range(n)}
+    in_flux, _ = _timed(lambda: majority_group(mutual_links(prefixes), rank=lambda i: i))
     return {"hosts": n, "reports_mb": report_mb, "first_s": first, "one_changed_s": again,
-            "unchanged_s": unchanged, "memo_mb": memo_bytes / 1e6, "per_host_s": one}
+            "unchanged_s": unchanged, "model_mb": model_bytes / 1e6, "in_flux_s": in_flux}
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default="100,300,1000")
-    p.add_argument("--per-host-max", type=int, default=1000, help="skip the per-host rule above this size")
     ns = p.parse_args()
-    print("| hosts | reports (MB of JSON) | first digest | after one report changed | nothing changed "
-          "| memo memory | per-host in_majority_group, one host |")
+    print("| hosts | reports (MB of JSON) | first sync and groups | after one report changed | nothing changed "
+          "| model memory | groups of reports in flux |")
     print("|---|---|---|---|---|---|---|")
     for n in (int(s) for s in ns.sizes.split(",")):
-        r = run(n, per_host=n <= ns.per_host_max)
-        per_host = "skipped" if r["per_host_s"] is None else f"{r['per_host_s']:.2f} s"
+        r = run(n)
         print(f"| {r['hosts']} | {r['reports_mb']:.1f} | {r['first_s']:.2f} s | {r['one_changed_s'] * 1e3:.0f} ms "
-              f"| {r['unchanged_s'] * 1e3:.0f} ms | {r['memo_mb']:.2f} MB | {per_host} |", flush=True)
+              f"| {r['unchanged_s'] * 1e3:.1f} ms | {r['model_mb']:.2f} MB | {r['in_flux_s'] * 1e3:.0f} ms |",
+              flush=True)
     return 0
 
 

@@ -1,0 +1,225 @@
+"""The settler: the one place hosts and clusters are evaluated, and the schedule they are evaluated on.
+
+An evaluation (:meth:`Settler.evaluate`) runs a host's validations against its cluster's model
+(``rules.cluster_model``), sets the status they imply and saves the host; the cluster's status and counts
+follow (:meth:`Settler.evaluate_cluster`). What an evaluation concludes never depends on the cluster's size.
+*When* it runs does:
+
+- a cluster of at most :data:`AT_ONCE_HOSTS` hosts is evaluated at once, within the request that changed it
+  (a poll, a reply, a user's change), as a person trying a few hosts expects to see every change at once;
+- a bigger one is evaluated as the real service's monitor does it, between requests: a reply that changed a
+  host makes it *dirty*, and the settler evaluates it :data:`SETTLE_SECONDS` later (the five to eight
+  replies of one poll cycle cost one evaluation and one write), one host per turn of the event loop; a
+  poll makes it dirty only when something it is judged by moved since it was last evaluated (its cluster's
+  model or document, seen every :data:`MONITOR_SECONDS`) or :data:`REEVALUATE_SECONDS` have passed (its
+  clock, its check-in). Its cluster is evaluated once the hosts that moved are, and its majority groups are
+  computed in a thread (at 1,000 hosts with reports in flux, the real service's rule takes up to a second).
+
+Every :data:`MONITOR_SECONDS` (:meth:`Settler.tick`, the real service's monitor interval) hosts that stopped
+polling are evaluated (they become disconnected without anybody asking) and every cluster is evaluated with
+its IP collision report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import time
+import zlib
+from typing import TYPE_CHECKING, Any
+
+from reference_service.store.database import _now_iso
+from rules import ip_collisions, registry, states
+from rules.cluster_model import compute_groups
+from rules.documents import HostView
+
+if TYPE_CHECKING:
+    from reference_service.orchestrator import ReferenceService
+
+log = logging.getLogger("reference_service")
+
+#: Clusters up to this many hosts are evaluated within the request that changed them (see the docstring).
+AT_ONCE_HOSTS = 50
+#: The real service's host monitor interval.
+MONITOR_SECONDS = 8.0
+#: How old a big cluster's host's evaluation may get when nothing it depends on changed.
+REEVALUATE_SECONDS = 60.0
+#: A big cluster's host whose document a reply changed is evaluated this long after that reply.
+SETTLE_SECONDS = 0.5
+
+
+class Settler:
+    def __init__(self, service: ReferenceService) -> None:
+        self.service = service
+        self.store = service.store
+        #: Big clusters' hosts changed and not evaluated since: id -> (infra-env id, since when).
+        self.dirty: dict[str, tuple[str, float]] = {}
+        #: Big clusters with a host whose status, role or cluster changed since the cluster was evaluated.
+        self.dirty_clusters: set[str] = set()
+        #: When each host of a big cluster was last evaluated (time.monotonic()) and its cluster's version then.
+        self.evaluated: dict[str, tuple[float, int]] = {}
+        #: Per big cluster, what the hosts are judged by as last seen: (model version, cluster document), and
+        #: a number that moves when it changed.
+        self._seen: dict[str, tuple[int, Any]] = {}
+        self.versions: dict[str, int] = {}
+
+    # -- the schedule ------------------------------------------------------------------------------------
+    def at_once(self, host: dict[str, Any]) -> bool:
+        """Whether the host's cluster is small enough to be evaluated within the request (AT_ONCE_HOSTS)."""
+        cluster_id = host.get("cluster_id")
+        return not cluster_id or self.store.cluster_size(cluster_id) <= AT_ONCE_HOSTS
+
+    def polled(self, host: dict[str, Any]) -> None:
+        """A poll changed the host's check-in: evaluated at once, when due, or saved in memory only."""
+        if self.at_once(host) or str(host.get("status", "")).startswith("disconnected"):
+            self.evaluate(host, durable=False)  # (a disconnected host is back at once)
+            return
+        if self._due(host):
+            self.dirty.setdefault(host["id"], (host["infra_env_id"], 0.0))
+        self.store.save_host(host, durable=False)  # written with the host's next change, or by persist()
+
+    def replied(self, host: dict[str, Any]) -> None:
+        """A reply was applied to the host: evaluated at once, or later if the reply changed it."""
+        if self.at_once(host):
+            self.evaluate(host)
+        elif host != self.store.peek_host(host["infra_env_id"], host["id"]):
+            # written once evaluated, not with each reply (the reply itself is written before it is
+            # acknowledged: a kill -9 before the settler loses what the host's next cycle sends again)
+            self.store.save_host(host, durable=False)
+            self.dirty.setdefault(host["id"], (host["infra_env_id"], time.monotonic()))
+
+    def _due(self, host: dict[str, Any]) -> bool:
+        last = self.evaluated.get(host["id"])
+        # between half and all of REEVALUATE_SECONDS, by host: hosts evaluated together are not due together
+        spread = 0.5 + (zlib.crc32(str(host["id"]).encode()) % 1000) / 2000
+        return last is None or last[1] != self.versions.get(str(host.get("cluster_id")), 0) or \
+            time.monotonic() - last[0] >= REEVALUATE_SECONDS * spread
+
+    def settle(self, older_than: float = SETTLE_SECONDS, limit: int = 1) -> int:
+        """Evaluates up to ``limit`` of the dirty hosts changed at least ``older_than`` seconds ago, the oldest
+        first; the number evaluated (called until 0, with requests served between: one host at a time, since
+        an evaluation takes a few milliseconds). When none is ready, the clusters whose hosts moved."""
+        now = time.monotonic()
+        done = 0
+        for host_id, (infra_env_id, since) in list(itertools.islice(self.dirty.items(), limit)):
+            if now - since < older_than:
+                break
+            self.dirty.pop(host_id, None)
+            host = self.store.get_host(infra_env_id, host_id)
+            if host is not None:
+                self.evaluate(host)
+            done += 1
+        if not done:
+            for cluster_id in list(self.dirty_clusters):
+                self.dirty_clusters.discard(cluster_id)
+                self.evaluate_cluster(cluster_id, full=False)
+        return done
+
+    # -- evaluation ----------------------------------------------------------------------------------------
+    def validations(self, view: HostView) -> dict[str, list[dict[str, str]]]:
+        out: dict[str, list[dict[str, str]]] = {}
+        unbound = not view.host.get("cluster_id")
+        for v in registry.VALIDATIONS.values():
+            if unbound and not v.unbound:
+                continue
+            try:
+                outcome = v.func(view)
+            except Exception as exc:
+                log.exception("validation %s failed", v.id)
+                outcome = ("error", f"validation failed: {exc}")
+            if outcome is None:
+                continue
+            out.setdefault(v.category, []).append({"id": v.id, "status": outcome[0], "message": outcome[1]})
+        return out
+
+    def evaluate(self, host: dict[str, Any], durable: bool = True) -> dict[str, Any]:
+        """Recompute validations and the status they imply, save the host, then (at once, or once the hosts
+        that moved are) its cluster. ``durable`` False (a poll): the save waits for no commit unless the
+        status changed, as what else changed is derived again after a restart."""
+        self.dirty.pop(host["id"], None)
+        at_once = self.at_once(host)
+        view = self.service.view(host)
+        if at_once:
+            view.model.regroup()
+        results = self.validations(view)
+        host["validations_info"] = json.dumps(results)
+        connected = view.now - float(host.get("_checked_in", view.now)) < states.DISCONNECTION_TIMEOUT
+        change = states.host_status(host, results, connected)
+        if change:
+            self.service.set_status(host, *change)
+        if not at_once:
+            self.evaluated[host["id"]] = (time.monotonic(), self.versions.get(host["cluster_id"], 0))
+        previous = self.store.peek_host(host["infra_env_id"], host["id"])
+        moved = previous is None or any(host.get(k) != previous.get(k) for k in ("status", "cluster_id", "role"))
+        self.store.save_host(host, durable=durable or moved)
+        if host.get("cluster_id") and at_once:
+            self.evaluate_cluster(host["cluster_id"])
+        elif host.get("cluster_id") and moved:
+            self.dirty_clusters.add(host["cluster_id"])
+        return host
+
+    def evaluate_cluster(self, cluster_id: str, full: bool = True) -> None:
+        """The cluster's status and counts from its hosts; ``full`` also re-derives the IP collision report."""
+        cluster = self.store.get_cluster(cluster_id)
+        if cluster is None:
+            return
+        hosts = self.store.peers(cluster_id=cluster_id)
+        statuses = [h["status"] for h in hosts]  # before the hosts the cluster takes along move
+        change = states.cluster_status(cluster, hosts)
+        if change.install_started:
+            cluster["install_started_at"] = _now_iso()
+        for shared, status in change.host_moves:
+            h = self.store.get_host(shared["infra_env_id"], shared["id"]) or shared
+            self.service.set_status(h, status)
+            self.store.save_host(h)
+        if change.install_completed:
+            cluster["install_completed_at"] = _now_iso()
+        if change.status != cluster.get("status"):
+            self.store.add_event(f"Updated status of the cluster {cluster.get('name')} to {change.status}",
+                                 cluster_id=cluster_id)
+        cluster["status"], cluster["status_info"] = change.status, change.info
+        if full:  # read by the hosts' no-ip-collisions-in-network
+            ip_collisions.update_cluster(self.service.model(cluster_id), cluster, hosts)
+        cluster["total_host_count"] = len(hosts)
+        cluster["ready_host_count"] = statuses.count("known")
+        cluster["enabled_host_count"] = len(hosts)
+        previous = self.store.peek_cluster(cluster_id) or {}
+        if {**cluster, "updated_at": None} != {**previous, "updated_at": None}:  # unchanged: not rewritten
+            cluster["updated_at"] = _now_iso()
+            self.store.save_cluster(cluster)
+
+    # -- the monitor ---------------------------------------------------------------------------------------
+    async def tick(self, now: float | None = None) -> None:
+        """The monitor's pass: big clusters' groups (in a thread) and what their hosts are judged by, hosts
+        that stopped polling, every cluster's status and IP collision report."""
+        now = time.time() if now is None else now
+        for cluster_id in self.store.list_cluster_ids():
+            if self.store.cluster_size(cluster_id) > AT_ONCE_HOSTS:
+                await self._regroup(cluster_id)
+        for shared in self.store.peers():
+            status = str(shared.get("status", ""))
+            if status.startswith("disconnected") or "_checked_in" not in shared:
+                continue
+            if now - float(shared["_checked_in"]) >= states.DISCONNECTION_TIMEOUT:
+                host = self.store.get_host(shared["infra_env_id"], shared["id"])
+                if host is not None:
+                    self.evaluate(host)
+        for cluster_id in self.store.list_cluster_ids():
+            self.evaluate_cluster(cluster_id, full=True)
+        self.service.forget_models()
+
+    async def _regroup(self, cluster_id: str) -> None:
+        """A big cluster's majority groups computed in a thread, and its hosts' version moved if what they
+        are judged by changed since the last tick."""
+        model = self.service.model(cluster_id)
+        model.sync(self.store.peek_cluster(cluster_id), self.store.peers(cluster_id=cluster_id))
+        if not model.groups_current:  # (taken even if a report came meanwhile: computed again next tick)
+            model.take_groups(await asyncio.to_thread(compute_groups, model.group_inputs()))
+        seen = (model.version, self.store.peek_cluster(cluster_id))
+        last = self._seen.get(cluster_id)
+        if last is None or last[0] != seen[0] or last[1] is not seen[1]:
+            self.versions[cluster_id] = self.versions.get(cluster_id, 0) + 1
+        self._seen[cluster_id] = seen
+
