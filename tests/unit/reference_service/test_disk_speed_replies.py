@@ -121,6 +121,24 @@ def test_empty_disk_speed_output_is_ignored_and_the_check_sent_again(prep: Prep)
     assert json.loads(prep.host()["disks_info"])[0]["disk_speed"]["exit_code"] == 124
 
 
+def test_the_image_check_is_issued_until_its_result_is_in_and_the_agents_guard_changes_nothing(prep: Prep) -> None:
+    """As the real service, container-image-availability goes with every poll while an image has no status;
+    a pull that outlasts the poll interval (1 s in the e2e tests) is asked for again, and the agent's guard
+    answers that second instruction exit 0 with no output, which the real service skips. So a host that
+    pulled once may have two replies of the step in its history: the e2e test counts the one with output."""
+    prep.reply("installation-disk-speed-check", {"io_sync_duration": 3, "path": DISK})
+    assert "container-image-availability" in prep.steps()
+    assert "container-image-availability" in prep.steps()  # the pull has not answered yet: asked again
+    prep.svc.post_reply(prep.ie, prep.host_id, {"step_id": "container-image-availability-2",
+                                                 "step_type": "container-image-availability", "output": ""})
+    assert not prep.host().get("images_status") and prep.host()["status"] == "preparing-for-installation"
+    prep.reply("container-image-availability", {"images": [{"name": RELEASE, "result": "success"}]})
+    assert prep.host()["status"] == "installing"
+    assert "container-image-availability" not in prep.steps()
+    replies = prep.svc.store.replies(prep.host_id)
+    assert [r["exit_code"] for r in replies if r["step_type"] == "container-image-availability"] == [0, 0]
+
+
 @pytest.mark.parametrize(
     "change",
     [
