@@ -87,10 +87,13 @@ def test_identical_successful_replies_are_posted_once(service: RefService, tmp_p
     ie = _setup(service)
     with start_agent(service.url, ie, args=["--host-id", HOST_ID], log=tmp_path / "agent.log") as agent:
         service.wait_host(ie, lambda h: h["id"] == HOST_ID)
-        for _ in range(2):
-            _queue(service, ie, "sample-echo", json.dumps({"message": "same"}))
-            agent.wait_log("sample-echo (sample-echo-", timeout=20)
-        agent.wait_log("Result for sample-echo already exists in assisted service", timeout=20)
+        _queue(service, ie, "sample-echo", json.dumps({"message": "same"}))
+        service.wait_replies(HOST_ID, "sample-echo", count=1)
+        # Only once the first run has replied: an instruction that arrives while a run with the same arguments
+        # is still going is answered by that run (docs/step-overlap.md), and there would be no second run.
+        _queue(service, ie, "sample-echo", json.dumps({"message": "same"}))
+        agent.wait_log("running sample-echo (", timeout=60, count=2)
+        agent.wait_log("Result for sample-echo already exists in assisted service", timeout=60)
         _queue(service, ie, "sample-echo", json.dumps({"message": "different"}))
         service.wait_replies(HOST_ID, "sample-echo", count=2)
     outputs = [json.loads(r["output"])["echo"] for r in service.replies(HOST_ID, "sample-echo")]

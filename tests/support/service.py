@@ -182,10 +182,11 @@ class AgentProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def wait_log(self, text: str, timeout: float = 30) -> None:
+    def wait_log(self, text: str, timeout: float = 30, *, count: int = 1) -> None:
+        """Until ``text`` is in the agent's log ``count`` times (a later run of the same step, not the first)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if text in self.log:
+            if self.log.count(text) >= count:
                 return
             if not self.alive():
                 break
