@@ -18,7 +18,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from agent.parsers import SUBCOMMANDS, build_config, daemon_parser, go_style
+from agent.parsers import SUBCOMMANDS, build_config, daemon_parser, go_style, not_here
 from common.errors import ConfigError
 from common.usage import run_main
 
@@ -52,6 +52,10 @@ def _run_daemon(argv: list[str], role: str = "agent") -> int:
 
 
 def _dispatch(args: list[str], role: str = "agent") -> int:
+    if args and args[0] in not_here():
+        raise ConfigError(f"'agent {args[0]}' runs in the agent image, not in this self-contained host binary",
+                          hint="podman run --rm --privileged --net=host --pid=host --uts=host -v /:/host -v /dev:/dev "
+                          f"IMAGE agent {args[0]} ...")
     if args and args[0] == "step":
         from agent.step_cli import run_step
 

@@ -7,6 +7,7 @@ Flags are accepted Go-style (``-flag``, ``--flag=value``) because the discovery 
 from __future__ import annotations
 
 import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 from agent import __version__
@@ -98,17 +99,25 @@ def connection_flags(parser: argparse.ArgumentParser) -> None:
     _path(parser.add_argument("--config", default=None, help=f"KEY=VALUE settings file (default {DEFAULT_CONF})"))
 
 
+def not_here() -> tuple[str, ...]:
+    """Subcommands the self-contained host binary (PyInstaller, sys.frozen) does not carry: it has no step code,
+    which runs in the agent image; its --help does not offer them and they say where to run them instead."""
+    return ("step",) if getattr(sys, "frozen", False) else ()
+
+
 def daemon_parser() -> argparse.ArgumentParser:
     import argparse
 
     from agent.config import DEFAULT_CONF
     from common.argparser import Parser
 
-    subcommands = "\n".join(f"  {name:12} {text}" for name, text in SUBCOMMANDS.items())
+    shown = {k: v for k, v in SUBCOMMANDS.items() if k not in not_here()}
+    subcommands = "\n".join(f"  {name:12} {text}" for name, text in shown.items())
     p = Parser(prog="agent", formatter_class=argparse.RawDescriptionHelpFormatter,
                description="OpenShift Assisted Installer agent (Python), a drop-in replacement for the Go agent. "
                "Without a subcommand it runs the daemon: register the host, then fetch, run and reply to steps.",
-               epilog=DAEMON_EPILOG.format(subcommands=subcommands, conf=DEFAULT_CONF))
+               epilog="\n".join(line for line in DAEMON_EPILOG.format(subcommands=subcommands, conf=DEFAULT_CONF)
+                                 .split("\n") if not any(f"agent {k} " in line for k in not_here())))
     connection_flags(p)
     p.add_argument("--interval", help="seconds between registration retries (default 60)")
     p.add_argument("--shutdown-grace", help="seconds running steps get after SIGTERM (default 30)")

@@ -78,7 +78,9 @@ def podman_config(work: Path, *, graphroot: Path | None = None, runroot: Path | 
 
 
 #: What the image is made from: a change to any of these files makes the fixture build again.
-INPUTS = ("agent", "steps", "container", "pyproject.toml", ".containerignore")
+INPUTS = ("agent", "common", "inventory", "steps", "container", "pyproject.toml", ".containerignore")
+#: Not in the image: the discovery ISO's recipe (container/iso/build-iso.sh), which has its own cache.
+NOT_INPUTS = ("container/iso",)
 #: The tests' own store, kept between sessions so an unchanged tree reuses its image (gitignored).
 STORE = ROOT / ".image-cache" / "test-store"
 
@@ -92,7 +94,7 @@ def inputs_digest(root: Path = ROOT) -> str:
         files += [top] if top.is_file() else [p for p in top.rglob("*") if p.is_file()]
     for path in sorted(files):
         rel = path.relative_to(root)
-        if "__pycache__" in rel.parts or path.suffix == ".pyc":
+        if "__pycache__" in rel.parts or path.suffix == ".pyc" or str(rel).startswith(NOT_INPUTS):
             continue
         digest.update(str(rel).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
