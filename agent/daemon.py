@@ -77,6 +77,7 @@ class Daemon:
         while not self.stop.is_set():
             if not self._register():
                 break
+            self.runner.warm_up()  # the fork server imports the step framework while the first poll goes out
             if self._poll_loop() == "exit":
                 break
         self._shutdown()
@@ -242,6 +243,7 @@ class Daemon:
             for thread in threads:
                 thread.join(15)
         self._flush_pending()
+        self.runner.close()
         self.notifier.stopping("stopped")
         log.info("agent stopped")
 

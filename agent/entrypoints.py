@@ -65,7 +65,11 @@ def run_step_once(step_type: str, args: list[str], ns: argparse.Namespace) -> in
     if config.token:
         os.environ["PULL_SECRET_TOKEN"] = config.token
     setup_logging(json_lines=False, level="warning", journal=False, secrets=[config.token])
-    reply = StepRunner(config).run(step_type, f"{step_type}-cli", args)
+    runner = StepRunner(config)
+    try:
+        reply = runner.run(step_type, f"{step_type}-cli", args)
+    finally:
+        runner.close()
     if reply.output:
         print(reply.output)
     if reply.error:

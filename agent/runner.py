@@ -1,9 +1,12 @@
 """Runs one step in its own process and turns whatever happens into a step reply.
 
-Each step runs in a child (``agent.step_process``) in a new session. That buys three things the daemon needs:
-a step that hangs is killed at its deadline together with every process it started (found through the process
-tree, so even children that called setsid() are caught); a step that crashes, even in C code, only ends its
-own process; and step code, with its heavy imports, never enters the daemon's memory.
+Each step runs in a process of its own, in a new session, forked from the fork server (``agent.fork_server``,
+a warm interpreter that has imported the step framework once; ``agent.forks`` is the daemon's side of it). That
+buys what the daemon needs: a step that hangs is killed at its deadline together with every process it started
+(found through the process tree, so even children that called setsid() are caught); a step that crashes, even
+in C code, only ends its own process; step code, with its heavy imports, never enters the daemon's memory; and
+a step costs a fork, not an interpreter start. A fork server that ends is replaced, and a step that died with
+it before reporting runs once more in the new one.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import logging
 import os
 import queue
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agent.config import AgentConfig
+from agent.forks import ForkServer, ForkServerGone, Spawned, wait_exit
 from common.errors import StepTimeout, UnknownStepType
 from common.host import kill_tree
 from common.limits import MAX_ERROR_CHARS, MAX_OUTPUT_BYTES, clip
@@ -33,6 +36,9 @@ log = logging.getLogger(__name__)
 BOOTSTRAP_TIMEOUT = 60.0
 #: Extra seconds beyond the step's timeout, so a step that watches its own deadline can still report.
 KILL_SLACK = 2.0
+#: Runs of a step whose fork server ended under it (killed, out of memory) before it reported: the first, and
+#: one more in the new server, so the instruction still gets its step's own result.
+RUNS_IF_SERVER_ENDS = 2
 EXIT_INTERRUPTED = 143  # 128 + SIGTERM: the agent was stopping and the step could not finish in time
 #: Environment of every step process (inherited by all it starts): the daemon's pid, which the step process
 #: watches so that it dies with the daemon, and the daemon's state directory, by which a restarted daemon
@@ -76,44 +82,66 @@ class StepRunner:
         self.config = config
         self.python = python
         self.mark = mark
+        self._forks: ForkServer | None = None
+        self._forks_lock = threading.Lock()
+
+    @property
+    def forks(self) -> ForkServer:
+        """The fork server of this runner's steps, started on first use (env: this daemon's pid and mark)."""
+        with self._forks_lock:
+            if self._forks is None:
+                env = {**os.environ, PARENT_ENV: str(os.getpid())}
+                if self.mark:
+                    env[MARK_ENV] = self.mark
+                self._forks = ForkServer(env, python=self.python)
+            return self._forks
+
+    def warm_up(self) -> None:
+        """Start the fork server in the background, so that the first step finds it ready."""
+        try:
+            self.forks.start()
+        except OSError as exc:
+            log.warning("cannot start the fork server: %s", exc)
+
+    def close(self) -> None:
+        if self._forks is not None:
+            self._forks.stop()
 
     def run(
         self, step_type: str, step_id: str, args: list[str], *, cancel: threading.Event | None = None,
         on_accepted: Callable[[], None] | None = None, validate_only: bool = False,
     ) -> Reply:
         """Run one step (or, with ``validate_only``, only parse its arguments) and say how it went."""
-        return self._run(step_type, step_id, args, cancel, on_accepted or (lambda: None), validate_only).bounded()
-
-    def _run(self, step_type: str, step_id: str, args: list[str], cancel: threading.Event | None,
-             on_accepted: Callable[[], None], validate_only: bool) -> Reply:
         if step_type not in registry.available():
-            return Reply(step_id, step_type, -1, "", str(UnknownStepType(step_type)))
+            return Reply(step_id, step_type, -1, "", str(UnknownStepType(step_type))).bounded()
         request = {"step_type": step_type, "step_id": step_id, "args": args, "config": self.config.to_dict(),
                    "validate_only": validate_only}
+        accepted = on_accepted or (lambda: None)
+        for attempt in range(1, RUNS_IF_SERVER_ENDS + 1):
+            try:
+                reply, server_ended = self._run(request, cancel, accepted)
+            except ForkServerGone as exc:
+                if attempt < RUNS_IF_SERVER_ENDS:
+                    continue
+                return Reply(step_id, step_type, -1, "", f"cannot start the step process: {exc}").bounded()
+            except OSError as exc:
+                return Reply(step_id, step_type, -1, "", f"cannot start the step process: {exc}").bounded()
+            if not server_ended or attempt == RUNS_IF_SERVER_ENDS or (cancel is not None and cancel.is_set()):
+                return reply.bounded()
+            log.warning("%s (%s) died with its fork server before reporting: running it again", step_type, step_id)
+        raise AssertionError("unreachable")
+
+    def _run(self, request: dict[str, Any], cancel: threading.Event | None,
+             on_accepted: Callable[[], None]) -> tuple[Reply, bool]:
+        """The reply, and whether the step process died with its fork server before reporting."""
+        step_type, step_id = str(request["step_type"]), str(request["step_id"])
         env = {**os.environ, "PYTHONUNBUFFERED": "1", PARENT_ENV: str(os.getpid())}
         if self.mark:
             env[MARK_ENV] = self.mark
-        try:
-            proc = subprocess.Popen(
-                [self.python, "-m", "agent.step_process"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=None,
-                start_new_session=True,
-                text=True,
-                env=env,
-            )
-        except OSError as exc:
-            return Reply(step_id, step_type, -1, "", f"cannot start the step process: {exc}")
-        assert proc.stdin is not None and proc.stdout is not None
+        proc = self.forks.spawn(request, env)
         messages: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        reader = threading.Thread(target=_read_messages, args=(proc.stdout, messages), daemon=True)
+        reader = threading.Thread(target=_read_messages, args=(proc.channel, messages), daemon=True)
         reader.start()
-        try:
-            proc.stdin.write(json.dumps(request))
-            proc.stdin.close()
-        except OSError:
-            pass  # the child died at once; its exit status explains
         deadline = time.monotonic() + BOOTSTRAP_TIMEOUT
         timeout: float | None = None
         accepted = False
@@ -122,7 +150,7 @@ class StepRunner:
                 killed = self._kill(proc)
                 return Reply(step_id, step_type, EXIT_INTERRUPTED, "",
                              f"{step_type} was interrupted because the agent is stopping ({killed} processes killed)",
-                             accepted)
+                             accepted), False
             wait = min(0.5, max(0.0, deadline - time.monotonic()))
             try:
                 msg = messages.get(timeout=wait)
@@ -135,32 +163,35 @@ class StepRunner:
                     f"{step_type} timed out after {limit:g} seconds; the step and the processes it started "
                     f"({killed} in all) were killed"
                 )
-                return Reply(step_id, step_type, err.exit_code, "", err.message, accepted)
+                return Reply(step_id, step_type, err.exit_code, "", err.message, accepted), False
             if msg is None:  # the child closed its channel: it ended, with or without a result
-                status = _wait_quietly(proc)
+                status = wait_exit(proc)
+                if status is None:
+                    return Reply(step_id, step_type, -1, "", f"{step_type} step process ended with its fork "
+                                 "server before reporting a result", accepted), True
                 how = f"signal {-status}" if status < 0 else f"exit status {status}"
                 code = status if status > 0 else -1
                 return Reply(step_id, step_type, code, "",
-                             f"{step_type} step process ended ({how}) before reporting a result", accepted)
+                             f"{step_type} step process ended ({how}) before reporting a result", accepted), False
             if msg.get("event") == "accepted":
                 timeout = float(msg.get("timeout", 0)) or BOOTSTRAP_TIMEOUT
                 deadline = time.monotonic() + timeout + KILL_SLACK
                 accepted = True
                 on_accepted()
             elif msg.get("event") == "result":
-                _wait_quietly(proc)
+                wait_exit(proc)
                 self._reap_leftovers(proc)
                 return Reply(step_id, step_type, int(msg.get("exit_code", 0)), str(msg.get("output") or ""),
-                             str(msg.get("error") or ""), accepted)
+                             str(msg.get("error") or ""), accepted), False
 
-    def _kill(self, proc: subprocess.Popen[str]) -> int:
+    def _kill(self, proc: Spawned) -> int:
         killed = kill_tree(proc.pid)
         self._reap_leftovers(proc)
-        _wait_quietly(proc)
+        wait_exit(proc)
         return killed
 
     @staticmethod
-    def _reap_leftovers(proc: subprocess.Popen[str]) -> None:
+    def _reap_leftovers(proc: Spawned) -> None:
         """Anything still in the step's session (e.g. a daemonised helper) dies with the step."""
         try:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -177,11 +208,3 @@ def _read_messages(stream: Any, out: queue.Queue[dict[str, Any] | None]) -> None
         if isinstance(msg, dict):
             out.put(msg)
     out.put(None)
-
-
-def _wait_quietly(proc: subprocess.Popen[str]) -> int:
-    try:
-        return proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        return proc.wait()

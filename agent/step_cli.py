@@ -137,7 +137,11 @@ def run_step(argv: list[str]) -> int:
 
     setup_logging(json_lines=cfg.log_json, level=cfg.log_level or "warning", journal=False, secrets=[cfg.token])
     progress.enable_for_children()  # the step's process shows how far it is on this terminal, never in a reply
-    reply = StepRunner(cfg).run(ns.name, f"{ns.name}-cli", args)
+    runner = StepRunner(cfg)
+    try:
+        reply = runner.run(ns.name, f"{ns.name}-cli", args)
+    finally:
+        runner.close()
     if ns.wire:
         print(json.dumps(reply.to_wire()))
     else:

@@ -1,16 +1,19 @@
-"""The child process in which one step runs: ``python -m agent.step_process`` (started by ``agent.runner``).
+"""The process in which one step runs: a fork of the fork server (``agent.fork_server``), or a fresh
+``python -m agent.step_process`` reading its request on stdin (what the fork server's children do, without it).
 
-The request comes as one JSON document on stdin: the step, its arguments and every setting of the agent (the token
-included; agent.config.AgentConfig.to_dict), so the child reads no setting from its environment. Results go back as
-JSON lines on the original stdout, which is moved away at start so that nothing a step prints, or a library writes,
-can corrupt them (stray output goes to stderr, into the log). Two messages: ``accepted`` with the step's timeout
-once its arguments parsed, so the daemon arms the right deadline without importing step code itself; then
-``result`` (at once after ``accepted`` when the daemon asked only to validate the arguments).
+The request comes as one JSON document: the step, its arguments and every setting of the agent (the token
+included; agent.config.AgentConfig.to_dict), so the child reads no setting from its environment. Results go back
+as JSON lines on a channel of their own (the pipe the daemon handed the fork server, or the original stdout);
+stdout is moved away at start so that nothing a step prints, or a library writes, can corrupt them (stray output
+goes to stderr, into the log). Two messages: ``accepted`` with the step's timeout once its arguments parsed, so
+the daemon arms the right deadline without importing step code itself; then ``result`` (at once after
+``accepted`` when the daemon asked only to validate the arguments).
 
 The process dies with the daemon, however the daemon dies (SIGKILL included): the kernel sends it SIGTERM when
-its parent ends (``PR_SET_PDEATHSIG``) and a thread watches the parent through a pidfd as well, in case the
-signal cannot run its handler; either way everything the step started dies with it. Nothing else would end
-a step outside systemd (podman, a shell), and its grandchildren would run on past any deadline.
+its parent (the fork server, which dies with the daemon) ends (``PR_SET_PDEATHSIG``) and a thread watches the
+daemon through a pidfd as well, in case the signal cannot run its handler; either way everything the step
+started dies with it. Nothing else would end a step outside systemd (podman, a shell), and its grandchildren
+would run on past any deadline.
 """
 
 from __future__ import annotations
@@ -93,27 +96,55 @@ def _end_with_descendants(*_: object) -> None:
             os._exit(143)
 
 
-def die_with_parent(parent: int) -> None:
-    """Arm both ways of noticing the daemon's death; if it is already gone, end now."""
+def die_with_parent(parent: int, *, watch: int | None = None) -> None:
+    """Arm both ways of noticing the death of ``parent`` (and of ``watch``, the daemon, when the parent is the
+    fork server); if the parent is already gone, end now."""
     signal.signal(signal.SIGTERM, _end_with_descendants)
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass  # not Linux: the pidfd watch below (or the poll fallback) still works
+    set_death_signal(signal.SIGTERM)
     if os.getppid() != parent:
         _end_with_descendants()
-    threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
+    threading.Thread(target=_watch_parent, args=(parent if watch is None else watch,), name="parent-watch",
+                     daemon=True).start()
+
+
+def set_death_signal(sig: int) -> None:
+    """The kernel sends ``sig`` to this process when its parent ends (``PR_SET_PDEATHSIG``), SIGKILL included."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: the pidfd watch (or the poll fallback) still works
 
 
 def _watch_parent(parent: int) -> None:
     try:
         fd = os.pidfd_open(parent)
     except OSError:
-        while os.getppid() == parent:
+        while _alive(parent):
             time.sleep(1.0)
     else:
         select.select([fd], [], [])
     _end_with_descendants()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def serve_request(request: dict[str, Any], channel: IO[str]) -> int:
+    """Run one request in this process (a fresh ``agent.step_process`` or a child of the fork server)."""
+    os.dup2(2, 1)  # nothing a step prints may reach the result channel
+    sys.stdout = sys.stderr
+    cfg = AgentConfig.from_dict(request.get("config", {}))
+    setup_logging(json_lines=cfg.log_json, level=cfg.log_level, secrets=[cfg.token])
+    execute(request, channel)
+    channel.close()
+    return 0
 
 
 def main() -> int:
@@ -121,14 +152,7 @@ def main() -> int:
     if parent.isdigit():
         die_with_parent(int(parent))
     channel = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    request = json.load(sys.stdin)
-    cfg = AgentConfig.from_dict(request.get("config", {}))
-    setup_logging(json_lines=cfg.log_json, level=cfg.log_level, secrets=[cfg.token])
-    execute(request, channel)
-    channel.close()
-    return 0
+    return serve_request(json.load(sys.stdin), channel)
 
 
 if __name__ == "__main__":

@@ -190,7 +190,7 @@ def _step_processes(agent_pid: int) -> list[psutil.Process]:
     found = []
     for p in psutil.Process(agent_pid).children(recursive=True):
         try:  # a child may end (a zombie, or reaped) between the listing and the read of its command line
-            if "agent.step_process" in " ".join(p.cmdline()):
+            if p.name().startswith("step ") or "agent.fork_server" in " ".join(p.cmdline()):
                 found.append(p)
         except psutil.Error:
             continue

@@ -122,7 +122,7 @@ def _running_step_processes(daemon_pid: int) -> list[psutil.Process]:
     running = []
     for p in psutil.Process(daemon_pid).children(recursive=True):
         try:
-            if p.status() != psutil.STATUS_ZOMBIE and "agent.step_process" in " ".join(p.cmdline()):
+            if p.status() != psutil.STATUS_ZOMBIE and p.name().startswith("step "):  # named by agent.fork_server
                 running.append(p)
         except (psutil.NoSuchProcess, psutil.ZombieProcess):
             pass  # gone, or exited and not yet reaped

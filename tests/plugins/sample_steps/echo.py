@@ -36,3 +36,21 @@ class SettingsStep(Step[list[str]]):
 
     def run(self, params: list[str], ctx: StepContext) -> StepResult:
         return StepResult(dataclasses.asdict(ctx.config))  # type: ignore[call-overload]
+
+
+class WhoAmIStep(Step[list[str]]):
+    """Says which process it ran in and what that process had loaded: proof of how steps are started."""
+
+    step_type = "sample-whoami"
+
+    def parse_args(self, args: list[str]) -> list[str]:
+        return args
+
+    def run(self, params: list[str], ctx: StepContext) -> StepResult:
+        import os
+        import sys
+
+        with open(f"/proc/{os.getpid()}/comm") as fh:
+            comm = fh.read().strip()
+        return StepResult({"pid": os.getpid(), "ppid": os.getppid(), "sid": os.getsid(0), "comm": comm,
+                           "modules": sorted(m for m in sys.modules if m.startswith(("agent.", "steps.")))})
