@@ -55,7 +55,7 @@ class Daemon:
         self.runner = runner or StepRunner(config, mark=self.mark)
         self.notifier = notifier or Notifier()
         self.host = host or Host.at(config.host_root)
-        self.life = Lifecycle(self.notifier)
+        self.life = Lifecycle(self.notifier, abort=self.client.abort)
         self.stop, self.terminate, self.cancel = self.life.stop, self.life.terminate, self.life.cancel
         self.host_id = ""
         self.infra_env_id = config.infra_env_id
@@ -69,11 +69,9 @@ class Daemon:
 
     # -- top level --------------------------------------------------------------------------------------
     def run(self) -> int:
-        self.life.install_signal_handlers()
+        if not self.life.start(self.config.url, self.config.token, self.state):
+            return 1
         reap_leftovers(self.mark)
-        self.notifier.ready(f"registering with {redact_url(self.config.url)}")
-        if not self.config.token:
-            log.warning("Agent Authentication Token not set (PULL_SECRET_TOKEN is empty)")
         while not self.stop.is_set():
             if not self._register():
                 break

@@ -110,12 +110,17 @@ class Dispatcher:
             previous.done.wait()
             log.info("running %s (%s)", step_type, run.step_ids[0])
         started = time.monotonic()
-        if self.cancel.is_set():
-            reply = Reply(run.step_ids[0], step_type, EXIT_INTERRUPTED, "",
-                          f"{step_type} was not started because the agent is stopping")
-        else:
-            reply = self.runner.run(step_type, run.step_ids[0], list(run.args), cancel=self.cancel,
-                                    on_accepted=run.accepted.set)
+        try:
+            if self.cancel.is_set():
+                reply = Reply(run.step_ids[0], step_type, EXIT_INTERRUPTED, "",
+                              f"{step_type} was not started because the agent is stopping")
+            else:
+                reply = self.runner.run(step_type, run.step_ids[0], list(run.args), cancel=self.cancel,
+                                        on_accepted=run.accepted.set)
+        except Exception as exc:  # a bug or a host failure in the runner: the run still ends, with a reply
+            log.exception("running %s (%s) failed in the agent", step_type, run.step_ids[0])
+            reply = Reply(run.step_ids[0], step_type, -1, "",
+                          f"{step_type} failed in the agent: {type(exc).__name__}: {exc}").bounded()
         with self._lock:
             run.reply = reply
             run.done.set()
@@ -137,8 +142,13 @@ class Dispatcher:
                 pass
             check = running.reply if running.done.is_set() and not running.accepted.is_set() else None
         else:
-            check = self.runner.run(item.step_type, item.step_id, list(item.args), cancel=self.cancel,
-                                    validate_only=True)
+            try:
+                check = self.runner.run(item.step_type, item.step_id, list(item.args), cancel=self.cancel,
+                                        validate_only=True)
+            except Exception as exc:  # as in _execute: the instruction still gets its one reply
+                log.exception("checking %s (%s) failed in the agent", item.step_type, item.step_id)
+                check = Reply(item.step_id, item.step_type, -1, "",
+                              f"{item.step_type} failed in the agent: {type(exc).__name__}: {exc}").bounded()
             check = None if check.accepted else check
         if check is not None:
             reply = replace(check, step_id=item.step_id)

@@ -30,10 +30,10 @@ from agent.daemon import Daemon
 from agent.lifecycle import Lifecycle
 from agent.notify import Notifier
 from agent.registration import Registrar
+from agent.state import state_dir
 from common.dry_run import DrySettings
 from common.errors import ConfigError, InvalidStepArguments
 from common.host import Host
-from common.logs import redact_url
 from common.service_client import ServiceClient
 
 log = logging.getLogger("agent")
@@ -137,16 +137,14 @@ class Launcher:
         self.config = config
         self.client = client or ServiceClient(config)
         self.notifier = notifier or Notifier()
-        self.life = Lifecycle(self.notifier)
+        self.life = Lifecycle(self.notifier, abort=self.client.abort)
         self.stop = self.life.stop
         dry = DrySettings.from_env(os.environ, flag=config.dry_run)
         self.registrar = Registrar(config, self.client, host or Host.at(config.host_root), dry, self.life)
 
     def run(self) -> int:
-        self.life.install_signal_handlers()
-        self.notifier.ready(f"registering with {redact_url(self.config.url)}")
-        if not self.config.token:
-            log.warning("Agent Authentication Token not set (PULL_SECRET_TOKEN is empty)")
+        if not self.life.start(self.config.url, self.config.token, state_dir()):
+            return 1
         while not self.stop.is_set():
             registration = self.registrar.register()
             if registration is None:

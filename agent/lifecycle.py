@@ -10,18 +10,41 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 from agent.notify import Notifier
+from agent.state import StateLock
+from common.errors import StateLocked
+from common.logs import redact_url
 
 log = logging.getLogger("agent")
 
 
 class Lifecycle:
-    def __init__(self, notifier: Notifier) -> None:
+    def __init__(self, notifier: Notifier, abort: Callable[[], None] | None = None) -> None:
         self.notifier = notifier
+        #: gives up the main thread's request in flight (ServiceClient.abort), called by the signal handler
+        self.abort = abort or (lambda: None)
+        self.lock: StateLock | None = None
         self.stop = threading.Event()  # stop polling (SIGTERM, or the service said exit)
         self.terminate = threading.Event()  # a signal asked us to stop: running steps get only the grace period
         self.cancel = threading.Event()  # kill running steps (grace period over)
+
+    def start(self, url: str, token: str, state: Path | None) -> bool:
+        """What every loop does first; False when another agent already uses this state directory (its steps
+        are its own: none is reaped, nothing is run)."""
+        self.install_signal_handlers()
+        if state is not None:
+            try:
+                self.lock = StateLock.acquire(state)
+            except StateLocked as exc:
+                log.error("%s", exc.describe())
+                return False
+        self.notifier.ready(f"registering with {redact_url(url)}")
+        if not token:
+            log.warning("Agent Authentication Token not set (PULL_SECRET_TOKEN is empty)")
+        return True
 
     def request_stop(self, reason: str) -> None:
         if not self.stop.is_set():
@@ -38,6 +61,7 @@ class Lifecycle:
     def _on_signal(self, signum: int, _frame: object) -> None:
         self.terminate.set()
         self.request_stop(signal.Signals(signum).name)
+        self.abort()  # a request in flight (retries included) is given up: the Go agent exits at once
 
     def sleep(self, seconds: float) -> bool:
         """Sleep unless stopped, pinging the watchdog meanwhile; False when a stop interrupted it."""

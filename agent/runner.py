@@ -28,6 +28,7 @@ from agent.forks import ForkServer, ForkServerGone, Spawned, wait_exit
 from common.errors import StepTimeout, UnknownStepType
 from common.host import kill_tree
 from common.limits import MAX_ERROR_CHARS, MAX_OUTPUT_BYTES, clip
+from common.logs import redact_url
 from steps import registry
 
 log = logging.getLogger(__name__)
@@ -57,13 +58,15 @@ class Reply:
     accepted: bool = field(default=False, compare=False)
 
     def bounded(self) -> Reply:
-        """This reply within the agent's caps: an oversized output is not sent, and the error says so."""
+        """This reply within the agent's caps: an oversized output is not sent, and the error says so; URL
+        passwords in it are ``***``."""
         error, output, code = self.error, self.output, self.exit_code
         if len(output) > MAX_OUTPUT_BYTES:
             error = (f"{self.step_type} output of {len(output)} bytes not sent: over the agent's limit of "
                      f"{MAX_OUTPUT_BYTES} bytes" + (f"; {error}" if error else ""))
             output, code = "", code or -1
-        return replace(self, exit_code=code, output=output, error=clip(error, MAX_ERROR_CHARS))
+        # URL passwords (a --url with user:password, an image URL) never leave in a reply, nor reach the history
+        return replace(self, exit_code=code, output=redact_url(output), error=clip(redact_url(error), MAX_ERROR_CHARS))
 
     def to_wire(self) -> dict[str, Any]:
         """The Go agent's StepReply: every field omitempty, so zero values are left out."""

@@ -8,6 +8,7 @@ each entry's output is clipped, so at most about twice the bound is ever on disk
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 from agent.runner import MARK_ENV, Reply
+from common.errors import StateLocked
 from common.limits import HISTORY_MAX_BYTES, HISTORY_MAX_OUTPUT_CHARS, clip
 
 log = logging.getLogger("agent")
@@ -32,7 +34,8 @@ def write_private(path: Path, text: str, *, append: bool = False) -> int:
     """Write (or append) ``text`` to a 0600 file in a 0700 directory; returns the file's size after."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+    # O_NOFOLLOW: a symlink put in place of a state file would make the agent write (and chmod) its target
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_APPEND if append else os.O_TRUNC)
     fd = os.open(path, flags, 0o600)
     try:
         os.fchmod(fd, 0o600)
@@ -61,8 +64,44 @@ class History:
                 if write_private(self.path, line, append=True) > HISTORY_MAX_BYTES:
                     self.path.replace(self.path.with_name(self.path.name + ".1"))
         except OSError as exc:
-            log.debug("cannot record step history in %s: %s", self.path, exc)
+            log.warning("step history disabled: cannot write %s: %s", self.path, exc.strerror or exc)
             self.path = None
+
+
+class StateLock:
+    """The state directory's ``agent.lock``, held (flock) for the agent's life: one agent per directory.
+
+    A second agent on the same directory would otherwise take the first one's running steps for a previous
+    life's leftovers and kill them (a killed write-image leaves a half-written disk). The kernel drops the
+    lock when the holder dies, however it dies, so a stale lock file never blocks a restart.
+    """
+
+    NAME = "agent.lock"
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    @classmethod
+    def acquire(cls, directory: Path) -> StateLock:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = directory / cls.NAME
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            raise StateLocked(
+                f"another agent (pid {holder or '?'}) is running with the state directory {directory}",
+                hint="stop it first, or give this one its own AGENT_STATE_DIR") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        return cls(fd)
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 def reap_leftovers(mark: str) -> int:

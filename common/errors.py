@@ -53,6 +53,12 @@ class ConfigError(AgentError):
     code = "bad-configuration"
 
 
+class StateLocked(ConfigError):
+    """Another agent holds the state directory's lock: its running steps are not leftovers to reap."""
+
+    code = "state-directory-in-use"
+
+
 class StepError(AgentError):
     code = "step-failed"
 

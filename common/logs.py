@@ -22,12 +22,16 @@ from common.limits import MAX_LOG_CHARS, clip
 
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-#: ``scheme://user:password@`` in any text; group 1 keeps the scheme and user.
-_URL_PASSWORD = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^/@\s:]*):[^/@\s]*@")
+#: ``://user:password@`` in any text; group 1 keeps ``://user``. No part can run past the next ``/`` or ``:``
+#: it excludes, so a text costs linear time whatever it holds; quotes and backslashes end a match (a URL cannot
+#: hold them unescaped), so redacting a JSON document keeps it JSON.
+_URL_PASSWORD = re.compile(r"(://[^/\s\"'\\<>?#@:]*):[^/\s\"'\\<>?#@]*@")
 
 
 def redact_url(text: str) -> str:
     """``text`` with the password of every URL in it replaced by ``***`` (the user name stays: it helps)."""
+    if "://" not in text:
+        return text
     return _URL_PASSWORD.sub(r"\1:***@", text)
 
 

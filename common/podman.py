@@ -30,7 +30,9 @@ def podman_argv(*command: str) -> list[str]:
 
 
 def check_reference(step_type: str, image: Any) -> str:
-    if not isinstance(image, str) or len(image) > 4096 or not _REFERENCE.match(image):
+    """``image`` when it is a reference podman can only read as an image: fullmatch, because ``$`` also
+    matches before a final newline; never an option (``-``) or anything with a control character."""
+    if not isinstance(image, str) or len(image) > 4096 or not _REFERENCE.fullmatch(image):
         raise InvalidStepArguments(f"{step_type}: {image!r} is not a container image reference")
     return image
 

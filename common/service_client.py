@@ -11,15 +11,18 @@ Failures surface as :class:`~common.errors.TransportError` (no HTTP answer) or
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import ssl
+import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.util import parse_url
 from urllib3.util.retry import Retry
 
 from common import __version__
@@ -83,9 +86,42 @@ def _retry_policy() -> Retry:
     )
 
 
-def build_session(config: ServiceSettings) -> requests.Session:
-    """A requests session with the agent's TLS, retry and proxy behaviour (proxies come from the env)."""
-    session = requests.Session()
+def origin(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of ``url``, the default port filled in: what "the same origin" compares."""
+    parts = parse_url(url)
+    scheme = (parts.scheme or "").lower()
+    return scheme, (parts.host or "").lower().rstrip("."), parts.port or _DEFAULT_PORTS.get(scheme, 0)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+TOKEN_HEADER = "X-Secret-Key"
+
+
+class ServiceSession(requests.Session):
+    """A session that sends the agent's token only to the service's own origin (scheme, host and port).
+
+    The header is decided on every request actually sent, redirect hops included (requests' redirect loop
+    calls :meth:`send` for each hop, copying the previous hop's headers): a service URL, proxy or image
+    server answering 302 to another host, or to another port or scheme of the same host, does not get it.
+    requests itself strips only ``Authorization``, and only when the host changes.
+    """
+
+    def __init__(self, service_url: str, token: str) -> None:
+        super().__init__()
+        self.service_origin = origin(service_url)
+        self.token = token
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        request.headers.pop(TOKEN_HEADER, None)
+        if self.token and request.url and origin(request.url) == self.service_origin:
+            request.headers[TOKEN_HEADER] = self.token
+        return super().send(request, **kwargs)
+
+
+def build_session(config: ServiceSettings, *, token: bool = True) -> requests.Session:
+    """A requests session with the agent's TLS, retry and proxy behaviour (proxies come from the env); the
+    token goes to the service's origin only, and not at all with ``token=False``."""
+    session = ServiceSession(config.url, config.token if token else "")
     retries = _retry_policy()
     if config.insecure:
         session.verify = False
@@ -101,8 +137,6 @@ def build_session(config: ServiceSettings) -> requests.Session:
     session.mount("http://", HTTPAdapter(max_retries=retries))
     session.headers["Accept"] = "application/json"
     session.headers["User-Agent"] = f"assisted-agent/{__version__} (python)"
-    if config.token:
-        session.headers["X-Secret-Key"] = config.token
     if config.agent_version:
         session.headers[AGENT_VERSION_HEADER] = config.agent_version
     return session
@@ -122,6 +156,13 @@ def _reason(resp: requests.Response) -> str:
     return str(body)[:300]
 
 
+class _Aborted(BaseException):
+    """Raised by :meth:`ServiceClient.abort` from a signal handler into the main thread's request in flight.
+
+    A BaseException, so that no ``except Exception`` on the way (urllib3's, requests') swallows it; the
+    request turns it into a TransportError."""
+
+
 class ServiceClient:
     """One agent's connection to the service. Thread-safe for concurrent replies (requests' pool is)."""
 
@@ -130,6 +171,36 @@ class ServiceClient:
         self.base = config.url.rstrip("/") + BASE_PATH
         self.session = session or build_session(config)
         self.request_id = str(uuid.uuid4())
+        self.aborted = False
+        self._main_in_flight = False
+
+    def abort(self) -> None:
+        """Give up the main thread's request in flight, and fail its later ones at once: the agent is stopping.
+
+        Called from a signal handler, which Python runs in the main thread between two bytecodes or when a
+        blocking call returns EINTR; raising there ends a connect, a read or a retry's back-off sleep at once
+        (PEP 475 retries a call only when the handler returns). Step threads' requests are not touched: their
+        replies still go out within the stop's grace period.
+        """
+        self.aborted = True
+        if self._main_in_flight:
+            raise _Aborted
+
+    @contextlib.contextmanager
+    def _abortable(self, what: str) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        if self.aborted:
+            raise TransportError(f"{what}: not sent, the agent is stopping")
+        try:
+            self._main_in_flight = True
+            try:
+                yield
+            finally:
+                self._main_in_flight = False
+        except _Aborted:
+            raise TransportError(f"{what}: given up, the agent is stopping") from None
 
     def new_request_id(self) -> str:
         """Start a new 'session' as the Go agent does: one id per registration attempt or poll iteration."""
@@ -154,12 +225,13 @@ class ServiceClient:
         shown = redact_url(self.config.url)
         hdrs = {"X-Request-Id": self.request_id, **(headers or {})}
         try:
-            resp = self.session.request(
-                method, url, json=json, data=data, files=files, params=params, headers=hdrs, stream=stream,
-                timeout=timeout or DEFAULT_TIMEOUT,
-                # explicit, because REQUESTS_CA_BUNDLE in the environment would override session.verify=False
-                verify=not self.config.insecure,
-            )
+            with self._abortable(f"{method} {path}"):
+                resp = self.session.request(
+                    method, url, json=json, data=data, files=files, params=params, headers=hdrs, stream=stream,
+                    timeout=timeout or DEFAULT_TIMEOUT,
+                    # explicit, because REQUESTS_CA_BUNDLE in the environment would override session.verify=False
+                    verify=not self.config.insecure,
+                )
         except requests.exceptions.SSLError as exc:
             reason = _short(exc)
             raise TransportError(f"TLS verification of {shown} failed: {reason}", hint=tls_hint(reason)) from exc
@@ -201,11 +273,12 @@ class ServiceClient:
             declared = int(resp.headers.get("Content-Length") or 0)
             if declared > limit:
                 raise MalformedAnswer(f"{where} answered {declared} bytes, more than the {limit} the agent accepts")
-            for chunk in resp.iter_content(64 * 1024):
-                size += len(chunk)
-                if size > limit:
-                    raise MalformedAnswer(f"{where} answered more than the {limit} bytes the agent accepts")
-                chunks.append(chunk)
+            with self._abortable(where):
+                for chunk in resp.iter_content(64 * 1024):
+                    size += len(chunk)
+                    if size > limit:
+                        raise MalformedAnswer(f"{where} answered more than the {limit} bytes the agent accepts")
+                    chunks.append(chunk)
         except requests.exceptions.RequestException as exc:
             raise TransportError(f"{where}: the answer broke off after {size} bytes: {_short(exc)}") from exc
         except ValueError as exc:  # a Content-Length that is not a number

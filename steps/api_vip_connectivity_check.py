@@ -21,9 +21,12 @@ from typing import Any
 
 from common.errors import InvalidStepArguments
 from steps.base import Step, StepContext, StepResult, expect_args, get_field, json_arg
+from steps.lib.bounded import ACCEPT_ENCODING, read_body
 
 STEP = "api-vip-connectivity-check"
 ACCEPT = "application/vnd.coreos.ignition+json; version=3.2.0"
+#: A worker's ignition from the machine config server is a few MB; more is refused (decompressed, not held).
+MAX_IGNITION_BYTES = 32 << 20
 KEPT_FILES = ("/etc/kubernetes/manifests/coredns.yaml", "/etc/kubernetes/manifests/keepalived.yaml",
               "/etc/kubernetes/kubeconfig")
 _VERSION = re.compile(r"^3\.\d+\.\d+(-experimental)?$")
@@ -93,7 +96,7 @@ def filter_ignition(config: dict[str, Any]) -> dict[str, Any]:
 def fetch(req: Request, timeout: float) -> bytes:
     import requests
 
-    headers = {"Accept": ACCEPT, **req.headers}
+    headers = {"Accept": ACCEPT, **req.headers, "Accept-Encoding": ACCEPT_ENCODING}
     if req.token:
         headers["Authorization"] = f"Bearer {req.token}"
     ca_file = None
@@ -105,14 +108,15 @@ def fetch(req: Request, timeout: float) -> bytes:
                 fh.write(req.ca_pem)
             verify = ca_file
         try:
-            resp = requests.get(req.url, headers=headers, verify=verify, timeout=timeout)
+            resp = requests.get(req.url, headers=headers, verify=verify, timeout=timeout, stream=True)
+            if not 200 <= resp.status_code < 300:
+                resp.close()
+                raise ValueError(f"bad status code: {resp.status_code}")
+            return read_body(resp, MAX_IGNITION_BYTES)
         except requests.RequestException as exc:
             from steps.lib.go_errors import http_error
 
             raise ValueError(http_error("GET", req.url, exc)) from None
-        if not 200 <= resp.status_code < 300:
-            raise ValueError(f"bad status code: {resp.status_code}")
-        return resp.content
     finally:
         if ca_file:
             os.unlink(ca_file)

@@ -102,8 +102,7 @@ class DownloadBootArtifactsStep(Step[ArtifactsRequest]):
 
         from common.service_client import build_session
 
-        session = build_session(ctx.config)
-        session.headers.pop("X-Secret-Key", None)  # image service URLs carry their own authorization
+        session = build_session(ctx.config, token=False)  # image service URLs carry their own authorization
         error = ""
         for attempt in range(ATTEMPTS):
             try:

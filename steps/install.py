@@ -44,7 +44,9 @@ class InstallParams:
 
 
 def _check_image(name: str, value: str) -> None:
-    if not IMAGE_RE.match(value):
+    # The spec's pattern lets a reference start with "-" (podman would read an option) and ``$`` matches before
+    # a final newline: both are refused before anything reaches podman's command line.
+    if value.startswith("-") or not value.isprintable() or not IMAGE_RE.fullmatch(value):
         raise InvalidStepArguments(f"{STEP}: {name} {value!r} is not a valid image reference")
 
 

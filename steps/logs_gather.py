@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from common import progress
 from common.errors import InvalidStepArguments, ServiceError
+from common.logs import redact_url
 from steps.base import Step, StepContext, StepResult, expect_args, get_field, json_arg, uuid_field
 
 STEP = "logs-gather"
@@ -53,6 +54,8 @@ class Archive:
         self.tar = tarfile.open(fileobj=self.buffer, mode="w:gz", compresslevel=6)  # noqa: SIM115
 
     def add(self, name: str, data: bytes) -> None:
+        # URL passwords are cut from every source: a journal line or an old history entry may quote a --url
+        data = redact_url(data.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
         room = min(SOURCE_LIMIT, TOTAL_LIMIT - self.used)
         if room <= 0:
             self.report.append(f"{name}: skipped, the archive reached its {TOTAL_LIMIT} byte limit")

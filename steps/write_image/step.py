@@ -13,6 +13,7 @@ from typing import Any
 
 from common import progress as terminal
 from common.errors import AgentError
+from common.logs import redact_url
 from steps.base import Step, StepContext, StepResult
 from steps.lib import bootfs, disk_safety
 from steps.lib.progress import FAILED, INSTALLING, STARTING, ProgressReporter
@@ -71,10 +72,10 @@ class WriteImageStep(Step[WriteImageParams]):
             with _sigterm_aborts():
                 output = self._install(params, ctx, progress)
         except AgentError as exc:
-            progress.stage(FAILED, exc.message[:1000])
+            progress.stage(FAILED, redact_url(exc.message)[:1000])
             raise
         except Exception as exc:
-            progress.stage(FAILED, f"{type(exc).__name__}: {exc}"[:1000])
+            progress.stage(FAILED, redact_url(f"{type(exc).__name__}: {exc}")[:1000])
             raise
         output["progress"] = [f"{stage} {info}".strip() for stage, info in progress.sent]
         return StepResult(output)

@@ -37,6 +37,7 @@ class HostileService:
         self.script: list[Answer] = []
         self.replies: list[dict[str, Any]] = []
         self.polls = 0
+        self.seen: list[tuple[str, str, dict[str, str]]] = []  # (method, path, headers) of every request
         self.lock = threading.Lock()
         self.closing = threading.Event()
         outer = self
@@ -65,13 +66,19 @@ class HostileService:
                 except OSError:  # the agent hung up on an answer it refuses (too big): that is the point
                     self.close_connection = True
 
+            def _record(self) -> None:
+                with outer.lock:
+                    outer.seen.append((self.command, self.path, dict(self.headers.items())))
+
             def do_GET(self) -> None:
+                self._record()
                 with outer.lock:
                     outer.polls += 1
                     answer = outer.script.pop(0) if outer.script else IDLE
                 self._send(answer)
 
             def do_POST(self) -> None:
+                self._record()
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if self.path.endswith("/hosts"):
                     host_id = json.loads(body)["host_id"]
