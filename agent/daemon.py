@@ -55,7 +55,7 @@ class Daemon:
         self.runner = runner or StepRunner(config, mark=self.mark)
         self.notifier = notifier or Notifier()
         self.host = host or Host.at(config.host_root)
-        self.life = Lifecycle(self.notifier, abort=self.client.abort)
+        self.life = Lifecycle(self.notifier, abort=lambda: self.client.abort())
         self.stop, self.terminate, self.cancel = self.life.stop, self.life.terminate, self.life.cancel
         self.host_id = ""
         self.infra_env_id = config.infra_env_id

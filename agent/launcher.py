@@ -137,7 +137,7 @@ class Launcher:
         self.config = config
         self.client = client or ServiceClient(config)
         self.notifier = notifier or Notifier()
-        self.life = Lifecycle(self.notifier, abort=self.client.abort)
+        self.life = Lifecycle(self.notifier, abort=lambda: self.client.abort())
         self.stop = self.life.stop
         dry = DrySettings.from_env(os.environ, flag=config.dry_run)
         self.registrar = Registrar(config, self.client, host or Host.at(config.host_root), dry, self.life)
