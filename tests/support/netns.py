@@ -61,10 +61,10 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 PREFIX = "anet"
 BRIDGE = "anetbr0"
@@ -76,6 +76,7 @@ COMMAND_TIMEOUT = 20.0
 AGENT_ENV = {"AGENT_VIRTUAL_NICS": "1"}
 
 _STALE = re.compile(rf"^{PREFIX}-(\d+)-")
+T = TypeVar("T")
 _live: set[Network] = set()
 _live_lock = threading.Lock()
 _counter = 0
@@ -421,6 +422,33 @@ def socket_in(netns: str, family: int = socket.AF_INET, kind: int = socket.SOCK_
     if isinstance(result[0], BaseException):
         raise result[0]
     return result[0]
+
+
+def run_in(netns: str, fn: Callable[[], T], *, timeout: float = 60.0) -> T:
+    """``fn()`` in a thread moved into the named namespace, for in-process code that makes its own sockets
+    (probes, sweeps). Only sockets move: /sys and /proc/net stay this namespace's, so code that reads them
+    must run as a process (``Namespace.run``)."""
+    result: list[Any] = []
+
+    def call() -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            with open(f"/run/netns/{netns}") as fh:
+                if libc.setns(fh.fileno(), CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), f"setns into {netns} failed")
+            result.append((True, fn()))
+        except BaseException as exc:  # handed to the caller's thread
+            result.append((False, exc))
+
+    worker = threading.Thread(target=call, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not result:
+        raise TimeoutError(f"{fn!r} in {netns} did not finish in {timeout} s")
+    ok, value = result[0]
+    if not ok:
+        raise value
+    return value  # type: ignore[no-any-return]
 
 
 class Forwarder:

@@ -10,7 +10,8 @@ import pytest
 
 from common.errors import InvalidStepArguments
 from reference_service import spec
-from steps.write_image import WriteImageStep
+from steps.write_image import WriteFailed, WriteImageStep
+from steps.write_image.params import DEFAULT_TIMEOUT, WriteImageParams, check_ignition, parse_params
 
 IGNITION = json.dumps({"ignition": {"version": "3.2.0"}, "passwd": {"users": [{"name": "core"}]}})
 GOOD = {"image_url": "https://mirror.example/rhcos.raw.xz", "target_device": "/dev/sda", "image_sha256": "a" * 64}
@@ -48,3 +49,20 @@ def test_argument_count_and_shape() -> None:
     params = WriteImageStep().parse_args([json.dumps({**GOOD, "timeout_seconds": 900})])
     assert WriteImageStep().timeout(params) == 900
     assert spec.errors("write_image_request", GOOD) == []
+
+
+def test_a_good_request_parses_to_its_fields_with_the_defaults() -> None:
+    params = parse_params([json.dumps({**GOOD, "image_sha256": "A" * 64, "ignition": IGNITION,
+                                       "append_kargs": ["console=ttyS0"], "format_disks": ["/dev/sdb"]})])
+    assert params == WriteImageParams(
+        image_url=GOOD["image_url"], target_device="/dev/sda", image_sha256="a" * 64, ignition=IGNITION,
+        append_kargs=["console=ttyS0"], format_disks=["/dev/sdb"], timeout=DEFAULT_TIMEOUT)
+    assert params.compression == "auto" and params.ignition_from_service is False
+
+
+def test_check_ignition_raises_the_error_type_it_is_given() -> None:
+    check_ignition(IGNITION.encode(), WriteFailed)
+    with pytest.raises(WriteFailed):
+        check_ignition(b"[]", WriteFailed)
+    with pytest.raises(InvalidStepArguments):
+        check_ignition(b'{"ignition": {}}', InvalidStepArguments)
