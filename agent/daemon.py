@@ -1,9 +1,14 @@
-"""The agent's life: register, then poll for steps, run them, reply, sleep, until the service says exit.
+"""The agent's life: register, then poll for steps, run them, reply, sleep; register again when the service
+says exit, and stop on a signal.
 
-The protocol decisions follow the Go agent (go-agent-behaviour.md sections 2.2 to 2.6) with two deliberate
-improvements: a register answer that the Go agent freezes on forever (401/403/404/409) is retried with a
-back-off growing to minutes, so fixing the cause on the service side is enough; and a reply that could not be
-delivered because the service was down is kept and delivered once it is back, so nothing is lost.
+The protocol decisions follow the Go agent (go-agent-behaviour.md sections 2.2 to 2.6): a register answer
+without a usable ``next_step_runner_command`` waits its ``retry_seconds`` (an hour when absent) and registers
+again without polling; ``post_step_action: exit`` registers again at once, in this process; failed polls back
+off 0.5 s x1.5 up to 60 s. Three deliberate differences: a register answer that the Go agent freezes on
+forever (401/403/404/409) is retried with a back-off growing to minutes (agent.registration), and a poll
+answered 404 (where the Go runner freezes) registers again after the poll back-off, so fixing the cause on the
+service side is enough; and a reply that could not be delivered because the service was down is kept and
+delivered once it is back, so nothing is lost.
 
 Every answer of the service is untrusted input (common.answers): one that is not what the spec says is logged
 once, in words that say what was expected, what came and from where, and backed off like a network error.
@@ -16,7 +21,6 @@ import logging
 import os
 import random
 import time
-import uuid
 from collections import deque
 from typing import Any
 
@@ -27,11 +31,11 @@ from agent.notify import Notifier
 from agent.registration import Registrar
 from agent.runner import Reply, StepRunner
 from agent.state import History, reap_leftovers, state_dir, write_private
-from common.answers import next_step_request, parse_steps
+from common.answers import DEFAULT_DELAY_ON_ERROR, parse_runner_command, parse_steps
 from common.dry_run import DrySettings
 from common.errors import ServiceError, ServiceResponseError, TransportError
 from common.host import Host
-from common.limits import MAX_PENDING_REPLIES
+from common.limits import MAX_PENDING_REPLIES, clip
 from common.logs import redact_url
 from common.service_client import ServiceClient
 
@@ -64,6 +68,10 @@ class Daemon:
         self._pending: deque[Reply] = deque(maxlen=MAX_PENDING_REPLIES)
         self._history = History(self.state)
         self._last_problem = ""
+        self._poll_delay = POLL_BACKOFF_INITIAL  # the next back-off of a failed poll (see _poll_loop)
+        self._exits_in_row = 0  # registrations in a row whose first poll said exit
+        self.runner_problem = ""  # why the last register answer's next_step_runner_command is unusable
+        self.delay_on_error = DEFAULT_DELAY_ON_ERROR
         self.dry = DrySettings.from_env(os.environ, flag=config.dry_run)
         self.registrar = Registrar(config, self.client, self.host, self.dry, self.life)
 
@@ -75,9 +83,15 @@ class Daemon:
         while not self.stop.is_set():
             if not self._register():
                 break
+            if self.runner_problem:  # as the Go agent: register again after the delay, without polling
+                log.error("cannot use the service's next_step_runner_command: %s; registering again in %.0fs",
+                          self.runner_problem, self.delay_on_error)
+                self.notifier.status(f"registered, but the service's runner command is unusable; retrying in "
+                                     f"{self.delay_on_error:.0f}s")
+                self._sleep(self.delay_on_error)
+                continue
             self.runner.warm_up()  # the fork server imports the step framework while the first poll goes out
-            if self._poll_loop() == "exit":
-                break
+            self._poll_loop()
         self._shutdown()
         return 0
 
@@ -97,25 +111,28 @@ class Daemon:
         return True
 
     def _adopt_registration(self, response: dict[str, Any], host_id: str, how: str) -> None:
-        """Use the ids the service hands back in next_step_runner_command, as the Go next-step runner does."""
+        """Use the ids the service hands back in next_step_runner_command, as the Go next-step runner does;
+        an answer without a valid one leaves ``runner_problem`` set (the loop waits ``delay_on_error``)."""
         self.host_id, self.infra_env_id = host_id, self.config.infra_env_id
-        request = next_step_request(response)
-        for key, value in (("host_id", request.get("host_id")), ("infra_env_id", request.get("infra_env_id"))):
-            if isinstance(value, str) and _is_uuid(value):
-                setattr(self, key, value)
-            elif value:
-                log.warning("ignoring %s %.80r from the service's next_step_runner_command: not a UUID", key, value)
-        wanted = request.get("agent_version")
-        if wanted and self.config.agent_version and wanted != self.config.agent_version:
+        request, self.delay_on_error, self.runner_problem = parse_runner_command(response)
+        if request is None:
+            return
+        self.host_id, self.infra_env_id = request.host_id, request.infra_env_id
+        if self.config.agent_version and request.agent_version != self.config.agent_version:
             log.warning("the service expects agent %.200s, this is %s: it will ask for an upgrade",
-                        wanted, self.config.agent_version)
+                        request.agent_version, self.config.agent_version)
         log.info("registered host %s (id from %s) in infra-env %s", self.host_id, how, self.infra_env_id)
         self.notifier.status(f"registered as host {self.host_id}; polling for steps")
 
     # -- polling ----------------------------------------------------------------------------------------
-    def _poll_loop(self) -> str:
-        """Poll until stopped ("stop"), told to exit ("exit") or the host must register again ("register")."""
-        delay = POLL_BACKOFF_INITIAL
+    def _poll_loop(self) -> None:
+        """Poll until stopped or until the host must register again: told to exit (at once, as the Go agent's
+        runner exits and its agent registers again), after a 404 (backed off first: the Go agent freezes, we
+        register again) or after POLL_GIVE_UP of failed polls.
+
+        The back-off (cenkalti/backoff's defaults, as the Go runner's) is reset only by a poll answered with
+        instructions to continue, so a 404 or an exit answer that repeats after every registration slows the
+        cycle down instead of becoming a register+poll storm."""
         failing_since: float | None = None
         while not self.stop.is_set():
             self.client.new_request_id()
@@ -124,20 +141,23 @@ class Daemon:
                                     f"GET {redact_url(self.client.base)}/v2/.../instructions")
             except ServiceError as exc:
                 self._cache.clear()
-                if isinstance(exc, ServiceResponseError) and exc.status == 404:
-                    log.warning("the service does not know host %s any more (404): registering again", self.host_id)
-                    return "register"
                 now = time.monotonic()
                 failing_since = failing_since or now
-                if now - failing_since > POLL_GIVE_UP:
+                gone = exc if isinstance(exc, ServiceResponseError) and exc.status == 404 else None
+                if not gone and now - failing_since > POLL_GIVE_UP:
                     log.warning("no successful poll for %.0f minutes: registering again", POLL_GIVE_UP / 60)
-                    return "register"
-                wait = delay * (1 + random.uniform(-POLL_BACKOFF_JITTER, POLL_BACKOFF_JITTER))
-                self._report_poll_problem(exc, wait)
-                delay = min(delay * POLL_BACKOFF_FACTOR, POLL_BACKOFF_MAX)
-                self._sleep(wait)
+                    return
+                wait = self._next_backoff()
+                if gone:
+                    log.warning("the service does not know host %s (404: %s): registering again in %.1fs",
+                                self.host_id, clip(gone.reason, 200), wait)
+                    self.notifier.status(f"host {self.host_id} unknown to the service; registering again")
+                else:
+                    self._report_poll_problem(exc, wait)
+                if self._sleep(wait) and gone:
+                    return
                 continue
-            delay, failing_since = POLL_BACKOFF_INITIAL, None
+            failing_since = None
             if self._last_problem:
                 log.info("the service answers as expected again")
                 self._last_problem = ""
@@ -145,12 +165,21 @@ class Daemon:
             for instruction in steps.instructions:
                 self.dispatcher.dispatch(instruction)
             if steps.exit:
-                log.info("the service asked the agent to exit")
-                self.request_stop("post_step_action is exit")
-                return "exit"
+                wait = self._next_backoff() if self._exits_in_row else 0.0
+                self._exits_in_row += 1
+                log.info("the service asked the agent to exit: registering again%s",
+                         f" in {wait:.1f}s" if wait else "")
+                self._sleep(wait)
+                return
+            self._poll_delay, self._exits_in_row = POLL_BACKOFF_INITIAL, 0
             self.notifier.status(f"host {self.host_id}: {len(self.dispatcher.threads())} step(s) running")
             self._sleep(max(0.1, steps.next_instruction_seconds))
-        return "stop"
+
+    def _next_backoff(self) -> float:
+        """The next wait of the poll back-off (jittered), and grow it for the one after."""
+        wait = self._poll_delay * (1 + random.uniform(-POLL_BACKOFF_JITTER, POLL_BACKOFF_JITTER))
+        self._poll_delay = min(self._poll_delay * POLL_BACKOFF_FACTOR, POLL_BACKOFF_MAX)
+        return wait
 
     def _report_poll_problem(self, exc: ServiceError, wait: float) -> None:
         """A failed poll, logged once per kind of failure in a row (a storm of identical lines helps no one)."""
@@ -252,10 +281,3 @@ def _result_is_success(output: str) -> bool:
     except (ValueError, AttributeError):
         return False
 
-
-def _is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True

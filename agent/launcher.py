@@ -15,14 +15,11 @@ steps with), the in-process poll loop (agent.daemon) in a pip-installed agent. `
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import subprocess
 import sys
 import time
-import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from agent.config import PROXY_VARS, AgentConfig
@@ -31,6 +28,8 @@ from agent.lifecycle import Lifecycle
 from agent.notify import Notifier
 from agent.registration import Registrar
 from agent.state import state_dir
+from common.answers import RunnerRequest
+from common.answers import parse_runner_command as parse_answer
 from common.dry_run import DrySettings
 from common.errors import ConfigError, InvalidStepArguments
 from common.host import Host
@@ -42,9 +41,6 @@ MODE_ENV = "AGENT_NEXT_STEP_RUNNER"
 CONTAINER_NAME = "next-step-runner"
 #: Where the container sees the host's root (the runner gets ``--host-root`` so its steps describe the host).
 HOST_ROOT_IN_CONTAINER = "/host"
-#: The Go agent's delayOnError when the answer has no usable retry_seconds.
-DEFAULT_DELAY_ON_ERROR = 3600.0
-MAX_DELAY_ON_ERROR = 24 * 3600.0
 #: The Go agent's mounts (HEAD); a source this host lacks is left out, where podman would refuse to start.
 RUNNER_MOUNTS = ("/dev:/dev:rw", "/opt:/opt:rw", "/run/systemd/journal/socket:/run/systemd/journal/socket",
                  "/var/log:/var/log:rw", "/run/media:/run/media:rw", "/etc/pki:/etc/pki")
@@ -70,41 +66,18 @@ def container_mode(env: dict[str, str] | None = None) -> bool:
     return wanted == "container"
 
 
-@dataclass(frozen=True)
-class RunnerRequest:
-    """The register answer's NextStepCmdRequest, validated."""
-
-    agent_version: str
-    host_id: str
-    infra_env_id: str
-
-
 def parse_runner_command(response: Any) -> tuple[RunnerRequest | None, float, str]:
-    """(request or None, delay on error, why None). Anything malformed is a reason, never an exception."""
-    command = response.get("next_step_runner_command") if isinstance(response, dict) else None
-    if not isinstance(command, dict):
-        return None, DEFAULT_DELAY_ON_ERROR, "Incompatible server version: the answer has no next_step_runner_command"
-    retry = command.get("retry_seconds")
-    delay = DEFAULT_DELAY_ON_ERROR
-    if isinstance(retry, int | float) and not isinstance(retry, bool) and retry > 0:
-        delay = min(float(retry), MAX_DELAY_ON_ERROR)
+    """The daemon's reading of the runner command (common.answers), plus what podman's command line needs: an
+    image reference that cannot be taken for one of podman's options."""
     from common.podman import check_reference
 
-    args = command.get("args")
-    if not isinstance(args, list) or not args or not isinstance(args[0], str) or len(args[0]) > 65536:
-        return None, delay, "next_step_runner_command.args[0] is not a JSON string"
-    try:
-        fields = json.loads(args[0])
-    except ValueError:
-        return None, delay, "next_step_runner_command.args[0] is not valid JSON"
-    if not isinstance(fields, dict):
-        return None, delay, "next_step_runner_command.args[0] is not a JSON object"
-    try:
-        image = check_reference("next_step_runner_command", fields.get("agent_version"))
-        ids = [str(uuid.UUID(str(fields.get(name)))) for name in ("host_id", "infra_env_id")]
-    except (InvalidStepArguments, ValueError) as exc:
-        return None, delay, f"next_step_runner_command.args[0] is invalid: {exc}"
-    return RunnerRequest(image, ids[0], ids[1]), delay, ""
+    request, delay, problem = parse_answer(response)
+    if request is not None:
+        try:
+            check_reference("next_step_runner_command", request.agent_version)
+        except InvalidStepArguments as exc:
+            return None, delay, f"next_step_runner_command.args[0] is invalid: {exc}"
+    return request, delay, problem
 
 
 def runner_argv(config: AgentConfig, request: RunnerRequest, *, exists: Any = os.path.exists) -> list[str]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,14 +131,66 @@ def parse_registration(body: Any, url: str) -> dict[str, Any]:
     return body
 
 
-def next_step_request(registration: dict[str, Any]) -> dict[str, Any]:
-    """The JSON request inside ``next_step_runner_command.args[0]``, or {} when there is none or it is garbage."""
-    command = registration.get("next_step_runner_command")
-    args = command.get("args") if isinstance(command, dict) else None
-    if not isinstance(args, list) or not args or not isinstance(args[0], str):
-        return {}
+#: The Go agent's delayOnError: a register answer whose runner command is unusable is tried again after its
+#: ``retry_seconds``, or after an hour when it has none (src/agent/agent.go).
+DEFAULT_DELAY_ON_ERROR = 3600.0
+#: A ``retry_seconds`` beyond this is taken as this: a service typo must not park a host for years.
+MAX_DELAY_ON_ERROR = 24 * 3600.0
+#: NextStepCmdRequest.agent_version's pattern in the service's swagger (go-openapi checks it the same way).
+_AGENT_VERSION = re.compile(r"(([a-zA-Z0-9\-.]+)(:[0-9]+)?/)?[a-z0-9._\-/@]+[?::a-zA-Z0-9_\-.]+")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+#: A runner command's args[0] longer than this is not read (a real one is about 200 characters).
+MAX_RUNNER_ARG_CHARS = 65536
+
+
+@dataclass(frozen=True)
+class RunnerRequest:
+    """The register answer's NextStepCmdRequest (``next_step_runner_command.args[0]``), validated."""
+
+    agent_version: str
+    host_id: str
+    infra_env_id: str
+
+
+def parse_runner_command(response: Any) -> tuple[RunnerRequest | None, float, str]:
+    """(request, or None; the delay before registering again when None; why None).
+
+    As the Go agent's loop: no ``next_step_runner_command`` at all is "Incompatible server version" (an hour);
+    one whose ``args`` is not exactly one valid NextStepCmdRequest waits ``retry_seconds`` (an hour when absent
+    or not positive). In both cases the agent registers again without polling. Never raises."""
+    command = response.get("next_step_runner_command") if isinstance(response, dict) else None
+    if not isinstance(command, dict):
+        return None, DEFAULT_DELAY_ON_ERROR, "Incompatible server version: the answer has no next_step_runner_command"
+    retry = command.get("retry_seconds")
+    delay = DEFAULT_DELAY_ON_ERROR
+    if isinstance(retry, int | float) and not isinstance(retry, bool) and math.isfinite(retry) and retry > 0:
+        delay = min(float(retry), MAX_DELAY_ON_ERROR)
+    args = command.get("args")
+    if not isinstance(args, list) or len(args) != 1:
+        shown = clip(json.dumps(args), QUOTE_CHARS) if args is not None else "[]"
+        return None, delay, f"next step runner cmd accepts 1 params in args, given args {shown}"
+    if not isinstance(args[0], str) or len(args[0]) > MAX_RUNNER_ARG_CHARS:
+        return None, delay, f"next_step_runner_command.args[0] must be a JSON string, got {describe(args[0])}"
     try:
-        request = json.loads(args[0])
+        fields = json.loads(args[0])
     except (ValueError, RecursionError):
-        return {}
-    return request if isinstance(request, dict) else {}
+        return None, delay, f"next_step_runner_command.args[0] is not JSON: {clip(args[0], QUOTE_CHARS)!r}"
+    if not isinstance(fields, dict):
+        return None, delay, f"next_step_runner_command.args[0] must be a JSON object, got {describe(fields)}"
+    problems = []
+    image = fields.get("agent_version")
+    if not isinstance(image, str) or not image:
+        problems.append("agent_version in body is required")
+    elif not _AGENT_VERSION.fullmatch(image):
+        problems.append(f"agent_version in body should match '{_AGENT_VERSION.pattern}'")
+    ids = []
+    for name in ("host_id", "infra_env_id"):
+        value = fields.get(name)
+        ids.append(str(uuid.UUID(value)) if isinstance(value, str) and _UUID.fullmatch(value) else "")
+        if not value:
+            problems.append(f"{name} in body is required")
+        elif not ids[-1]:
+            problems.append(f"{name} in body must be of type uuid: {clip(json.dumps(value), QUOTE_CHARS)}")
+    if problems:
+        return None, delay, "validation failure list:\n" + "\n".join(problems)
+    return RunnerRequest(str(image), ids[0], ids[1]), delay, ""

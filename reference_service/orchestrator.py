@@ -27,6 +27,9 @@ from rules.documents import HostView, WithHost, derive_all, host_name, is_sno
 from rules.install import progress_update
 
 log = logging.getLogger("reference_service")
+#: What the runner command names when neither --agent-image nor the agent says an image: the real service's
+#: default AGENT_DOCKER_IMAGE (an agent validates it, as the Go agent does, and waits an hour when it is empty).
+DEFAULT_AGENT_IMAGE = "quay.io/edge-infrastructure/assisted-installer-agent:latest"
 
 BASE = "/api/assisted-install"
 def _step_id(step_type: str) -> str:
@@ -133,7 +136,7 @@ class ReferenceService:
             host["discovery_agent_version"] = agent_version
         self.refresh_host(host)
         runner_args = {"infra_env_id": infra_env_id, "host_id": host_id,
-                       "agent_version": self.settings.agent_image or agent_version or ""}
+                       "agent_version": self.settings.agent_image or agent_version or DEFAULT_AGENT_IMAGE}
         return {**host, "next_step_runner_command": {"command": "", "args": [json.dumps(runner_args)]}}
 
     # -- instructions -----------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from common.errors import ServiceRefusal
 from reference_service.http import agent_routes, console, docs, reference_routes, user_routes
@@ -67,7 +67,11 @@ class _Middleware:
         if fault is not None:
             if fault["delay"]:
                 await asyncio.sleep(fault["delay"])
-            await error(fault["status"], f"injected fault {fault['status']}")(scope, receive, send)
+            if fault.get("body") is not None:  # a scripted answer (a register answer the real service never gives)
+                answer: Response = JSONResponse(fault["body"], status_code=fault["status"])
+            else:
+                answer = error(fault["status"], f"injected fault {fault['status']}")
+            await answer(scope, receive, send)
             self._journal(scope, b"", fault["status"])
             return
         body_chunks: list[bytes] = []

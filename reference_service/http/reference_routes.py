@@ -55,12 +55,13 @@ async def request_journal(request: Request) -> Response:
 
 
 async def add_fault(request: Request) -> Response:
-    """Test mode: the next ``count`` requests matching ``method`` and ``path`` (a regex) get ``status``."""
+    """Test mode: the next ``count`` requests matching ``method`` and ``path`` (a regex) get ``status``, with
+    ``body`` (any JSON) when given, else an Error document."""
     svc = _test_mode(request)
     body = await read_json(request)
     fault = {"method": str(body.get("method", "")).upper(), "path": str(body.get("path", "")),
              "status": int(body.get("status", 503)), "count": int(body.get("count", 1)),
-             "delay": float(body.get("delay", 0))}
+             "delay": float(body.get("delay", 0)), "body": body.get("body")}
     try:
         re.compile(str(fault["path"]))
     except re.error as exc:

@@ -53,8 +53,9 @@ class History:
                     " VALUES (?, ?, ?, ?, ?, ?)", (method, path, json.dumps(headers), body, status, time.time()))
 
     def requests(self) -> list[dict[str, Any]]:
-        rows = self._read("SELECT method, path, headers, body, status FROM requests ORDER BY seq")
-        return [{"method": m, "path": p, "headers": json.loads(h), "body": b, "status": s} for m, p, h, b, s in rows]
+        rows = self._read("SELECT method, path, headers, body, status, received_at FROM requests ORDER BY seq")
+        return [{"method": m, "path": p, "headers": json.loads(h), "body": b, "status": s, "received_at": t}
+                for m, p, h, b, s, t in rows]
 
     def put_blob(self, key: str, data: bytes) -> None:
         self._write("INSERT OR REPLACE INTO blobs (key, data, created_at) VALUES (?, ?, ?)", (key, data, time.time()))

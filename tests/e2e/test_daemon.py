@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -58,7 +59,14 @@ def assert_agent_requests_valid(svc: RefService) -> int:
     return checked
 
 
-def test_registers_runs_steps_and_exits_when_told(service: RefService, tmp_path: Path, sample_plugins: Path) -> None:
+def _agent_requests(svc: RefService) -> list[dict[str, Any]]:
+    """What the agent sent: registrations, polls and replies (not the test's own calls)."""
+    return [r for r in svc.requests_seen() if r["path"].endswith("/instructions")
+            or (r["method"] == "POST" and r["path"].endswith("/hosts"))]
+
+
+def test_registers_runs_steps_and_registers_again_when_told_to_exit(
+        service: RefService, tmp_path: Path, sample_plugins: Path) -> None:
     ie = _setup(service)
     with start_agent(service.url, ie, args=["--host-id", HOST_ID], log=tmp_path / "agent.log") as agent:
         host = service.wait_host(ie, lambda h: h["id"] == HOST_ID)
@@ -66,10 +74,32 @@ def test_registers_runs_steps_and_exits_when_told(service: RefService, tmp_path:
         _queue(service, ie, "sample-echo", json.dumps({"message": "hello"}))
         (reply,) = service.wait_replies(HOST_ID, "sample-echo")
         assert reply["exit_code"] == 0 and json.loads(reply["output"])["echo"] == "hello"
-        _force_status(service, ie, "binding")  # the real service answers binding hosts with post_step_action exit
-        assert agent.wait(timeout=20) == 0
-    assert "the service asked the agent to exit" in agent.log
+        # the real service answers binding hosts with post_step_action exit; the Go agent's runner exits and its
+        # agent registers again at once, in the same process
+        service.inject_fault("GET", r"/instructions$", 200, count=1,
+                             body={"next_instruction_seconds": 0, "post_step_action": "exit", "instructions": []})
+        agent.wait_log("the service asked the agent to exit: registering again", timeout=20)
+        time.sleep(1.5)
+        assert agent.alive()
+    seen = service.requests_seen()
+    registers = [i for i, r in enumerate(seen) if r["method"] == "POST" and r["path"].endswith("/hosts")]
+    assert len(registers) == 2, [(r["method"], r["status"]) for r in seen]
+    after = [r for r in seen[registers[1]:] if r["method"] == "GET"]
+    assert after and after[0]["status"] == 200  # polling again under the new registration
+    assert seen[registers[1]]["received_at"] - seen[registers[1] - 1]["received_at"] < 1.0  # at once
     assert assert_agent_requests_valid(service) >= 2
+
+
+def test_an_exit_answer_after_every_registration_is_backed_off(service: RefService, tmp_path: Path) -> None:
+    ie = _setup(service)
+    with start_agent(service.url, ie, args=["--host-id", HOST_ID], log=tmp_path / "agent.log"):
+        service.wait_host(ie, lambda h: h["id"] == HOST_ID)
+        service.inject_fault("GET", r"/instructions$", 200, count=1000,
+                             body={"next_instruction_seconds": 0, "post_step_action": "exit", "instructions": []})
+        time.sleep(5)
+    registers = [r for r in service.requests_seen() if r["method"] == "POST" and r["path"].endswith("/hosts")]
+    # at once, then 0.5 s x1.5 with jitter: 0.25 + 0.375 + 0.56 + 0.84 + 1.27 + 1.9 > 5 s at the least
+    assert 3 <= len(registers) <= 8, len(registers)
 
 
 def test_inventory_reply_is_stored_and_valid(service: RefService, tmp_path: Path) -> None:
@@ -201,6 +231,64 @@ def test_poll_errors_back_off_and_404_registers_again(service: RefService, tmp_p
     assert 401 in polls and 404 in polls and polls[-1] == 200
     registers = [r for r in service.requests_seen() if r["method"] == "POST" and r["path"].endswith("/hosts")]
     assert len(registers) == 2
+
+
+def test_polls_answered_404_back_off_instead_of_a_register_storm(service: RefService, tmp_path: Path) -> None:
+    """A host deleted in the UI (or a proxy answering 404): the Go runner backs nothing off, it freezes; ours
+    registers again after the poll back-off (0.5 s x1.5, jittered by half), so the pairs slow down."""
+    ie = _setup(service)
+    with start_agent(service.url, ie, args=["--host-id", HOST_ID], log=tmp_path / "agent.log") as agent:
+        service.wait_host(ie, lambda h: h["id"] == HOST_ID)
+        start = time.time()
+        service.inject_fault("GET", r"/instructions$", 404, count=1000)
+        time.sleep(6)
+        assert agent.alive()
+    seen = [r for r in service.requests_seen() if r["received_at"] >= start]
+    registers = [r for r in seen if r["method"] == "POST" and r["path"].endswith("/hosts")]
+    polls = [r for r in seen if r["method"] == "GET"]
+    # waits 0.25-0.75, 0.375-1.125, 0.56-1.7, 0.84-2.5, 1.27-3.8, ...: at most 7 cycles in 6 s (was ~2,000)
+    assert 2 <= len(registers) <= 7 and len(polls) <= len(registers) + 1, (len(registers), len(polls))
+    gaps = [b["received_at"] - a["received_at"] for a, b in itertools.pairwise(polls)]
+    assert all(g >= 0.2 for g in gaps), gaps
+    assert agent.log.count("does not know host") >= 2
+
+
+def test_a_runner_command_without_args_waits_retry_seconds_and_registers_without_polling(
+        service: RefService, tmp_path: Path) -> None:
+    ie = _setup(service)
+    service.inject_fault("POST", r"/v2/infra-envs/[^/]+/hosts$", 201, count=1,
+                         body={"id": HOST_ID, "kind": "Host", "next_step_runner_command": {"retry_seconds": 3}})
+    with start_agent(service.url, ie, args=["--host-id", HOST_ID], log=tmp_path / "agent.log") as agent:
+        service.wait_host(ie, lambda h: h["id"] == HOST_ID, timeout=30)
+        agent.wait_log("registered host", timeout=10)
+        time.sleep(0.5)
+    seen = _agent_requests(service)
+    kinds = [("register" if r["path"].endswith("/hosts") else r["method"]) for r in seen]
+    assert kinds[:2] == ["register", "register"], kinds  # no poll with an id the agent made up
+    assert seen[1]["received_at"] - seen[0]["received_at"] >= 2.9
+    assert "next step runner cmd accepts 1 params in args, given args []" in agent.log
+    assert "registering again in 3s" in agent.log
+
+
+@pytest.mark.parametrize(("command", "words"), [
+    (None, "Incompatible server version"),
+    ({"args": [json.dumps({"agent_version": AGENT_IMAGE, "host_id": "not-a-uuid", "infra_env_id": HOST_ID})]},
+     "host_id in body must be of type uuid"),
+    ({"args": [], "retry_seconds": -1}, "given args []"),
+])
+def test_an_unusable_runner_command_waits_an_hour(service: RefService, tmp_path: Path, command: Any,
+                                                  words: str) -> None:
+    ie = _setup(service)
+    body: dict[str, Any] = {"id": HOST_ID, "kind": "Host"}
+    if command is not None:
+        body["next_step_runner_command"] = command
+    service.inject_fault("POST", r"/v2/infra-envs/[^/]+/hosts$", 201, count=1, body=body)
+    with start_agent(service.url, ie, args=["--host-id", HOST_ID], log=tmp_path / "agent.log") as agent:
+        agent.wait_log("registering again in 3600s", timeout=20)
+        time.sleep(2)
+        assert agent.alive()
+    assert words in agent.log
+    assert [r["method"] for r in _agent_requests(service)] == ["POST"]
 
 
 def _free_port() -> int:

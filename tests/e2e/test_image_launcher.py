@@ -13,13 +13,8 @@ import pytest
 
 from agent.config import AgentConfig
 from agent.entrypoints import main as entry_main
-from agent.launcher import (
-    DEFAULT_DELAY_ON_ERROR,
-    RunnerRequest,
-    container_mode,
-    parse_runner_command,
-    runner_argv,
-)
+from agent.launcher import container_mode, parse_runner_command, runner_argv
+from common.answers import DEFAULT_DELAY_ON_ERROR, RunnerRequest
 from common.errors import ConfigError
 from tests.support.paths import ROOT
 

@@ -82,9 +82,12 @@ class HostileService:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if self.path.endswith("/hosts"):
                     host_id = json.loads(body)["host_id"]
+                    infra_env_id = self.path.split("/")[-2]
+                    runner = json.dumps({"agent_version": "quay.io/edge-infrastructure/assisted-installer-agent:latest",
+                                         "host_id": host_id, "infra_env_id": infra_env_id})
                     self._send(Answer(json.dumps({"id": host_id, "kind": "Host", "href": "", "status": "discovering",
-                                                  "next_step_runner_command": {"command": "", "args": []}}).encode(),
-                                      201))
+                                                  "next_step_runner_command": {"command": "", "args": [runner]}}
+                                                 ).encode(), 201))
                     return
                 with outer.lock:
                     outer.replies.append(json.loads(body))

@@ -99,9 +99,11 @@ class RefService:
     def requests_seen(self) -> list[dict[str, Any]]:
         return self.call("GET", "/api/reference/requests")  # type: ignore[no-any-return]
 
-    def inject_fault(self, method: str, path: str, status: int, count: int = 1, delay: float = 0) -> None:
+    def inject_fault(self, method: str, path: str, status: int, count: int = 1, delay: float = 0,
+                     body: Any = None) -> None:
         self.call("POST", "/api/reference/faults", expected=201,
-                  json={"method": method, "path": path, "status": status, "count": count, "delay": delay})
+                  json={"method": method, "path": path, "status": status, "count": count, "delay": delay,
+                        "body": body})
 
     def wait_host(self, infra_env_id: str, predicate: Callable[[dict[str, Any]], bool], timeout: float = 30,
                   host_id: str | None = None) -> dict[str, Any]:
