@@ -2,13 +2,17 @@
 
 As the Go agent's ``nmap -sn -n <vip>`` (go-agent-behaviour.md 3): a VIP that something answers for is
 ``failed`` (taken), one nobody answers for ``succeeded``. On a local subnet the question is ARP (IPv4) or
-neighbour discovery (IPv6), like nmap's host discovery there; elsewhere an ICMP echo. All VIPs are probed
-at once, in-process (steps.lib.net_probes). Dry-run: every VIP succeeds.
+neighbour discovery (IPv6), like nmap's host discovery there; elsewhere an ICMP echo. A VIP that is one of
+this host's own addresses is taken without a probe: nmap reports it up ("localhost-response"), while no ARP or
+neighbour request is ever answered for an address the asking host holds itself. All VIPs are probed at once,
+in-process (steps.lib.net_probes). Dry-run: every VIP succeeds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import socket
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -41,14 +45,32 @@ def parse_request(raw: str) -> list[tuple[str, str]]:
     return vips
 
 
-def probe(vips: list[tuple[str, str]], nics: list[OutgoingNic], deadline: float) -> list[bool]:
-    """For each VIP, whether something answered for it; all VIPs are probed at once."""
+def own_addresses() -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """Every address of every interface of this network namespace (loopback, bridges and down links too)."""
+    import psutil
+
+    own: set[ipaddress.IPv4Address | ipaddress.IPv6Address] = set()
+    for addrs in psutil.net_if_addrs().values():
+        for a in addrs:
+            if a.family in (socket.AF_INET, socket.AF_INET6):
+                with contextlib.suppress(ValueError):
+                    own.add(ipaddress.ip_address(a.address.split("%")[0]))
+    return own
+
+
+def probe(vips: list[tuple[str, str]], nics: list[OutgoingNic], deadline: float,
+          own: set[ipaddress.IPv4Address | ipaddress.IPv6Address] | frozenset[Any] = frozenset()) -> list[bool]:
+    """For each VIP, whether something answered for it (this host, for its own addresses); all VIPs are
+    probed at once."""
     from steps.lib.net_probes import Prober
 
     prober = Prober()
     answered: list[Callable[[], bool]] = []
     for vip, _ in vips:
         ip = ipaddress.ip_address(vip)
+        if ip in own:
+            answered.append(lambda: True)
+            continue
         local = [(n, i) for n in nics for i in n.usable(ip.version) if ip in i.network]
         if local and ip.version == 4:
             nic, iface = local[0]
@@ -90,7 +112,7 @@ class VerifyVipsStep(Step[list[tuple[str, str]]]):
         require_live(ctx.host, STEP)
         nics = outgoing_nics(ctx.host, any_kind=True)
         with raw_sockets(STEP):
-            taken = probe(params, nics, time.monotonic() + max(0.0, ctx.remaining() - 1.0))
+            taken = probe(params, nics, time.monotonic() + max(0.0, ctx.remaining() - 1.0), own_addresses())
         out: list[dict[str, Any]] = [
             {"verification": "failed" if up else "succeeded", "vip": vip, "vip_type": vip_type}
             for (vip, vip_type), up in zip(params, taken, strict=True)]

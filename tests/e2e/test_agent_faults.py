@@ -104,7 +104,7 @@ def test_register_back_off_survives_a_thousand_refusals(monkeypatch: pytest.Monk
         delays.append(seconds)
         return True
 
-    monkeypatch.setattr(daemon, "_sleep", sleep)
+    monkeypatch.setattr(daemon.life, "sleep", sleep)  # the registrar sleeps through the daemon's lifecycle
     assert daemon._register() is True
     assert client.calls == 1101 and max(delays) == 300.0
 

@@ -184,3 +184,13 @@ def test_verify_vips(lan: dict[str, Any]) -> None:
     assert out == [{"verification": "failed", "vip": taken, "vip_type": "api"},
                    {"verification": "succeeded", "vip": free, "vip_type": "ingress"},
                    {"verification": "failed", "vip": lan["jumbo"].ipv6, "vip_type": "api"}]
+
+
+def test_verify_vips_of_the_hosts_own_addresses_are_taken(lan: dict[str, Any]) -> None:
+    """nmap -sn reports the host's own address up (localhost-response); no ARP or NS is answered for it."""
+    small = lan["small"]
+    request = [{"vip": small.ipv4, "vip_type": "api"}, {"vip": small.ipv6, "vip_type": "ingress"}]
+    reply = small.step("verify-vips", [json.dumps(request)])
+    assert output_of(reply, "verify_vips_response") == [
+        {"verification": "failed", "vip": small.ipv4, "vip_type": "api"},
+        {"verification": "failed", "vip": small.ipv6, "vip_type": "ingress"}]
