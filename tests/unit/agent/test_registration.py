@@ -1,0 +1,106 @@
+"""agent.registration: the host id chosen by Go's rules, refusals retried with a growing back-off and said on
+the unit's status, and a stop ending the loop. Against a loopback server answering as the service would."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.config import AgentConfig
+from agent.identity import derive_host_id
+from agent.lifecycle import Lifecycle
+from agent.notify import Notifier
+from agent.registration import Registrar
+from common.dry_run import DrySettings
+from common.host import Host
+from common.service_client import ServiceClient
+from tests.support.paths import FIXTURES
+
+ENV = "11111111-1111-1111-1111-111111111111"
+HOST = "22222222-2222-2222-2222-222222222222"
+
+
+class Service(http.server.ThreadingHTTPServer):
+    """Answers registrations from a script of (status, body); records the bodies it got."""
+
+    def __init__(self, script: list[tuple[int, dict[str, object]]]) -> None:
+        self.script = list(script)
+        self.bodies: list[object] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+            def do_POST(self) -> None:
+                outer.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                status, body = outer.script.pop(0) if outer.script else (500, {})
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+
+
+@pytest.fixture
+def notify(tmp_path: Path) -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "notify"))
+    sock.settimeout(2)
+    yield sock
+    sock.close()
+
+
+def _registrar(script: list[tuple[int, dict[str, object]]], tmp_path: Path, *, host_id: str = "",
+               dry: DrySettings | None = None) -> tuple[Registrar, Service]:
+    service = Service(script)
+    threading.Thread(target=service.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    config = AgentConfig(url=service.url, infra_env_id=ENV, agent_version="v1", token="t", host_id=host_id or None,
+                         interval=0.01)
+    life = Lifecycle(Notifier(str(tmp_path / "notify")))
+    host = Host.at(FIXTURES / "kvm-vm")
+    return Registrar(config, ServiceClient(config), host, dry or DrySettings(), life), service
+
+
+def test_refusals_are_retried_and_said_then_the_answer_is_returned(
+        tmp_path: Path, notify: socket.socket) -> None:
+    registrar, service = _registrar([(401, {"reason": "bad token"}), (409, {"reason": "installing"}),
+                                     (201, {"id": HOST, "next_step_runner_command": {}})], tmp_path, host_id=HOST)
+    try:
+        got = registrar.register()
+    finally:
+        service.shutdown()
+    assert got is not None and got.response["id"] == HOST and (got.host_id, got.how) == (HOST, "--host-id")
+    assert service.bodies == [{"host_id": HOST, "discovery_agent_version": "v1"}] * 3
+    assert notify.recv(4096) == b"STATUS=registration refused (401): the service rejected the agent's token"
+    assert notify.recv(4096).startswith(b"STATUS=registration refused (409): the cluster cannot accept")
+
+
+def test_the_host_id_follows_gos_rules(tmp_path: Path) -> None:
+    registrar, service = _registrar([], tmp_path)
+    service.server_close()
+    assert registrar.host_id() == derive_host_id(Host.at(FIXTURES / "kvm-vm"))
+    registrar.config.host_id = HOST
+    assert registrar.host_id() == (HOST, "--host-id")
+
+
+def test_a_stop_ends_the_loop_without_an_answer(tmp_path: Path) -> None:
+    registrar, service = _registrar([], tmp_path, host_id=HOST)  # the service answers 500 for ever
+    threading.Timer(0.3, registrar.life.stop.set).start()
+    try:
+        assert registrar.register() is None
+    finally:
+        service.shutdown()
+    assert len(service.bodies) >= 1
