@@ -26,7 +26,10 @@ def test_a_database_without_hosts_cluster_id_gets_it_from_the_documents(tmp_path
     db.execute("INSERT INTO hosts VALUES (?, ?, ?)", ("ie", "h1", json.dumps({"id": "h1", "cluster_id": "c1"})))
     db.execute("INSERT INTO hosts VALUES (?, ?, ?)", ("ie", "h2", json.dumps({"id": "h2"})))
     db.commit()
-    migrate(path, lambda sql: db.executescript(sql) and None)
+    def execute(sql: str) -> None:
+        db.executescript(sql)
+
+    migrate(path, execute)
     db.executescript(SCHEMA + INDEXES)  # what the store runs next: indexes on the new column
     assert db.execute("SELECT id, cluster_id FROM hosts ORDER BY id").fetchall() == [("h1", "c1"), ("h2", None)]
     ran: list[str] = []
