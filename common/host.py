@@ -303,3 +303,17 @@ class Host:
 
     def which(self, name: str) -> str | None:
         return self.commands.which(name)
+
+    # -- netlink writes ----------------------------------------------------------------------------------
+    def netlink(self) -> Any:
+        """A pyroute2 ``IPRoute`` on this process's network namespace, for the few netlink writes steps make
+        (dhcp-lease-allocate's macvlans): the kernel's own errors come back (errno and its text), where an
+        ``ip`` subprocess would add its own wording. Only a live host has links to change; use as a context
+        manager so its socket is closed."""
+        from common.errors import HostAccessError
+
+        if not self.is_live:
+            raise HostAccessError("a recorded host tree has no links to change", code="not-live")
+        from pyroute2 import IPRoute
+
+        return IPRoute()

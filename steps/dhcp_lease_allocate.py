@@ -5,26 +5,33 @@ macvlan (private mode) named ``api`` / ``ingress`` on the given NIC, carrying th
 for that VIP, so the DHCP server sees two more clients; the lease the service kept from the last run is asked
 for again, so a VIP keeps its address. The exchange itself is in-process (steps.lib.dhcp), not dhclient. The
 macvlans are removed at the end, also after a failure.
+
+Errors read as the Go agent's: the request is checked as go-openapi checks a DhcpAllocationRequest
+(``validation failure list:`` ...), and the links are made through netlink (pyroute2, as Go's vishvananda/netlink)
+so a bad interface gets the kernel's answer (a 16-character name: ``numerical result out of range``; a missing
+one: ``Link not found``), not ``ip``'s wording.
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
+import errno
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from common.errors import InvalidStepArguments, StepError
-from steps.base import Step, StepContext, StepResult, expect_args, get_field, json_arg
+from steps.base import Step, StepContext, StepResult, expect_args, json_arg
 from steps.connectivity_check import require_live
+from steps.lib.go_errors import errno_text, go_quote, json_kind, validation_failures
 
 STEP = "dhcp-lease-allocate"
-MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
-IFNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,15}$")
 #: Per VIP, as the Go agent's ``timeout 28 dhclient``.
 PER_VIP_SECONDS = 28.0
+#: What Go's vishvananda/netlink says when the kernel answers ENODEV to a link lookup.
+LINK_NOT_FOUND = "Link not found"
+_HEX = set("0123456789abcdefABCDEF")
 
 
 @dataclass(frozen=True)
@@ -34,43 +41,98 @@ class DhcpRequest:
     leases: dict[str, str | None]
 
 
+def go_mac(text: str) -> bool:
+    """Whether Go's net.ParseMAC (strfmt's "mac" format) takes ``text``: 6, 8 or 20 octets written
+    ``xx:xx:..``, ``xx-xx-..`` or ``xxxx.xxxx...``."""
+    if len(text) < 14:
+        return False
+    if text[2] in ":-":
+        sep, width = text[2], 2
+    elif text[4] == ".":
+        sep, width = ".", 4
+    else:
+        return False
+    groups = text.split(sep)
+    octets = len(groups) * width // 2
+    return octets in (6, 8, 20) and all(len(g) == width and set(g) <= _HEX for g in groups)
+
+
+def _colons(mac: str) -> str:
+    """A MAC Go accepts, written as the kernel and DHCP take it: lower-case octets joined by colons."""
+    digits = "".join(c for c in mac.lower() if c in _HEX or c.isdigit())
+    return ":".join(digits[i:i + 2] for i in range(0, len(digits), 2))
+
+
+def _string_field(obj: dict[str, Any], name: str, go_type: str) -> str | None:
+    """A string field as Go's json.Unmarshal reads it into the model (its error text when the type is wrong)."""
+    value = obj.get(name)
+    if value is not None and not isinstance(value, str):
+        raise InvalidStepArguments(f"json: cannot unmarshal {json_kind(value)} into Go struct field "
+                                   f"DhcpAllocationRequest.{name} of type {go_type}")
+    return value
+
+
 def parse_request(raw: str) -> DhcpRequest:
+    """The request, checked as the Go agent's ValidateCommon does: unmarshal, then the model's Validate."""
     obj = json_arg(STEP, raw, dict)
-    interface = get_field(STEP, obj, "interface", str)
-    if not IFNAME_RE.match(interface):
-        raise InvalidStepArguments(f"{STEP}: interface {interface!r} is not a network interface name")
-    macs, leases = {}, {}
-    for vip in ("api", "ingress"):
-        mac = get_field(STEP, obj, f"{vip}_vip_mac", str)
-        if not MAC_RE.match(mac) or int(mac[:2], 16) & 1:
-            raise InvalidStepArguments(f"{STEP}: {vip}_vip_mac {mac!r} is not a unicast MAC address")
-        macs[vip] = mac.lower()
-        leases[vip] = get_field(STEP, obj, f"{vip}_vip_lease", str, required=False)
-    if macs["api"] == macs["ingress"]:
+    fields = {name: _string_field(obj, name, go_type) for name, go_type in (
+        ("api_vip_mac", "strfmt.MAC"), ("ingress_vip_mac", "strfmt.MAC"), ("interface", "string"),
+        ("api_vip_lease", "string"), ("ingress_vip_lease", "string"))}
+    problems = []
+    for name in ("api_vip_mac", "ingress_vip_mac"):
+        value = fields[name]
+        if value is None:
+            problems.append(f"{name} in body is required")
+        elif not go_mac(value):
+            problems.append(f"{name} in body must be of type mac: {go_quote(value)}")
+    if fields["interface"] is None:
+        problems.append("interface in body is required")
+    if problems:
+        raise InvalidStepArguments(validation_failures(problems))
+    macs = {vip: _colons(str(fields[f"{vip}_vip_mac"])) for vip in ("api", "ingress")}
+    if macs["api"] == macs["ingress"]:  # ours: the Go agent would lease one address for both VIPs
         raise InvalidStepArguments(f"{STEP}: api_vip_mac and ingress_vip_mac must differ")
-    return DhcpRequest(interface, macs, leases)
+    return DhcpRequest(str(fields["interface"]), macs,
+                       {vip: fields[f"{vip}_vip_lease"] or None for vip in ("api", "ingress")})
+
+
+def kernel_error(exc: Exception) -> str:
+    """A netlink failure in Go's words: the errno's text, or vishvananda's "Link not found" for ENODEV."""
+    code = getattr(exc, "code", None)
+    if code == errno.ENODEV:
+        return LINK_NOT_FOUND
+    return errno_text(code) if isinstance(code, int) and code > 0 else str(exc)
 
 
 @contextlib.contextmanager
 def macvlan(ctx: StepContext, name: str, parent: str, mac: str) -> Iterator[None]:
-    """The VIP's own link, there only for the exchange (``ip`` through the host seam, never a shell)."""
-    run = ctx.host.run
-    if ctx.host.exists(f"/sys/class/net/{name}"):
-        if ctx.host.read_attr(f"/sys/class/net/{name}/address") != mac:
-            raise StepError(f"{STEP}: the host already has an interface named {name}", code="macvlan-failed")
-        run(["ip", "link", "del", name], timeout=10)  # ours, left over by an interrupted run
-    added = run(["ip", "link", "add", name, "link", parent, "address", mac, "type", "macvlan", "mode", "private"],
-                timeout=10)
-    if not added.ok:
-        raise StepError(f"{STEP}: cannot create the {name} macvlan on {parent}: {added.stderr.strip()}",
-                        code="macvlan-failed")
-    try:
-        up = run(["ip", "link", "set", name, "up"], timeout=10)
-        if not up.ok:
-            raise StepError(f"{STEP}: cannot bring {name} up: {up.stderr.strip()}", code="macvlan-failed")
-        yield
-    finally:
-        run(["ip", "link", "del", name], timeout=10)
+    """The VIP's own link, there only for the exchange: made, brought up and deleted through netlink."""
+    from pyroute2 import NetlinkError
+
+    with ctx.host.netlink() as ipr:
+        try:
+            parent_index = ipr.link("get", ifname=parent)[0]["index"]
+        except NetlinkError as exc:
+            raise StepError(kernel_error(exc), code="no-such-interface") from None
+        existing = ipr.link_lookup(ifname=name)
+        if existing:
+            if (ipr.link("get", index=existing[0])[0].get_attr("IFLA_ADDRESS") or "").lower() != mac:
+                raise StepError(f"{STEP}: the host already has an interface named {name}", code="macvlan-failed")
+            ipr.link("del", index=existing[0])  # ours, left over by an interrupted run
+        try:
+            ipr.link("add", ifname=name, kind="macvlan", link=parent_index, address=mac, macvlan_mode="private")
+            index = ipr.link_lookup(ifname=name)[0]
+        except NetlinkError as exc:
+            raise StepError(kernel_error(exc), code="macvlan-failed") from None
+        try:
+            try:
+                ipr.link("set", index=index, state="up")
+            except NetlinkError as exc:
+                raise StepError(kernel_error(exc), code="macvlan-failed") from None
+            yield
+        finally:
+            with contextlib.suppress(NetlinkError):
+                ipr.link("del", index=index)
 
 
 class DhcpLeaseAllocateStep(Step[DhcpRequest]):
@@ -86,8 +148,6 @@ class DhcpLeaseAllocateStep(Step[DhcpRequest]):
         from steps.lib.net_probes import raw_sockets
 
         require_live(ctx.host, STEP)
-        if not ctx.host.exists(f"/sys/class/net/{params.interface}"):
-            raise StepError(f"{STEP}: no network interface {params.interface}", code="no-such-interface")
         output: dict[str, Any] = {}
         for vip in ("api", "ingress"):
             mac = params.macs[vip]

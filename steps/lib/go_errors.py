@@ -92,3 +92,44 @@ def cause(url: str, exc: BaseException) -> str:
 def http_error(method: str, url: str, exc: BaseException) -> str:
     """Go's ``*url.Error`` text: ``Get "http://host:7500/adv/x": dial tcp host:7500: connect: connection refused``."""
     return f'{method.capitalize()} "{url}": {cause(url, exc)}'
+
+
+def errno_text(code: int) -> str:
+    """Go's ``syscall.Errno`` text: strerror in lower case (``numerical result out of range``)."""
+    return os.strerror(code).lower()
+
+
+def go_quote(text: str) -> str:
+    """Go's ``%q`` of a string: double quotes, backslash escapes, printable characters kept."""
+    out = []
+    for ch in text:
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif ch in "\a\b\f\n\r\t\v":
+            out.append({"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
+                        "\v": "\\v"}[ch])
+        elif not ch.isprintable():
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def validation_failures(problems: list[str]) -> str:
+    """go-openapi's CompositeValidationError text, as the Go agent replies it for a model that fails
+    ``Validate``: ``validation failure list:`` and one line per failed field."""
+    return "validation failure list:\n" + "\n".join(problems)
+
+
+def json_kind(value: object) -> str:
+    """The JSON kind Go's encoding/json names in ``json: cannot unmarshal <kind> into ...``."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"

@@ -88,18 +88,47 @@ def test_lease_text_round_trip_and_previous_address() -> None:
 
 
 @pytest.mark.parametrize(("request_", "message"), [
-    ({"api_vip_mac": API_MAC, "ingress_vip_mac": INGRESS_MAC}, "interface"),
-    ({"interface": "eth0; rm -rf /", "api_vip_mac": API_MAC, "ingress_vip_mac": INGRESS_MAC},
-     "is not a network interface name"),
-    ({"interface": "eth0", "api_vip_mac": "01:00:5e:00:00:01", "ingress_vip_mac": INGRESS_MAC},
-     "is not a unicast MAC address"),
-    ({"interface": "eth0", "api_vip_mac": API_MAC, "ingress_vip_mac": API_MAC}, "must differ"),
+    # go-openapi's validation of DhcpAllocationRequest, word for word as the Go agent replies it
+    ({"interface": "eth0", "api_vip_mac": "invalid_mac", "ingress_vip_mac": INGRESS_MAC},
+     'validation failure list:\napi_vip_mac in body must be of type mac: "invalid_mac"'),
+    ({"api_vip_mac": API_MAC}, "validation failure list:\ningress_vip_mac in body is required\n"
+                               "interface in body is required"),
+    ({"interface": "eth0", "api_vip_mac": "", "ingress_vip_mac": 'a"b'},
+     'validation failure list:\napi_vip_mac in body must be of type mac: ""\n'
+     'ingress_vip_mac in body must be of type mac: "a\\"b"'),
+    ({"interface": 7, "api_vip_mac": API_MAC, "ingress_vip_mac": INGRESS_MAC},
+     "json: cannot unmarshal number into Go struct field DhcpAllocationRequest.interface of type string"),
+    ({"interface": "eth0", "api_vip_mac": API_MAC, "ingress_vip_mac": API_MAC},
+     "dhcp-lease-allocate: api_vip_mac and ingress_vip_mac must differ"),
 ])
-def test_bad_requests_are_refused(request_: dict[str, str], message: str) -> None:
+def test_bad_requests_are_refused_in_the_go_agents_words(request_: dict[str, object], message: str) -> None:
     from common.errors import InvalidStepArguments
 
-    with pytest.raises(InvalidStepArguments, match=message):
+    with pytest.raises(InvalidStepArguments) as caught:
         parse_request(json.dumps(request_))
+    assert caught.value.message == message
+
+
+def test_macs_go_accepts_are_taken_in_every_spelling() -> None:
+    for mac in ("00:1A:4A:10:00:01", "00-1a-4a-10-00-01", "001a.4a10.0001"):
+        request = {"interface": "eth0", "api_vip_mac": mac, "ingress_vip_mac": INGRESS_MAC}
+        assert parse_request(json.dumps(request)).macs["api"] == "00:1a:4a:10:00:01"
+
+
+@pytest.mark.netns
+@needs_root
+@pytest.mark.parametrize(("interface", "api_mac", "error"), [
+    ("invalid-interface", API_MAC, "numerical result out of range"),  # the kernel's ERANGE for 16+ characters
+    ("eth9", API_MAC, "Link not found"),  # vishvananda/netlink's words for ENODEV
+    ("eth0", "01:00:5e:00:00:01", "cannot assign requested address"),  # a multicast MAC, refused by the kernel
+])
+def test_link_errors_are_the_kernels_as_in_the_go_agent(interface: str, api_mac: str, error: str) -> None:
+    with Network() as net:
+        host = net.add_host()
+        request = {"interface": interface, "api_vip_mac": api_mac, "ingress_vip_mac": INGRESS_MAC}
+        reply = host.step("dhcp-lease-allocate", [json.dumps(request)])
+        assert (reply["exit_code"], reply["error"], reply.get("output", "")) == (-1, error, "")
+        assert host.run(["ip", "link", "show", "api"]).returncode != 0  # nothing left behind
 
 
 @pytest.mark.netns
