@@ -157,12 +157,12 @@ def decode_answer(msg: bytes) -> tuple[int, Answer]:
         pos += 10
         rdata = msg[pos : pos + rdlen]
         if rtype == QTYPE_A and rdlen == 4:
-            answer.records.append((owner.lower(), rtype, str(ipaddress.IPv4Address(rdata))))
+            answer.records.append((owner, rtype, str(ipaddress.IPv4Address(rdata))))
         elif rtype == QTYPE_AAAA and rdlen == 16:
-            answer.records.append((owner.lower(), rtype, str(ipaddress.IPv6Address(rdata))))
+            answer.records.append((owner, rtype, str(ipaddress.IPv6Address(rdata))))
         elif rtype == QTYPE_CNAME:
             target, _ = _read_name(msg, pos)
-            answer.records.append((owner.lower(), rtype, target.lower()))
+            answer.records.append((owner, rtype, target))
         pos += rdlen
     return qid, answer
 
@@ -234,19 +234,23 @@ def query_tcp(server: str, fqdn: str, qtype: int, deadline: float) -> Answer | N
 
 
 def follow(fqdn: str, answers: dict[int, Answer]) -> tuple[str, list[str], list[str]]:
-    """The canonical name (end of the CNAME chain) and the A and AAAA addresses owned by it."""
+    """The canonical name (end of the CNAME chain) and the A and AAAA addresses owned by it.
+
+    Names compare without case, as DNS does, but the canonical name keeps the case it was written in (the
+    query's, or the CNAME record's): Go's LookupCNAME returns it so, and the service shows it as it is."""
     cname_of: dict[str, str] = {}
     for answer in answers.values():
         for owner, rtype, data in answer.records:
             if rtype == QTYPE_CNAME:
-                cname_of[owner] = data
-    canonical = fqdn.lower()
+                cname_of[owner.lower()] = data
+    canonical = fqdn
     for _ in range(16):
-        if canonical not in cname_of:
+        if canonical.lower() not in cname_of:
             break
-        canonical = cname_of[canonical]
-    v4 = [d for a in answers.values() for o, t, d in a.records if t == QTYPE_A and o == canonical]
-    v6 = [d for a in answers.values() for o, t, d in a.records if t == QTYPE_AAAA and o == canonical]
+        canonical = cname_of[canonical.lower()]
+    key = canonical.lower()
+    v4 = [d for a in answers.values() for o, t, d in a.records if t == QTYPE_A and o.lower() == key]
+    v6 = [d for a in answers.values() for o, t, d in a.records if t == QTYPE_AAAA and o.lower() == key]
     return canonical, v4, v6
 
 

@@ -183,6 +183,19 @@ class NtpSynchronizerStep(Step[NtpParams]):
 
 
 def chronyc_failed(result: CommandResult) -> str:
-    """The Go agent's words: "chronyc exited with non-zero exit code 1: 506 Cannot talk to daemon"."""
-    text = result.stderr.strip() or result.stdout.strip()
-    return f"chronyc exited with non-zero exit code {result.exit_code}: {text}"
+    """The Go agent's words, byte for byte: ``chronyc exited with non-zero exit code %d: <stdout>\n<stderr>``,
+    where an empty stderr is replaced by Go's exec error (``exit status 1``). chronyc prints "506 Cannot talk
+    to daemon" on stdout, so a stopped chronyd reads ``...code 1: 506 Cannot talk to daemon\n\nexit status 1``."""
+    import signal
+
+    code = result.exit_code
+    if result.stderr:
+        tail = result.stderr
+    elif code < 0:
+        try:
+            tail = f"signal: {signal.strsignal(-code) or -code}".lower()
+        except ValueError:
+            tail = f"signal: {-code}"
+    else:
+        tail = f"exit status {code}"
+    return f"chronyc exited with non-zero exit code {code}: {result.stdout}\n{tail}"

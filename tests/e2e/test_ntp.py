@@ -215,8 +215,17 @@ def test_chronyc_that_does_not_answer_times_out_with_the_go_agents_error(ntp_lab
 def test_chronyd_gone_is_an_error_reply(ntp_lab: NtpLab, tmp_path: Path) -> None:
     reply = ntp_lab.run_step("", env={"AGENT_CHRONYC_SOCKET": str(tmp_path / "no-such.sock")})
     assert reply["exit_code"] == -1
-    # Go's words, then chronyc's own ("506 Cannot talk to daemon" when chronyd is stopped)
-    assert reply["error"] == "chronyc exited with non-zero exit code 1: Could not open connection to daemon"
+    # Go's words byte for byte: "...code %d: <stdout>\n<stderr>" (chronyc says this one on stderr)
+    assert reply["error"] == "chronyc exited with non-zero exit code 1: \nCould not open connection to daemon\n"
+
+
+@pytest.mark.netns
+def test_chronyd_stopped_is_the_go_agents_error_byte_for_byte(ntp_lab: NtpLab) -> None:
+    """chronyc asks 127.0.0.1:323, where nothing listens in the client namespace: it prints "506 Cannot talk to
+    daemon" on stdout and nothing on stderr, so Go's exec error ("exit status 1") follows an empty line."""
+    reply = ntp_lab.run_step("", env={"AGENT_CHRONYC_SOCKET": "127.0.0.1"})
+    assert (reply["exit_code"], reply["error"]) == (
+        -1, "chronyc exited with non-zero exit code 1: 506 Cannot talk to daemon\n\nexit status 1")
 
 
 def in_netns(ns: str, func: Callable[[], None]) -> None:

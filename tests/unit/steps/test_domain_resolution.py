@@ -74,7 +74,7 @@ def test_answers_decoded_with_compression_and_cnames_followed() -> None:
     assert len(bytes(compressed)) < len(bytes(answer))  # the names are pointers now
     qid, got = decode_answer(bytes(compressed))
     assert qid == 7 and got.rcode == 0 and not got.truncated
-    assert got.records == [("api.c.example.com.", QTYPE_CNAME, "lb.example.com."),
+    assert got.records == [("api.c.example.com.", QTYPE_CNAME, "lb.Example.com."),
                            ("lb.example.com.", QTYPE_CNAME, "lb2.example.com."),
                            ("lb2.example.com.", QTYPE_A, "192.0.2.9"),
                            ("other.example.com.", QTYPE_A, "192.0.2.66")]
@@ -82,6 +82,20 @@ def test_answers_decoded_with_compression_and_cnames_followed() -> None:
               an=[DNSRR(rrname="lb2.example.com.", type="AAAA", rdata="fd00::9")])
     answers = {QTYPE_A: got, QTYPE_AAAA: decode_answer(bytes(six))[1]}
     assert follow("API.c.example.com.", answers) == ("lb2.example.com.", ["192.0.2.9"], ["fd00::9"])
+
+
+
+def test_the_canonical_name_keeps_its_case_as_go_lookupcname_does() -> None:
+    """Names match without case; the name returned is written as the query (or the CNAME record) wrote it."""
+    plain = DNS(id=9, qr=1, qd=DNSQR(qname="Api.C.Example.com.", qtype="A"),
+                an=[DNSRR(rrname="Api.C.Example.com.", type="A", rdata="192.0.2.10")])
+    assert follow("Api.C.Example.com.", {QTYPE_A: decode_answer(bytes(plain))[1]}) == \
+        ("Api.C.Example.com.", ["192.0.2.10"], [])
+    aliased = DNS(id=10, qr=1, qd=DNSQR(qname="WWW.example.com.", qtype="A"),
+                  an=[DNSRR(rrname="www.EXAMPLE.com.", type="CNAME", rdata="Edge.CDN.example.net."),
+                      DNSRR(rrname="edge.cdn.example.net.", type="A", rdata="192.0.2.11")])
+    assert follow("WWW.example.com.", {QTYPE_A: decode_answer(bytes(aliased))[1]}) == \
+        ("Edge.CDN.example.net.", ["192.0.2.11"], [])
 
 
 def test_nxdomain_and_truncation_are_read() -> None:
