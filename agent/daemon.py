@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import random
+import threading
 import time
 from collections import deque
 from typing import Any
@@ -45,6 +46,8 @@ log = logging.getLogger("agent")
 REPLY_CACHE_TTL = 3600.0
 #: Poll back-off: cenkalti/backoff defaults, as the Go agent uses them.
 POLL_BACKOFF_INITIAL, POLL_BACKOFF_FACTOR, POLL_BACKOFF_MAX, POLL_BACKOFF_JITTER = 0.5, 1.5, 60.0, 0.5
+#: Seconds after start (or at the first registration, if sooner) the leftovers of a previous life are killed.
+LEFTOVERS_DELAY = 2.0
 #: After this long without a successful poll, register again (the Go runner exits and the agent re-registers).
 POLL_GIVE_UP = 15 * 60.0
 
@@ -79,10 +82,16 @@ class Daemon:
     def run(self) -> int:
         if not self.life.start(self.config.url, self.config.token, self.state):
             return 1
-        reap_leftovers(self.mark)
+        # What a previous life left running is found and killed beside the first register, not before it: the
+        # scan of every process costs more CPU than the whole way to the first request.
+        registered = threading.Event()
+        reaper = threading.Thread(target=self._reap_leftovers, args=(registered,), name="leftovers", daemon=True)
+        reaper.start()
         while not self.stop.is_set():
             if not self._register():
                 break
+            registered.set()
+            reaper.join()  # nothing of a previous life runs beside this life's steps
             if self.runner_problem:  # as the Go agent: register again after the delay, without polling
                 log.error("cannot use the service's next_step_runner_command: %s; registering again in %.0fs",
                           self.runner_problem, self.delay_on_error)
@@ -94,6 +103,10 @@ class Daemon:
             self._poll_loop()
         self._shutdown()
         return 0
+
+    def _reap_leftovers(self, registered: threading.Event) -> None:
+        registered.wait(LEFTOVERS_DELAY)
+        reap_leftovers(self.mark)
 
     def request_stop(self, reason: str) -> None:
         self.life.request_stop(reason)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import sys
 import time
 from typing import Any
@@ -139,6 +138,8 @@ class Launcher:
         return 0
 
     def _run_runner(self, request: RunnerRequest) -> int:
+        import subprocess  # here: the daemon's way to its first register has no use for it
+
         from common.podman import podman_argv
 
         cleanup = podman_argv("rm", "--force", "--ignore", CONTAINER_NAME)

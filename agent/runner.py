@@ -21,15 +21,19 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.config import AgentConfig
-from agent.forks import ForkServer, ForkServerGone, Spawned, wait_exit
 from common.errors import StepTimeout, UnknownStepType
 from common.host import kill_tree
 from common.limits import MAX_ERROR_CHARS, MAX_OUTPUT_BYTES, clip
 from common.logs import redact_url
-from steps import registry
+
+if TYPE_CHECKING:
+    from agent.forks import ForkServer, Spawned
+
+# agent.forks and steps.registry (importlib.metadata) are imported at the first step, not on the way to the
+# first register (tests/e2e/test_packaging.py keeps that path short).
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +97,8 @@ class StepRunner:
         """The fork server of this runner's steps, started on first use (env: this daemon's pid and mark)."""
         with self._forks_lock:
             if self._forks is None:
+                from agent.forks import ForkServer
+
                 env = {**os.environ, PARENT_ENV: str(os.getpid())}
                 if self.mark:
                     env[MARK_ENV] = self.mark
@@ -115,6 +121,9 @@ class StepRunner:
         on_accepted: Callable[[], None] | None = None, validate_only: bool = False,
     ) -> Reply:
         """Run one step (or, with ``validate_only``, only parse its arguments) and say how it went."""
+        from agent.forks import ForkServerGone
+        from steps import registry
+
         if step_type not in registry.available():
             return Reply(step_id, step_type, -1, "", str(UnknownStepType(step_type))).bounded()
         request = {"step_type": step_type, "step_id": step_id, "args": args, "config": self.config.to_dict(),
@@ -141,6 +150,8 @@ class StepRunner:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", PARENT_ENV: str(os.getpid())}
         if self.mark:
             env[MARK_ENV] = self.mark
+        from agent.forks import wait_exit
+
         proc = self.forks.spawn(request, env)
         messages: queue.Queue[dict[str, Any] | None] = queue.Queue()
         reader = threading.Thread(target=_read_messages, args=(proc.channel, messages), daemon=True)
@@ -188,6 +199,8 @@ class StepRunner:
                              str(msg.get("error") or ""), accepted), False
 
     def _kill(self, proc: Spawned) -> int:
+        from agent.forks import wait_exit
+
         killed = kill_tree(proc.pid)
         self._reap_leftovers(proc)
         wait_exit(proc)

@@ -46,19 +46,36 @@ class _TrustAdapter(HTTPAdapter):
 
     requests alone would trust only certifi's bundle (or only the --cacert file when given as ``verify``),
     which is how the Go agent's old behaviour broke custom ingress CAs; the system store plus the extra CA is
-    what the Go agent does now.
+    what the Go agent does now. The context is made at the first HTTPS request (loading the system store is a
+    good part of the CPU the way to the first register would take), or at once when a --cacert file is given,
+    so that a bad file is reported at start.
     """
 
-    def __init__(self, ssl_context: ssl.SSLContext, max_retries: Retry) -> None:
-        self._ssl_context = ssl_context
+    def __init__(self, cacert: str | None, max_retries: Retry) -> None:
+        self._cacert = cacert
+        self._ssl_context: ssl.SSLContext | None = None
+        self._context_lock = threading.Lock()
         super().__init__(max_retries=max_retries)
+        if cacert:
+            self.ssl_context()
 
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["ssl_context"] = self._ssl_context
-        super().init_poolmanager(*args, **kwargs)
+    def ssl_context(self) -> ssl.SSLContext:
+        with self._context_lock:
+            if self._ssl_context is None:
+                ctx = ssl.create_default_context()
+                if self._cacert:
+                    ctx.load_verify_locations(cafile=self._cacert)
+                self._ssl_context = ctx
+                self.poolmanager.connection_pool_kw["ssl_context"] = ctx
+            return self._ssl_context
+
+    def get_connection_with_tls_context(self, request: Any, verify: Any, proxies: Any = None,
+                                        cert: Any = None) -> Any:
+        self.ssl_context()  # this adapter serves https:// only: the context is needed now
+        return super().get_connection_with_tls_context(request, verify, proxies=proxies, cert=cert)
 
     def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
-        kwargs["ssl_context"] = self._ssl_context
+        kwargs["ssl_context"] = self.ssl_context()
         return super().proxy_manager_for(proxy, **kwargs)
 
     def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
@@ -130,10 +147,7 @@ def build_session(config: ServiceSettings, *, token: bool = True) -> requests.Se
 
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     else:
-        ctx = ssl.create_default_context()
-        if config.cacert:
-            ctx.load_verify_locations(cafile=config.cacert)
-        session.mount("https://", _TrustAdapter(ctx, retries))
+        session.mount("https://", _TrustAdapter(config.cacert, retries))
     session.mount("http://", HTTPAdapter(max_retries=retries))
     session.headers["Accept"] = "application/json"
     session.headers["User-Agent"] = f"assisted-agent/{__version__} (python)"

@@ -67,3 +67,35 @@ def test_building_the_wheel_is_quiet_and_ships_the_pages(tmp_path: Path) -> None
     assert "reference_service/pages/templates/host.html" in names
     assert "reference_service/pages/static/swagger-ui/swagger-ui-bundle.js" in names
     assert "swarm/machine.json" in names
+
+
+#: Loaded only once there is a step to run, never on the daemon's way to its first register (issue 29: that
+#: way is the CPU a host spends before the service hears of it).
+NOT_BEFORE_REGISTER = ("psutil", "steps", "agent.forks", "agent.fork_server", "agent.step_process",
+                       "subprocess", "inventory", "pyudev", "scapy", "pyroute2", "argcomplete", "shtab")
+
+_FIRST_REGISTER = """
+import json, os, sys
+import common.service_client as sc
+
+def register(self, host_id):
+    adapter = self.session.get_adapter("https://service.example")
+    print(json.dumps({"modules": sorted(sys.modules), "tls_context": getattr(adapter, "_ssl_context", 0) is not None}))
+    sys.stdout.flush()
+    os._exit(0)
+
+sc.ServiceClient.register = register
+os.environ.update({"AGENT_STATE_DIR": sys.argv[1], "AGENT_CONFIG": "/nonexistent"})
+from agent.cli import main
+main(["--url", "http://127.0.0.1:9", "--infra-env-id", "11111111-1111-1111-1111-111111111111",
+      "--agent-version", "v", "--host-id", "00000000-0000-0000-0000-0000000000aa"])
+"""
+
+
+def test_the_way_to_the_first_register_imports_no_step_machinery_and_makes_no_tls_context(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-c", _FIRST_REGISTER, str(tmp_path / "state")], capture_output=True,
+                         text=True, check=True, timeout=60)
+    seen = json.loads(out.stdout.splitlines()[-1])
+    early = [m for m in seen["modules"] if any(m == n or m.startswith(n + ".") for n in NOT_BEFORE_REGISTER)]
+    assert early == []
+    assert seen["tls_context"] is False  # an http:// service needs none; an https:// one makes it at its request
