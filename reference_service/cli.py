@@ -61,6 +61,10 @@ def parser() -> argparse.ArgumentParser:
                    "$AGENT_INVENTORY_DISK_MIN_SIZE or 0: none)")
     p.add_argument("--os-image", help="OS image file handed to hosts by write-image during an installation "
                    "(raw, xz, gzip or zstd; default $REFERENCE_SERVICE_OS_IMAGE)")
+    p.add_argument("--discovery-iso", help="the ISO made by container/iso/build-iso.sh, served per infra-env at "
+                   "downloads/image-url's URL")
+    p.add_argument("--insecure-registry", action="append", default=[], metavar="HOST:PORT",
+                   help="a registry discovery hosts pull the agent image from over HTTP (repeatable)")
     p.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain)")
     p.add_argument("--tls-key", help="the certificate's PEM private key")
     p.add_argument("--body-stall-seconds", type=float, default=30.0,
@@ -88,7 +92,8 @@ def _check(ns: argparse.Namespace) -> None:
                           hint="30 is the default")
     if bool(ns.tls_cert) != bool(ns.tls_key):
         raise ConfigError("--tls-cert and --tls-key go together", hint="give both PEM files, or neither for HTTP")
-    for flag, path in (("--tls-cert", ns.tls_cert), ("--tls-key", ns.tls_key), ("--os-image", ns.os_image)):
+    for flag, path in (("--tls-cert", ns.tls_cert), ("--tls-key", ns.tls_key), ("--os-image", ns.os_image),
+                       ("--discovery-iso", ns.discovery_iso)):
         if path and not os.path.isfile(path):
             raise ConfigError(f"{flag} {path}: no such file", hint="check the path")
     if ns.tls_cert:
@@ -163,6 +168,8 @@ def _main(argv: Sequence[str] | None) -> int:
                         inventory_max_size=ns.inventory_max_size,
                         inventory_disk_min_size=ns.inventory_disk_min_size,
                         body_stall_seconds=ns.body_stall_seconds,
+                        discovery_iso=os.path.abspath(ns.discovery_iso) if ns.discovery_iso else None,
+                        insecure_registries=tuple(ns.insecure_registry),
                         disabled_steps=frozenset(s.strip() for s in os.environ.get("DISABLED_STEPS", "").split(",")
                                                  if s.strip()))
     if ns.admin_token:

@@ -29,3 +29,7 @@ class Settings:
     #: Seconds a request body may go without a byte before it is refused (408): a silent sender would
     #: otherwise hold one of the few slots big bodies are read in (``http.routing``) for as long as it liked.
     body_stall_seconds: float = 30.0
+    #: The discovery ISO made by container/iso/build-iso.sh, served per infra-env (reference_service.iso).
+    discovery_iso: str | None = None
+    #: Registries (HOST:PORT) the discovery hosts' podman may pull from over plain HTTP (a lab's registry).
+    insecure_registries: tuple[str, ...] = ()

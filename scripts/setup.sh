@@ -18,6 +18,8 @@ APT_PACKAGES=(
   debootstrap binutils
   # local image registry for the container-image tests (pulls over HTTP on 127.0.0.1)
   docker-registry
+  # the discovery ISO (container/iso/build-iso.sh) and the lab's machines (assisted-reference-service lab)
+  squashfs-tools xorriso isolinux syslinux-common qemu-system-x86 qemu-utils
   # optional inventory enrichers
   ethtool pciutils
   # browser tests of the pages (headless, driven by selenium through chromedriver)

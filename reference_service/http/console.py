@@ -212,7 +212,7 @@ async def logout(request: Request) -> Response:
 def wants_sign_in(request: Request) -> bool:
     """A 401 that a person's browser gets for a page: answered with the sign-in page rather than JSON."""
     path = request.url.path
-    return not path.startswith(("/api/", "/static/")) and not request.headers.get("x-console-fragment") \
+    return not path.startswith(("/api/", "/static/", "/images/")) and not request.headers.get("x-console-fragment") \
         and request.method == "GET"
 
 
