@@ -69,6 +69,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-key", help="the certificate's PEM private key")
     p.add_argument("--body-stall-seconds", type=float, default=30.0,
                    help="refuse a request body that sends nothing for this long (default 30)")
+    p.add_argument("--header-timeout-seconds", type=float, default=10.0,
+                   help="close a connection whose request head (line and headers) is not complete this long "
+                   "after it began (default 10; header_guard)")
     p.add_argument("--ready-file", help="write the service URL to this file once it accepts connections")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p
@@ -90,6 +93,9 @@ def _check(ns: argparse.Namespace) -> None:
     if not 0 < ns.body_stall_seconds < float("inf"):
         raise ConfigError(f"--body-stall-seconds {ns.body_stall_seconds:g}: not a positive number of seconds",
                           hint="30 is the default")
+    if not 0 < ns.header_timeout_seconds < float("inf"):
+        raise ConfigError(f"--header-timeout-seconds {ns.header_timeout_seconds:g}: not a positive number of "
+                          "seconds", hint="10 is the default")
     if bool(ns.tls_cert) != bool(ns.tls_key):
         raise ConfigError("--tls-cert and --tls-key go together", hint="give both PEM files, or neither for HTTP")
     for flag, path in (("--tls-cert", ns.tls_cert), ("--tls-key", ns.tls_key), ("--os-image", ns.os_image),
@@ -148,6 +154,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
         from common import gc_policy
         from reference_service import listeners, monitor, reply_workers
+        from reference_service.header_guard import HeaderLimits, guarded_protocol
         from reference_service.http.app import create_app
         from reference_service.orchestrator import ReferenceService
         from reference_service.settings import Settings
@@ -201,6 +208,7 @@ def _main(argv: Sequence[str] | None) -> int:
     keep_alive = max(5, 2 * ns.next_step_seconds + 5)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                             timeout_keep_alive=keep_alive, backlog=listeners.BACKLOG,
+                            http=guarded_protocol(HeaderLimits(timeout=ns.header_timeout_seconds)),
                             ssl_certfile=ns.tls_cert, ssl_keyfile=ns.tls_key)
     stopped: list[bool] = []
     watch: list[asyncio.Task[None]] = []

@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from common.errors import ServiceRefusal
 from reference_service.http import agent_routes, console, docs, iso_routes, reference_routes, user_routes
 from reference_service.http.auth import Auth
+from reference_service.http.browser_guard import BrowserGuard
 from reference_service.http.common import error
 from reference_service.orchestrator import BASE, ReferenceService
 from reference_service.store.writer import StoreUnavailable
@@ -141,4 +142,4 @@ def create_app(service: ReferenceService) -> Any:
         return answer
 
     app.add_exception_handler(ServiceRefusal, refusal)
-    return _Middleware(app, service)
+    return _Middleware(BrowserGuard(app), service)

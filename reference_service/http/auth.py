@@ -74,10 +74,16 @@ def is_agent(request: Request, svc: ReferenceService) -> bool:
     if not given:
         return False
     ie = request.path_params.get("infra_env_id") or request.query_params.get("infra_env_id")
+    cluster = request.path_params.get("cluster_id")
     if ie:
         candidates = [ie]
-    elif "cluster_id" in request.path_params:
-        cluster = request.path_params["cluster_id"]
+        if cluster is not None and "infra_env_id" not in request.path_params:
+            # ?infra_env_id= names whose token it is, not what it may touch: only an infra-env bound to the
+            # path's cluster speaks for it (infra-env two's token wrote cluster one's controller logs)
+            bound = svc.store.get_infra_env(ie)
+            if bound is None or bound.get("cluster_id") != cluster:
+                return False
+    elif cluster is not None:
         candidates = [e["id"] for e in svc.store.list_infra_envs() if e.get("cluster_id") == cluster]
     else:
         candidates = []

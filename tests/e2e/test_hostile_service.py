@@ -1,0 +1,160 @@
+"""The reference service among hostile clients and browsers (issue 26): heads bounded in size, count and time
+before any auth; forged cross-site requests and framing refused; one token's limits; a token's scope; health
+while storage is stuck; swarm without a service."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+from tests.support.service import BASE, RefService, start_service
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[RefService]:
+    with start_service(tmp_path, extra=["--header-timeout-seconds", "2"]) as svc:
+        yield svc
+
+
+def _addr(svc: RefService) -> tuple[str, int]:
+    host, port = svc.url.split("//", 1)[1].rsplit(":", 1)
+    return host, int(port)
+
+
+def _answer(sock: socket.socket, timeout: float = 10) -> bytes:
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except (ConnectionResetError, TimeoutError):
+        pass
+    return data
+
+
+# -- the head of a request -----------------------------------------------------------------------------------
+def test_a_header_that_never_ends_is_refused_at_the_limit(service: RefService) -> None:
+    rss_before = psutil.Process(service.proc.pid).memory_info().rss
+    with socket.create_connection(_addr(service)) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Flood: ")
+        sent = 0
+        try:
+            while sent < 64 << 20:
+                sock.sendall(b"a" * (1 << 20))
+                sent += 1 << 20
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        answer = _answer(sock)
+    assert sent < 8 << 20, f"{sent} bytes of one header were read"
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    grown = (psutil.Process(service.proc.pid).memory_info().rss - rss_before) >> 20
+    assert grown < 20, f"the service grew by {grown} MiB"
+    assert requests.get(service.url + "/healthz", timeout=10).status_code == 200
+
+
+def test_too_many_headers_are_refused(service: RefService) -> None:
+    with socket.create_connection(_addr(service)) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(150))
+                     + b"\r\n")
+        assert _answer(sock).startswith(b"HTTP/1.1 431 ")
+
+
+def test_a_head_that_never_finishes_times_out_and_slow_senders_are_shed(service: RefService) -> None:
+    silent = socket.create_connection(_addr(service))  # says nothing at all
+    slow = socket.create_connection(_addr(service))
+    slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    started = time.monotonic()
+    try:
+        assert _answer(slow, timeout=15).startswith(b"HTTP/1.1 408 ")
+        assert _answer(silent, timeout=15).startswith(b"HTTP/1.1 408 ")
+        assert time.monotonic() - started < 8
+    finally:
+        silent.close()
+        slow.close()
+    # a client that sends its head at once is served, and on a kept-alive connection its next request too
+    session = requests.Session()
+    for _ in range(2):
+        assert session.get(service.url + "/healthz", timeout=10).status_code == 200
+        time.sleep(2.5)
+
+
+def test_many_slow_connections_do_not_starve_a_prompt_client(service: RefService) -> None:
+    socks = []
+    try:
+        for _ in range(1100):
+            s = socket.create_connection(_addr(service))
+            s.sendall(b"GET /healthz HTTP/1.1\r\n")
+            socks.append(s)
+        started = time.monotonic()
+        assert requests.get(service.url + "/healthz", timeout=10).status_code == 200
+        assert time.monotonic() - started < 2
+        # past 1,024 connections waiting for a head, the oldest are closed first, before their timeout
+        assert _answer(socks[0], timeout=1).startswith(b"HTTP/1.1 408 ")
+    finally:
+        for s in socks:
+            s.close()
+
+
+# -- forged requests and framing -----------------------------------------------------------------------------
+def _clusters(svc: RefService) -> list[str]:
+    return [c["name"] for c in svc.api("GET", "/v2/clusters")]
+
+
+CLUSTER = {"name": "forged", "openshift_version": "4.16", "pull_secret": "{}", "base_dns_domain": "example.com"}
+
+
+def test_cross_site_requests_cannot_change_state(service: RefService) -> None:
+    url = service.url + BASE + "/v2/clusters"
+    host, port = _addr(service)
+    other = f"http://{host}:{port + 1}"  # a page on another port of the same host
+    attempts = [
+        ({"Origin": other, "Content-Type": "application/json"}, json.dumps(CLUSTER), 403),
+        ({"Origin": "null", "Content-Type": "application/json"}, json.dumps(CLUSTER), 403),
+        ({"Sec-Fetch-Site": "same-site", "Content-Type": "application/json"}, json.dumps(CLUSTER), 403),
+        ({"Origin": other, "Content-Type": "text/plain"}, json.dumps(CLUSTER), 403),
+        ({"Content-Type": "text/plain"}, json.dumps(CLUSTER), 415),  # a form body is not JSON, Origin or not
+        ({"Content-Type": "application/x-www-form-urlencoded"}, json.dumps(CLUSTER), 415),
+    ]
+    for headers, body, status in attempts:
+        resp = requests.post(url, data=body, headers=headers, timeout=10)
+        assert resp.status_code == status, (headers, resp.status_code, resp.text[:200])
+    assert "forged" not in _clusters(service)
+    # API clients send no Origin: they work as with the real service; so does the service's own page
+    assert requests.post(url, json=CLUSTER, timeout=10).status_code == 201
+    own = {"Origin": service.url, "Sec-Fetch-Site": "same-origin"}
+    assert requests.post(url, json={**CLUSTER, "name": "own"}, headers=own, timeout=10).status_code == 201
+    assert sorted(n for n in _clusters(service) if n in ("forged", "own")) == ["forged", "own"]
+
+
+def test_no_page_or_answer_may_be_framed(service: RefService) -> None:
+    for path in ("/", "/healthz", BASE + "/v2/clusters", "/docs"):
+        resp = requests.get(service.url + path, timeout=10)
+        assert resp.headers.get("X-Frame-Options") == "DENY", path
+        assert "frame-ancestors 'none'" in resp.headers.get("Content-Security-Policy", ""), path
+
+
+# -- a token's scope -----------------------------------------------------------------------------------------
+def test_another_infra_envs_token_cannot_write_a_clusters_logs(tmp_path: Path) -> None:
+    with start_service(tmp_path, auth="token") as svc:
+        one = svc.create_cluster(name="one")["id"]
+        ie_one = svc.create_infra_env(one)["id"]
+        ie_two = svc.create_infra_env(svc.create_cluster(name="two")["id"])["id"]
+        loose = svc.create_infra_env()["id"]  # bound to no cluster
+        files = {"upfile": ("logs.tar.gz", b"\x1f\x8b" + b"0" * 100)}
+        url = f"{svc.url}{BASE}/v2/clusters/{one}/logs"
+
+        def upload(ie: str, token_of: str) -> int:
+            return requests.post(url, params={"logs_type": "controller", "infra_env_id": ie}, files=files,
+                                 headers={"X-Secret-Key": svc.token(token_of)}, timeout=10).status_code
+
+        assert upload(ie_two, ie_two) == 401
+        assert upload(loose, loose) == 401
+        assert upload(ie_one, ie_two) == 401
+        assert upload(ie_one, ie_one) == 204
