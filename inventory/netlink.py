@@ -84,9 +84,27 @@ def dump() -> Snapshot:
     return {"links": links, "addresses": addresses, "routes": routes}
 
 
-def _request(sock: socket.socket, msg_type: int, payload: bytes, reply_type: int) -> list[bytes]:
+def link_by_name(name: str) -> dict[str, Any]:
+    """The link called ``name``, asked of the kernel by name (RTM_GETLINK with IFLA_IFNAME, as Go's
+    netlink.LinkByName), so a bad name gets the kernel's own answer: OSError ENODEV when there is none, ERANGE
+    for a name longer than IFNAMSIZ allows. Cheap: no dump, no pyroute2."""
+    raw = name.encode("utf-8", "surrogateescape") + b"\0"
+    attr = _RTA.pack(_RTA.size + len(raw), _IFLA_IFNAME) + raw
+    attr += b"\0" * (-len(attr) % 4)
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE) as sock:
+        sock.settimeout(5.0)
+        sock.bind((0, 0))
+        bodies = _request(sock, _RTM_GETLINK, _IFINFO.pack(0, 0, 0, 0, 0) + attr, _RTM_NEWLINK, dump=False)
+    if not bodies:
+        raise OSError(19, os.strerror(19))
+    return _link(bodies[0])
+
+
+def _request(sock: socket.socket, msg_type: int, payload: bytes, reply_type: int, *,
+             dump: bool = True) -> list[bytes]:
     seq = int.from_bytes(os.urandom(3), "little") + 1
-    sock.send(_NLMSG.pack(_NLMSG.size + len(payload), msg_type, _NLM_F_REQUEST | _NLM_F_DUMP, seq, 0) + payload)
+    flags = _NLM_F_REQUEST | (_NLM_F_DUMP if dump else 0)
+    sock.send(_NLMSG.pack(_NLMSG.size + len(payload), msg_type, flags, seq, 0) + payload)
     bodies: list[bytes] = []
     while True:
         data = sock.recv(1 << 16)
@@ -108,6 +126,8 @@ def _request(sock: socket.socket, msg_type: int, payload: bytes, reply_type: int
                 return bodies
             if mtype == reply_type:
                 bodies.append(body)
+                if not dump:  # one answer, no NLMSG_DONE after it
+                    return bodies
 
 
 def _attrs(data: bytes, offset: int) -> dict[int, bytes]:

@@ -7,9 +7,10 @@ for again, so a VIP keeps its address. The exchange itself is in-process (steps.
 macvlans are removed at the end, also after a failure.
 
 Errors read as the Go agent's: the request is checked as go-openapi checks a DhcpAllocationRequest
-(``validation failure list:`` ...), and the links are made through netlink (pyroute2, as Go's vishvananda/netlink)
-so a bad interface gets the kernel's answer (a 16-character name: ``numerical result out of range``; a missing
-one: ``Link not found``), not ``ip``'s wording.
+(``validation failure list:`` ...), and the links are looked up and made through netlink (a lookup by name as
+Go's netlink.LinkByName; the writes through pyroute2, as Go's vishvananda/netlink) so a bad interface gets the
+kernel's answer (a 16-character name: ``numerical result out of range``; a missing one: ``Link not found``), not
+``ip``'s wording.
 """
 
 from __future__ import annotations
@@ -98,29 +99,46 @@ def parse_request(raw: str) -> DhcpRequest:
 
 def kernel_error(exc: Exception) -> str:
     """A netlink failure in Go's words: the errno's text, or vishvananda's "Link not found" for ENODEV."""
-    code = getattr(exc, "code", None)
+    code = getattr(exc, "code", None) or getattr(exc, "errno", None)
     if code == errno.ENODEV:
         return LINK_NOT_FOUND
     return errno_text(code) if isinstance(code, int) and code > 0 else str(exc)
 
 
+def _lookup(name: str) -> dict[str, Any] | None:
+    """The link called ``name`` as the kernel answers a lookup by name; None when there is none."""
+    from inventory.netlink import link_by_name
+
+    try:
+        return link_by_name(name)
+    except OSError as exc:
+        if exc.errno == errno.ENODEV:
+            return None
+        raise
+
+
 @contextlib.contextmanager
 def macvlan(ctx: StepContext, name: str, parent: str, mac: str) -> Iterator[None]:
-    """The VIP's own link, there only for the exchange: made, brought up and deleted through netlink."""
+    """The VIP's own link, there only for the exchange: made, brought up and deleted through netlink.
+
+    The lookups are single netlink requests (inventory.netlink, as Go's LinkByName); only the writes need
+    pyroute2, whose import costs more than the rest of the step when the parent does not exist."""
+    try:
+        found = _lookup(parent)
+        if found is None:
+            raise StepError(LINK_NOT_FOUND, code="no-such-interface")
+        existing = _lookup(name)
+    except OSError as exc:
+        raise StepError(kernel_error(exc), code="no-such-interface") from None
     from pyroute2 import NetlinkError
 
     with ctx.host.netlink() as ipr:
-        try:
-            parent_index = ipr.link("get", ifname=parent)[0]["index"]
-        except NetlinkError as exc:
-            raise StepError(kernel_error(exc), code="no-such-interface") from None
-        existing = ipr.link_lookup(ifname=name)
-        if existing:
-            if (ipr.link("get", index=existing[0])[0].get_attr("IFLA_ADDRESS") or "").lower() != mac:
+        if existing is not None:
+            if (existing.get("address") or "") != mac:
                 raise StepError(f"{STEP}: the host already has an interface named {name}", code="macvlan-failed")
-            ipr.link("del", index=existing[0])  # ours, left over by an interrupted run
+            ipr.link("del", index=existing["index"])  # ours, left over by an interrupted run
         try:
-            ipr.link("add", ifname=name, kind="macvlan", link=parent_index, address=mac, macvlan_mode="private")
+            ipr.link("add", ifname=name, kind="macvlan", link=found["index"], address=mac, macvlan_mode="private")
             index = ipr.link_lookup(ifname=name)[0]
         except NetlinkError as exc:
             raise StepError(kernel_error(exc), code="macvlan-failed") from None
