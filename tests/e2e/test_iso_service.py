@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from reference_service import iso
+from reference_service.http import iso_routes
 from tests.support.service import RefService, start_service
 
 ROOT = Path(__file__).parents[2]
@@ -146,3 +147,10 @@ def test_without_an_iso_or_an_image_the_answer_says_why(tmp_path: Path) -> None:
         resp = requests.get(url, timeout=30)
         assert resp.status_code == 409 and "--agent-image" in resp.text
         svc.api("GET", "/v2/infra-envs/6fde0f02-fb37-b620-d208-51bf93374c7d/downloads/image-url", expected=404)
+
+
+def test_the_routes_are_the_real_services_paths() -> None:
+    paths = {r.path for r in iso_routes.ROUTES}
+    assert paths == {"/api/assisted-install/v2/infra-envs/{infra_env_id}/downloads/image-url",
+                     "/api/assisted-install/v2/infra-envs/{infra_env_id}/downloads/files",
+                     "/images/{infra_env_id}"}
