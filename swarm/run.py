@@ -24,6 +24,7 @@ import json
 import multiprocessing
 import random
 import resource
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -314,6 +315,17 @@ async def _run(opts: Options, connector: aiohttp.TCPConnector, sampler: ProcessS
     return result
 
 
+async def _stoppable(opts: Options) -> dict[str, Any]:
+    """run(), cancelled by SIGTERM or SIGINT: the worker pool is then shut down on the way out (the signal's
+    default action left the worker and multiprocessing's resource tracker running)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    return await run(opts)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="assisted-reference-service swarm", description=__doc__.split("\n\n")[0])
     p.add_argument("--url", default="http://127.0.0.1:8090", help="the service (default http://127.0.0.1:8090)")
@@ -345,9 +357,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:  # as the service does: most of a big poll's time was the swarm's (inside the service p50 2.2 ms, 7 here)
         import uvloop
     except ModuleNotFoundError:
-        result = asyncio.run(run(opts))
+        runner: Any = asyncio.run
     else:
-        result = uvloop.run(run(opts))
+        runner = uvloop.run
+    try:
+        result = runner(_stoppable(opts))
+    except asyncio.CancelledError:
+        print("swarm: stopped by a signal; its worker process is ended", file=sys.stderr)
+        return 143
+    except (aiohttp.ClientError, OSError) as exc:
+        print(f"swarm: cannot reach the service at {ns.url}: {exc}", file=sys.stderr)
+        return 1
     print(format_result(result))
     if ns.json:
         with open(ns.json, "w") as fh:

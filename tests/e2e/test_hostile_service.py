@@ -5,7 +5,10 @@ while storage is stuck; swarm without a service."""
 from __future__ import annotations
 
 import json
+import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,3 +161,41 @@ def test_another_infra_envs_token_cannot_write_a_clusters_logs(tmp_path: Path) -
         assert upload(loose, loose) == 401
         assert upload(ie_one, ie_two) == 401
         assert upload(ie_one, ie_one) == 204
+
+
+# -- swarm ---------------------------------------------------------------------------------------------------
+SWARM = [str(Path(sys.executable).parent / "assisted-reference-service"), "swarm"]
+
+
+def test_swarm_without_a_service_says_so_in_one_line() -> None:
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    port = dead.getsockname()[1]
+    dead.close()
+    proc = subprocess.run([*SWARM, "--url", f"http://127.0.0.1:{port}", "--hosts", "2", "--duration", "5"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert f"swarm: cannot reach the service at http://127.0.0.1:{port}" in proc.stderr
+
+
+def test_sigterm_to_a_running_swarm_leaves_no_process(service: RefService) -> None:
+    proc = subprocess.Popen([*SWARM, "--url", service.url, "--hosts", "5", "--duration", "120"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        children: list[psutil.Process] = []
+        while time.monotonic() < deadline and len(children) < 2:  # the worker and the resource tracker
+            time.sleep(0.2)
+            children = psutil.Process(proc.pid).children(recursive=True)
+        assert children, "the swarm started its worker"
+        time.sleep(2)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        _gone, alive = psutil.wait_procs(children, timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not alive, [p.pid for p in alive]
+    assert "Traceback" not in (proc.stderr.read() if proc.stderr else "")
