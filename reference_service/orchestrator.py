@@ -32,6 +32,12 @@ log = logging.getLogger("reference_service")
 DEFAULT_AGENT_IMAGE = "quay.io/edge-infrastructure/assisted-installer-agent:latest"
 
 BASE = "/api/assisted-install"
+def _scope(host: dict[str, Any]) -> str:
+    """Which model a host is in: its cluster's, or its infra-env's while it is bound to no cluster."""
+    cluster_id = host.get("cluster_id")
+    return str(cluster_id) if cluster_id else f"infra-env:{host['infra_env_id']}"
+
+
 def _step_id(step_type: str) -> str:
     """The real service's form (``<type>-<8 hex digits>``); from ``random``, not uuid4, whose read of the
     kernel's entropy pool was 3 % of a busy service's time: a step id only has to differ from the host's last."""
@@ -49,6 +55,7 @@ class ReferenceService:
         self.models: dict[str, ClusterModel] = {}
         #: Evaluates hosts and clusters, at once or between requests (``settler``).
         self.settler = Settler(self)
+        store.host_listeners.append(self._host_changed)
 
     def model(self, key: str) -> ClusterModel:
         """The model of cluster ``key`` (or of an infra-env's unbound hosts: ``infra-env:<id>``)."""
@@ -58,8 +65,18 @@ class ReferenceService:
         return found
 
     def model_of(self, host: dict[str, Any]) -> ClusterModel:
-        cluster_id = host.get("cluster_id")
-        return self.model(str(cluster_id) if cluster_id else f"infra-env:{host['infra_env_id']}")
+        return self.model(_scope(host))
+
+    def _host_changed(self, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+        """A stored host document replaced or deleted: the models that have it follow (one host, not a scan)."""
+        if old is not None and (new is None or _scope(old) != _scope(new)):
+            gone = self.models.get(_scope(old))
+            if gone is not None:
+                gone.remove(str(old["id"]))
+        if new is not None:
+            model = self.models.get(_scope(new))
+            if model is not None:
+                model.update(new)
 
     def forget_models(self) -> None:
         """Drops the models of clusters and infra-envs that are gone."""
@@ -78,7 +95,8 @@ class ReferenceService:
             self.store.peers(infra_env_id=host["infra_env_id"])
         hosts = WithHost(stored, host)  # the stored documents, shared (rules only read them), with this one's copy
         model = self.model_of(host)
-        model.sync(cluster, hosts)
+        model.ensure(self.store.peek_cluster(cluster_id) if cluster_id else None, lambda: stored)
+        model.update(host)  # (the store tells the model of every saved document: ``_host_changed``)
         return HostView(host=host, infra_env=infra_env, cluster=cluster, hosts=hosts, service=self, model=model)
 
     def event(self, message: str, host: dict[str, Any] | None = None, severity: str = "info") -> None:

@@ -70,6 +70,10 @@ def _same(a: Any, b: Any) -> bool:
     return a is b or (type(a) is type(b) and a == b)
 
 
+#: The host fields the model reads.
+_READ = ("inventory", "requested_hostname", "role", "suggested_role", "connectivity")
+
+
 @dataclass
 class _Host:
     """What the model took from one host document."""
@@ -83,6 +87,8 @@ class _Host:
     #: Per machine network, the hosts its report reached (bits by model index), and the report it came from.
     reach: tuple[int, ...]
     reach_from: Any
+    #: The fields read from the document (``_READ``), as they were: a save that changed none costs a compare.
+    fields: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -136,6 +142,9 @@ class ClusterModel:
         self._membership = majority.Membership()
         #: Whether a name, a peer or the members changed since the version last moved.
         self._moved = False
+        #: Whether every host was taken in since the model was made or its networks changed (``ensure``).
+        self._synced = False
+        self._cluster_seen: dict[str, Any] | None = None
         #: Moves with every change of the groups' inputs; the groups are current when their stamp equals it.
         self._stamp = 0
 
@@ -195,11 +204,39 @@ class ClusterModel:
                 self._index.clear()
                 self._groups = None
                 self.sync(cluster, hosts)
+        self._synced = True
+        self._settle_version()
+
+    def ensure(self, cluster: dict[str, Any] | None, hosts: Callable[[], Sequence[dict[str, Any]]]) -> None:
+        """Synced in full (``hosts()``: every host of the cluster) the first time and when the cluster's
+        machine networks changed; otherwise kept up to date host by host (:meth:`update`, :meth:`remove`)."""
+        if cluster is not self._cluster_seen:
+            self._cluster_seen = cluster
+            if tuple(machine_cidrs(cluster)) != self._networks:
+                self._synced = False
+        if not self._synced:
+            self.sync(cluster, hosts())
+
+    def update(self, doc: dict[str, Any]) -> None:
+        """One host's document, new or changed (a stored one, or the copy being evaluated, which a reply's
+        handler may have changed in place: taken again even when it is the document seen last)."""
+        host_id = str(doc.get("id"))
+        self._take(host_id, doc, self._hosts.get(host_id))
+        self._settle_version()
+
+    def remove(self, host_id: str) -> None:
+        """A host that left the cluster (deleted, or bound elsewhere)."""
+        if host_id in self._hosts:
+            self._drop(host_id)
+            self._settle_version()
+
+    def _settle_version(self) -> None:
         if self._moved:
             self._moved = False
             self.version += 1
 
     def _forget_hosts(self) -> None:
+        self._synced = False
         self._hosts.clear()
         self._names.clear()
         self._inventoried = 0
@@ -207,6 +244,10 @@ class ClusterModel:
         self._moved = True
 
     def _take(self, host_id: str, doc: dict[str, Any], known: _Host | None) -> None:
+        fields = tuple(doc.get(name) for name in _READ)
+        if known is not None and all(a is b for a, b in zip(known.fields, fields, strict=True)):
+            known.doc = doc  # (a save that changed nothing the model reads: most of them)
+            return
         is_object, reported = self.fact(doc, "inventory", _hostname)
         requested = doc.get("requested_hostname")
         name = str(requested or reported or "") if is_object else None
@@ -226,7 +267,7 @@ class ClusterModel:
             self._stamp += 1
         if known is None or (known.name, known.peer, known.has_inventory) != (name, peer, has_inventory):
             self._moved = True
-        self._hosts[host_id] = _Host(doc, name, peer, has_inventory, reach, raw)
+        self._hosts[host_id] = _Host(doc, name, peer, has_inventory, reach, raw, fields)
 
     def _forget_counts(self, record: _Host) -> None:
         if record.name is not None:

@@ -19,6 +19,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,9 @@ class Store(History):
         self._by_infra_env: dict[str, dict[tuple[str, str], None]] = {}
         #: Handles to big texts not yet let go of, with the write their reply was submitted as.
         self._fresh: deque[tuple[int, StoredText]] = deque()
+        #: Told of every host document replaced (old, new) or deleted (old, None) after loading: the service
+        #: keeps each cluster's model up to date with them (``rules.cluster_model``).
+        self.host_listeners: list[Callable[[dict[str, Any] | None, dict[str, Any] | None], None]] = []
         self._load()
 
     def _load(self) -> None:
@@ -277,6 +281,8 @@ class Store(History):
             self._by_cluster.get(old["cluster_id"], {}).pop(key, None)
             self._cluster_lists.pop(old["cluster_id"], None)
         self._hosts[key] = doc
+        for listener in self.host_listeners:
+            listener(old, doc)
         cluster_id = doc.get("cluster_id")
         cached = self._cluster_lists.get(cluster_id) if cluster_id else None
         if cached is not None:
@@ -308,6 +314,8 @@ class Store(History):
                 self._cluster_lists.pop(old["cluster_id"], None)
             self._write("DELETE FROM hosts WHERE infra_env_id = ? AND id = ?", key)
             self._write("DELETE FROM checkins WHERE infra_env_id = ? AND id = ?", key)
+        for listener in self.host_listeners:
+            listener(old, None)
 
     # -- replies and the texts host fields copy from them (history: store_history) ----------------------
     def add_reply(self, infra_env_id: str, host_id: str, reply: dict[str, Any]) -> None:

@@ -2,7 +2,7 @@
 poll that changes nothing evaluates nothing and writes nothing, a host is evaluated again when what the
 monitor saw of its cluster changed or after REEVALUATE_SECONDS, a cycle's replies cost one evaluation, and
 the monitor finds the hosts that stopped polling and computes the cluster's majority groups. What an
-evaluation concludes is the same at every size (``test_majority_verdicts.py``); only when it runs differs."""
+evaluation concludes is the same at every size (``test_settler.py``); only when it runs differs."""
 
 from __future__ import annotations
 
@@ -129,3 +129,23 @@ def test_the_monitor_disconnects_silent_hosts_and_groups_the_cluster(
     assert {(svc.store.get_host(ie, i) or {})["status"] for i in ids[3:]} != {"disconnected"}
     assert model.groups_current and model.peer(ids[0]) is not None
     assert (svc.store.get_cluster(cluster_id) or {})["total_host_count"] == HOSTS + settler_module.AT_ONCE_HOSTS
+
+
+def test_each_clusters_model_follows_every_saved_document_without_scanning_the_cluster(
+        big: tuple[ReferenceService, str, list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store tells the service of each document it replaces or deletes, and the cluster's model takes that
+    one host: a poll of a 1,000-host cluster must not walk the cluster (a full sync per request was most of the
+    service's time at 1,000 hosts)."""
+    svc, ie, ids = big
+    host = svc.store.get_host(ie, ids[0])
+    assert host is not None
+    model = svc.model_of(host)
+    svc.view(host)  # the model is made, and synced in full once
+    monkeypatch.setattr(model, "sync", lambda *_: pytest.fail("synced in full again"))
+    svc.next_steps(ie, ids[1], None, None)
+    renamed = {**(svc.store.get_host(ie, ids[1]) or {}), "requested_hostname": "taken",
+               "inventory": '{"hostname": "reported"}'}
+    svc.store.save_host(renamed)
+    assert model.hostname_taken(ids[0], "taken") and model.label(ids[1]) == "taken"
+    svc.store.delete_host(ie, ids[1])
+    assert model.peer(ids[1]) is None and not model.hostname_taken(ids[0], "taken")
