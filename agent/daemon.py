@@ -28,6 +28,7 @@ from typing import Any
 from agent.config import AgentConfig
 from agent.dispatch import Dispatcher
 from agent.lifecycle import Lifecycle
+from agent.media import MediaCheck
 from agent.notify import Notifier
 from agent.registration import Registrar
 from agent.runner import Reply, StepRunner
@@ -66,7 +67,10 @@ class Daemon:
         self.stop, self.terminate, self.cancel = self.life.stop, self.life.terminate, self.life.cancel
         self.host_id = ""
         self.infra_env_id = config.infra_env_id
-        self.dispatcher = Dispatcher(self.runner, self._deliver, self._finished, self.cancel)
+        self.dry = DrySettings.from_env(os.environ, flag=config.dry_run)
+        self.media = MediaCheck(self.host, enabled=not self.dry.enabled)
+        self.dispatcher = Dispatcher(self.runner, self._deliver, self._finished, self.cancel,
+                                     diagnose=self.media.problem)
         self._cache: dict[str, tuple[str, float]] = {}
         self._pending: deque[Reply] = deque(maxlen=MAX_PENDING_REPLIES)
         self._history = History(self.state)
@@ -75,7 +79,6 @@ class Daemon:
         self._exits_in_row = 0  # registrations in a row whose first poll said exit
         self.runner_problem = ""  # why the last register answer's next_step_runner_command is unusable
         self.delay_on_error = DEFAULT_DELAY_ON_ERROR
-        self.dry = DrySettings.from_env(os.environ, flag=config.dry_run)
         self.registrar = Registrar(config, self.client, self.host, self.dry, self.life)
 
     # -- top level --------------------------------------------------------------------------------------

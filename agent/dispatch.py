@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from agent.media import MEDIA_DISCONNECTED
 from agent.overlap import Overlap, busy_reply, policy
 from agent.runner import EXIT_INTERRUPTED, Reply, StepRunner
 from common.answers import BadInstruction, Instruction
@@ -38,8 +39,10 @@ class Run:
 
 class Dispatcher:
     def __init__(self, runner: StepRunner, deliver: Deliver, finished: Callable[[Reply, float], None],
-                 cancel: threading.Event) -> None:
+                 cancel: threading.Event, *, diagnose: Callable[[], str] | None = None) -> None:
         self.runner = runner
+        #: What keeps steps from working on this host ("" when nothing): the media check (agent.media)
+        self.diagnose = diagnose or (lambda: "")
         self.deliver = deliver
         self.finished = finished  # the daemon's bookkeeping of a run's own reply: log, history, post
         self.cancel = cancel
@@ -111,12 +114,21 @@ class Dispatcher:
             log.info("running %s (%s)", step_type, run.step_ids[0])
         started = time.monotonic()
         try:
+            problem = "" if self.cancel.is_set() else self.diagnose()
             if self.cancel.is_set():
                 reply = Reply(run.step_ids[0], step_type, EXIT_INTERRUPTED, "",
                               f"{step_type} was not started because the agent is stopping")
+            elif problem:  # as the Go agent: the step is not run, its reply says why (exit code 256)
+                log.error("System issue detected before running step %s (%s): %s - stopping the execution",
+                          step_type, run.step_ids[0], problem)
+                reply = Reply(run.step_ids[0], step_type, MEDIA_DISCONNECTED, "", problem)
             else:
                 reply = self.runner.run(step_type, run.step_ids[0], list(run.args), cancel=self.cancel,
                                         on_accepted=run.accepted.set)
+                if reply.exit_code != 0 and (problem := self.diagnose()):
+                    log.error("System issue detected after running step %s (%s): %s", step_type,
+                              run.step_ids[0], problem)
+                    reply = replace(reply, exit_code=MEDIA_DISCONNECTED)
         except Exception as exc:  # a bug or a host failure in the runner: the run still ends, with a reply
             log.exception("running %s (%s) failed in the agent", step_type, run.step_ids[0])
             reply = Reply(run.step_ids[0], step_type, -1, "",
