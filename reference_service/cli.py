@@ -83,6 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from swarm.run import main as swarm_main
 
         return swarm_main(args[1:])
+    if args[:1] == ["lab"]:
+        from reference_service.lab import main as lab_main
+
+        return lab_main(args[1:])
     return run_main(PROG, lambda: _main(args))
 
 

@@ -1,0 +1,242 @@
+"""The lab's run, inside its own network namespace (``reference_service.lab`` started it there): the network's
+services, the agent image in the lab's registry, the service, the cluster and infra-env, the ISO through the API,
+the machines, and the hosts followed to ``known``. Each phase's time and what was seen go to lab-report.json."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from reference_service import lab_net, lab_qemu
+from reference_service.lab_qemu import Machine, MachineSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = "/api/assisted-install"
+SERVICE_PORT = 8090
+LAB_IMAGE = f"{lab_net.REGISTRY}/assisted-agent:latest"
+#: A host's statuses once its inventory is in: what it lacks, if anything, is the hardware's or the cluster's.
+DISCOVERED = {"insufficient", "known", "pending-for-input"}
+
+
+def say(text: str) -> None:
+    print(f"lab: {text}", flush=True)
+
+
+class Lab:
+    def __init__(self, ns: argparse.Namespace) -> None:
+        self.ns = ns
+        self.work = Path(ns.work)
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.machines: list[Machine] = []
+        self.phases: dict[str, float] = {}
+        self.started = time.monotonic()
+        self.mark = self.started
+        self.url = ns.url or f"http://{lab_net.GATEWAY}:{SERVICE_PORT}"
+        self.http = requests.Session()
+        self.accel = "tcg"
+        self.report: dict[str, Any] = {"phases": self.phases, "machines": [], "hosts": []}
+
+    # -- bookkeeping --------------------------------------------------------------------------------
+    def phase(self, name: str) -> None:
+        now = time.monotonic()
+        self.phases[name] = round(now - self.mark, 1)
+        self.mark = now
+        say(f"{name}: {self.phases[name]:.1f} s")
+        self.save()
+
+    def save(self) -> None:
+        self.report["machines"] = [vars(m.spec) for m in self.machines]
+        (self.work / "lab-report.json").write_text(json.dumps(self.report, indent=2, default=str))
+
+    def spawn(self, argv: list[str], log: str) -> subprocess.Popen[bytes]:
+        with open(self.work / log, "ab") as fh:
+            proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def api(self, method: str, path: str, **kw: Any) -> Any:
+        resp = self.http.request(method, self.url + BASE + path, timeout=60, **kw)
+        if resp.status_code >= 300:
+            raise RuntimeError(f"{method} {path}: {resp.status_code} {resp.text[:300]}")
+        return resp.json() if resp.content else None
+
+    # -- the run ------------------------------------------------------------------------------------
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        try:
+            self.prepare()
+            self.network()
+            self.service()
+            self.discovery_iso()
+            self.boot()
+            ok = self.follow()
+            if self.ns.keep_running:
+                say(f"running; the service is {self.url} in namespace {self.ns.namespace}; Ctrl-C stops it all")
+                signal.pause()
+            return 0 if ok else 1
+        finally:
+            self.stop()
+
+    def prepare(self) -> None:
+        self.iso_built = Path(self.ns.iso) if self.ns.iso else self.build_iso()
+        have = subprocess.run(["podman", "image", "exists", self.ns.agent_image], timeout=120).returncode == 0
+        if not have:
+            if self.ns.agent_image != "localhost/assisted-agent:latest":
+                raise RuntimeError(f"{self.ns.agent_image} is not in podman's store")
+            say("building the agent image (container/build.sh)")
+            subprocess.run(["bash", str(ROOT / "container" / "build.sh")], check=True, timeout=3600,
+                           stdout=subprocess.DEVNULL)
+        self.phase("build")
+
+    def build_iso(self) -> Path:
+        script = ROOT / "container" / "iso" / "build-iso.sh"
+        if not script.exists():
+            raise RuntimeError("no --iso and no container/iso/build-iso.sh beside this program (run from a clone)")
+        say("building the discovery ISO (container/iso/build-iso.sh; once)")
+        out = subprocess.run(["bash", str(script)], check=True, timeout=3600, stdout=subprocess.PIPE, text=True)
+        return Path(out.stdout.strip().splitlines()[-1])
+
+    def network(self) -> None:
+        ns = self.ns
+        lab_net.bridge_up()
+        names = lab_net.Names("lab", "example.com")
+        for i in range(ns.hosts):
+            spec = MachineSpec(index=i, name=f"lab-{i}", mac=lab_qemu.mac_of(i), ipv4=f"{lab_net.SUBNET}.{10 + i}",
+                               memory_mib=ns.memory, cpus=ns.cpus, disk_bytes=ns.disk_size * 10**9,
+                               disk_serial=f"LABDISK{i:04d}")
+            lab_net.add_tap(spec.tap)
+            self.machines.append(Machine(spec, self.work / f"{spec.name}.disk", self.work / f"{spec.name}.console"))
+        self.spawn(lab_net.dnsmasq_argv(self.work, [m.spec for m in self.machines], names), "dnsmasq.out")
+        self.spawn(lab_net.chrony_argv(self.work), "chronyd.log")
+        self.spawn(lab_net.registry_argv(self.work), "registry.log")
+        self.wait_for(lambda: self.reachable(f"http://{lab_net.REGISTRY}/v2/"), 30, "the registry")
+        push = subprocess.run(["podman", "push", "--quiet", "--tls-verify=false", self.ns.agent_image,
+                               f"docker://{LAB_IMAGE}"], capture_output=True, text=True, timeout=1200)
+        if push.returncode != 0:
+            raise RuntimeError(f"podman push to the lab's registry: {push.stderr[-500:]}")
+        self.phase("network")
+
+    def service(self) -> None:
+        if self.ns.url:
+            return
+        ready = self.work / "service.url"
+        ready.unlink(missing_ok=True)
+        argv = [str(Path(sys.executable).parent / "assisted-reference-service"), "--host", lab_net.GATEWAY,
+                "--port", str(SERVICE_PORT), "--db", str(self.work / "service.db"), "--next-step-seconds", "5",
+                "--discovery-iso", str(self.iso_built), "--agent-image", LAB_IMAGE,
+                "--insecure-registry", lab_net.REGISTRY, "--ready-file", str(ready)]
+        if self.ns.os_image:
+            argv += ["--os-image", self.ns.os_image]
+        self.spawn(argv, "service.log")
+        self.wait_for(ready.exists, 60, "the service")
+        self.phase("service")
+
+    def discovery_iso(self) -> None:
+        hosts = self.ns.hosts
+        cluster = self.api("POST", "/v2/clusters", json={
+            "name": "lab", "openshift_version": "4.18", "base_dns_domain": "example.com", "pull_secret": "{}",
+            "high_availability_mode": "None" if hosts == 1 else "Full",
+            "machine_networks": [{"cidr": f"{lab_net.SUBNET}.0/24"}]})
+        infra = self.api("POST", "/v2/infra-envs", json={"name": "lab", "cluster_id": cluster["id"],
+                                                         "pull_secret": "{}", "image_type": "full-iso"})
+        self.cluster_id, self.infra_env_id = cluster["id"], infra["id"]
+        presigned = self.api("GET", f"/v2/infra-envs/{infra['id']}/downloads/image-url")
+        self.iso = self.work / "discovery.iso"
+        with self.http.get(presigned["url"], stream=True, timeout=600) as resp:
+            resp.raise_for_status()
+            with open(self.iso, "wb") as fh:
+                for chunk in resp.iter_content(1 << 20):
+                    fh.write(chunk)
+        self.report.update(cluster_id=cluster["id"], infra_env_id=infra["id"], image_url=presigned["url"],
+                           iso_bytes=self.iso.stat().st_size)
+        say(f"cluster {cluster['id']}, infra-env {infra['id']}, ISO {self.iso.stat().st_size >> 20} MiB")
+        self.phase("iso")
+
+    def boot(self) -> None:
+        self.accel = self.choose_accel()
+        for m in self.machines:
+            lab_qemu.make_disk(m.disk, m.spec.disk_bytes)
+            lab_qemu.start(m, iso=self.iso, accel=self.accel, prefix=[])
+            assert m.proc is not None
+            self.procs.append(m.proc)
+        self.report["accel"] = self.accel
+        say(f"booted {len(self.machines)} machine(s) with {self.accel}; consoles in {self.work}")
+        self.phase("boot")
+
+    def choose_accel(self) -> str:
+        if self.ns.kvm == "off":
+            return "tcg"
+        kernel = self.work / "vmlinuz"
+        subprocess.run(["xorriso", "-osirrox", "on", "-indev", str(self.iso), "-extract", "/live/vmlinuz",
+                        str(kernel)], check=True, capture_output=True, timeout=120)
+        works, why = lab_qemu.probe_kvm(kernel, self.work)
+        self.report["kvm_probe"] = why
+        say(f"KVM probe: {why}")
+        if self.ns.kvm == "on" and not works:
+            raise RuntimeError(f"--kvm on, but {why}")
+        return "kvm" if works else "tcg"
+
+    def follow(self) -> bool:
+        """Statuses as they change, until every host is there (``--until``), or the timeout."""
+        deadline = time.monotonic() + self.ns.timeout
+        seen: dict[str, str] = {}
+        registered = False
+        wanted = {"registered": None, "discovered": DISCOVERED, "known": {"known"}}[self.ns.until]
+        while time.monotonic() < deadline:
+            for m in self.machines:
+                if m.proc is not None and m.proc.poll() is not None:
+                    raise RuntimeError(f"{m.spec.name}'s QEMU exited: see {m.console.with_suffix('.qemu.log')}")
+            hosts = self.api("GET", f"/v2/infra-envs/{self.infra_env_id}/hosts")
+            for h in hosts:
+                if seen.get(h["id"]) != h["status"]:
+                    seen[h["id"]] = h["status"]
+                    say(f"host {h.get('requested_hostname') or h['id']}: {h['status']} ({h.get('status_info', '')})")
+            if len(hosts) == len(self.machines) and not registered:
+                registered = True
+                self.phase("registered")
+            if registered and (wanted is None or all(h["status"] in wanted for h in hosts)):
+                if wanted:
+                    self.phase(self.ns.until)
+                self.report["hosts"] = hosts
+                self.save()
+                return True
+            self.report["hosts"] = hosts
+            time.sleep(3)
+        say(f"timed out after {self.ns.timeout:.0f} s; statuses: {seen}")
+        self.save()
+        return False
+
+    # -- helpers ------------------------------------------------------------------------------------
+    def reachable(self, url: str) -> bool:
+        try:
+            return self.http.get(url, timeout=5).status_code < 500
+        except requests.RequestException:
+            return False
+
+    def wait_for(self, check: Any, seconds: float, what: str) -> None:
+        deadline = time.monotonic() + seconds
+        while not check():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not come up within {seconds:.0f} s (logs in {self.work})")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        for m in self.machines:
+            lab_qemu.stop(m)
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(10)
+        self.save()
