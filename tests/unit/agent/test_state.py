@@ -26,6 +26,12 @@ def test_files_are_0600_in_a_0700_directory_whatever_the_umask(tmp_path: Path) -
     assert size == 5 and (tmp_path / "state" / "f").read_text() == "abcde"
     assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
     assert stat.S_IMODE((tmp_path / "state" / "f").stat().st_mode) == 0o600
+    (tmp_path / "state" / "g").write_text("old")
+    (tmp_path / "state" / "g").chmod(0o644)  # a file an older agent (or a person) left readable
+    os.chmod(tmp_path / "state", 0o755)
+    write_private(tmp_path / "state" / "g", "new")
+    assert stat.S_IMODE((tmp_path / "state" / "g").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
 
 
 def test_a_symlink_in_place_of_a_state_file_is_not_followed(tmp_path: Path) -> None:

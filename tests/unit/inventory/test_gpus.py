@@ -28,8 +28,9 @@ def test_pci_names_reads_vendor_and_device_and_stops_at_the_classes() -> None:
         ("1af4", "1050"): ("Red Hat, Inc.", "Virtio 1.0 GPU"),
         ("1af4", "ffff"): ("Red Hat, Inc.", ""),  # a known vendor, an unknown device
     }
-    # subsystem lines (two tabs) are not devices; the class section is not a vendor
-    assert gpus.pci_names(PCI_IDS, {("10de", "14a9"), ("c 03", "00")}) == {("10de", "14a9"): ("NVIDIA Corporation", "")}
+    # subsystem lines (two tabs) are not devices; the class section's lines are nobody's devices
+    assert gpus.pci_names(PCI_IDS, {("10de", "14a9"), ("1af4", "00")}) == {
+        ("10de", "14a9"): ("NVIDIA Corporation", ""), ("1af4", "00"): ("Red Hat, Inc.", "")}
 
 
 def test_the_recorded_server_has_a_bmc_console_and_an_accelerator() -> None:
