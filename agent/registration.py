@@ -19,7 +19,8 @@ from common.dry_run import ENV_HOST_ID, DrySettings
 from common.errors import MalformedAnswer, ServiceResponseError, TransportError
 from common.host import Host
 from common.limits import backoff
-from common.service_client import ServiceClient
+from common.logs import redact_url
+from common.service_client import BASE_PATH, ServiceClient
 
 log = logging.getLogger("agent")
 
@@ -71,7 +72,14 @@ class Registrar:
             try:
                 response = self.client.register(host_id)
             except ServiceResponseError as exc:
-                if exc.status in REGISTER_FATAL:
+                if exc.status == 404 and not exc.from_service:  # as Go: not the API's 404, retried every interval
+                    delay = self.config.interval
+                    log.warning("Error registering host: %s; hint: nothing at %s answered as the assisted-service "
+                                "API (a 404 page, not the service's error): check the path in --url, to which "
+                                "%s is added; retrying in %.0fs", exc, redact_url(self.client.base), BASE_PATH,
+                                delay)
+                    notifier.status(f"registration failed: {exc}: check the path in --url")
+                elif exc.status in REGISTER_FATAL:
                     what, hint = REGISTER_FATAL[exc.status]
                     delay = backoff(self.config.interval, fatal_attempts, REGISTER_FATAL_MAX_DELAY)
                     fatal_attempts += 1

@@ -107,10 +107,13 @@ class MalformedAnswer(ServiceError):
 class ServiceResponseError(ServiceError):
     code = "service-rejected-request"
 
-    def __init__(self, status: int, reason: str, *, hint: str | None = None) -> None:
+    def __init__(self, status: int, reason: str, *, hint: str | None = None, from_service: bool = True) -> None:
         super().__init__(f"[{status}] {reason}", hint=hint)
         self.status = status
         self.reason = reason
+        #: False when the answer was not the service's JSON error document (a web server's or proxy's page):
+        #: a 404 then means a wrong path in --url, not a missing infra-env or host.
+        self.from_service = from_service
 
 
 class ServiceRefusal(AgentError):

@@ -97,3 +97,6 @@ def setup_logging(*, json_lines: bool = False, level: str = "info", journal: boo
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
     for noisy in ("urllib3", "scapy", "pyroute2"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # urllib3 logs every transport retry as a raw "Retrying (Retry(total=2, ...))" warning, seconds before the
+    # agent's own line says what failed and what it does about it: the agent's line is the one a person reads.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)

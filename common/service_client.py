@@ -156,18 +156,27 @@ def build_session(config: ServiceSettings, *, token: bool = True) -> requests.Se
     return session
 
 
-def _reason(resp: requests.Response) -> str:
-    """The service's own words for a failure: Error.reason, InfraError.message, or a router's HTML page."""
+def _reason(resp: requests.Response) -> tuple[str, bool]:
+    """The service's own words for a failure: Error.reason, InfraError.message, or a router's HTML page; and
+    whether the answer was the service's own JSON error document (not a proxy's or a web server's page)."""
     try:
         body = resp.json()
     except ValueError:
         text = re.sub(r"<[^>]+>", " ", resp.text or "")
-        return " ".join(text.split())[:300] or (resp.reason or "")
+        return " ".join(text.split())[:300] or (resp.reason or ""), False
     if isinstance(body, dict):
         for key in ("reason", "message", "detail"):
             if isinstance(body.get(key), str):
-                return str(body[key])
-    return str(body)[:300]
+                return str(body[key]), True
+    return str(body)[:300], False
+
+
+def _plain_http(reason: str) -> bool:
+    """Whether a TLS handshake failed because the other end answered in plain HTTP (https:// to an http port):
+    OpenSSL then reads an HTTP status line as a TLS record."""
+    lowered = reason.lower()
+    return "wrong version number" in lowered or "record layer failure" in lowered \
+        or "packet length too long" in lowered or "http request" in lowered
 
 
 class _Aborted(BaseException):
@@ -248,6 +257,10 @@ class ServiceClient:
                 )
         except requests.exceptions.SSLError as exc:
             reason = _short(exc)
+            if _plain_http(reason):  # Go's words for it, then ours
+                raise TransportError(
+                    f"{method} {path}: http: server gave HTTP response to HTTPS client ({shown}: {reason})",
+                    hint="the service at this address speaks plain HTTP: use http:// in --url") from exc
             raise TransportError(f"TLS verification of {shown} failed: {reason}", hint=tls_hint(reason)) from exc
         except requests.exceptions.Timeout as exc:
             raise TransportError(f"{method} {path}: the service did not answer in time: {_short(exc)}") from exc
@@ -257,9 +270,9 @@ class ServiceClient:
                 hint="check --url, the network and the proxy variables",
             ) from exc
         if resp.status_code not in tuple(expected):
-            reason = _reason(resp)
+            reason, from_service = _reason(resp)
             resp.close()
-            raise ServiceResponseError(resp.status_code, reason)
+            raise ServiceResponseError(resp.status_code, reason, from_service=from_service)
         return resp
 
     # -- the calls the agent makes ------------------------------------------------------------------------

@@ -406,3 +406,44 @@ def test_instructions_of_one_poll_run_concurrently(service: RefService, tmp_path
         service.wait_replies(HOST_ID, "sample-echo", timeout=30)
     order = [r["step_type"] for r in service.replies(HOST_ID) if r["step_type"].startswith("sample-")]
     assert order == ["sample-raise", "sample-echo"]
+
+
+def test_a_wrong_path_404_is_not_taken_for_a_missing_infra_env(tmp_path: Path) -> None:
+    """A web server answering 404 pages (a wrong path in --url) is retried every interval, as the Go agent
+    does when the 404 is not the API's, and the log says to check the path, not the infra-env."""
+    import http.server
+    import threading
+
+    class NotHere(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = b"<html><body><h1>404 Not Found</h1></body></html>"
+            self.send_response(404)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotHere)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/wrong/prefix"
+        with start_agent(url, HOST_ID, log=tmp_path / "agent.log") as agent:
+            agent.wait_log("check the path in --url", timeout=30)
+            time.sleep(2.5)
+    finally:
+        server.shutdown()
+    log = agent.log
+    assert "[404] 404 Not Found" in log and "does not exist" not in log
+    assert log.count("check the path in --url") >= 2  # every --interval (1 s), not a growing back-off
+
+
+def test_https_to_a_plain_http_port_says_so_in_go_words(service: RefService, tmp_path: Path) -> None:
+    url = service.url.replace("http://", "https://")
+    with start_agent(url, _setup(service), log=tmp_path / "agent.log") as agent:
+        agent.wait_log("Error registering host", timeout=60)
+    log = agent.log
+    assert "http: server gave HTTP response to HTTPS client" in log and "use http:// in --url" in log
+    assert "--cacert" not in log

@@ -114,3 +114,17 @@ def test_proxy_variables_are_honoured(service: RefService, tmp_path: Path) -> No
     finally:
         proxy.shutdown()
     assert any(s.startswith(f"POST {service.url}/api/assisted-install/v2/infra-envs/{ie}/hosts") for s in proxy.seen)
+
+
+def test_with_the_service_down_the_agents_own_line_comes_without_urllib3s_retry_warnings(tmp_path: Path) -> None:
+    """A person starting the agent against a service that is down reads one line that says what failed and
+    what happens next, not three raw "Retrying (Retry(total=2, ...))" warnings of the HTTP library first."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens there once the socket is closed
+    with start_agent(f"http://127.0.0.1:{port}", "11111111-1111-1111-1111-111111111111",
+                     log=tmp_path / "agent.log") as agent:
+        agent.wait_log("Error registering host", timeout=60)
+    log = agent.log
+    assert "connection refused" in log.lower() and "retrying in" in log
+    assert "Retrying (Retry(" not in log and "urllib3" not in log
