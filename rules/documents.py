@@ -3,7 +3,8 @@
 Documents are the spec models' JSON (``host``, ``cluster``, ``infra-env``) as the store keeps them. A rule
 reaches beyond its :class:`HostView` only through ``view.service``, the narrow port the orchestrator
 implements (:class:`ServicePort`): settings to read, an event to record, a host status to set, the OS image
-to offer. Rules never see the store or HTTP.
+to offer; and what it knows of the other hosts comes from ``view.model``, the cluster's model
+(``cluster_model``). Rules never see the store or HTTP, and judge time by ``view.now``.
 """
 
 from __future__ import annotations
