@@ -36,7 +36,7 @@ import aiohttp
 
 from common import gc_policy, json_codec
 from swarm import machine as machine
-from swarm.stats import WINDOW_SECONDS, LoopLag, ProcessSampler, Stats
+from swarm.stats import LoopLag, ProcessSampler, Stats, format_result
 
 BASE = "/api/assisted-install/v2"
 AGENT_VERSION = "quay.io/edge-infrastructure/assisted-installer-agent:latest"
@@ -373,30 +373,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         with open(ns.json, "w") as fh:
             json.dump(result, fh, indent=1)
     return 0 if result["registered"] == ns.hosts else 1
-
-
-def format_result(result: dict[str, Any]) -> str:
-    lines = [f"{result['hosts']} hosts ({result['registered']} registered) for {result['seconds']:.0f} s",
-             f"{'endpoint':10} {'count':>7} {'per s':>7} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} "
-             f"{'errors':>6}"]
-    for name, s in result["endpoints"].items():
-        lines.append(f"{name:10} {s['count']:7d} {s['per_second']:7.1f} {s['p50'] * 1e3:8.1f} {s['p90'] * 1e3:8.1f} "
-                     f"{s['p99'] * 1e3:8.1f} {s['max'] * 1e3:8.1f} {s['errors']:6d}")
-    for name, s in result["endpoints"].items():
-        windows = s.get("windows") or []
-        if len(windows) > 1:
-            lines.append(f"{name} p99 ms per {WINDOW_SECONDS:.0f} s (ramp first): "
-                         + " ".join(f"{w['p99'] * 1e3:.0f}" for w in windows))
-    if result.get("statuses"):
-        lines.append("host statuses: " + ", ".join(f"{k} {v}" for k, v in sorted(result["statuses"].items())))
-    svc = result.get("service")
-    if svc:
-        lines.append(f"service: RSS max {svc['rss_max_mib']:.0f} MiB, CPU {svc['cpu_percent']:.0f} % of a core, "
-                     f"{svc['cpu_ms_per_poll']:.1f} ms CPU per poll")
-    own = result.get("swarm")
-    if own:
-        lines.append(f"swarm: its loop late by p99 {own['lag_p99_ms']:.0f} ms, max {own['lag_max_ms']:.0f} ms; "
-                     f"CPU {own['cpu_percent']:.0f} % of a core")
-    for err in result.get("errors_sample") or []:
-        lines.append(f"error: {err}")
-    return "\n".join(lines)

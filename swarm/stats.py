@@ -1,4 +1,4 @@
-"""Figures of a swarm run: request latencies per endpoint, and the service process's RSS and CPU."""
+"""Figures of a swarm run: request latencies per endpoint, the service process's RSS and CPU, and their report."""
 
 from __future__ import annotations
 
@@ -159,3 +159,30 @@ def listening_pid(url: str) -> int | None:
         if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
             return int(conn.pid)
     return None
+
+
+def format_result(result: dict[str, Any]) -> str:
+    lines = [f"{result['hosts']} hosts ({result['registered']} registered) for {result['seconds']:.0f} s",
+             f"{'endpoint':10} {'count':>7} {'per s':>7} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+             f"{'errors':>6}"]
+    for name, s in result["endpoints"].items():
+        lines.append(f"{name:10} {s['count']:7d} {s['per_second']:7.1f} {s['p50'] * 1e3:8.1f} {s['p90'] * 1e3:8.1f} "
+                     f"{s['p99'] * 1e3:8.1f} {s['max'] * 1e3:8.1f} {s['errors']:6d}")
+    for name, s in result["endpoints"].items():
+        windows = s.get("windows") or []
+        if len(windows) > 1:
+            lines.append(f"{name} p99 ms per {WINDOW_SECONDS:.0f} s (ramp first): "
+                         + " ".join(f"{w['p99'] * 1e3:.0f}" for w in windows))
+    if result.get("statuses"):
+        lines.append("host statuses: " + ", ".join(f"{k} {v}" for k, v in sorted(result["statuses"].items())))
+    svc = result.get("service")
+    if svc:
+        lines.append(f"service: RSS max {svc['rss_max_mib']:.0f} MiB, CPU {svc['cpu_percent']:.0f} % of a core, "
+                     f"{svc['cpu_ms_per_poll']:.1f} ms CPU per poll")
+    own = result.get("swarm")
+    if own:
+        lines.append(f"swarm: its loop late by p99 {own['lag_p99_ms']:.0f} ms, max {own['lag_max_ms']:.0f} ms; "
+                     f"CPU {own['cpu_percent']:.0f} % of a core")
+    for err in result.get("errors_sample") or []:
+        lines.append(f"error: {err}")
+    return "\n".join(lines)

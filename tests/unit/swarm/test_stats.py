@@ -11,7 +11,28 @@ import time
 import psutil
 import pytest
 
-from swarm.stats import LoopLag, ProcessSampler, Stats, listening_pid, percentile
+from swarm.stats import LoopLag, ProcessSampler, Stats, format_result, listening_pid, percentile
+
+RESULT = {
+    "hosts": 3, "registered": 2, "seconds": 12.4,
+    "endpoints": {"poll": {"count": 40, "per_second": 3.5, "p50": 0.002, "p90": 0.004, "p99": 0.009, "max": 0.02,
+                           "errors": 1, "windows": [{"from": 0, "count": 10, "p99": 0.009},
+                                                    {"from": 0, "count": 30, "p99": 0.005}]}},
+    "statuses": {"known": 2, "discovering": 1},
+    "service": {"rss_max_mib": 120.4, "cpu_percent": 12.0, "cpu_ms_per_poll": 1.25},
+    "swarm": {"lag_p99_ms": 3.0, "lag_max_ms": 8.0, "cpu_percent": 20.0},
+    "errors_sample": ["poll: HTTP 503"],
+}
+
+
+def test_the_report_has_every_figure() -> None:
+    lines = format_result(RESULT).splitlines()
+    assert lines[0] == "3 hosts (2 registered) for 12 s"
+    assert lines[2].split() == ["poll", "40", "3.5", "2.0", "4.0", "9.0", "20.0", "1"]
+    assert "poll p99 ms per 10 s (ramp first): 9 5" in lines
+    assert "host statuses: discovering 1, known 2" in lines
+    assert "service: RSS max 120 MiB, CPU 12 % of a core, 1.2 ms CPU per poll" in lines
+    assert lines[-1] == "error: poll: HTTP 503"
 
 
 def test_percentile_is_nearest_rank() -> None:
