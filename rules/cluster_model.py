@@ -310,6 +310,11 @@ class ClusterModel:
                     masks[k] |= bit(peer)
         return tuple(masks)
 
+    @property
+    def synced(self) -> bool:
+        """Whether every host of the cluster was taken in (by :meth:`sync`) since the networks last changed."""
+        return self._synced
+
     # -- cluster-wide facts ----------------------------------------------------------------------------------
     @property
     def inventory_hosts(self) -> int:

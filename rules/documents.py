@@ -66,14 +66,13 @@ class HostView:
     service: Any = None
     #: What the rules know of the cluster beyond this host (``cluster_model``): the service's, brought up to
     #: date with ``hosts``; when none is given, one made from ``hosts`` (documents evaluated on their own).
-    model: ClusterModel = None  # type: ignore[assignment]
+    model: ClusterModel = field(default_factory=ClusterModel)
     #: The time the rules judge by (``time.time()``), the caller's: rules keep no clock of their own.
     now: float = field(default_factory=time.time)
     _decoded: dict[str, tuple[Any, Any]] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.model is None:
-            self.model = ClusterModel()
+        if not self.model.synced:  # documents evaluated on their own: a model of just them
             self.model.sync(self.cluster, self.hosts)
             self.model.regroup()
 
