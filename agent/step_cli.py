@@ -86,18 +86,19 @@ def _purpose(name: str, doc: str) -> str:
 
 
 def _print_step_list() -> None:
-    """Columns; on a terminal, purposes are cut to fit its width."""
-    rows = [("NAME", "PURPOSE", "FROM"), *step_list()]
-    name_w, from_w = (max(len(r[i]) for r in rows) for i in (0, 2))
-    purpose_w = max(len(r[1]) for r in rows)
+    """Columns, the purpose last: on a terminal it is cut to the terminal's width; in a pipe it is whole and
+    nothing after it is padded out to the longest purpose."""
+    rows = [("NAME", "FROM", "PURPOSE"), *((n, o, p) for n, p, o in step_list())]
+    name_w, from_w = (max(len(r[i]) for r in rows) for i in (0, 1))
+    purpose_w = max(len(r[2]) for r in rows)
     if sys.stdout.isatty():
         import shutil
 
         purpose_w = min(purpose_w, max(20, shutil.get_terminal_size().columns - name_w - from_w - 5))
-    for name, purpose, origin in rows:
+    for name, origin, purpose in rows:
         if len(purpose) > purpose_w:
             purpose = purpose[: purpose_w - 3] + "..."
-        print(f"{name:{name_w}}  {purpose:{purpose_w}}  {origin}".rstrip())
+        print(f"{name:{name_w}}  {origin:{from_w}}  {purpose}".rstrip())
 
 
 def unknown_step(name: str, known: Sequence[str]) -> ConfigError:
@@ -112,6 +113,12 @@ def unknown_step(name: str, known: Sequence[str]) -> ConfigError:
 
 
 def run_step(argv: list[str]) -> int:
+    named = [a for a in argv if not a.startswith("-")]
+    if named and any(a in ("-h", "--help") for a in argv):
+        from agent.step_help import step_help
+
+        print(step_help(named[0]))
+        return 0
     ns = step_parser().parse_intermixed_args(go_style(argv))
     if ns.list:
         _print_step_list()
@@ -123,14 +130,9 @@ def run_step(argv: list[str]) -> int:
     if ns.name not in registry.available() and not ns.wire:  # --wire: the reply the service would get, as is
         raise unknown_step(ns.name, sorted(registry.available()))
     cfg = build_config(ns)
-    args: list[str] = list(ns.args)
-    if len(args) == 1:
-        try:
-            decoded = json.loads(args[0])
-        except ValueError:
-            decoded = None
-        if isinstance(decoded, list):
-            args = [a if isinstance(a, str) else json.dumps(a) for a in decoded]
+    from agent.step_help import step_arguments
+
+    args = step_arguments(ns.name, list(ns.args), cfg)
     from agent.runner import StepRunner
     from common import progress
     from common.logs import setup_logging

@@ -63,12 +63,12 @@ def test_step_list_names_each_step_its_purpose_and_origin(sample_plugins: Path) 
     out = run(AGENT, "step", "--list")
     assert out.returncode == 0, out.stderr
     rows = {line.split()[0]: line for line in out.stdout.splitlines()[1:]}
-    assert out.stdout.splitlines()[0].split() == ["NAME", "PURPOSE", "FROM"]
+    assert out.stdout.splitlines()[0].split() == ["NAME", "FROM", "PURPOSE"]
     assert "the host's hardware and network picture" in rows["inventory"]
-    assert rows["inventory"].endswith("built in")
+    assert rows["inventory"].split()[1:3] == ["built", "in"]
     assert "stream an OS image onto the installation disk" in rows["write-image"]  # a package's own docstring
     assert "echoes its one JSON object argument back" in rows["sample-echo"]
-    assert rows["sample-echo"].endswith("plugin sample-steps 1.0")
+    assert "plugin sample-steps 1.0" in rows["sample-echo"]
     assert "FAILS TO LOAD" in rows["sample-broken"]  # a broken plugin is shown, not fatal to the listing
     assert {"write-image", "installation-disk-speed-check", "logs-gather"} <= set(rows)
 
@@ -77,7 +77,49 @@ def test_step_list_fits_the_terminal() -> None:
     screen = in_pty([AGENT, "step", "--list"], columns=80)
     lines = [line for line in screen.splitlines() if line.strip()]
     assert len(lines) > 15 and all(len(line) <= 80 for line in lines), max(lines, key=len)
-    assert any(line.startswith("inventory ") and line.endswith("built in") for line in lines)
+    assert any(line.startswith("inventory ") and " built in " in line for line in lines)
+
+
+def test_step_list_in_a_pipe_is_not_padded_to_the_longest_purpose(sample_plugins: Path) -> None:
+    """Piped (| less, | grep), each row ends where its purpose ends: nothing is padded out to column 218."""
+    out = run(AGENT, "step", "--list")
+    lines = out.stdout.splitlines()
+    longest = max(len(line) for line in lines)
+    assert all(line == line.rstrip() for line in lines)
+    assert sum(1 for line in lines if len(line) == longest) == 1  # only the row with the longest purpose
+
+
+def test_step_help_says_what_the_step_takes_with_an_example_that_works() -> None:
+    out = run(AGENT, "step", "free-network-addresses", "--help")
+    assert out.returncode == 0, out.stderr
+    assert "agent step free-network-addresses '[\"10.0.0.0/24\"]'" in out.stdout
+    assert "each one shell word" in out.stdout and "/22 or longer" in out.stdout
+    assert run(AGENT, "step", "nosuch-step", "--help").returncode == 2
+
+
+def test_every_help_example_passes_its_steps_argument_check() -> None:
+    from agent.step_help import EXAMPLES, _accepts
+    from steps import registry
+
+    assert set(EXAMPLES) <= set(registry.available())
+    bad = [name for name, example in EXAMPLES.items() if not _accepts(name, list(example))]
+    assert bad == []
+
+
+@pytest.mark.netns
+def test_the_go_binarys_argument_form_works(tmp_path: Path) -> None:
+    """free_addresses '["10.0.0.0/24"]' in the Go image; here the same words after 'agent step', and the one
+    JSON list of all the arguments (the form of --wire) too."""
+    from tests.support.netns import Network
+
+    with Network() as net:
+        host = net.add_host()
+        network = host.ipv4.rsplit(".", 1)[0] + ".0/24"
+        for argv in ([json.dumps([network])], [json.dumps([json.dumps([network])])]):
+            proc = host.run([AGENT, "step", "free-network-addresses", *argv])
+            assert proc.returncode == 0, proc.stderr
+            (entry,) = json.loads(proc.stdout)
+            assert entry["network"] == network and host.ipv4 not in entry["free_addresses"]
 
 
 def one_line_error(out: subprocess.CompletedProcess[str], prog: str, status: int, message: str) -> None:
@@ -326,3 +368,9 @@ def test_service_names_a_missing_distribution_of_the_extra(tmp_path: Path) -> No
             "from reference_service.cli import main\nsys.exit(main(sys.argv[1:]))")
     out = run(sys.executable, "-c", code, "--port", "0")
     one_line_error(out, "assisted-reference-service", 1, "needs the 'service' extra: no-such-dist-xyz is not installed")
+
+
+def test_agent_step_inventory_as_the_readme_shows_it_needs_no_argument() -> None:
+    out = run(AGENT, "step", "inventory")
+    assert out.returncode == 0, out.stderr
+    assert "cpu" in json.loads(out.stdout) and "hostname" in json.loads(out.stdout)

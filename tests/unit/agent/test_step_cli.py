@@ -27,8 +27,8 @@ def test_purpose_is_the_first_sentence_without_the_steps_name() -> None:
 def test_list_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert run_step(["--list"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["NAME", "PURPOSE", "FROM"]
-    assert any(line.startswith("inventory ") and line.endswith("built in") for line in lines)
+    assert lines[0].split() == ["NAME", "FROM", "PURPOSE"]
+    assert any(line.startswith("inventory ") and " built in " in line for line in lines)
 
 
 def test_an_unknown_step_names_the_closest_one() -> None:
