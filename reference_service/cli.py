@@ -69,6 +69,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-key", help="the certificate's PEM private key")
     p.add_argument("--body-stall-seconds", type=float, default=30.0,
                    help="refuse a request body that sends nothing for this long (default 30)")
+    p.add_argument("--max-hosts-per-infra-env", type=int, default=5000,
+                   help="hosts one infra-env (one agent token) may register; more are refused with 429 "
+                   "(default 5000)")
     p.add_argument("--header-timeout-seconds", type=float, default=10.0,
                    help="close a connection whose request head (line and headers) is not complete this long "
                    "after it began (default 10; header_guard)")
@@ -97,6 +100,9 @@ def _check(ns: argparse.Namespace) -> None:
     if not 0 < ns.body_stall_seconds < float("inf"):
         raise ConfigError(f"--body-stall-seconds {ns.body_stall_seconds:g}: not a positive number of seconds",
                           hint="30 is the default")
+    if ns.max_hosts_per_infra_env < 1:
+        raise ConfigError(f"--max-hosts-per-infra-env {ns.max_hosts_per_infra_env}: at least 1",
+                          hint="5000 is the default")
     if not 0 < ns.header_timeout_seconds < float("inf"):
         raise ConfigError(f"--header-timeout-seconds {ns.header_timeout_seconds:g}: not a positive number of "
                           "seconds", hint="10 is the default")
@@ -179,6 +185,7 @@ def _main(argv: Sequence[str] | None) -> int:
                         inventory_max_size=ns.inventory_max_size,
                         inventory_disk_min_size=ns.inventory_disk_min_size,
                         body_stall_seconds=ns.body_stall_seconds,
+                        max_hosts_per_infra_env=ns.max_hosts_per_infra_env,
                         discovery_iso=os.path.abspath(ns.discovery_iso) if ns.discovery_iso else None,
                         insecure_registries=tuple(ns.insecure_registry),
                         disabled_steps=frozenset(s.strip() for s in os.environ.get("DISABLED_STEPS", "").split(",")

@@ -126,6 +126,10 @@ class ReferenceService:
         host = self.store.get_host(infra_env_id, host_id)
         now = _now_iso()
         if host is None:
+            limit = self.settings.max_hosts_per_infra_env
+            if self.store.count_hosts(infra_env_id) >= limit:  # one token cannot fill the service with hosts
+                raise ServiceRefusal(429, f"infra env {infra_env_id} already has {limit} hosts, the most this "
+                                          "service takes in one (--max-hosts-per-infra-env)")
             if cluster and cluster.get("status") not in states.ACCEPTING_CLUSTER_STATES:
                 raise ServiceRefusal(409, f"Cluster {cluster_id} cannot accept new agents due to its current "
                                           f"state: {cluster.get('status')}")

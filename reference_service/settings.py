@@ -29,6 +29,9 @@ class Settings:
     #: Seconds a request body may go without a byte before it is refused (408): a silent sender would
     #: otherwise hold one of the few slots big bodies are read in (``http.routing``) for as long as it liked.
     body_stall_seconds: float = 30.0
+    #: Hosts one infra-env (one agent token) may register; past it a new host is refused with 429. 10,000 hosts
+    #: registered by one token in 24 s made every page megabytes and slowed every other agent's polls.
+    max_hosts_per_infra_env: int = 5000
     #: The discovery ISO made by container/iso/build-iso.sh, served per infra-env (reference_service.iso).
     discovery_iso: str | None = None
     #: Registries (HOST:PORT) the discovery hosts' podman may pull from over plain HTTP (a lab's registry).

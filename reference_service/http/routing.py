@@ -38,29 +38,47 @@ DEFAULT_MAX_REPLY = 2 * (8 << 20) + REPLY_SLACK
 #: once, and reading them all while the reply worker checked the first took the service's RSS up by 100 MB.
 BIG_BODY = 64 << 10
 BIG_BODIES_AT_ONCE = 8
+#: A big body must come at least this fast (bytes per second, averaged from its first byte) once
+#: ``MIN_RATE_GRACE`` seconds have passed, or it is refused with 408: eight agents trickling a byte a second
+#: held all eight slots, and another host's 100 KB reply waited 79 s. A 330 KB report comes in milliseconds.
+BIG_BODY_MIN_RATE = 8 << 10
+MIN_RATE_GRACE = 5.0
 _big_bodies: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-async def read_bounded(request: Request, limit: int, stall: float) -> None:
+async def read_bounded(request: Request, limit: int, stall: float, min_rate: float = 0.0) -> None:
     """Read the body while it streams, refusing it with 413 as soon as it passes ``limit``, and with 408 when
-    ``stall`` seconds pass without a byte; the handler then reads it from memory (``request.body()``)."""
+    ``stall`` seconds pass without a byte or, with ``min_rate``, when it comes slower than that (bytes per
+    second, after ``MIN_RATE_GRACE``); the handler then reads it from memory (``request.body()``)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise ServiceRefusal(413, f"request body of {declared} bytes exceeds this route's limit of {limit} bytes")
     chunks: list[bytes] = []
     size = 0
     stream = request.stream()
+    loop = asyncio.get_running_loop()
+    started = last = loop.time()
     while True:
+        # the pending read is kept across checks (cancelling it would end the request's stream)
+        pending = asyncio.ensure_future(anext(stream))
+        while not pending.done():
+            await asyncio.wait({pending}, timeout=min(stall, 1.0) if min_rate else stall)
+            if pending.done():
+                break
+            now = loop.time()
+            slow = min_rate and now - started > MIN_RATE_GRACE and size / (now - started) < min_rate
+            if now - last >= stall or slow:
+                pending.cancel()
+                why = (f"stalled: nothing for {stall:g} s" if not slow else
+                       f"too slow: under {min_rate:g} bytes/s")
+                raise ServiceRefusal(408, f"request body {why} after {size} bytes", close=True)
         try:
-            async with asyncio.timeout(stall):
-                chunk = await anext(stream)
+            chunk = pending.result()
         except StopAsyncIteration:
             break
-        except TimeoutError:
-            raise ServiceRefusal(408, f"request body stalled: nothing for {stall:g} s after {size} bytes",
-                                 close=True) from None
+        last = loop.time()
         size += len(chunk)
         if size > limit:
             raise ServiceRefusal(413, f"request body exceeds this route's limit of {limit} bytes", close=True)
@@ -98,7 +116,7 @@ def route(path: str, endpoint: Endpoint, *, methods: list[str], auth: Auth,
             return await endpoint(request)
         loop = asyncio.get_running_loop()
         async with _big_bodies.setdefault(loop, asyncio.Semaphore(BIG_BODIES_AT_ONCE)):
-            await read_bounded(request, limit, stall)
+            await read_bounded(request, limit, stall, BIG_BODY_MIN_RATE)
             return await endpoint(request)
 
     declared = Route(path, guarded, methods=methods, name=f"{endpoint.__name__}:{','.join(methods)}")

@@ -184,6 +184,10 @@ class Store(History):
         doc = self._hosts.get((infra_env_id, host_id))
         return _copy(doc) if doc is not None else None
 
+    def count_hosts(self, infra_env_id: str) -> int:
+        with self._lock:
+            return len(self._by_infra_env.get(infra_env_id, {}))
+
     def list_hosts(self, infra_env_id: str | None = None, cluster_id: str | None = None) -> list[dict[str, Any]]:
         return [_copy(d) for d in self.peers(infra_env_id=infra_env_id, cluster_id=cluster_id)]
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 import threading
 from typing import Any
@@ -49,6 +50,73 @@ class AsJson:
         return json_codec.dumps(self.doc)
 
 
+class _Syncer:
+    """Makes committed batches durable: an fdatasync of the WAL in a thread of its own, one for every commit
+    made meanwhile (a group sync), and only then the requests waiting for them are answered.
+
+    SQLite's ``synchronous=FULL`` would sync inside each COMMIT, on the event loop's thread (5.4 ms a commit
+    on this machine, 0.17 ms without): the loop stalls; here it goes on serving while the disk syncs. A commit
+    in WAL mode is in the WAL file once COMMIT returns; syncing that file is what makes it survive a power cut
+    (checkpoints sync the WAL before they copy it, and the database after).
+    """
+
+    def __init__(self, wal: str | None) -> None:
+        self.wal = wal  # None: a database in memory, nothing to sync
+        self.synced = 0
+        self.error: str | None = None
+        self._wanted = 0
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="store-sync", daemon=True)
+        self._thread.start()
+
+    def request(self, upto: int, waiters: list[tuple[int, asyncio.Future[None]]],
+                loop: asyncio.AbstractEventLoop) -> None:
+        with self._cond:
+            self._wanted = max(self._wanted, upto)
+            self._waiters += waiters
+            self._loop = loop
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._wanted <= self.synced and not self._stopping:
+                    self._cond.wait()
+                if self._wanted <= self.synced:
+                    return
+                target, waiting, self._waiters, loop = self._wanted, self._waiters, [], self._loop
+            try:
+                if self.wal is not None:
+                    fd = os.open(self.wal, os.O_RDONLY | os.O_CLOEXEC)
+                    try:
+                        os.fdatasync(fd)
+                    finally:
+                        os.close(fd)
+            except OSError as exc:
+                self.error = f"the database's log cannot be synced to disk: {exc.strerror or exc}"
+                log.error("%s", self.error)
+            else:
+                self.error = None
+                self.synced = target
+            if loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(_settle, [f for _, f in waiting], self.error)
+            if self.error is not None:
+                self._stop_wait(1.0)
+
+    def _stop_wait(self, seconds: float) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._stopping, timeout=seconds)
+
+    def close(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self._thread.join(timeout=30)
+
+
 class StoreUnavailable(Exception):
     """The database could not be written; carries SQLite's reason."""
 
@@ -76,6 +144,7 @@ class Writer:
         self._checkpointer = threading.Thread(target=self._checkpoints, args=(path,), name="store-checkpoint",
                                               daemon=True)
         self._checkpointer.start()
+        self._syncer = _Syncer(None if path.startswith("file:") or path == ":memory:" else path + "-wal")
 
     def _checkpoints(self, path: str) -> None:
         db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, uri=True)
@@ -151,7 +220,10 @@ class Writer:
                 waiting = [w for w in self._waiters if w[0] <= upto]
                 if waiting:
                     self._waiters = [w for w in self._waiters if w[0] > upto]
-        _settle([f for _, f in waiting], error)
+        if error is None and waiting and self._loop is not None:
+            self._syncer.request(upto, waiting, self._loop)  # answered once the WAL is on disk
+        else:
+            _settle([f for _, f in waiting], error)
         return error is None
 
     def flush(self) -> None:
@@ -162,16 +234,22 @@ class Writer:
             raise StoreUnavailable(self.error or "the database cannot be written")
 
     async def committed(self) -> None:
-        """Wait (on the event loop) until everything submitted so far is committed."""
+        """Wait (on the event loop) until everything submitted so far is committed and synced to disk."""
         loop = asyncio.get_running_loop()
         target = self.enqueued
-        if self.done >= target:
+        if self._syncer.synced >= target:
             return
         future: asyncio.Future[None] = loop.create_future()
         with self._lock:
-            self._waiters.append((target, future))
-            failing = self.error is not None
-        self._schedule()
+            committed = self.done >= target
+            if not committed:
+                self._waiters.append((target, future))
+            failing = self.error is not None or self._syncer.error is not None
+        if committed:
+            self._loop = self._loop or loop
+            self._syncer.request(target, [(target, future)], loop)
+        else:
+            self._schedule()
         timeout = FAILING_TIMEOUT if failing else COMMIT_TIMEOUT
         timer = loop.call_later(timeout, lambda: _settle(
             [future], self.error or f"the database did not commit within {timeout:g} s"))
@@ -185,6 +263,7 @@ class Writer:
             self._commit_pending()
         finally:
             self._stop.set()
+            self._syncer.close()
             self._checkpointer.join(timeout=30)
             with self._lock:
                 try:

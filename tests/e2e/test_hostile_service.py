@@ -199,3 +199,62 @@ def test_sigterm_to_a_running_swarm_leaves_no_process(service: RefService) -> No
             proc.wait()
     assert not alive, [p.pid for p in alive]
     assert "Traceback" not in (proc.stderr.read() if proc.stderr else "")
+
+
+# -- one token's limits --------------------------------------------------------------------------------------
+def test_one_infra_env_registers_at_most_its_limit_of_hosts(tmp_path: Path) -> None:
+    with start_service(tmp_path, extra=["--max-hosts-per-infra-env", "3"]) as svc:
+        ie = svc.create_infra_env(svc.create_cluster(name="capped")["id"])["id"]
+        other = svc.create_infra_env(svc.create_cluster(name="other")["id"])["id"]
+
+        def register(infra_env: str, n: int) -> int:
+            host = f"00000000-0000-0000-0000-{n:012d}"
+            return requests.post(f"{svc.url}{BASE}/v2/infra-envs/{infra_env}/hosts", json={"host_id": host},
+                                 timeout=10).status_code
+
+        assert [register(ie, n) for n in range(3)] == [201, 201, 201]
+        refused = requests.post(f"{svc.url}{BASE}/v2/infra-envs/{ie}/hosts",
+                                json={"host_id": "00000000-0000-0000-0000-000000000099"}, timeout=10)
+        assert refused.status_code == 429 and "--max-hosts-per-infra-env" in refused.json()["reason"]
+        assert register(ie, 1) == 201, "a known host registers again"
+        assert register(other, 7) == 201, "another infra-env has its own count"
+        assert len(svc.hosts(ie)) == 3
+
+
+def test_trickling_bodies_do_not_hold_the_big_body_slots(service: RefService) -> None:
+    ie = service.create_infra_env(service.create_cluster(name="slots")["id"])["id"]
+    host = "00000000-0000-0000-0000-000000000001"
+    service.api("POST", f"/v2/infra-envs/{ie}/hosts", json={"host_id": host}, expected=201)
+    path = f"{BASE}/v2/infra-envs/{ie}/hosts/{host}/instructions"
+    tricklers = []
+    try:
+        for _ in range(8):  # every big-body slot, a byte a second
+            s = socket.create_connection(_addr(service))
+            s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      "Transfer-Encoding: chunked\r\n\r\n1\r\n{\r\n".encode())
+            tricklers.append(s)
+        stop = time.monotonic() + 40
+
+        def trickle() -> None:
+            while time.monotonic() < stop:
+                for s in tricklers:
+                    try:
+                        s.sendall(b"1\r\n \r\n")
+                    except OSError:
+                        pass
+                time.sleep(1)
+
+        import threading
+
+        threading.Thread(target=trickle, daemon=True).start()
+        time.sleep(1)
+        reply = {"step_id": "big", "step_type": "free-network-addresses", "output": json.dumps([]) + " " * 100_000}
+        started = time.monotonic()
+        resp = requests.post(service.url + path, json=reply, timeout=60)
+        waited = time.monotonic() - started
+        assert resp.status_code < 500 or resp.status_code == 503, resp.text[:200]
+        assert waited < 15, f"another host's 100 KB reply waited {waited:.0f} s"
+        assert all(_answer(s, timeout=10).startswith(b"HTTP/1.1 408 ") for s in tricklers)
+    finally:
+        for s in tricklers:
+            s.close()
