@@ -57,6 +57,9 @@ class Tally:
     orphans: int = 0
     integrity: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    leaks: int = 0  # a token sent to another origin, a forged request answered, the service grown past its bound
+    storms: int = 0  # an agent polling faster than faults_hostile.POLLS_PER_SECOND_BOUND, a limit not enforced
+    latency: float = 0.0  # the worst wait of another client while the service was attacked (seconds)
 
 
 def host_id(n: int) -> str:
@@ -262,6 +265,7 @@ def main() -> int:
     p.add_argument("--agents", type=int, default=3)
     p.add_argument("--restarts", type=int, default=3)
     p.add_argument("--only-install", dest="only", action="store_true", help="only the installation scenarios")
+    p.add_argument("--only-hostile", action="store_true", help="only the hostile scenarios (faults_hostile)")
     ns = p.parse_args()
     # SIGTERM (timeout, Ctrl-C from a supervisor) unwinds like an exception: loop devices, the tmpfs, namespaces
     # and processes are released by their context managers instead of outliving the suite.
@@ -279,11 +283,15 @@ def main() -> int:
             ("link cut in a namespace", lambda: link_cut(t, work)),
             ("agent SIGKILL mid-step", lambda: agent_killed(t, work, marks)),
         ]
-        if ns.only:
+        if ns.only or ns.only_hostile:
             scenarios = []
-        import faults_install  # here: it imports this module's helpers
+        import faults_hostile
+        import faults_install  # here: they import this module's helpers
 
-        scenarios += faults_install.scenarios(t, work, ns.restarts)
+        if not ns.only_hostile:
+            scenarios += faults_install.scenarios(t, work, ns.restarts)
+        if not ns.only:
+            scenarios += faults_hostile.scenarios(t, work)
         for name, run in scenarios:
             begin = time.monotonic()
             try:
@@ -299,6 +307,8 @@ def main() -> int:
         ("faults injected", t.faults, "-"), ("agent crashes", t.crashes, 0), ("replies lost", t.lost, 0),
         ("duplicate hosts", t.duplicates, 0), ("orphan processes", t.orphans, 0),
         ("DB integrity", "ok" if ok else ",".join(t.integrity) or "none checked", "ok"),
+        ("leaks", t.leaks, 0), ("storms", t.storms, 0),
+        ("others' worst wait", f"{t.latency:.2f} s", f"<{faults_hostile.LATENCY_BOUND:g} s"),
     ]
     print(f"\nfault suite: {time.monotonic() - started:.0f} s, {ns.agents} agents, {ns.restarts} service restarts")
     print(f"| {'figure':<18} | {'measured':>10} | {'target':>6} |")
@@ -307,7 +317,8 @@ def main() -> int:
         print(f"| {name:<18} | {value!s:>10} | {target!s:>6} |")
     for note in t.notes:
         print(f"note: {note[:400]}")
-    good = t.crashes == t.lost == t.duplicates == t.orphans == 0 and ok
+    good = (t.crashes == t.lost == t.duplicates == t.orphans == t.leaks == t.storms == 0 and ok
+            and t.latency < faults_hostile.LATENCY_BOUND)
     return 0 if good else 1
 
 
