@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.media import MEDIA_DISCONNECTED
 from tests.support.service import RefService, start_agent
 
 HOST_ID = "11111111-2222-3333-4444-555555555566"
@@ -65,8 +66,9 @@ def test_disconnected_media_answers_256_and_the_service_marks_it(service: RefSer
             replies = service.wait_replies(HOST_ID, "sample-echo", count=2)
             host = service.host(ie, HOST_ID)
     gone = replies[-1]
+    assert MEDIA_DISCONNECTED == 256  # the Go agent's MediaDisconnected, which the service keys on
     assert (gone["exit_code"], gone["error"]) == (
-        256, "cannot read from the media (ISO) - media was likely disconnected: EOF")
+        MEDIA_DISCONNECTED, "cannot read from the media (ISO) - media was likely disconnected: EOF")
     assert "media gone" not in (gone.get("output") or "")  # the step was not run
     assert host["media_status"] == "disconnected"
     assert "System issue detected before running step" in agent.log
