@@ -86,6 +86,14 @@ class _TrustAdapter(HTTPAdapter):
             conn.ca_cert_dir = None
 
 
+class _NoNetrc(requests.auth.AuthBase):
+    """The service's token is the only credential: set as the session's auth, it stops requests from importing
+    and reading ~/.netrc on every request (the Go agent reads no netrc either)."""
+
+    def __call__(self, request: Any) -> Any:
+        return request
+
+
 def _retry_policy() -> Retry:
     return Retry(
         total=3,
@@ -149,6 +157,7 @@ def build_session(config: ServiceSettings, *, token: bool = True) -> requests.Se
     else:
         session.mount("https://", _TrustAdapter(config.cacert, retries))
     session.mount("http://", HTTPAdapter(max_retries=retries))
+    session.auth = _NoNetrc()
     session.headers["Accept"] = "application/json"
     session.headers["User-Agent"] = f"assisted-agent/{__version__} (python)"
     if config.agent_version:
