@@ -2,8 +2,8 @@
 
 A fresh interpreter spends about 0.15 s of CPU importing the step framework before a step does a few
 milliseconds of work; on a host that polls for hours, or one emulated without KVM, that is the agent's main
-cost. This process imports the framework once (``agent.step_process`` and what it needs, the plugins' entry
-points) and then forks one child per step, so a step costs a fork and its own work. What the child does is
+cost. This process imports the framework once (``agent.step_process`` and what it needs; each request names its
+plugin's entry point) and then forks one child per step, so a step costs a fork and its own work. What the child does is
 what a fresh ``agent.step_process`` does: a new session, the request's environment, its own logging, the
 result as JSON lines on a pipe the daemon handed over with the request; it never returns into this loop.
 
@@ -35,7 +35,6 @@ from typing import Any
 from agent import step_process
 from agent.forks import FORK_SERVER_FD, MAX_PACKET
 from agent.runner import PARENT_ENV
-from steps import registry
 
 PR_SET_NAME = 15
 
@@ -167,8 +166,9 @@ def _name(text: str) -> None:
 
 
 def warm() -> None:
-    """What every step needs, loaded once here instead of in each step: the plugin list, the host seam."""
-    registry.available()
+    """What most steps need, loaded once here instead of in each step. Not the plugin list: the daemon sends
+    each step's entry point (importlib.metadata would weigh 4 MiB here, psutil 2.5: steps import them if they
+    need them)."""
     import ipaddress  # noqa: F401  - most steps check addresses
     import subprocess  # noqa: F401  - most steps run a command
 

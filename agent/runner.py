@@ -124,10 +124,11 @@ class StepRunner:
         from agent.forks import ForkServerGone
         from steps import registry
 
-        if step_type not in registry.available():
+        plugin = registry.available().get(step_type)
+        if plugin is None:
             return Reply(step_id, step_type, -1, "", str(UnknownStepType(step_type))).bounded()
         request = {"step_type": step_type, "step_id": step_id, "args": args, "config": self.config.to_dict(),
-                   "validate_only": validate_only}
+                   "validate_only": validate_only, "plugin": plugin.value}
         accepted = on_accepted or (lambda: None)
         for attempt in range(1, RUNS_IF_SERVER_ENDS + 1):
             try:

@@ -13,7 +13,7 @@ upstream test image's shims: ``podman run ... IMAGE CMD`` runs CMD in place, ``n
 2. Polls: each agent runs for ``--seconds`` against the reference service (in test mode, the same steps every
    poll: inventory, free-network-addresses, ntp-synchronizer, domain-resolution), in a network namespace of its
    own (a veth to the service; DNS to an address nothing answers; nothing leaves the machine) and a pid
-   namespace, whose ``ns_last_pid`` counts the processes started. CPU per poll cycle is the CPU of every process
+   namespace, whose ``ns_last_pid`` counts the tasks started (processes and threads alike: a thread takes a pid). CPU per poll cycle is the CPU of every process
    in the namespace over the window (reaped children included) over the polls the service saw; memory between
    polls is the RSS of the agent's processes summed, sampled while no step runs (median).
 
@@ -92,6 +92,11 @@ def cpu_of(pid: int) -> float:
 
 
 # -- 1. first register ------------------------------------------------------------------------------------
+class _QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # an agent stopped mid-request, as the bench stops them
+
+
 class Stub(http.server.BaseHTTPRequestHandler):
     """Answers register and polls as the service would; notes the agent's CPU at its first register."""
 
@@ -122,7 +127,7 @@ class Stub(http.server.BaseHTTPRequestHandler):
 
 
 def first_registers(agents: list[Agent], runs: int, work: Path, shims: Path) -> None:
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stub)
+    srv = _QuietServer(("127.0.0.1", 0), Stub)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{srv.server_port}"
     try:
@@ -295,7 +300,7 @@ def report(ours: Agent, others: list[Agent], go_missing: bool) -> None:
             ("first register: CPU s", lambda a: statistics.median(r[0] for r in a.register) if a.register else None),
             ("first register: wall s", lambda a: statistics.median(r[1] for r in a.register) if a.register else None),
             ("CPU s per poll cycle", lambda a: a.polls.get("cpu_per_poll")),
-            ("processes started per poll", lambda a: a.polls.get("processes_per_poll")),
+            ("tasks started per poll (proc+thr)", lambda a: a.polls.get("processes_per_poll")),
             ("memory between polls MiB (sum)", lambda a: a.polls.get("memory_mib")),
             ("processes between polls", lambda a: a.polls.get("processes_between_polls")),
             ("first reply after start s", lambda a: a.polls.get("first_reply_s")),

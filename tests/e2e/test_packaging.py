@@ -99,3 +99,13 @@ def test_the_way_to_the_first_register_imports_no_step_machinery_and_makes_no_tl
     early = [m for m in seen["modules"] if any(m == n or m.startswith(n + ".") for n in NOT_BEFORE_REGISTER)]
     assert early == []
     assert seen["tls_context"] is False  # an http:// service needs none; an https:// one makes it at its request
+
+
+def test_the_fork_server_carries_only_the_step_framework() -> None:
+    """Every step is a fork of it, and it stays resident between polls: what it imports, every step and the
+    agent's memory between polls pay for (importlib.metadata 4 MiB, psutil 2.5 MiB, requests 10 MiB)."""
+    loaded = _modules_after("import agent.fork_server\nagent.fork_server.warm()")
+    assert "agent.step_process" in loaded and "steps.base" in loaded
+    heavy = [m for m in loaded if m.split(".")[0] in ("psutil", "requests", "urllib3", "scapy", "pyroute2", "pyudev")
+             or m == "importlib.metadata" or (m.startswith("steps.") and m not in ("steps.registry", "steps.base"))]
+    assert heavy == []
