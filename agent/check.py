@@ -111,23 +111,45 @@ def report(inv: dict[str, Any], role: str, profile: str, version: str, problems:
     }
 
 
-def _rows(header: list[str], rows: list[list[str]]) -> list[str]:
+def _rows(header: list[str], rows: list[list[str]], width: int | None = None) -> list[str]:
+    """Columns; with a ``width`` (a terminal's), the last column is wrapped under itself so that no row runs
+    past it and the terminal does not fold it back to column 0."""
+    import textwrap
+
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
+    start = 2 + sum(w + 2 for w in widths[:-1])
+    room = (width - 1 - start) if width else 0
+    out = []
+    for r in [header, *rows]:
+        head = "  " + "  ".join(c.ljust(w) for c, w in zip(r[:-1], widths[:-1], strict=True)) + "  "
+        if not width or len(r[-1]) <= room:
+            out.append((head + r[-1]).rstrip())
+        elif room >= 20:  # wrapped under its own column
+            parts = textwrap.wrap(r[-1], room, break_on_hyphens=False)
+            out.append((head + parts[0]).rstrip())
+            out += [" " * start + part for part in parts[1:]]
+        else:  # too little room left of it: the text goes on lines of its own, indented under the row
+            out.append(head.rstrip())
+            out += textwrap.wrap(r[-1], width - 1, initial_indent=" " * 6, subsequent_indent=" " * 6,
+                                 break_on_hyphens=False)
+    return out
 
 
-def table(doc: dict[str, Any]) -> str:
+def table(doc: dict[str, Any], width: int | None = None) -> str:
+    """The report for a person; ``width`` is the terminal's (None in a pipe: rows are never cut or wrapped)."""
+    from agent.inventory_report import iec
+
     lines = [f"Host {doc['hostname'] or '?'} as {doc['role']} of a {doc['profile']} cluster "
              f"(OpenShift {doc['openshift_version']})", "", "Validations"]
     lines += _rows(["STATUS", "VALIDATION", "MESSAGE"],
                    [[v["status"] + ("" if v["blocking"] else " (warning only)"), v["id"], v["message"]]
-                    for v in doc["validations"]])
+                    for v in doc["validations"]], width)
     lines += ["", "Disks"]
     disk_rows = [[d["name"] + (" *" if d["id"] and d["id"] == doc["installation_disk_id"] else ""),
-                  str(d["drive_type"]), f"{int(d['size_bytes'] or 0) / 1e9:.1f} GB",
+                  str(d["drive_type"]), iec(int(d["size_bytes"] or 0)),  # as agent inventory shows it
                   "yes" if d.get("eligible") else "NO", "; ".join(d.get("not_eligible_reasons") or [])]
                  for d in doc["disks"]]
-    lines += _rows(["NAME", "TYPE", "SIZE", "ELIGIBLE", "REASONS"], disk_rows) if disk_rows else ["  (none)"]
+    lines += _rows(["NAME", "TYPE", "SIZE", "ELIGIBLE", "REASONS"], disk_rows, width) if disk_rows else ["  (none)"]
     if doc["installation_disk_path"]:
         lines.append(f"  * installation disk {doc['installation_disk_path']}")
     if doc["not_collected"]:
@@ -155,5 +177,10 @@ def main(argv: list[str]) -> int:
     ns = p.parse_args(argv)
     inv, problems = inventory(Host.at(ns.root))
     doc = report(inv, ns.role, ns.profile, ns.openshift_version, problems)
-    sys.stdout.write(json.dumps(doc, indent=2) + "\n" if ns.format == "json" else table(doc) + "\n")
+    if ns.format == "json":
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    else:
+        import shutil
+
+        sys.stdout.write(table(doc, shutil.get_terminal_size().columns if sys.stdout.isatty() else None) + "\n")
     return 0 if doc["passed"] else 1

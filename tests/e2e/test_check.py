@@ -102,3 +102,35 @@ def test_same_verdicts_as_the_running_service(tmp_path: Path, machine: str) -> N
         theirs = _service_validations(svc, inv, "master")
     for v in ours["validations"]:
         assert theirs[v["id"]] == (v["status"], v["message"]), v["id"]
+
+
+def test_on_an_80_column_terminal_no_row_runs_past_it_and_in_a_pipe_rows_stay_whole() -> None:
+    """As a person meets it: a terminal of 80 columns shows every validation without the terminal folding a
+    row back to column 0; piped, each validation is one line, nothing cut."""
+    from tests.e2e.test_command_line import in_pty
+
+    root = str(FIXTURES / "kvm-vm")
+    screen = in_pty([str(BIN / "agent"), "check", "--root", root], columns=80).replace("\r", "")
+    lines = screen.splitlines()
+    assert lines and all(len(line) <= 80 for line in lines), max(lines, key=len)
+    words = " ".join(" ".join(lines).split())
+    assert "No request to skip formatting of the installation disk" in words
+    _, piped, _ = run_check("--root", root)
+    rows = [line for line in piped.splitlines() if line.startswith(("  success", "  failure"))]
+    assert any(len(row) > 80 for row in rows)  # whole lines in a pipe, as grep wants them
+    assert any(row.endswith("No request to skip formatting of the installation disk") for row in rows)
+
+
+def test_a_disk_is_the_same_size_in_agent_check_and_agent_inventory() -> None:
+    root = str(FIXTURES / "kvm-vm")
+    _, check, _ = run_check("--root", root)
+    inv = subprocess.run([str(BIN / "agent"), "inventory", "--format", "table", "--root", root],
+                         capture_output=True, text=True, timeout=120).stdout
+    doc = json.loads(run_check("--root", root, "--format", "json")[1])
+    sizes = {d["name"]: d["size_bytes"] for d in doc["disks"]}
+    from agent.inventory_report import iec
+
+    for name, size in sizes.items():
+        if size:
+            assert iec(size) in check and iec(size) in inv, (name, iec(size))
+    # (the service's own reasons keep its decimal "GB": they are its words, quoted)
