@@ -13,9 +13,10 @@ upstream test image's shims: ``podman run ... IMAGE CMD`` runs CMD in place, ``n
 2. Polls: each agent runs for ``--seconds`` against the reference service (in test mode, the same steps every
    poll: inventory, free-network-addresses, ntp-synchronizer, domain-resolution), in a network namespace of its
    own (a veth to the service; DNS to an address nothing answers; nothing leaves the machine) and a pid
-   namespace, whose ``ns_last_pid`` counts the tasks started (processes and threads alike: a thread takes a pid). CPU per poll cycle is the CPU of every process
-   in the namespace over the window (reaped children included) over the polls the service saw; memory between
-   polls is the RSS of the agent's processes summed, sampled while no step runs (median).
+   namespace, whose ``ns_last_pid`` counts the tasks started (processes and threads alike: a thread takes a
+   pid). CPU per poll cycle is the CPU of every process in the namespace over the window (reaped children
+   included) over the polls the service saw; memory between polls is the RSS of the agent's processes summed,
+   sampled while no step runs (median).
 
 Needs root (namespaces). Prints a table; asserts nothing.
 """
