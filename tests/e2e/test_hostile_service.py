@@ -258,3 +258,28 @@ def test_trickling_bodies_do_not_hold_the_big_body_slots(service: RefService) ->
     finally:
         for s in tricklers:
             s.close()
+
+
+# -- pages with many hosts -----------------------------------------------------------------------------------
+def test_pages_list_a_page_of_hosts_at_a_time(service: RefService) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    cluster = service.create_cluster(name="big")["id"]
+    ie = service.create_infra_env(cluster)["id"]
+    session = requests.Session()
+
+    def register(n: int) -> int:
+        return session.post(f"{service.url}{BASE}/v2/infra-envs/{ie}/hosts",
+                            json={"host_id": f"00000000-0000-0000-0000-{n:012d}"}, timeout=30).status_code
+
+    with ThreadPoolExecutor(16) as pool:
+        assert set(pool.map(register, range(1500))) == {201}
+    started = time.monotonic()
+    page = requests.get(f"{service.url}/clusters/{cluster}", timeout=30)
+    took = time.monotonic() - started
+    assert page.status_code == 200 and "Hosts (1500)" in page.text
+    assert "hosts 1\u2013100 of 1500" in page.text and page.text.count("<tr data-host=") == 100
+    assert len(page.content) < 200_000, f"{len(page.content)} bytes"
+    assert took < 2, f"{took:.2f} s"
+    last = requests.get(f"{service.url}/clusters/{cluster}?page=15", timeout=30).text
+    assert "hosts 1401\u20131500 of 1500" in last and "00000000-0000-0000-0000-000000001499" in last
