@@ -26,7 +26,9 @@ def test_a_reply_applied_while_a_listing_is_sent_is_kept(tmp_path: Path) -> None
     load_areas()
     store = Store(tmp_path / "db")
     svc = ReferenceService(store, Settings())
-    app = create_app(svc).app  # the Starlette app inside the service's middleware
+    app = create_app(svc)
+    while not hasattr(app, "state"):  # the Starlette app inside the service's middlewares
+        app = app.app
     ie = str(uuid.uuid4())
     store.save_infra_env({"id": ie, "kind": "InfraEnv", "name": "ie"})
     ids = [str(uuid.uuid4()) for _ in range(120)]  # more than one chunk of the listing
