@@ -14,7 +14,6 @@ command line is one line on stderr, a hint and exit status 2; a failure at run t
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -29,26 +28,20 @@ def _run_daemon(argv: list[str], role: str = "agent") -> int:
     ns = daemon_parser().parse_args(go_style(argv))
     cfg = build_config(ns)
     cfg.validate_for_daemon()
-    from common.dry_run import FLAG_ENV, DrySettings, validate
-    from common.go_bool import parse_bool
+    from common.dry_run import validate
 
-    for attr, var in FLAG_ENV.items():
-        if getattr(ns, attr, None) is not None:
-            os.environ[var] = getattr(ns, attr)
-    dry = DrySettings.from_env(os.environ, flag=cfg.dry_run)
+    dry = cfg.dry
     if dry.enabled and validate(dry):
         raise ConfigError("; ".join(validate(dry)), hint="fix or unset the DRY_* environment variables")
     from common.logs import setup_logging
 
     journal = None
-    if ns.with_journal_logging is not None and not parse_bool(ns.with_journal_logging):
-        journal = False
-    if ns.with_stdout_logging is not None and parse_bool(ns.with_stdout_logging):
+    if cfg.with_journal_logging is False or cfg.with_stdout_logging:
         journal = False
     setup_logging(json_lines=cfg.log_json, level=cfg.log_level, journal=journal, secrets=[cfg.token])
     from agent.launcher import daemon_class
 
-    return daemon_class(role)(cfg).run()
+    return daemon_class(role, cfg.runner_mode)(cfg).run()
 
 
 def _dispatch(args: list[str], role: str = "agent") -> int:

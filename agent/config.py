@@ -1,4 +1,6 @@
-"""The agent's settings: command-line flags first, then ``/etc/assisted/agent.conf``, then defaults.
+"""The agent's settings as one object: flags first, then ``/etc/assisted/agent.conf``, then the environment, then
+defaults. Each setting is declared in agent.settings (flag, agent.conf key, environment variable, default, help),
+which resolves them once at start into an :class:`AgentConfig`.
 
 The flags are those of the Go agent (``--url``, ``--infra-env-id``, ``--agent-version``, ``--interval``,
 ``--cacert``, ``--insecure[=bool]``, ``--host-id``), accepted with one or two dashes and as ``--flag=value``
@@ -17,13 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from agent.settings import DEFAULT_CONF, DEFAULT_STATE_DIR, PROXY_VARS
 from common.errors import ConfigError
 
 if TYPE_CHECKING:
     from common.dry_run import DrySettings
 
-DEFAULT_CONF = "/etc/assisted/agent.conf"
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
+__all__ = ["DEFAULT_CONF", "PROXY_VARS", "AgentConfig", "read_conf"]
 
 
 @dataclass
@@ -51,7 +53,18 @@ class AgentConfig:
     forced_ipv4: str = ""
     fake_reboot_marker_path: str = ""
     #: The daemon's state directory ("" keeps no state: no history, no reaping of a previous life's steps).
-    state_dir: str = "/var/lib/assisted-agent"
+    state_dir: str = DEFAULT_STATE_DIR
+    #: The agent.conf that was read (--config, AGENT_CONFIG), for messages and logs.
+    conf_path: str = DEFAULT_CONF
+    #: The Go agent's logging flags: only their effect on where logs go is kept (agent.cli).
+    with_journal_logging: bool | None = None
+    with_text_logging: bool | None = None
+    with_stdout_logging: bool | None = None
+    #: agent.conf's proxy variables the environment lacks: a hand-run agent honours them as systemd would, in
+    #: its requests (common.service_client) and in the environment of what it starts (agent.runner, launcher).
+    proxies: dict[str, str] = field(default_factory=dict)
+    #: AGENT_NEXT_STEP_RUNNER: "container", "inline" or "" (agent.launcher.container_mode decides).
+    runner_mode: str = ""
     #: Steps show their progress on stderr (``agent step`` on a terminal); never under the daemon.
     progress: bool = False
     #: Knobs of single steps, for labs and tests (agent.settings says which variable sets each).
@@ -72,6 +85,11 @@ class AgentConfig:
     def from_dict(cls, data: dict[str, Any]) -> AgentConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+    @property
+    def state_path(self) -> Path | None:
+        """The state directory as an absolute path, or None when the agent keeps none."""
+        return Path(self.state_dir).absolute() if self.state_dir else None
 
     @property
     def dry(self) -> DrySettings:

@@ -32,9 +32,8 @@ from agent.media import MediaCheck
 from agent.notify import Notifier
 from agent.registration import Registrar
 from agent.runner import Reply, StepRunner
-from agent.state import History, reap_leftovers, state_dir, write_private
+from agent.state import History, reap_leftovers, write_private
 from common.answers import DEFAULT_DELAY_ON_ERROR, parse_runner_command, parse_steps
-from common.dry_run import DrySettings
 from common.errors import ServiceError, ServiceResponseError, TransportError
 from common.host import Host
 from common.limits import MAX_PENDING_REPLIES, clip
@@ -57,7 +56,7 @@ class Daemon:
                  runner: StepRunner | None = None, notifier: Notifier | None = None,
                  host: Host | None = None) -> None:
         self.config = config
-        self.state = state_dir()
+        self.state = config.state_path
         self.mark = str(self.state or "")
         self.client = client or ServiceClient(config)
         self.runner = runner or StepRunner(config, mark=self.mark)
@@ -67,7 +66,7 @@ class Daemon:
         self.stop, self.terminate, self.cancel = self.life.stop, self.life.terminate, self.life.cancel
         self.host_id = ""
         self.infra_env_id = config.infra_env_id
-        self.dry = DrySettings.from_env(os.environ, flag=config.dry_run)
+        self.dry = config.dry
         self.media = MediaCheck(self.host, enabled=not self.dry.enabled)
         self.dispatcher = Dispatcher(self.runner, self._deliver, self._finished, self.cancel,
                                      diagnose=self.media.problem)

@@ -19,8 +19,8 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
-from agent.config import AgentConfig
 from common.go_bool import parse_bool
 
 HOST_MOUNT = "/host"
@@ -56,14 +56,14 @@ def _flag(ns: argparse.Namespace, name: str) -> bool:
 def run_step_once(step_type: str, args: list[str], ns: argparse.Namespace) -> int:
     """One step through the real runner (its own process); its output on stdout, its error on stderr."""
     from agent.runner import StepRunner
+    from agent.settings import resolve
     from common.logs import setup_logging
 
-    config = AgentConfig(url=ns.url or "", infra_env_id=ns.infra_env_id or "", cacert=ns.cacert,
-                         insecure=_flag(ns, "insecure"), host_root=default_host_root(), dry_run=_flag(ns, "dry-run"),
-                         log_level="warning")
-    config.token = ns.pull_secret_token or os.environ.get("PULL_SECRET_TOKEN", "")
-    if config.token:
-        os.environ["PULL_SECRET_TOKEN"] = config.token
+    known = resolve(None, read_file=False)  # the environment's settings (the image's commands read no agent.conf)
+    config = replace(known, url=ns.url or "", infra_env_id=ns.infra_env_id or "", cacert=ns.cacert,
+                     insecure=_flag(ns, "insecure"), host_root=default_host_root(),
+                     dry_run=_flag(ns, "dry-run") or known.dry_run, log_level="warning",
+                     token=ns.pull_secret_token or known.token)
     setup_logging(json_lines=False, level="warning", journal=False, secrets=[config.token])
     runner = StepRunner(config)
     try:

@@ -26,10 +26,8 @@ from agent.daemon import Daemon
 from agent.lifecycle import Lifecycle
 from agent.notify import Notifier
 from agent.registration import Registrar
-from agent.state import state_dir
 from common.answers import RunnerRequest
 from common.answers import parse_runner_command as parse_answer
-from common.dry_run import DrySettings
 from common.errors import ConfigError, InvalidStepArguments
 from common.host import Host
 from common.service_client import ServiceClient
@@ -52,11 +50,11 @@ RUNNER_ENV = ("PULL_SECRET_TOKEN", "CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF",
               HOST_PID_ENV, *PROXY_VARS)
 
 
-def container_mode(env: dict[str, str] | None = None) -> bool:
-    """True when ``agent`` should launch the runner container rather than poll itself."""
-    env = dict(os.environ) if env is None else env
+def container_mode(mode: str) -> bool:
+    """True when ``agent`` should launch the runner container rather than poll itself; ``mode`` is the
+    ``runner_mode`` setting (AGENT_NEXT_STEP_RUNNER)."""
     frozen = bool(getattr(sys, "frozen", False))
-    wanted = (env.get(MODE_ENV) or ("container" if frozen else "inline")).strip().lower()
+    wanted = (mode or ("container" if frozen else "inline")).strip().lower()
     if wanted not in ("container", "inline"):
         raise ConfigError(f"{MODE_ENV}={wanted!r}: expected container or inline")
     if wanted == "inline" and frozen:
@@ -98,7 +96,13 @@ def runner_argv(config: AgentConfig, request: RunnerRequest, *, exists: Any = os
              "--host-root", HOST_ROOT_IN_CONTAINER]
     if config.cacert:
         argv += ["--cacert", config.cacert]
-    return podman_argv(*argv)
+    return podman_argv(*argv, options=config.podman_args)
+
+
+def runner_env(config: AgentConfig) -> dict[str, str]:
+    """podman's environment, from which ``--env VAR`` (RUNNER_ENV) hands values to the container: the token and
+    agent.conf's proxies from the settings, the rest (CONTAINERS_*, proxies) as the agent was started with."""
+    return {**os.environ, **config.proxies, "PULL_SECRET_TOKEN": config.token, HOST_PID_ENV: str(os.getpid())}
 
 
 class Launcher:
@@ -111,11 +115,10 @@ class Launcher:
         self.notifier = notifier or Notifier()
         self.life = Lifecycle(self.notifier, abort=lambda: self.client.abort())
         self.stop = self.life.stop
-        dry = DrySettings.from_env(os.environ, flag=config.dry_run)
-        self.registrar = Registrar(config, self.client, host or Host.at(config.host_root), dry, self.life)
+        self.registrar = Registrar(config, self.client, host or Host.at(config.host_root), config.dry, self.life)
 
     def run(self) -> int:
-        if not self.life.start(self.config.url, self.config.token, state_dir()):
+        if not self.life.start(self.config.url, self.config.token, self.config.state_path):
             return 1
         while not self.stop.is_set():
             registration = self.registrar.register()
@@ -142,11 +145,11 @@ class Launcher:
 
         from common.podman import podman_argv
 
-        cleanup = podman_argv("rm", "--force", "--ignore", CONTAINER_NAME)
+        cleanup = podman_argv("rm", "--force", "--ignore", CONTAINER_NAME, options=self.config.podman_args)
         try:
             subprocess.run(cleanup, stdin=subprocess.DEVNULL, capture_output=True, timeout=120, check=False)
             proc = subprocess.Popen(runner_argv(self.config, request), stdin=subprocess.DEVNULL,
-                                    env={**os.environ, HOST_PID_ENV: str(os.getpid())})
+                                    env=runner_env(self.config))
         except (OSError, subprocess.TimeoutExpired) as exc:
             log.error("cannot run podman: %s", exc)
             return -1
@@ -168,10 +171,10 @@ class Launcher:
                 return -1
 
 
-def daemon_class(role: str) -> type[Daemon | Launcher]:
+def daemon_class(role: str, mode: str = "") -> type[Daemon | Launcher]:
     """The loop ``agent`` (role "agent") or the image's ``next_step_runner`` runs."""
     if role == "next_step_runner":
         from agent.next_step_runner import NextStepRunner
 
         return NextStepRunner
-    return Launcher if container_mode() else Daemon
+    return Launcher if container_mode(mode) else Daemon

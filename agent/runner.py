@@ -148,7 +148,7 @@ class StepRunner:
              on_accepted: Callable[[], None]) -> tuple[Reply, bool]:
         """The reply, and whether the step process died with its fork server before reporting."""
         step_type, step_id = str(request["step_type"]), str(request["step_id"])
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", PARENT_ENV: str(os.getpid())}
+        env = {**os.environ, **self.config.proxies, "PYTHONUNBUFFERED": "1", PARENT_ENV: str(os.getpid())}
         if self.mark:
             env[MARK_ENV] = self.mark
         from agent.forks import wait_exit

@@ -1,4 +1,4 @@
-"""The daemon's state directory (``AGENT_STATE_DIR``, default ``/var/lib/assisted-agent``): what it keeps there
+"""The daemon's state directory (the ``state_dir`` setting, ``AGENT_STATE_DIR``): what it keeps there
 and how, and the leftovers of a previous life it cleans up on start.
 
 Replies can hold pull secrets and ignition tokens, so the directory is 0700 and every file in it 0600, whatever
@@ -21,14 +21,6 @@ from common.errors import StateLocked
 from common.limits import HISTORY_MAX_BYTES, HISTORY_MAX_OUTPUT_CHARS, clip
 
 log = logging.getLogger("agent")
-
-DEFAULT_STATE_DIR = "/var/lib/assisted-agent"
-
-
-def state_dir() -> Path | None:
-    state = os.environ.get("AGENT_STATE_DIR", DEFAULT_STATE_DIR)
-    return Path(state).absolute() if state else None
-
 
 def write_private(path: Path, text: str, *, append: bool = False) -> int:
     """Write (or append) ``text`` to a 0600 file in a 0700 directory; returns the file's size after."""

@@ -134,11 +134,10 @@ def run_step(argv: list[str]) -> int:
 
     args = step_arguments(ns.name, list(ns.args), cfg)
     from agent.runner import StepRunner
-    from common import progress
     from common.logs import setup_logging
 
     setup_logging(json_lines=cfg.log_json, level=cfg.log_level or "warning", journal=False, secrets=[cfg.token])
-    progress.enable_for_children()  # the step's process shows how far it is on this terminal, never in a reply
+    cfg.progress = True  # the step's process shows how far it is on this terminal, never in a reply
     runner = StepRunner(cfg)
     try:
         reply = runner.run(ns.name, f"{ns.name}-cli", args)

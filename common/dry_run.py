@@ -18,7 +18,8 @@ service would see one host. The names and meanings are the Go agent's (go-agent-
 
 Differences from the Go agent, on purpose: an empty forced value leaves the collected one in place (Go writes the
 empty string, which the service rejects), and a forced IPv4 without a prefix length keeps the replaced
-address's prefix (inventory addresses are CIDRs). Everything here is pure: the environment comes in as a mapping.
+address's prefix (inventory addresses are CIDRs). Everything here is pure: the values come in resolved
+(agent.settings declares the variables and the flags).
 """
 
 from __future__ import annotations
@@ -36,12 +37,6 @@ ENV_FORCED_MAC = "DRY_FORCED_MAC_ADDRESS"
 ENV_FORCED_HOSTNAME = "DRY_FORCED_HOSTNAME"
 ENV_FORCED_IPV4 = "DRY_FORCED_HOST_IPV4"
 ENV_REBOOT_MARKER = "DRY_FAKE_REBOOT_MARKER_PATH"
-
-#: The Go agent's flags for the same settings (``--force-id`` ...), by argparse attribute: a flag given on the
-#: command line sets its variable for the agent and every step process it starts, as Go's flags and
-#: environment fill one DryRunConfig.
-FLAG_ENV = {"force_id": ENV_HOST_ID, "force_mac": ENV_FORCED_MAC, "force_hostname": ENV_FORCED_HOSTNAME,
-            "forced_ipv4": ENV_FORCED_IPV4, "fake_reboot_marker_path": ENV_REBOOT_MARKER}
 
 _TRUE = ("1", "t", "true", "yes", "y", "on")  # Go's strconv.ParseBool, which envconfig uses
 

@@ -2,12 +2,12 @@
 
 The agent's launcher (agent.launcher) and the steps that pull or run images (container-image-availability,
 upgrade-agent, install) share these: a reference from the service reaches podman's argument list only after
-:func:`check_reference`, and ``AGENT_PODMAN_ARGS`` (storage options of a test host) is added in one place.
+:func:`check_reference`, and the ``podman_args`` setting (``AGENT_PODMAN_ARGS``, storage options of a test host)
+is added in one place.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 from typing import Any
@@ -15,7 +15,6 @@ from typing import Any
 from common.errors import InvalidStepArguments
 from common.host import CommandResult
 
-PODMAN_ARGS_ENV = "AGENT_PODMAN_ARGS"
 #: [registry[:port]/]path[:tag][@digest], the registry possibly an IPv6 address in brackets
 #: ("[fd00::5]:5000/ocp/release", as mirrors of IPv6-only disconnected clusters are named); the first
 #: character rules out anything podman could take for an option.
@@ -25,8 +24,10 @@ _REFERENCE = re.compile(
 )
 
 
-def podman_argv(*command: str) -> list[str]:
-    return ["podman", *shlex.split(os.environ.get(PODMAN_ARGS_ENV, "")), *command]
+def podman_argv(*command: str, options: str = "") -> list[str]:
+    """podman's argv; ``options`` is the agent's ``podman_args`` setting (AGENT_PODMAN_ARGS), split as a shell
+    would split it (it is never run through one)."""
+    return ["podman", *shlex.split(options), *command]
 
 
 def check_reference(step_type: str, image: Any) -> str:

@@ -3,7 +3,7 @@
 Steps report through :func:`meter`, one mechanism for all (write-image, the disk speed check, downloads, image
 pulls, logs-gather). Where the figures go depends on who runs the step:
 
-* under ``agent step``, which sets ``AGENT_PROGRESS`` for the step's process: stderr. On a terminal one line
+* under ``agent step``, which sets the ``progress`` setting in the step's request: stderr. On a terminal one line
   rewritten in place (done, total, percent, rate, time left) like ``dd status=progress``; when stderr is not a
   terminal, a plain line every 10 % or 10 s, then a last one, so logs and CI output stay readable;
 * under the daemon: nowhere. The meter does nothing, and the step's own log lines are what the journal gets.
@@ -15,7 +15,6 @@ never by the daemon, so it costs the daemon's memory nothing.
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import threading
 import time
@@ -23,15 +22,9 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import TextIO
 
-ENV = "AGENT_PROGRESS"
 #: Seconds between redraws of the terminal line, and between plain lines at the latest.
 TTY_REFRESH = 0.2
 LINE_EVERY = 10.0
-
-
-def enable_for_children() -> None:
-    """Called by ``agent step``: the step process it starts shows progress on this stderr."""
-    os.environ[ENV] = "1"
 
 
 def size(n: float, unit: str) -> str:
@@ -151,9 +144,10 @@ class _Silent(Meter):
         pass
 
 
-def meter(label: str, total: float | None = None, *, unit: str = "B") -> Meter:
-    """A meter that shows on stderr under ``agent step``, and does nothing anywhere else."""
-    if os.environ.get(ENV) != "1":
+def meter(label: str, total: float | None = None, *, unit: str = "B", show: bool = False) -> Meter:
+    """A meter that shows on stderr when ``show`` (the ``progress`` setting: ``agent step`` on a terminal), and
+    does nothing otherwise."""
+    if not show:
         return _Silent()
     return Meter(label, total, unit=unit)
 
@@ -166,9 +160,9 @@ def counted(chunks: Iterable[bytes], progress: Meter) -> Iterator[bytes]:
 
 
 @contextlib.contextmanager
-def waiting(label: str) -> Iterator[Meter]:
+def waiting(label: str, *, show: bool = False) -> Iterator[Meter]:
     """For work that says nothing of how far it is (an image pull): the time it has taken so far, kept fresh."""
-    shown = meter(label, unit="")
+    shown = meter(label, unit="", show=show)
     if isinstance(shown, _Silent):
         yield shown
         return

@@ -17,7 +17,7 @@ import re
 import ssl
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import requests
@@ -144,9 +144,11 @@ class ServiceSession(requests.Session):
 
 
 def build_session(config: ServiceSettings, *, token: bool = True) -> requests.Session:
-    """A requests session with the agent's TLS, retry and proxy behaviour (proxies come from the env); the
-    token goes to the service's origin only, and not at all with ``token=False``."""
+    """A requests session with the agent's TLS, retry and proxy behaviour (proxies come from the environment, and
+    from agent.conf for a hand-run agent: the environment's win, as requests puts them first); the token goes to
+    the service's origin only, and not at all with ``token=False``."""
     session = ServiceSession(config.url, config.token if token else "")
+    session.proxies.update(_proxies(config.proxies, config.url))
     retries = _retry_policy()
     if config.insecure:
         session.verify = False
@@ -163,6 +165,16 @@ def build_session(config: ServiceSettings, *, token: bool = True) -> requests.Se
     if config.agent_version:
         session.headers[AGENT_VERSION_HEADER] = config.agent_version
     return session
+
+
+def _proxies(variables: Mapping[str, str], url: str) -> dict[str, str]:
+    """requests' proxies from proxy variables (not the environment's), NO_PROXY applied to the service's URL."""
+    if not variables:
+        return {}
+    lower = {k.lower(): v for k, v in variables.items()}
+    if requests.utils.should_bypass_proxies(url, no_proxy=lower.get("no_proxy")):
+        return {}
+    return {scheme: lower[f"{scheme}_proxy"] for scheme in ("http", "https") if lower.get(f"{scheme}_proxy")}
 
 
 def _reason(resp: requests.Response) -> tuple[str, bool]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 
@@ -21,3 +22,5 @@ class ServiceSettings(Protocol):
     def insecure(self) -> bool: ...
     @property
     def token(self) -> str: ...
+    @property
+    def proxies(self) -> Mapping[str, str]: ...

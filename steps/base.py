@@ -21,9 +21,14 @@ from common.errors import InvalidStepArguments
 from common.host import Host
 from common.service_settings import ServiceSettings
 
+if TYPE_CHECKING:
+    from common.dry_run import DrySettings
+    from common.service_client import ServiceClient
+
 
 class StepSettings(ServiceSettings, Protocol):
-    """The agent's settings a step may read (agent.config.AgentConfig has them; steps never import agent)."""
+    """The agent's settings a step may read (agent.config.AgentConfig has them; steps never import agent). They
+    come in the step process's request; a step reads no setting from the environment."""
 
     @property
     def host_id(self) -> str | None: ...
@@ -31,9 +36,26 @@ class StepSettings(ServiceSettings, Protocol):
     def host_root(self) -> str: ...
     @property
     def dry_run(self) -> bool: ...
-
-if TYPE_CHECKING:
-    from common.service_client import ServiceClient
+    @property
+    def dry(self) -> DrySettings: ...
+    @property
+    def state_dir(self) -> str: ...
+    @property
+    def progress(self) -> bool: ...
+    @property
+    def chronyc_socket(self) -> str: ...
+    @property
+    def chronyc_timeout(self) -> float: ...
+    @property
+    def disk_speed_bytes(self) -> int: ...
+    @property
+    def virtual_nics(self) -> bool: ...
+    @property
+    def podman_args(self) -> str: ...
+    @property
+    def reboot_dry_run(self) -> bool: ...
+    @property
+    def reboot_marker(self) -> str: ...
 
 P = TypeVar("P")
 

@@ -16,7 +16,6 @@ outgoing NICs: test hosts in network namespaces have nothing else.
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 import time
 from collections.abc import Callable
@@ -34,7 +33,6 @@ STEP = "connectivity-check"
 DEFAULT_MTU = 1500
 IPV4_HEADERS, IPV6_HEADERS = 28, 48
 LINK_LOCAL = (ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10"))
-VIRTUAL_NICS_ENV = "AGENT_VIRTUAL_NICS"
 PING_COUNT, PING_INTERVAL, PING_WAIT = 10, 0.1, 3.0
 MTU_PING_COUNT, MTU_PING_WAIT = 3, 1.0
 
@@ -110,7 +108,7 @@ def parse_params(raw: str) -> list[RemoteHost]:
     return hosts
 
 
-def outgoing_nics(host: Host, *, any_kind: bool = False) -> list[OutgoingNic]:
+def outgoing_nics(host: Host, *, any_kind: bool = False, virtual: bool = False) -> list[OutgoingNic]:
     """The NICs probes leave from: physical, bond or VLAN (or, ``any_kind``, every NIC but loopback and
     bridges, as nmap would use), with at least one non-link-local address.
 
@@ -119,7 +117,7 @@ def outgoing_nics(host: Host, *, any_kind: bool = False) -> list[OutgoingNic]:
     """
     import psutil
 
-    allow_virtual = any_kind or os.environ.get(VIRTUAL_NICS_ENV, "").lower() in ("1", "true", "yes")
+    allow_virtual = any_kind or virtual
     addrs = psutil.net_if_addrs()
     found = []
     for name in host.listdir("/sys/class/net"):
@@ -297,7 +295,7 @@ class ConnectivityCheckStep(Step[list[RemoteHost]]):
         require_live(ctx.host, STEP)
         from steps.lib.net_probes import raw_sockets
 
-        nics = outgoing_nics(ctx.host)
+        nics = outgoing_nics(ctx.host, virtual=ctx.config.virtual_nics)
         ctx.log.debug("connectivity-check: outgoing NICs %s", [n.name for n in nics])
         with raw_sockets(STEP):
             return StepResult(check(params, nics, time.monotonic() + max(0.0, ctx.remaining() - 1.0)))

@@ -68,7 +68,8 @@ class ContainerImageAvailabilityStep(Step[ImagesParams]):
             if not installed:
                 report, error = failure(image), "podman is not installed on this host"
             else:
-                report, error = check_image(ctx.host, image, deadline)
+                report, error = check_image(ctx.host, image, deadline, podman_options=ctx.config.podman_args,
+                                            show=ctx.config.progress)
             reports.append(report)
             if error:
                 ctx.log.warning("%s: %s: %s", STEP, image, error)
@@ -80,26 +81,30 @@ def failure(image: str) -> dict[str, Any]:
     return {"name": image, "result": "failure"}
 
 
-def check_image(host: Host, image: str, deadline: float) -> tuple[dict[str, Any], str]:
-    """(report, error text) for one image; the report's keys are in Go's order, zero values left out."""
+def check_image(host: Host, image: str, deadline: float, *, podman_options: str = "",
+                show: bool = False) -> tuple[dict[str, Any], str]:
+    """(report, error text) for one image; the report's keys are in Go's order, zero values left out.
+    ``podman_options`` is the ``podman_args`` setting; ``show``: progress on agent step's terminal."""
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         return failure(image), "no time left before the step's deadline"
-    listed = host.run(podman_argv("images", "--quiet", image), timeout=min(remaining, QUERY_TIMEOUT))
+    listed = host.run(podman_argv("images", "--quiet", image, options=podman_options),
+                      timeout=min(remaining, QUERY_TIMEOUT))
     if listed.ok and listed.stdout.strip():
         return {"name": image, "result": "success"}, ""
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         return failure(image), "no time left before the step's deadline"
     start = time.monotonic()
-    with progress.waiting(f"pulling {image}"):  # on agent step's terminal only
-        pulled = host.run(podman_argv("pull", "--quiet", image), timeout=remaining)
+    with progress.waiting(f"pulling {image}", show=show):
+        pulled = host.run(podman_argv("pull", "--quiet", image, options=podman_options), timeout=remaining)
     elapsed = time.monotonic() - start
     if pulled.timed_out:
         return failure(image), f"pull did not finish before the deadline ({elapsed:.0f} s)"
     if not pulled.ok:
         return failure(image), podman_error(pulled)
-    inspected = host.run(podman_argv("image", "inspect", "--format={{.Size}}", image), timeout=QUERY_TIMEOUT)
+    inspected = host.run(podman_argv("image", "inspect", "--format={{.Size}}", image, options=podman_options),
+                         timeout=QUERY_TIMEOUT)
     try:
         size = int(inspected.stdout.strip().splitlines()[0]) if inspected.ok else 0
     except (ValueError, IndexError):

@@ -110,7 +110,8 @@ class DownloadBootArtifactsStep(Step[ArtifactsRequest]):
                     resp.raise_for_status()
                     length = resp.headers.get("Content-Length", "")
                     total = int(length) if length.isdigit() else None
-                    with progress.meter(f"downloading {os.path.basename(dest)}", total) as shown:
+                    with progress.meter(f"downloading {os.path.basename(dest)}", total,
+                                        show=ctx.config.progress) as shown:
                         _replace(dest, progress.counted(resp.iter_content(1 << 20), shown))
                 return
             except (requests.RequestException, OSError) as exc:

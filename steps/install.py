@@ -237,5 +237,6 @@ class InstallStep(Step[InstallParams]):
             req, url=ctx.config.url, agent_image=ctx.config.agent_version, cacert=ctx.config.cacert,
             insecure=ctx.config.insecure, copy_network=wants_copy_network(ctx),
         )
-        result = ctx.host.run(argv, timeout=max(1.0, ctx.remaining() - 5))
+        # podman hands the token to the installer (--env=PULL_SECRET_TOKEN) from its own environment
+        result = ctx.host.run(argv, timeout=max(1.0, ctx.remaining() - 5), env={"PULL_SECRET_TOKEN": ctx.config.token})
         return StepResult(result.stdout, result.exit_code, result.stderr.strip() if not result.ok else "")

@@ -52,7 +52,6 @@ TAIL_RESERVE = 1024 * 1024
 DEFAULT_TIMEOUT = 480.0
 #: Time the step keeps after its budget to put the region back before the runner may kill it.
 RESTORE_MARGIN = 60.0
-SIZE_ENV = "AGENT_DISK_SPEED_BYTES"
 TIMED_OUT_EXIT = 124
 #: Writers at once, each over the whole region: the Go agent's numOfFioJobs (two fio runs, the worse one kept).
 WRITERS = 2
@@ -72,11 +71,9 @@ class Measurement:
     writer_p99_ns: tuple[int, ...] = ()
 
 
-def region_size() -> int:
-    raw = os.environ.get(SIZE_ENV, "")
-    if raw.isdigit() and int(raw) >= BLOCK_SIZE:
-        return int(raw)
-    return DEFAULT_SIZE
+def region_size(setting: int) -> int:
+    """The ``disk_speed_bytes`` setting (AGENT_DISK_SPEED_BYTES), or the default when it is under one block."""
+    return setting if setting >= BLOCK_SIZE else DEFAULT_SIZE
 
 
 def percentile_ns(latencies: list[int], pct: float = 99.0) -> int:
@@ -125,7 +122,8 @@ class DiskSpeedCheckStep(Step[DiskSpeedParams]):
             return StepResult(output={"io_sync_duration": 1, "path": params.path})
         deadline = time.monotonic() + min(params.timeout, max(0.0, ctx.remaining() - RESTORE_MARGIN))
         try:
-            result = measure(ctx.host.path(self._check(params.path, ctx)), region_size(), deadline)
+            result = measure(ctx.host.path(self._check(params.path, ctx)), region_size(ctx.config.disk_speed_bytes),
+                             deadline, show=ctx.config.progress)
         except StepError as exc:  # UnsafeTarget included: the service records the failure against the path
             return StepResult(output={"path": params.path}, exit_code=exc.exit_code, error=exc.describe())
         if result.timed_out:
@@ -143,23 +141,24 @@ class DiskSpeedCheckStep(Step[DiskSpeedParams]):
     @staticmethod
     def _check(path: str, ctx: StepContext) -> str:
         dev = disk_safety.check_target(ctx.host, path)
-        needed = REGION_OFFSET + region_size() + TAIL_RESERVE
+        size = region_size(ctx.config.disk_speed_bytes)
+        needed = REGION_OFFSET + size + TAIL_RESERVE
         if dev.size_bytes < needed:
             raise UnsafeTarget(
                 f"refusing to write to {path}: the disk has {dev.size_bytes} bytes, the speed check needs "
-                f"{needed} (a {region_size()}-byte region clear of the partition tables)"
+                f"{needed} (a {size}-byte region clear of the partition tables)"
             )
         return dev.path
 
 
-def measure(device: os.PathLike[str] | str, size: int, deadline: float) -> Measurement:
+def measure(device: os.PathLike[str] | str, size: int, deadline: float, *, show: bool = False) -> Measurement:
     """Time fdatasync after each sequential 2300-byte write of [REGION_OFFSET, +size); always restore it.
 
     SIGTERM/SIGINT (the agent stopping) end the writes early instead of the process, so the region is put
     back before the step exits; the runner's SIGKILL comes only after a grace period.
     """
     with _signals_stop_writing() as stopped:
-        result = _measure(device, size, deadline, stopped)
+        result = _measure(device, size, deadline, stopped, show)
     if stopped:
         raise StepError(
             f"disk speed check on {device} interrupted by signal {stopped[0]}; the region written was restored"
@@ -185,7 +184,8 @@ def _signals_stop_writing() -> Iterator[list[int]]:
             signal.signal(sig, handler)
 
 
-def _measure(device: os.PathLike[str] | str, size: int, deadline: float, stopped: list[int]) -> Measurement:
+def _measure(device: os.PathLike[str] | str, size: int, deadline: float, stopped: list[int],
+             show: bool = False) -> Measurement:
     count = size // BLOCK_SIZE
     length = count * BLOCK_SIZE
     try:
@@ -201,7 +201,8 @@ def _measure(device: os.PathLike[str] | str, size: int, deadline: float, stopped
         per_writer: list[list[int]] = [[] for _ in range(WRITERS)]
         timed_out: list[bool] = []
         failures: list[OSError] = []
-        shown = progress.meter(f"fdatasync latency of {device}", count * WRITERS, unit="writes")
+        shown = progress.meter(f"fdatasync latency of {device}", count * WRITERS, unit="writes",
+                               show=show)
 
         def write(latencies: list[int], first: bool) -> None:
             try:

@@ -7,10 +7,9 @@ are left out). Nothing here needs the network or the service.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-from common.dry_run import DrySettings, apply_to_inventory
+from common.dry_run import apply_to_inventory
 from common.errors import InvalidStepArguments
 from inventory.collect import inventory, truncate
 from inventory.options import Options
@@ -55,5 +54,5 @@ class InventoryStep(Step[InventoryParams]):
         for problem in problems:
             ctx.log.warning("inventory: part left out: %s", problem)
         # A dry-run host (one of many agents on one machine) reports the hostname, MAC and address it was given.
-        inv = apply_to_inventory(inv, DrySettings.from_env(os.environ, flag=ctx.config.dry_run))
+        inv = apply_to_inventory(inv, ctx.config.dry)
         return StepResult(truncate(inv, params.output_max_size))

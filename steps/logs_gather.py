@@ -81,10 +81,6 @@ class Archive:
         return self.buffer.getvalue()
 
 
-def state_dir() -> str:
-    return os.environ.get("AGENT_STATE_DIR") or "/var/lib/assisted-agent"
-
-
 class LogsGatherStep(Step[LogsParams]):
     step_type = STEP
     default_timeout = 600.0
@@ -132,7 +128,8 @@ def collect(ctx: StepContext, params: LogsParams) -> tuple[bytes, list[str]]:
         "journal.log": ["journalctl", "--no-pager", "-o", "short-iso", "-b", "-n", "50000"],
         "dmesg.log": ["dmesg"],
     }
-    with progress.meter("collecting logs", len(commands), unit="commands") as shown:  # agent step's terminal
+    # shown on agent step's terminal only
+    with progress.meter("collecting logs", len(commands), unit="commands", show=ctx.config.progress) as shown:
         for name, argv in commands.items():
             shown.add(1)
             if host.which(argv[0]) is None:
@@ -149,12 +146,15 @@ def collect(ctx: StepContext, params: LogsParams) -> tuple[bytes, list[str]]:
         if text is not None:
             archive.add(name, text)
     archive.add("inventory.json", _inventory(ctx, params, archive.report))
-    history = os.path.join(state_dir(), "history.jsonl")
-    try:
-        with open(history, "rb") as fh:
-            archive.add("step-history.jsonl", fh.read(SOURCE_LIMIT + 1))
-    except OSError as exc:
-        archive.report.append(f"step-history.jsonl: {history}: {exc.strerror}")
+    if not ctx.config.state_dir:
+        archive.report.append("step-history.jsonl: the agent keeps no state directory (AGENT_STATE_DIR is empty)")
+    else:
+        history = os.path.join(ctx.config.state_dir, "history.jsonl")
+        try:
+            with open(history, "rb") as fh:
+                archive.add("step-history.jsonl", fh.read(SOURCE_LIMIT + 1))
+        except OSError as exc:
+            archive.report.append(f"step-history.jsonl: {history}: {exc.strerror}")
     if params.bootstrap or params.master_ips:
         archive.report.append("bootstrap/master log gathering (installer_gather over SSH) is not supported here")
     data = archive.close()

@@ -19,7 +19,6 @@ Environment (read by the step process, so it can be set on the agent's unit or i
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 import socket
 from collections.abc import Callable
@@ -32,8 +31,6 @@ from common.host import CommandResult, Host
 from steps.base import Step, StepContext, StepResult, expect_args, get_field, json_arg
 
 STEP = "ntp-synchronizer"
-SOCKET_ENV = "AGENT_CHRONYC_SOCKET"
-TIMEOUT_ENV = "AGENT_CHRONYC_TIMEOUT"
 DEFAULT_CHRONYC_TIMEOUT = 30.0
 #: DNS lookups of all sources together (forward, then reverse) may take this long each; a source not resolved
 #: in time is added as given (chronyd resolves it itself) and reported by address.
@@ -68,17 +65,13 @@ def valid_source(source: str) -> bool:
     return 0 < len(name) <= 253 and all(_LABEL.match(label) for label in name.split("."))
 
 
-def chronyc_timeout() -> float:
-    raw = os.environ.get(TIMEOUT_ENV, "")
-    try:
-        value = float(raw) if raw else DEFAULT_CHRONYC_TIMEOUT
-    except ValueError:
-        return DEFAULT_CHRONYC_TIMEOUT
-    return value if value > 0 else DEFAULT_CHRONYC_TIMEOUT
+def chronyc_timeout(setting: float) -> float:
+    """The ``chronyc_timeout`` setting (AGENT_CHRONYC_TIMEOUT), or the default when it is not positive."""
+    return setting if setting > 0 else DEFAULT_CHRONYC_TIMEOUT
 
 
-def chronyc_argv(*command: str) -> list[str]:
-    socket_path = os.environ.get(SOCKET_ENV)
+def chronyc_argv(*command: str, socket_path: str = "") -> list[str]:
+    """chronyc's command line; ``socket_path`` is the ``chronyc_socket`` setting (AGENT_CHRONYC_SOCKET)."""
     return ["chronyc", *(["-h", socket_path] if socket_path else []), *command]
 
 
@@ -149,7 +142,8 @@ class NtpSynchronizerStep(Step[NtpParams]):
                 "chronyc is not installed on this host, so NTP sources cannot be configured or read",
                 hint="install chrony (the discovery image ships it) or remove the ntp-synchronizer step",
             )
-        timeout = chronyc_timeout()
+        timeout = chronyc_timeout(ctx.config.chronyc_timeout)
+        self.socket = ctx.config.chronyc_socket
         current = self._sources(host, timeout)
         known = {s.address for s in current}
         names = [s for s in params.sources if s not in known]
@@ -174,9 +168,8 @@ class NtpSynchronizerStep(Step[NtpParams]):
             raise StepError(chronyc_failed(result))
         return parse_sources(result.stdout)
 
-    @staticmethod
-    def _chronyc(host: Host, timeout: float, *command: str) -> CommandResult:
-        result = host.run(chronyc_argv(*command), timeout=timeout)
+    def _chronyc(self, host: Host, timeout: float, *command: str) -> CommandResult:
+        result = host.run(chronyc_argv(*command, socket_path=self.socket), timeout=timeout)
         if result.timed_out:
             raise StepError(f"chronyc was timed out after {timeout:g} seconds", code="chronyc-timeout")
         return result

@@ -17,11 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.dry_run import DrySettings
 from common.errors import InvalidStepArguments, StepError
-from common.go_bool import parse_bool
 from common.host import Host
-from steps.base import Step, StepContext, StepResult, get_field, json_arg, uuid_field
+from steps.base import Step, StepContext, StepResult, StepSettings, get_field, json_arg, uuid_field
 from steps.lib.progress import REBOOTING, ProgressReporter
 
 STEP = "reboot"
@@ -37,30 +35,24 @@ class RebootParams:
 
 
 def dry_run(ctx: StepContext) -> bool:
-    """Dry-run when the agent runs with --dry-run, or the environment asks for it (Go agent's DRY_ENABLE)."""
-    env = os.environ
-    flags = (env.get("AGENT_REBOOT_DRY_RUN", ""), env.get("DRY_ENABLE", ""))
-    return ctx.config.dry_run or any(_truthy(f) for f in flags)
+    """Dry-run when the agent runs with --dry-run (or the Go agent's DRY_ENABLE), or AGENT_REBOOT_DRY_RUN."""
+    return ctx.config.dry_run or ctx.config.reboot_dry_run
 
 
-def _truthy(text: str) -> bool:
-    try:
-        return parse_bool(text)
-    except ValueError:
-        return False
-
-
-def marker_path(flag: bool = False) -> Path:
-    """Where dry-run reboots are recorded: the Go agent's $DRY_FAKE_REBOOT_MARKER_PATH (with DRY_ENABLE), else
-    $AGENT_REBOOT_MARKER, else reboot-requests.jsonl in the state dir."""
-    explicit = DrySettings.from_env(os.environ, flag=flag).reboot_marker_path or os.environ.get("AGENT_REBOOT_MARKER")
+def marker_path(config: StepSettings) -> Path:
+    """Where dry-run reboots are recorded: the Go agent's $DRY_FAKE_REBOOT_MARKER_PATH (with dry-run on), else
+    $AGENT_REBOOT_MARKER, else reboot-requests.jsonl in the state directory."""
+    explicit = config.dry.reboot_marker_path or config.reboot_marker
     if explicit:
         return Path(explicit)
-    return Path(os.environ.get("AGENT_STATE_DIR") or "/var/lib/assisted-agent") / "reboot-requests.jsonl"
+    if not config.state_dir:
+        raise StepError("dry-run: nowhere to record the reboot: the agent keeps no state directory",
+                        hint="set AGENT_REBOOT_MARKER, or AGENT_STATE_DIR to a directory")
+    return Path(config.state_dir) / "reboot-requests.jsonl"
 
 
 def record_dry_run(ctx: StepContext, kind: str, details: dict[str, Any]) -> dict[str, Any]:
-    path = marker_path(ctx.config.dry_run)
+    path = marker_path(ctx.config)
     entry = {"time": time.time(), "step_type": kind, "step_id": ctx.step_id, **details}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -48,11 +48,12 @@ class UpgradeAgentStep(Step[UpgradeParams]):
             error = "podman is not installed on this host"
         else:
             budget = max(1.0, ctx.remaining() - 5 - QUERY_TIMEOUT)  # leaves time to look in local storage
-            pulled = ctx.host.run(podman_argv("pull", "--quiet", image), timeout=budget)
+            pulled = ctx.host.run(podman_argv("pull", "--quiet", image, options=ctx.config.podman_args), timeout=budget)
             if pulled.ok:
                 return StepResult(output={"agent_image": image, "result": "success"})
             error = "pull timed out" if pulled.timed_out else podman_error(pulled)
-            if ctx.host.run(podman_argv("image", "exists", image), timeout=QUERY_TIMEOUT).ok:
+            exists = podman_argv("image", "exists", image, options=ctx.config.podman_args)
+            if ctx.host.run(exists, timeout=QUERY_TIMEOUT).ok:
                 ctx.log.info("%s: pulling %s failed (%s); the image is already in local storage", STEP, image,
                              error)
                 return StepResult(output={"agent_image": image, "result": "success"})

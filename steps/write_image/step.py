@@ -102,7 +102,7 @@ class WriteImageStep(Step[WriteImageParams]):
             writer = DeviceWriter(target, device.size_bytes, device.logical_block_size)
             try:
                 format_disks(ctx, others)
-                stats = self._write(params, reader, kind, writer, progress)
+                stats = self._write(params, reader, kind, writer, progress, ctx.config.progress)
             finally:
                 writer.close()
         finally:
@@ -114,7 +114,7 @@ class WriteImageStep(Step[WriteImageParams]):
 
     def _write(
         self, params: WriteImageParams, reader: HashingReader, kind: str, writer: DeviceWriter,
-        progress: ProgressReporter,
+        progress: ProgressReporter, show: bool = False,
     ) -> WriteStats:
         started = time.monotonic()
         writer.wipe()
@@ -122,7 +122,7 @@ class WriteImageStep(Step[WriteImageParams]):
         total_raw = params.image_size
 
         done = [0]
-        shown = terminal.meter(f"writing {writer.path}", total_raw or None)  # agent step's terminal only
+        shown = terminal.meter(f"writing {writer.path}", total_raw or None, show=show)  # agent step's terminal only
 
         def on_progress(written: int) -> None:
             done[0] = written

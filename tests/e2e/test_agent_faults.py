@@ -81,8 +81,6 @@ def test_malformed_poll_answers_are_logged_backed_off_and_bad_instructions_answe
 
 
 def test_register_back_off_survives_a_thousand_refusals(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("AGENT_STATE_DIR", str(tmp_path))
-
     class Refusing:
         calls = 0
 
@@ -96,7 +94,7 @@ def test_register_back_off_survives_a_thousand_refusals(monkeypatch: pytest.Monk
             return {"id": host_id}
 
     client = Refusing()
-    daemon = Daemon(AgentConfig(url="http://127.0.0.1:1", infra_env_id=IE, host_id=HOST_ID),
+    daemon = Daemon(AgentConfig(url="http://127.0.0.1:1", infra_env_id=IE, host_id=HOST_ID, state_dir=str(tmp_path)),
                     client=client)  # type: ignore[arg-type]
     delays: list[float] = []
 

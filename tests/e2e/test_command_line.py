@@ -243,15 +243,13 @@ def test_progress_without_a_terminal_is_plain_lines_and_never_in_the_reply(sampl
 
 
 def test_progress_is_silent_outside_agent_step(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The daemon never sets AGENT_PROGRESS: a step's meter there prints nothing, wherever stderr goes."""
-    monkeypatch.delenv(progress.ENV, raising=False)
+    """The daemon never sets the progress setting: a step's meter there prints nothing, wherever stderr goes."""
     err = io.StringIO()
     monkeypatch.setattr(sys, "stderr", err)
     with progress.meter("writing", 10) as shown:
         shown.update(10)
     assert err.getvalue() == ""
-    monkeypatch.setenv(progress.ENV, "1")
-    with progress.meter("writing", 10) as shown:
+    with progress.meter("writing", 10, show=True) as shown:
         shown.update(10)
     assert err.getvalue().splitlines()[-1].startswith("writing: done, 10 B in")
 
@@ -343,16 +341,15 @@ def test_write_image_shows_its_progress_on_a_terminal(tmp_path: Path) -> None:
 
 def test_waiting_keeps_the_elapsed_time_fresh(monkeypatch: pytest.MonkeyPatch) -> None:
     """An image pull says nothing of its size: the meter shows the time it takes, and how it ended."""
-    monkeypatch.setenv(progress.ENV, "1")
     err = io.StringIO()
     monkeypatch.setattr(sys, "stderr", err)
     monkeypatch.setattr(progress, "LINE_EVERY", 0.1)
-    with progress.waiting("pulling quay.io/x/y:1"):
+    with progress.waiting("pulling quay.io/x/y:1", show=True):
         time.sleep(0.5)
     lines = err.getvalue().splitlines()
     assert "pulling quay.io/x/y:1: 0:00 elapsed" in lines
     assert re.fullmatch(r"pulling quay.io/x/y:1: done in 0:0\d", lines[-1])
-    with pytest.raises(RuntimeError), progress.waiting("pulling z"):
+    with pytest.raises(RuntimeError), progress.waiting("pulling z", show=True):
         raise RuntimeError("refused")
     assert err.getvalue().splitlines()[-1] == "pulling z: stopped in 0:00"
 

@@ -168,11 +168,9 @@ def test_arguments_as_the_service_sends_them() -> None:
     assert step.parse_args(['{"images": []}']).timeout == 960  # no timeout given: the service's default
 
 
-def test_podman_options_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AGENT_PODMAN_ARGS", "--root '/var/lib/my store' --storage-driver vfs")
-    assert podman_argv("pull", "x") == ["podman", "--root", "/var/lib/my store", "--storage-driver", "vfs",
-                                        "pull", "x"]
-    monkeypatch.delenv("AGENT_PODMAN_ARGS")
+def test_podman_options_come_from_the_setting() -> None:
+    assert podman_argv("pull", "x", options="--root '/var/lib/my store' --storage-driver vfs") == [
+        "podman", "--root", "/var/lib/my store", "--storage-driver", "vfs", "pull", "x"]
     assert podman_argv("images") == ["podman", "images"]
 
 

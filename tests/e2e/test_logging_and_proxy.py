@@ -101,7 +101,9 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_proxy_variables_are_honoured(service: RefService, tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["environment", "agent.conf"])
+def test_proxy_variables_are_honoured(service: RefService, tmp_path: Path, where: str) -> None:
+    """From the environment, or from agent.conf for a hand-run agent (as systemd's EnvironmentFile= would)."""
     ie = _setup(service)
     proxy = _Proxy(("127.0.0.1", 0), _ProxyHandler)
     proxy.seen = []
@@ -109,6 +111,11 @@ def test_proxy_variables_are_honoured(service: RefService, tmp_path: Path) -> No
     thread.start()
     try:
         env = {"HTTP_PROXY": f"http://127.0.0.1:{proxy.server_address[1]}", "NO_PROXY": "", "no_proxy": ""}
+        if where == "agent.conf":
+            conf = tmp_path / "agent.conf"
+            conf.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+            assert not {"HTTP_PROXY", "http_proxy"} & set(os.environ), "this test needs an environment without proxy"
+            env = {"AGENT_CONFIG": str(conf)}
         with start_agent(service.url, ie, env=env, log=tmp_path / "agent.log"):
             service.wait_host(ie, lambda h: True, timeout=20)
     finally:

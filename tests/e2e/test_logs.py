@@ -30,15 +30,15 @@ REQUEST = {"cluster_id": CLUSTER, "infra_env_id": IE, "host_id": HOST, "bootstra
 
 
 @pytest.fixture
-def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("AGENT_STATE_DIR", str(tmp_path))
+def state_dir(tmp_path: Path) -> Path:
     (tmp_path / "history.jsonl").write_text(json.dumps({"step_type": "inventory", "exit_code": 0}) + "\n")
     return tmp_path
 
 
-def run_step(url: str, request: dict[str, Any] = REQUEST) -> Any:
+def run_step(url: str, state: Path, request: dict[str, Any] = REQUEST) -> Any:
     step = LogsGatherStep()
-    ctx = StepContext(host=Host.at("/"), config=AgentConfig(url=url, infra_env_id=IE, host_id=HOST, token="tok"))
+    config = AgentConfig(url=url, infra_env_id=IE, host_id=HOST, token="tok", state_dir=str(state))
+    ctx = StepContext(host=Host.at("/"), config=config)
     return step.run(step.parse_args([json.dumps(request)]), ctx)
 
 
@@ -59,7 +59,7 @@ def uploaded(server: RecordingServer) -> tuple[dict[str, Any], dict[str, bytes]]
 
 def test_collects_and_uploads_with_logs_progress(server: RecordingServer, state_dir: Path) -> None:
     assert spec.errors("logs_gather_cmd_request", REQUEST) == []
-    result = run_step(server.url)
+    result = run_step(server.url, state_dir)
     assert result.exit_code == 0 and result.output.startswith("Logs were sent\n")
     puts = [(r["path"], json.loads(r["body"])) for r in server.requests if r["method"] == "PUT"]  # type: ignore
     path = f"/api/assisted-install/v2/infra-envs/{IE}/hosts/{HOST}/logs-progress"
@@ -82,7 +82,7 @@ def test_the_archive_is_bounded(server: RecordingServer, state_dir: Path, monkey
     monkeypatch.setattr(logs_gather, "SOURCE_LIMIT", 64)
     monkeypatch.setattr(logs_gather, "TOTAL_LIMIT", 200)
     (state_dir / "history.jsonl").write_text("x" * 1000)
-    run_step(server.url)
+    run_step(server.url, state_dir)
     _, files = uploaded(server)
     payload = {name: data for name, data in files.items() if not name.endswith("collection-report.txt")}
     assert all(len(data) <= 64 for data in payload.values())
@@ -101,7 +101,7 @@ def test_an_upload_refused_by_the_service_fails_the_step(server: RecordingServer
     server.httpd.RequestHandlerClass.do_POST = refuse  # type: ignore[attr-defined]
     try:
         with pytest.raises(ServiceResponseError, match="cluster not found"):
-            run_step(server.url)
+            run_step(server.url, state_dir)
     finally:
         server.httpd.RequestHandlerClass.do_POST = orig  # type: ignore[attr-defined]
     states = [json.loads(r["body"])["logs_state"] for r in server.requests if r["method"] == "PUT"]  # type: ignore

@@ -4,7 +4,9 @@ reboot under pytest; the fallback chain is exercised on a recorded host whose co
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,15 +25,21 @@ HOST = "6d9d4d5e-0a1b-4c2d-8e3f-000000000002"
 
 
 @pytest.fixture(autouse=True)
-def dry_run_everywhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+def dry_run_everywhere(tmp_path: Path) -> Iterator[Path]:
+    """Every step context of a test is dry-run (AGENT_REBOOT_DRY_RUN), recording into the test's marker."""
     marker = tmp_path / "reboot-requests.jsonl"
-    monkeypatch.setenv("AGENT_REBOOT_DRY_RUN", "1")
-    monkeypatch.setenv("AGENT_REBOOT_MARKER", str(marker))
-    return marker
+    SETTINGS.update(reboot_dry_run=True, reboot_marker=str(marker))
+    yield marker
+    SETTINGS.clear()
+
+
+#: The settings ctx() adds: what AGENT_REBOOT_DRY_RUN and AGENT_REBOOT_MARKER resolve to in an agent.
+SETTINGS: dict[str, Any] = {}
 
 
 def ctx(url: str = "", root: str | Path = "/", **cfg: object) -> StepContext:
-    return StepContext(host=Host.at(root), config=AgentConfig(url=url, **cfg), step_id="reboot-1234")  # type: ignore
+    config = AgentConfig(url=url, **{**SETTINGS, **cfg})
+    return StepContext(host=Host.at(root), config=config, step_id="reboot-1234")
 
 
 def test_dry_run_records_the_request_and_reports_rebooting(dry_run_everywhere: Path, server: RecordingServer) -> None:
@@ -57,14 +65,14 @@ def test_no_argument_means_now_and_no_progress(dry_run_everywhere: Path, server:
 
 
 def test_config_dry_run_alone_is_enough(monkeypatch: pytest.MonkeyPatch, dry_run_everywhere: Path) -> None:
-    monkeypatch.delenv("AGENT_REBOOT_DRY_RUN")
+    SETTINGS["reboot_dry_run"] = False
     step = RebootStep()
     assert step.run(step.parse_args([]), ctx(dry_run=True)).output["dry_run"] is True
     assert dry_run_everywhere.exists()
 
 
 def test_a_real_reboot_is_refused_under_pytest(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.delenv("AGENT_REBOOT_DRY_RUN")
+    SETTINGS["reboot_dry_run"] = False
     (tmp_path / ".recorded").mkdir()
     (tmp_path / ".recorded" / "commands.json").write_text(json.dumps([{"argv": ["systemctl", "reboot"]}]))
     step = RebootStep()
@@ -74,7 +82,7 @@ def test_a_real_reboot_is_refused_under_pytest(monkeypatch: pytest.MonkeyPatch, 
 
 def test_fallback_chain_ends_with_sysrq(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Every userspace way fails on this recorded host, so the step writes sysrq (a file in the fixture)."""
-    monkeypatch.delenv("AGENT_REBOOT_DRY_RUN")
+    SETTINGS["reboot_dry_run"] = False
     monkeypatch.setattr(reboot, "refuse_under_tests", lambda: None)
     monkeypatch.setattr("steps.reboot.os.sync", lambda: None)
     (tmp_path / "run" / "systemd" / "system").mkdir(parents=True)

@@ -82,15 +82,7 @@ class PodmanLab:
 
 
 def podman_argv_with(env: dict[str, str], *args: str) -> list[str]:
-    saved = os.environ.get("AGENT_PODMAN_ARGS")
-    os.environ["AGENT_PODMAN_ARGS"] = env["AGENT_PODMAN_ARGS"]
-    try:
-        return podman_argv(*args)
-    finally:
-        if saved is None:
-            del os.environ["AGENT_PODMAN_ARGS"]
-        else:
-            os.environ["AGENT_PODMAN_ARGS"] = saved
+    return podman_argv(*args, options=env["AGENT_PODMAN_ARGS"])
 
 
 def run_cli(step_type: str, request: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:

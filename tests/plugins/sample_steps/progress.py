@@ -21,7 +21,7 @@ class ProgressStep(Step[dict[str, Any]]):
 
     def run(self, params: dict[str, Any], ctx: StepContext) -> StepResult:
         total = params["bytes"]
-        with progress.meter("copying", total) as shown:
+        with progress.meter("copying", total, show=ctx.config.progress) as shown:
             for done in range(0, total + 1, total // 20):
                 shown.update(done)
                 time.sleep(0.05)

@@ -68,7 +68,6 @@ ADDRS = {
 @pytest.fixture
 def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Host:
     monkeypatch.setattr(psutil, "net_if_addrs", lambda: ADDRS)
-    monkeypatch.delenv("AGENT_VIRTUAL_NICS", raising=False)
     return sysfs(tmp_path)
 
 
@@ -82,10 +81,8 @@ def test_physical_bond_and_vlan_with_real_addresses(host: Host) -> None:
     assert [str(i) for i in nics["bond0"].usable(6)] == ["fd00::7/64"]
 
 
-def test_virtual_nics_only_when_asked(host: Host, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AGENT_VIRTUAL_NICS", "1")
-    assert sorted(n.name for n in outgoing_nics(host)) == ["bond0", "bond0.100", "ens3", "veth1"]
-    monkeypatch.delenv("AGENT_VIRTUAL_NICS")
+def test_virtual_nics_only_when_asked(host: Host) -> None:
+    assert sorted(n.name for n in outgoing_nics(host, virtual=True)) == ["bond0", "bond0.100", "ens3", "veth1"]
     assert sorted(n.name for n in outgoing_nics(host, any_kind=True)) == ["bond0", "bond0.100", "ens3", "veth1"]
 
 
