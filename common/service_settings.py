@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Protocol
 
 
@@ -23,4 +22,4 @@ class ServiceSettings(Protocol):
     @property
     def token(self) -> str: ...
     @property
-    def proxies(self) -> Mapping[str, str]: ...
+    def proxies(self) -> dict[str, str]: ...

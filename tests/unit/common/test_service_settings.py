@@ -18,7 +18,8 @@ def _members() -> dict[str, object]:
 
 
 def test_the_protocol_is_what_a_connection_needs() -> None:
-    assert set(_members()) == {"url", "infra_env_id", "agent_version", "cacert", "insecure", "token"}
+    assert set(_members()) == {"url", "infra_env_id", "agent_version", "cacert", "insecure", "token",
+                               "proxies"}
 
 
 def test_the_agents_settings_provide_every_member_with_its_type() -> None:

@@ -16,7 +16,7 @@ from agent.settings import TABLE, markdown
 from agent.step_cli import step_parser
 from common.errors import ConfigError, StepError
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[3]
 ID_A, ID_B = "00000000-0000-0000-0000-00000000000a", "00000000-0000-0000-0000-00000000000b"
 #: AgentConfig fields no person sets: the program fills them (agent step turns progress on; proxies are
 #: agent.conf's proxy variables, which are the environment's and not settings of their own).
