@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from common.errors import ConfigError
 from common.go_bool import parse_bool
+from common.settings_table import Setting
+from common.settings_table import markdown as table_markdown
 
 if TYPE_CHECKING:
     import argparse
@@ -38,31 +39,6 @@ if TYPE_CHECKING:
 DEFAULT_CONF = "/etc/assisted/agent.conf"
 DEFAULT_STATE_DIR = "/var/lib/assisted-agent"
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One setting. ``name`` is its AgentConfig field; ``where`` says which command lines take its flag:
-    ``all`` (the daemon and ``agent step``) or ``daemon``."""
-
-    name: str
-    type: type
-    default: Any
-    help: str
-    flag: str | None = None
-    key: str | None = None
-    env: str | None = None
-    where: str = "all"
-    metavar: str | None = None
-    choices: tuple[str, ...] = ()
-    complete: str = ""  # "file" or "dir": what shell completion offers for the flag's value
-    #: An empty value means the default (a flag or key given as ""); False where "" is a value of its own.
-    empty_is_default: bool = True
-
-    @property
-    def dest(self) -> str:
-        """The flag's attribute in a parsed command line."""
-        return (self.flag or "").lstrip("-").replace("-", "_")
 
 
 def _knob(name: str, kind: type, env: str, default: Any, help: str, **kw: Any) -> Setting:
@@ -135,8 +111,7 @@ def add_flags(parser: argparse.ArgumentParser, where: str) -> None:
     """The flags of :data:`TABLE` a command line takes, with their help and defaults from the table."""
     for s in flag_settings(where):
         assert s.flag is not None
-        shown = f" (default {s.default:g})" if s.type is float else f" (default {s.default})"
-        shown = shown if s.default not in ("", None, False) else ""
+        shown = s.default_shown()
         if s.type is bool:
             action = parser.add_argument(s.flag, nargs="?", const="true", default=None, metavar="BOOL",
                                          help=s.help + shown)
@@ -208,10 +183,4 @@ def _env_value(s: Setting, env: Mapping[str, str]) -> Any:
 
 def markdown() -> str:
     """docs/settings.md's table of the agent's settings."""
-    rows = ["| setting | flag | agent.conf | environment | default | type | what it does |",
-            "|---|---|---|---|---|---|---|"]
-    for s in TABLE:
-        cells = [s.name, s.flag or "", s.key or "", s.env or "", repr(s.default) if s.default != "" else '""',
-                 s.type.__name__, s.help]
-        rows.append("| " + " | ".join(f"`{c}`" if c and i < 5 else c for i, c in enumerate(cells)) + " |")
-    return "\n".join(rows) + "\n"
+    return table_markdown(TABLE, file_column="agent.conf")

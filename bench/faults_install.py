@@ -22,10 +22,12 @@ from typing import Any
 
 from faults import ENV, Tally, check_crashes, free_port, host_id, integrity, setup, wait
 
-from reference_service.os_image import OS_IMAGE_ENV, OS_IMAGE_RATE_ENV
 from rules.states import OFF_HOST_STEPS
 from tests.support.install_images import MIB, BuiltImage, build_image, loop_device
 from tests.support.service import RefService, start_agent, start_service
+
+#: The service's variables (reference_service.settings) for the image and its rate, read by the service at start.
+OS_IMAGE_ENV, OS_IMAGE_RATE_ENV = "REFERENCE_SERVICE_OS_IMAGE", "REFERENCE_SERVICE_OS_IMAGE_RATE"
 
 #: Bytes/s the service serves the 48 MiB image at during the restarts: about 6 s of writing, so a kill lands
 #: mid-write however loaded the machine is.

@@ -25,6 +25,7 @@ from common import __version__
 from common.argparser import Parser
 from common.errors import AgentError, ConfigError
 from common.usage import run_main
+from reference_service.settings import Settings, admin_token_given, resolve
 
 PROG = "assisted-reference-service"
 EXTRA_HINT = "pip install 'assisted-agent[service]'"
@@ -32,51 +33,15 @@ log = logging.getLogger("reference_service")
 
 
 def parser() -> argparse.ArgumentParser:
-    p = Parser(prog=PROG, description=__doc__.split("\n\n")[0])
+    """The command line, made from reference_service.settings.TABLE."""
+    from reference_service.settings import TABLE, add_flags
+
+    environment = "\n".join(f"  {s.env:38} " + (f"as {s.flag}" if s.flag else s.help) for s in TABLE if s.env)
+    p = Parser(prog=PROG, description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+               epilog="environment: (a flag wins over the environment; docs/settings.md has them all)\n"
+               + environment)
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8090, help="port (default 8090; 0 picks a free one)")
-    p.add_argument("--db", default=os.environ.get("REFERENCE_SERVICE_DB", "reference-service.db"),
-                   help="SQLite file holding the state (default ./reference-service.db)")
-    p.add_argument("--auth", choices=["none", "token"], default="none",
-                   help="none: no authentication (local use); token: per-infra-env agent tokens, admin token")
-    p.add_argument("--admin-token", default=os.environ.get("REFERENCE_SERVICE_ADMIN_TOKEN"),
-                   help="user token for --auth token (default: generated and printed)")
-    p.add_argument("--next-step-seconds", type=int, default=60,
-                   help="next_instruction_seconds given to agents (the real service uses 60)")
-    p.add_argument("--agent-image", default=None,
-                   help="the agent version hosts must report; others get upgrade-agent (default: accept any)")
-    p.add_argument("--test-mode", action="store_true", help="journal requests and allow fault injection")
-    p.add_argument("--dry-run-install", action="store_true",
-                   help="a host reporting Rebooting counts as installed (no cluster will report Done)")
-    p.add_argument("--enable-virtual-interfaces", action="store_true",
-                   default=os.environ.get("ENABLE_VIRTUAL_INTERFACES", "").lower() == "true",
-                   help="keep virtual NICs (veth...) of inventories, as ENABLE_VIRTUAL_INTERFACES=true")
-    p.add_argument("--inventory-max-size", type=int, default=os.environ.get("AGENT_INVENTORY_MAX_SIZE") or "0",
-                   help="bytes an inventory may take before the agent truncates it (default "
-                   "$AGENT_INVENTORY_MAX_SIZE or 0: no limit)")
-    p.add_argument("--inventory-disk-min-size", type=int,
-                   default=os.environ.get("AGENT_INVENTORY_DISK_MIN_SIZE") or "0",
-                   help="disks smaller than this many bytes are left out of inventories (default "
-                   "$AGENT_INVENTORY_DISK_MIN_SIZE or 0: none)")
-    p.add_argument("--os-image", help="OS image file handed to hosts by write-image during an installation "
-                   "(raw, xz, gzip or zstd; default $REFERENCE_SERVICE_OS_IMAGE)")
-    p.add_argument("--discovery-iso", help="the ISO made by container/iso/build-iso.sh, served per infra-env at "
-                   "downloads/image-url's URL")
-    p.add_argument("--insecure-registry", action="append", default=[], metavar="HOST:PORT",
-                   help="a registry discovery hosts pull the agent image from over HTTP (repeatable)")
-    p.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain)")
-    p.add_argument("--tls-key", help="the certificate's PEM private key")
-    p.add_argument("--body-stall-seconds", type=float, default=30.0,
-                   help="refuse a request body that sends nothing for this long (default 30)")
-    p.add_argument("--max-hosts-per-infra-env", type=int, default=5000,
-                   help="hosts one infra-env (one agent token) may register; more are refused with 429 "
-                   "(default 5000)")
-    p.add_argument("--header-timeout-seconds", type=float, default=10.0,
-                   help="close a connection whose request head (line and headers) is not complete this long "
-                   "after it began (default 10; header_guard)")
-    p.add_argument("--ready-file", help="write the service URL to this file once it accepts connections")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    add_flags(p)
     return p
 
 
@@ -93,35 +58,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_main(PROG, lambda: _main(args))
 
 
-def _check(ns: argparse.Namespace) -> None:
-    """What can be wrong with a command line beyond its syntax, found before anything starts."""
-    if not 0 <= ns.port <= 65535:
-        raise ConfigError(f"--port {ns.port}: not a port (0 to 65535)", hint="0 picks a free one")
-    if not 0 < ns.body_stall_seconds < float("inf"):
-        raise ConfigError(f"--body-stall-seconds {ns.body_stall_seconds:g}: not a positive number of seconds",
+def _check(settings: Settings, os_image: str | None = None) -> None:
+    """What can be wrong with a command line beyond its syntax, found before anything starts (``os_image``: the
+    --os-image flag; $REFERENCE_SERVICE_OS_IMAGE is looked for only when an installation needs it)."""
+    if not 0 <= settings.port <= 65535:
+        raise ConfigError(f"--port {settings.port}: not a port (0 to 65535)", hint="0 picks a free one")
+    if not 0 < settings.body_stall_seconds < float("inf"):
+        raise ConfigError(f"--body-stall-seconds {settings.body_stall_seconds:g}: not a positive number of seconds",
                           hint="30 is the default")
-    if ns.max_hosts_per_infra_env < 1:
-        raise ConfigError(f"--max-hosts-per-infra-env {ns.max_hosts_per_infra_env}: at least 1",
+    if settings.max_hosts_per_infra_env < 1:
+        raise ConfigError(f"--max-hosts-per-infra-env {settings.max_hosts_per_infra_env}: at least 1",
                           hint="5000 is the default")
-    if not 0 < ns.header_timeout_seconds < float("inf"):
-        raise ConfigError(f"--header-timeout-seconds {ns.header_timeout_seconds:g}: not a positive number of "
+    if not 0 < settings.header_timeout_seconds < float("inf"):
+        raise ConfigError(f"--header-timeout-seconds {settings.header_timeout_seconds:g}: not a positive number of "
                           "seconds", hint="10 is the default")
-    if bool(ns.tls_cert) != bool(ns.tls_key):
+    if bool(settings.tls_cert) != bool(settings.tls_key):
         raise ConfigError("--tls-cert and --tls-key go together", hint="give both PEM files, or neither for HTTP")
-    for flag, path in (("--tls-cert", ns.tls_cert), ("--tls-key", ns.tls_key), ("--os-image", ns.os_image),
-                       ("--discovery-iso", ns.discovery_iso)):
+    for flag, path in (("--tls-cert", settings.tls_cert), ("--tls-key", settings.tls_key), ("--os-image", os_image),
+                       ("--discovery-iso", settings.discovery_iso)):
         if path and not os.path.isfile(path):
             raise ConfigError(f"{flag} {path}: no such file", hint="check the path")
-    if ns.tls_cert:
+    if settings.tls_cert:
         import ssl
 
         try:
-            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(ns.tls_cert, ns.tls_key)
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(settings.tls_cert, settings.tls_key)
         except (ssl.SSLError, OSError) as exc:
-            raise ConfigError(f"--tls-cert {ns.tls_cert} / --tls-key {ns.tls_key}: cannot load them: "
+            raise ConfigError(f"--tls-cert {settings.tls_cert} / --tls-key {settings.tls_key}: cannot load them: "
                               f"{getattr(exc, 'reason', None) or exc}",
                               hint="PEM files of a certificate (chain) and its matching private key") from None
-    for flag, path in (("--db", ns.db), ("--ready-file", ns.ready_file)):
+    for flag, path in (("--db", settings.db), ("--ready-file", settings.ready_file)):
         where = os.path.dirname(os.path.abspath(path)) if path else ""
         if where and not os.path.isdir(where):
             raise ConfigError(f"{flag} {path}: directory {where} does not exist", hint="create it first")
@@ -153,7 +119,8 @@ def _extra_error(missing: str) -> AgentError:
 
 def _main(argv: Sequence[str] | None) -> int:
     ns = parser().parse_args(argv)
-    _check(ns)
+    settings = resolve(ns)
+    _check(settings, ns.os_image)
     if missing := _missing_extra():
         raise _extra_error(", ".join(missing))
     import asyncio
@@ -167,60 +134,47 @@ def _main(argv: Sequence[str] | None) -> int:
         from reference_service.header_guard import HeaderLimits, guarded_protocol
         from reference_service.http.app import create_app
         from reference_service.orchestrator import ReferenceService
-        from reference_service.settings import Settings
         from reference_service.store.database import Store
         from rules import load_areas
     except ModuleNotFoundError as exc:  # the metadata said all is there, but a module of the extra is not
         raise _extra_error(exc.name or str(exc)) from None
 
-    if ns.os_image:
-        from reference_service.os_image import OS_IMAGE_ENV
-
-        os.environ[OS_IMAGE_ENV] = os.path.abspath(ns.os_image)
-    logging.basicConfig(level=getattr(logging, ns.log_level.upper()),
+    if settings.os_image:
+        settings.os_image = os.path.abspath(settings.os_image)
+    if settings.discovery_iso:
+        settings.discovery_iso = os.path.abspath(settings.discovery_iso)
+    logging.basicConfig(level=getattr(logging, settings.log_level.upper()),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings(next_step_seconds=ns.next_step_seconds, agent_image=ns.agent_image, auth=ns.auth,
-                        test_mode=ns.test_mode, dry_run_install=ns.dry_run_install,
-                        enable_virtual_interfaces=ns.enable_virtual_interfaces,
-                        inventory_max_size=ns.inventory_max_size,
-                        inventory_disk_min_size=ns.inventory_disk_min_size,
-                        body_stall_seconds=ns.body_stall_seconds,
-                        max_hosts_per_infra_env=ns.max_hosts_per_infra_env,
-                        discovery_iso=os.path.abspath(ns.discovery_iso) if ns.discovery_iso else None,
-                        insecure_registries=tuple(ns.insecure_registry),
-                        disabled_steps=frozenset(s.strip() for s in os.environ.get("DISABLED_STEPS", "").split(",")
-                                                 if s.strip()))
-    if ns.admin_token:
-        settings.admin_token = ns.admin_token
     try:
-        store = Store(ns.db)
+        store = Store(settings.db)
     except (sqlite3.Error, OSError) as exc:
-        raise AgentError(f"--db {ns.db}: cannot open the database: {exc}",
+        raise AgentError(f"--db {settings.db}: cannot open the database: {exc}",
                          hint="a writable SQLite file, or a new path") from None
     service = ReferenceService(store, settings)
     areas = load_areas()
     app = create_app(service)
 
     try:
-        socks = listeners.listen(ns.host, ns.port)
+        socks = listeners.listen(settings.host, settings.port)
     except OSError as exc:
-        raise AgentError(f"cannot listen on {ns.host}:{ns.port}: {exc.strerror}",
+        raise AgentError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}",
                          hint="another process may listen there; --port 0 picks a free port") from None
     host, port = socks[0].getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    scheme = "https" if ns.tls_cert else "http"
+    scheme = "https" if settings.tls_cert else "http"
     url = f"{scheme}://{shown}:{port}"
-    log.info("reference service listening on %s (db %s, auth %s, areas %s)", url, ns.db, ns.auth, ", ".join(areas))
-    if ns.auth == "token" and not ns.admin_token:
+    log.info("reference service listening on %s (db %s, auth %s, areas %s)", url, settings.db, settings.auth,
+             ", ".join(areas))
+    if settings.auth == "token" and not admin_token_given(ns):
         log.info("admin token (Authorization: Bearer ...): %s", settings.admin_token)
 
     # An agent keeps its connection between polls when the service does not close it first (uvicorn's
     # default closes it after 5 s, so every poll paid a new connection).
-    keep_alive = max(5, 2 * ns.next_step_seconds + 5)
+    keep_alive = max(5, 2 * settings.next_step_seconds + 5)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                             timeout_keep_alive=keep_alive, backlog=listeners.BACKLOG,
-                            http=guarded_protocol(HeaderLimits(timeout=ns.header_timeout_seconds)),
-                            ssl_certfile=ns.tls_cert, ssl_keyfile=ns.tls_key)
+                            http=guarded_protocol(HeaderLimits(timeout=settings.header_timeout_seconds)),
+                            ssl_certfile=settings.tls_cert or None, ssl_keyfile=settings.tls_key or None)
     stopped: list[bool] = []
     watch: list[asyncio.Task[None]] = []
 
@@ -254,11 +208,11 @@ def _main(argv: Sequence[str] | None) -> int:
         watch.extend([asyncio.create_task(monitor.run(service)), asyncio.create_task(monitor.settle(service))])
         while not server.started and not task.done():
             await asyncio.sleep(0.01)
-        if ns.ready_file and server.started:
-            tmp = ns.ready_file + ".tmp"
+        if settings.ready_file and server.started:
+            tmp = settings.ready_file + ".tmp"
             with open(tmp, "w") as fh:
                 fh.write(url)
-            os.replace(tmp, ns.ready_file)
+            os.replace(tmp, settings.ready_file)
         await task
         stop()
 

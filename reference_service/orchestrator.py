@@ -113,7 +113,7 @@ class ReferenceService:
         host["status"], host["status_info"] = status, info
 
     def os_image_digest(self) -> str | None:
-        image = os_image.os_image()
+        image = os_image.os_image(self.settings.os_image)
         return image[1] if image else None
 
     # -- registration -----------------------------------------------------------------------------------

@@ -1,22 +1,17 @@
-"""The OS image the service hands to installing hosts: the file named by ``$REFERENCE_SERVICE_OS_IMAGE`` (raw,
-xz, gzip or zstd), its SHA-256 for the write-image request, computed once per file version."""
+"""The OS image the service hands to installing hosts: the file of the ``os_image`` setting (``--os-image``,
+``$REFERENCE_SERVICE_OS_IMAGE``; raw, xz, gzip or zstd), its SHA-256 for the write-image request, computed once
+per file version."""
 
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
-
-OS_IMAGE_ENV = "REFERENCE_SERVICE_OS_IMAGE"
-#: Bytes/s the image is served at when set, like a slow mirror (for demos and interrupting an install).
-OS_IMAGE_RATE_ENV = "REFERENCE_SERVICE_OS_IMAGE_RATE"
 
 _digests: dict[tuple[str, int, int], str] = {}
 
 
-def os_image() -> tuple[Path, str] | None:
-    """The configured image and its SHA-256 (computed once per file version), or None."""
-    name = os.environ.get(OS_IMAGE_ENV)
+def os_image(name: str) -> tuple[Path, str] | None:
+    """The image ``name`` (the os_image setting) and its SHA-256 (computed once per file version), or None."""
     if not name:
         return None
     path = Path(name)

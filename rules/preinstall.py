@@ -19,13 +19,11 @@ images from the release, which a reference service cannot resolve).
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 from rules.documents import HostView, Outcome, parse_json_field
 from rules.registry import reply_handler, step_arguments, validation
 
-IMAGES_ENV = "REFERENCE_SERVICE_PREINSTALL_IMAGES"
 #: DISK_CHECK_TIMEOUT of the real service (8 minutes), sent as "%.2f".
 DISK_CHECK_TIMEOUT = 480.0
 IMAGE_PULL_TIMEOUT = 960
@@ -161,7 +159,7 @@ def required_images(view: HostView) -> list[str]:
     images = []
     if view.cluster and view.cluster.get("ocp_release_image"):
         images.append(str(view.cluster["ocp_release_image"]))
-    images += [i.strip() for i in os.environ.get(IMAGES_ENV, "").split(",") if i.strip()]
+    images += list(view.settings.preinstall_images) if view.settings else []
     return list(dict.fromkeys(images))
 
 

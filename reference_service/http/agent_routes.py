@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import email.parser
 import email.policy
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from reference_service.http.common import (
 )
 from reference_service.http.routing import canonical_uuid, reply_limit, route
 from reference_service.orchestrator import BASE
-from reference_service.os_image import OS_IMAGE_ENV, OS_IMAGE_RATE_ENV, os_image
+from reference_service.os_image import os_image
 from reference_service.store.database import _now_iso
 from rules.cluster_model import machine_cidrs
 from rules.install import IGNITION_CLUSTER_STATES, OS_IMAGE_PATH, host_ignition
@@ -167,10 +166,11 @@ async def _upfile(request: Request) -> bytes:
 
 
 async def serve_os_image(request: Request) -> Response:
-    image = os_image()
+    settings = service_of(request).settings
+    image = os_image(settings.os_image)
     if image is None:
-        raise ServiceRefusal(404, f"no OS image configured (set ${OS_IMAGE_ENV})")
-    rate = int(os.environ.get(OS_IMAGE_RATE_ENV) or 0)
+        raise ServiceRefusal(404, "no OS image configured (--os-image or $REFERENCE_SERVICE_OS_IMAGE)")
+    rate = settings.os_image_rate
     if rate <= 0:
         return FileResponse(image[0], media_type="application/octet-stream", filename=image[0].name)
     return StreamingResponse(_throttled(image[0], rate), media_type="application/octet-stream",

@@ -319,7 +319,7 @@ def test_service_on_a_taken_port_is_one_line(tmp_path: Path) -> None:
 
 def test_service_environment_garbage_is_a_usage_error() -> None:
     out = run(SERVICE, env={"AGENT_INVENTORY_MAX_SIZE": "lots"})
-    one_line_error(out, "assisted-reference-service", 2, "--inventory-max-size: invalid int value: 'lots'")
+    one_line_error(out, "assisted-reference-service", 2, "AGENT_INVENTORY_MAX_SIZE: 'lots' is not a whole number")
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root for loop devices")

@@ -15,6 +15,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from common.errors import InvalidStepArguments
 from common.host import Host
 from common.podman import podman_argv
 from reference_service import spec
+from reference_service.settings import Settings
 from rules import preinstall
 from rules.documents import HostView
 from steps.base import StepContext
@@ -175,39 +177,40 @@ def test_podman_options_come_from_the_setting() -> None:
 
 
 # -- reference service side -----------------------------------------------------------------------------------
-def _view(host: dict[str, Any], cluster: dict[str, Any] | None = None) -> HostView:
-    return HostView(host=host, infra_env={}, cluster=cluster if cluster is not None else {"id": "c"})
+def _view(host: dict[str, Any], cluster: dict[str, Any] | None = None, images: tuple[str, ...] = ()) -> HostView:
+    """A view whose service has the preinstall_images setting (REFERENCE_SERVICE_PREINSTALL_IMAGES) ``images``."""
+    service = SimpleNamespace(settings=Settings(preinstall_images=images))
+    return HostView(host=host, infra_env={}, cluster=cluster if cluster is not None else {"id": "c"}, service=service)
 
 
-def test_service_asks_for_missing_images_and_merges_results(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(preinstall.IMAGES_ENV, "quay.io/x/installer:1, quay.io/x/mco:1")
+def test_service_asks_for_missing_images_and_merges_results() -> None:
+    images = ("quay.io/x/installer:1", "quay.io/x/mco:1")
     cluster = {"id": "c", "ocp_release_image": "quay.io/x/release:4.16"}
     host: dict[str, Any] = {"id": "h", "status": "preparing-for-installation"}
-    args = preinstall.images_args(_view(host, cluster))
+    args = preinstall.images_args(_view(host, cluster, images))
     assert args is not None
     request = json.loads(args[0])
     assert request == {"images": ["quay.io/x/release:4.16", "quay.io/x/installer:1", "quay.io/x/mco:1"],
                        "timeout": 960}
     assert spec.errors("container_image_availability_request", request) == []
-    assert preinstall.images_available(_view(host, cluster)) == ("pending", "Missing container images statuses")
+    assert preinstall.images_available(_view(host, cluster, images)) == ("pending", "Missing container images statuses")
 
-    preinstall.images_reply(_view(host, cluster), {"images": [
+    preinstall.images_reply(_view(host, cluster, images), {"images": [
         {"name": "quay.io/x/release:4.16", "result": "success"},
         {"download_rate": 12.5, "name": "quay.io/x/installer:1", "result": "success", "size_bytes": 5e8, "time": 40},
     ]}, {"exit_code": 0})
-    assert json.loads(preinstall.images_args(_view(host, cluster))[0])["images"] == [  # type: ignore[index]
+    assert json.loads(preinstall.images_args(_view(host, cluster, images))[0])["images"] == [  # type: ignore[index]
         "quay.io/x/mco:1"]
-    assert preinstall.images_available(_view(host, cluster)) == ("pending", preinstall.IMAGES_MISSING)
-    preinstall.images_reply(_view(host, cluster), {"images": [{"name": "quay.io/x/mco:1", "result": "success"}]},
-                            {"exit_code": 0})
-    assert preinstall.images_args(_view(host, cluster)) is None
-    assert preinstall.images_available(_view(host, cluster)) == ("success", preinstall.IMAGES_OK)
+    assert preinstall.images_available(_view(host, cluster, images)) == ("pending", preinstall.IMAGES_MISSING)
+    preinstall.images_reply(_view(host, cluster, images),
+                            {"images": [{"name": "quay.io/x/mco:1", "result": "success"}]}, {"exit_code": 0})
+    assert preinstall.images_args(_view(host, cluster, images)) is None
+    assert preinstall.images_available(_view(host, cluster, images)) == ("success", preinstall.IMAGES_OK)
     assert set(json.loads(host["images_status"])) == {"quay.io/x/release:4.16", "quay.io/x/installer:1",
                                                       "quay.io/x/mco:1"}
 
 
-def test_failed_or_too_slow_images_fail_the_validation(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(preinstall.IMAGES_ENV, raising=False)
+def test_failed_or_too_slow_images_fail_the_validation() -> None:
     host: dict[str, Any] = {"id": "h", "status": "preparing-for-installation"}
     preinstall.images_reply(_view(host), {"images": [
         {"name": "quay.io/x/a:1", "result": "failure"},
