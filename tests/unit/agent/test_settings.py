@@ -139,6 +139,8 @@ READS = {
     ("agent/fork_server.py", "PARENT_ENV"): "the daemon's pid, which the fork server watches",
     ("reference_service/spec.py", "ASSISTED_SPEC"): "a developer's copy of the API spec, read where the spec is "
                                                     "loaded (by tests and both programs' spec checks)",
+    ("reference_service/lab.py", "INSIDE_ENV"): "the lab re-runs itself inside its network namespace (ip netns "
+                                                "exec) and marks that run so: a process's own re-exec, no setting",
     ("common/usage.py", "AGENT_TRACEBACK"): "how a failure is shown, the resolution's own included",
     ("common/host.py", "PATH"): "which programs this process can run",
     ("steps/reboot.py", "PYTEST_CURRENT_TEST"): "pytest's, inherited by every process a test starts: the last "
@@ -154,4 +156,4 @@ def test_the_environment_is_not_a_channel(package: str) -> None:
         assert rel in WRITES or not _WRITES.search(text), f"{rel} writes os.environ: hand the value on instead"
         for match in _READS.finditer(text):
             name = next(g for g in match.groups() if g)
-            assert (rel, name) in READS, f"{rel} reads {name} from the environment: declare it in agent.settings"
+            assert (rel, name) in READS, f"{rel} reads {name} from the environment: declare it in a settings table"
