@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import random
+import signal
 import threading
 import time
 from collections import deque
@@ -212,6 +213,15 @@ class Daemon:
                 seconds, reply.exit_code, f": {reply.error}" if reply.error else "",
                 extra={"step_type": step_type, "step_id": step_id})
         self._history.record(reply)
+        if self.terminate.is_set() and reply.signal:
+            # The whole unit is stopping (the ISO's agent.service has KillMode=control-group: every process of
+            # it got SIGTERM, this step's and its fork server's too, whose end takes its steps with SIGKILL). As
+            # the Go agent, nothing is posted for a step killed so: the service asks again after the restart,
+            # and a -1 reply would only mark the step failed meanwhile. (Our own units stop with
+            # KillMode=mixed: the steps are not signalled, they finish and their replies are posted.)
+            log.info("%s (%s) ended by %s with the agent's unit: no reply, as the Go agent", step_type, step_id,
+                     signal.Signals(reply.signal).name)
+            return
         self._deliver(reply)
         if step_type == "upgrade-agent" and reply.exit_code == 0 and _result_is_success(reply.output):
             image = json.loads(reply.output).get("agent_image", "")

@@ -60,6 +60,8 @@ class Reply:
     error: str = ""
     #: The step parsed its arguments (a reply without it is an argument, plugin or start failure).
     accepted: bool = field(default=False, compare=False)
+    #: The signal that ended the step's process before it reported (0: it reported, or exited by itself).
+    signal: int = field(default=0, compare=False)
 
     def bounded(self) -> Reply:
         """This reply within the agent's caps: an oversized output is not sent, and the error says so; URL
@@ -187,7 +189,8 @@ class StepRunner:
                 how = f"signal {-status}" if status < 0 else f"exit status {status}"
                 code = status if status > 0 else -1
                 return Reply(step_id, step_type, code, "",
-                             f"{step_type} step process ended ({how}) before reporting a result", accepted), False
+                             f"{step_type} step process ended ({how}) before reporting a result", accepted,
+                             max(0, -status)), False
             if msg.get("event") == "accepted":
                 timeout = float(msg.get("timeout", 0)) or BOOTSTRAP_TIMEOUT
                 deadline = time.monotonic() + timeout + KILL_SLACK

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -447,3 +448,22 @@ def test_https_to_a_plain_http_port_says_so_in_go_words(service: RefService, tmp
     log = agent.log
     assert "http: server gave HTTP response to HTTPS client" in log and "use http:// in --url" in log
     assert "--cacert" not in log
+
+
+def test_the_units_sigterm_kills_a_step_and_no_reply_is_posted_for_it_as_the_go_agent(
+        service: RefService, tmp_path: Path, sample_plugins: Path) -> None:
+    """The ISO's agent.service has KillMode=control-group: systemd sends SIGTERM to every process of the unit,
+    the steps' too. The Go agent then posts nothing for the step that was killed; neither does this one."""
+    ie = _setup(service)
+    with start_agent(service.url, ie, args=["--host-id", HOST_ID], log=tmp_path / "agent.log") as agent:
+        service.wait_host(ie, lambda h: h["id"] == HOST_ID)
+        _queue(service, ie, "sample-echo", json.dumps({"message": "killed with the unit", "sleep": 30}))
+        agent.wait_log("running sample-echo", timeout=20)
+        time.sleep(1.0)
+        unit = [psutil.Process(agent.proc.pid), *psutil.Process(agent.proc.pid).children(recursive=True)]
+        for proc in unit:  # what systemd's control-group kill does: every process at once
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.send_signal(signal.SIGTERM)
+        agent.wait(timeout=30)
+    assert service.replies(HOST_ID, "sample-echo") == [], agent.log[-2000:]
+    assert "no reply, as the Go agent" in agent.log
