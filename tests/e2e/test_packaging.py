@@ -109,3 +109,28 @@ def test_the_fork_server_carries_only_the_step_framework() -> None:
     heavy = [m for m in loaded if m.split(".")[0] in ("psutil", "requests", "urllib3", "scapy", "pyroute2", "pyudev")
              or m == "importlib.metadata" or (m.startswith("steps.") and m not in ("steps.registry", "steps.base"))]
     assert heavy == []
+
+
+#: Never on ``agent inventory``'s way (issue 28): its start-up is kept fast by a hand parser of its two flags and
+#: imports moved into the functions that need them; one top-level import of any of these would undo that silently.
+NOT_IN_INVENTORY = ("argparse", "gettext", "locale", "logging", "importlib.metadata", "subprocess", "requests",
+                    "urllib3", "psutil", "pyudev", "scapy", "pyroute2", "shtab", "steps", "rules", "agent.settings",
+                    "agent.config", "agent.runner", "agent.daemon", "common.settings_table")
+
+_INVENTORY = """
+import contextlib, io, json, sys
+from agent.cli import main
+with contextlib.redirect_stdout(io.StringIO()) as out:
+    code = main(["inventory", "--root", sys.argv[1]])
+print(json.dumps({"code": code, "inventory": out.getvalue(), "modules": sorted(sys.modules)}))
+"""
+
+
+def test_agent_inventory_imports_only_what_it_needs() -> None:
+    root = ROOT / "tests" / "fixtures" / "hosts" / "baremetal-server"
+    out = subprocess.run([sys.executable, "-c", _INVENTORY, str(root)], capture_output=True, text=True, check=True,
+                         timeout=60)
+    seen = json.loads(out.stdout.splitlines()[-1])
+    assert seen["code"] == 0 and json.loads(seen["inventory"])["hostname"]
+    loaded = [m for m in seen["modules"] if any(m == n or m.startswith(n + ".") for n in NOT_IN_INVENTORY)]
+    assert loaded == []
