@@ -105,6 +105,7 @@ class Daemon:
             self.runner.warm_up()  # the fork server imports the step framework while the first poll goes out
             self._poll_loop()
         self._shutdown()
+        self.life.release()
         return 0
 
     def _reap_leftovers(self, registered: threading.Event) -> None:

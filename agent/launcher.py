@@ -138,6 +138,7 @@ class Launcher:
                 self.life.sleep(delay_on_error)
         self.notifier.stopping("stopped")
         log.info("agent stopped")
+        self.life.release()
         return 0
 
     def _run_runner(self, request: RunnerRequest) -> int:

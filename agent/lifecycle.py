@@ -46,6 +46,12 @@ class Lifecycle:
             log.warning("Agent Authentication Token not set (PULL_SECRET_TOKEN is empty)")
         return True
 
+    def release(self) -> None:
+        """Let go of the state directory (another agent, or this process's next run, may take it)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
     def request_stop(self, reason: str) -> None:
         if not self.stop.is_set():
             log.info("stopping: %s", reason)

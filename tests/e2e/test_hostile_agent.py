@@ -338,3 +338,22 @@ def test_sigterm_while_the_service_is_unreachable_exits_at_once(
         took = time.monotonic() - started
     assert code == 0
     assert took < 3, f"took {took:.1f}s to exit"
+
+
+def test_the_state_lock_is_let_go_when_the_agent_stops(tmp_path: Path) -> None:
+    from agent.lifecycle import Lifecycle
+
+    first, second = Lifecycle(Notifier("")), Lifecycle(Notifier(""))
+    seen: list[bool] = []
+
+    def starts() -> None:  # off the main thread: no signal handler is installed in the test process
+        seen.append(first.start("http://127.0.0.1:1", "t", tmp_path))
+        seen.append(second.start("http://127.0.0.1:1", "t", tmp_path))
+        first.release()
+        seen.append(second.start("http://127.0.0.1:1", "t", tmp_path))
+        second.release()
+
+    thread = threading.Thread(target=starts)
+    thread.start()
+    thread.join(30)
+    assert seen == [True, False, True]
