@@ -12,7 +12,7 @@ import pytest
 
 from agent.config import AgentConfig
 from agent.parsers import build_config, daemon_parser, go_style
-from agent.settings import TABLE, markdown
+from agent.settings import PROXY_VARS, TABLE, markdown
 from agent.step_cli import step_parser
 from common.errors import ConfigError, StepError
 from reference_service import settings as service_settings
@@ -157,3 +157,10 @@ def test_the_environment_is_not_a_channel(package: str) -> None:
         for match in _READS.finditer(text):
             name = next(g for g in match.groups() if g)
             assert (rel, name) in READS, f"{rel} reads {name} from the environment: declare it in a settings table"
+
+
+def test_the_example_agent_conf_names_only_declared_keys() -> None:
+    text = (ROOT / "systemd" / "agent.conf.example").read_text()
+    keys = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]*)=", text, flags=re.MULTILINE))
+    declared = {s.key for s in TABLE if s.key} | set(PROXY_VARS)
+    assert keys and keys <= declared, sorted(keys - declared)
