@@ -33,8 +33,7 @@ import sys
 from typing import Any
 
 from agent import step_process
-from agent.forks import FORK_SERVER_FD, MAX_PACKET
-from agent.runner import PARENT_ENV
+from agent.step_env import FORK_SERVER_FD, MAX_PACKET, PARENT_ENV
 
 PR_SET_NAME = 15
 
@@ -169,8 +168,7 @@ def warm() -> None:
     """What most steps need, loaded once here instead of in each step. Not the plugin list: the daemon sends
     each step's entry point (importlib.metadata would weigh 4 MiB here, psutil 2.5: steps import them if they
     need them)."""
-    import ipaddress  # noqa: F401  - most steps check addresses
-    import subprocess  # noqa: F401  - most steps run a command
+    import subprocess  # noqa: F401  - most steps run a command (ipaddress is left to those that need it)
 
 
 def main() -> int:

@@ -20,14 +20,14 @@ import time
 from dataclasses import dataclass
 from typing import IO, Any
 
+from agent.step_env import FORK_SERVER_FD, MAX_PACKET
+
 log = logging.getLogger("agent")
 
-FORK_SERVER_FD = "ASSISTED_AGENT_FORK_SERVER_FD"
 #: Seconds the server gets to import the step framework and say it is ready (a TCG guest is slow).
 START_TIMEOUT = 120.0
 #: Seconds a fork may take once the server is ready.
 FORK_TIMEOUT = 30.0
-MAX_PACKET = 4096
 
 
 class ForkServerGone(Exception):

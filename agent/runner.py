@@ -24,6 +24,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from agent.config import AgentConfig
+from agent.step_env import MARK_ENV as MARK_ENV  # re-exported: tests and agent.state use them from here
+from agent.step_env import PARENT_ENV as PARENT_ENV
 from common.errors import StepTimeout, UnknownStepType
 from common.host import kill_tree
 from common.limits import MAX_ERROR_CHARS, MAX_OUTPUT_BYTES, clip
@@ -45,10 +47,6 @@ KILL_SLACK = 2.0
 #: one more in the new server, so the instruction still gets its step's own result.
 RUNS_IF_SERVER_ENDS = 2
 EXIT_INTERRUPTED = 143  # 128 + SIGTERM: the agent was stopping and the step could not finish in time
-#: Environment of every step process (inherited by all it starts): the daemon's pid, which the step process
-#: watches so that it dies with the daemon, and the daemon's state directory, by which a restarted daemon
-#: finds what a previous life left running (agent.state.reap_leftovers).
-PARENT_ENV, MARK_ENV = "ASSISTED_AGENT_PID", "ASSISTED_AGENT_STEP_OF"
 
 
 @dataclass

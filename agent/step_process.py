@@ -30,7 +30,7 @@ import time
 from typing import IO, Any
 
 from agent.config import AgentConfig
-from agent.runner import PARENT_ENV
+from agent.step_env import PARENT_ENV
 from common.errors import AgentError
 from common.host import Host
 from common.logs import setup_logging
