@@ -83,7 +83,9 @@ def qemu_argv(spec: MachineSpec, *, iso: Path, disk: Path, console: Path, accel:
             "-netdev", f"tap,id=net0,ifname={spec.tap},script=no,downscript=no",
             "-device", f"virtio-net-pci,netdev=net0,mac={spec.mac}",
             "-object", "rng-random,id=rng0,filename=/dev/urandom", "-device", "virtio-rng-pci,rng=rng0",
-            "-display", "none", "-vga", "none", "-monitor", "none", "-serial", f"file:{console}",
+            # the serial console: logged to a file, and a socket to log in through (root, no password)
+            "-chardev", f"socket,id=ser0,path={console.with_suffix('.sock')},server=on,wait=off,logfile={console}",
+            "-serial", "chardev:ser0", "-display", "none", "-vga", "none", "-monitor", "none",
             "-no-user-config", "-nodefaults"]
 
 

@@ -28,6 +28,7 @@ def test_qemu_is_told_the_hardware_the_inventory_will_be_compared_with(tmp_path:
     assert f"virtio-net-pci,netdev=net0,mac={s.mac}" in joined and "ifname=labtap3" in joined
     assert f"type=1,manufacturer=Assisted Lab,product=QEMU lab machine,serial=LAB-0003,uuid={s.uuid}" in argv
     assert argv[argv.index("-m") + 1] == "4096" and argv[argv.index("-smp") + 1] == "2"
+    assert f"logfile={tmp_path / 'c'}" in argv[argv.index("-chardev") + 1], "the console is kept in a file"
     assert "tcg,thread=multi" in argv and "max,la57=off" in argv
     kvm = lab_qemu.qemu_argv(s, iso=tmp_path / "d.iso", disk=tmp_path / "d.raw", console=tmp_path / "c", accel="kvm")
     assert "kvm" in kvm and "host" in kvm
