@@ -11,8 +11,8 @@ from pathlib import Path
 
 import psutil
 
-from agent.runner import MARK_ENV
 from agent.state import reap_leftovers
+from agent.step_env import MARK_ENV
 from common import __version__
 from tests.support.paths import ROOT
 
@@ -52,3 +52,11 @@ def test_leftovers_of_a_previous_life_are_killed_and_others_are_not(tmp_path: Pa
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_the_names_steps_share_import_nothing() -> None:
+    """agent.step_env is imported by the resident fork server, so every step carries what it imports."""
+    probe = ("import sys; before = set(sys.modules); import agent.step_env; "
+             "print(sorted(m for m in set(sys.modules) - before if not m.startswith(('agent', 'common'))))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert (out.returncode, out.stdout.strip()) == (0, "[]"), out.stderr

@@ -15,7 +15,7 @@ import pytest
 
 from agent.config import AgentConfig
 from agent.forks import ForkServer, Spawned, wait_exit
-from agent.runner import PARENT_ENV
+from agent.step_env import PARENT_ENV
 from tests.support.paths import PLUGINS
 
 
