@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+\nfrom rules.user_checks import SAMPLE_PULL_SECRET
 
 BIN = Path(sys.executable).parent
 BASE = "/api/assisted-install"
@@ -222,10 +223,10 @@ def _last_pid(init: int) -> int:
 def polls(agent: Agent, svc_url: str, ns: Namespace, seconds: float, interval: int, work: Path,
           shims: Path) -> None:
     cluster = requests.post(svc_url + BASE + "/v2/clusters", json={
-        "name": "bench", "openshift_version": "4.16", "pull_secret": "{}", "control_plane_count": 1,
+        "name": "bench", "openshift_version": "4.16", "pull_secret": SAMPLE_PULL_SECRET, "control_plane_count": 1,
         "base_dns_domain": "bench.test"}, timeout=10).json()
     ie = requests.post(svc_url + BASE + "/v2/infra-envs", json={
-        "name": f"bench-{agent.name}", "pull_secret": "{}", "cluster_id": cluster["id"]}, timeout=10).json()["id"]
+        "name": f"bench-{agent.name}", "pull_secret": SAMPLE_PULL_SECRET, "cluster_id": cluster["id"]}, timeout=10).json()["id"]
     inner = " ".join(f"'{a}'" for a in agent.command(svc_url, ie, interval))
     t0 = time.time()
     with open(work / f"{agent.name}.log", "wb") as log:

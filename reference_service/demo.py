@@ -24,6 +24,7 @@ from typing import Any
 import requests
 
 from rules.states import OFF_HOST_STEPS
+from rules.user_checks import SAMPLE_PULL_SECRET
 
 BASE = "/api/assisted-install"
 BIN = Path(sys.executable).parent
@@ -113,9 +114,10 @@ def main(argv: list[str] | None = None) -> int:
         api = requests.Session()
         api.headers["Authorization"] = f"Bearer {admin}"
         cluster = api.post(url + BASE + "/v2/clusters", json={
-            "name": "demo", "openshift_version": "4.16", "pull_secret": "{}", "base_dns_domain": "example.com",
+            "name": "demo", "openshift_version": "4.16", "pull_secret": SAMPLE_PULL_SECRET,
+            "base_dns_domain": "example.com",
             "control_plane_count": 1}, timeout=10).json()
-        ie = api.post(url + BASE + "/v2/infra-envs", json={"name": "demo", "pull_secret": "{}",
+        ie = api.post(url + BASE + "/v2/infra-envs", json={"name": "demo", "pull_secret": SAMPLE_PULL_SECRET,
                                                             "cluster_id": cluster["id"]}, timeout=10).json()
         token = api.get(f"{url}/api/reference/infra-envs/{ie['id']}/token", timeout=10).json()["token"]
         print(f"cluster {cluster['id']}, infra-env {ie['id']}")

@@ -24,6 +24,7 @@ from reference_service.store.database import Store, _now_iso
 from rules import registry, states
 from rules.cluster_model import ClusterModel
 from rules.documents import HostView, WithHost, derive_all, host_name, is_sno
+from rules.events import status_severity
 from rules.install import progress_update
 
 log = logging.getLogger("reference_service")
@@ -109,7 +110,7 @@ class ReferenceService:
         if host.get("status") != status:
             host["status_updated_at"] = _now_iso()
             self.event(f"Host {host_name(host)}: updated status from {host.get('status')} to {status} ({info})",
-                       host)
+                       host, status_severity(status))
         host["status"], host["status_info"] = status, info
 
     def os_image_digest(self) -> str | None:
@@ -246,9 +247,6 @@ class ReferenceService:
             if view.cluster is not None and view.cluster != self.store.peek_cluster(view.cluster["id"]):
                 # a DHCP lease, a VIP verdict
                 self.store.save_cluster(view.cluster)
-        if exit_code != 0:
-            self.event(f"Host {host_name(host)}: step {step_type} failed with exit code {exit_code}: "
-                       f"{reply.get('error', '')}", host, "warning")
         self.settler.replied(host)
 
     def _keep_output(self, model: ClusterModel, host: dict[str, Any], reply: dict[str, Any], parsed: Any,

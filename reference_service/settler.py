@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Any
 from reference_service.store.database import _now_iso
 from rules import ip_collisions, registry, states
 from rules.cluster_model import compute_groups
-from rules.documents import HostView
+from rules.documents import HostView, host_name
+from rules.events import validation_changes
 
 if TYPE_CHECKING:
     from reference_service.orchestrator import ReferenceService
@@ -144,6 +145,8 @@ class Settler:
         if at_once:
             view.model.regroup()
         results = self.validations(view)
+        for message, severity in validation_changes(host.get("validations_info"), results, host_name(host)):
+            self.service.event(message, host, severity)  # what changed, not every reply (rules.events)
         host["validations_info"] = json.dumps(results)
         connected = view.now - float(host.get("_checked_in", view.now)) < states.DISCONNECTION_TIMEOUT
         change = states.host_status(host, results, connected)
@@ -167,7 +170,9 @@ class Settler:
             return
         hosts = self.store.peers(cluster_id=cluster_id)
         statuses = [h["status"] for h in hosts]  # before the hosts the cluster takes along move
-        change = states.cluster_status(cluster, hosts)
+        change = states.cluster_status(cluster, hosts)  # (its machine networks and validations too)
+        for message, severity in change.events:
+            self.store.add_event(message, severity=severity, cluster_id=cluster_id)
         if change.install_started:
             cluster["install_started_at"] = _now_iso()
         for shared, status in change.host_moves:

@@ -9,11 +9,14 @@ about it changes (a poll, a reply, a user action), which makes it deterministic 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from common.errors import ServiceRefusal
+from rules import cluster_validations
 from rules.documents import is_sno
+from rules.events import validation_changes
 from rules.registry import VALIDATIONS
 
 #: Seconds without a poll after which a host is disconnected (HOST_MAX_DISCONNECTION_TIME).
@@ -158,16 +161,29 @@ class ClusterChange:
     host_moves: list[tuple[dict[str, Any], str]] = field(default_factory=list)
     install_started: bool = False
     install_completed: bool = False
+    #: The cluster's validations (``cluster_validations``), by category: its ``validations_info``.
+    validations: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    #: (message, severity) of the cluster validations that changed (``events.validation_changes``).
+    events: list[tuple[str, str]] = field(default_factory=list)
 
 
 def cluster_status(cluster: dict[str, Any], hosts: list[dict[str, Any]]) -> ClusterChange:
-    """Where a cluster's hosts put it (its current status and info when nothing moves it)."""
+    """Where a cluster's hosts and its own validations put it (its current status and info when nothing moves
+    it). As the real monitor, it first assigns the machine network where it can, and it records the cluster's
+    ``validations_info`` (the events of the validations that changed are the change's)."""
     status = cluster.get("status")
     statuses = [h["status"] for h in hosts]
-    change = ClusterChange(str(status), str(cluster.get("status_info", "")))
+    cluster_validations.assign_machine_networks(cluster, hosts)
+    change = ClusterChange(str(status), str(cluster.get("status_info", "")),
+                           validations=cluster_validations.cluster_validations(cluster, hosts))
+    change.events = list(validation_changes(cluster.get("validations_info"), change.validations, None))
+    cluster["validations_info"] = json.dumps(change.validations)
     if status in ("insufficient", "ready", "pending-for-input"):
         needed = required_hosts(cluster)
-        if len(hosts) >= needed and all(s == "known" for s in statuses):
+        blocked = cluster_validations.status_by_validations(change.validations)
+        if blocked is not None:
+            change.status, change.info = blocked
+        elif len(hosts) >= needed and all(s == "known" for s in statuses):
             change.status, change.info = "ready", "Cluster ready to be installed"
         else:
             change.status, change.info = "insufficient", (f"Cluster is not ready for install: {statuses.count('known')}"

@@ -20,11 +20,14 @@ from typing import Any
 from common import json_codec
 
 MACHINE = Path(__file__).with_name("machine.json")
-#: Hosts are numbered into this network, 1,022 to a /22 block (each host scans its own block for free
-#: addresses, as the real service asks for subnets of at most 10 host bits).
-SWARM_NETWORK = ipaddress.ip_network("10.128.0.0/14")
+#: Hosts are numbered into this network, 1,019 to a /22 block (each host scans its own block for free
+#: addresses, as the real service asks for subnets of at most 10 host bits). It overlaps neither the default
+#: cluster network (10.128.0.0/14) nor the service network (172.30.0.0/16): the real service refuses a
+#: machine network that does (no-cidrs-overlapping).
+SWARM_NETWORK = ipaddress.ip_network("10.64.0.0/14")
 BLOCK_PREFIX = 22
-PER_BLOCK = (1 << (32 - BLOCK_PREFIX)) - 4  # network, gateway (.1), two spare, broadcast left out
+#: Left out of each block: the network address, the gateway (.1), the two VIPs' addresses and the broadcast.
+PER_BLOCK = (1 << (32 - BLOCK_PREFIX)) - 5
 MAX_HOSTS = PER_BLOCK * (1 << (BLOCK_PREFIX - SWARM_NETWORK.prefixlen))
 ID_NAMESPACE = uuid.UUID("6d3f1c2e-8c55-4f61-9a43-5a7c0e2b9d10")
 
@@ -35,7 +38,7 @@ class SimHost:
     host_id: str
     hostname: str
     mac: str
-    #: Address with its prefix, e.g. 10.128.0.2/22.
+    #: Address with its prefix, e.g. 10.64.0.2/22.
     address: str
 
     @property
@@ -45,6 +48,15 @@ class SimHost:
     @property
     def block(self) -> ipaddress.IPv4Network:
         return ipaddress.ip_interface(self.address).network  # type: ignore[return-value]
+
+
+def cluster_vips() -> tuple[str, str]:
+    """(API VIP, ingress VIP): the two addresses of the first block no host takes. The real service derives
+    the machine network from the network of the hosts that holds the API VIP, so the VIPs sit in the hosts'
+    own /22: a swarm of up to PER_BLOCK hosts is one machine network (hosts of further blocks are not in it,
+    and stay insufficient, as they would on the real service)."""
+    top = int(SWARM_NETWORK.network_address) + (1 << (32 - BLOCK_PREFIX)) - 3
+    return str(ipaddress.IPv4Address(top)), str(ipaddress.IPv4Address(top + 1))
 
 
 def sim_host(index: int, seed: str = "swarm") -> SimHost:
@@ -137,7 +149,8 @@ def reply_output(step_type: str, args: list[str], host: SimHost, hosts: int) -> 
     if step_type == "free-network-addresses":
         return 0, free_addresses(args, hosts), ""
     if step_type == "ntp-synchronizer":
-        return 0, {"ntp_sources": [{"source_name": "10.128.0.1", "source_state": "synced"}]}, ""
+        return 0, {"ntp_sources": [{"source_name": str(SWARM_NETWORK.network_address + 1),
+                                    "source_state": "synced"}]}, ""
     if step_type == "domain-resolution":
         return 0, domain_resolution(args), ""
     if step_type == "verify-vips":
@@ -158,3 +171,31 @@ def reply_output(step_type: str, args: list[str], host: SimHost, hosts: int) -> 
                      "dhcp-lease-allocate", "download-boot-artifacts", "reboot-for-reclaim"):
         return 0, None, ""
     return -1, None, f"step type {step_type} is not simulated by the swarm"
+
+
+#: A well-formed pull secret naming no real registry's credentials (the service checks its form).
+SAMPLE_PULL_SECRET = '{"auths": {"registry.example.com": {"auth": "dXNlcjpwYXNzd29yZA=="}}}'
+#: The first assisted-service release whose API takes the VIP and network lists (``api_vips``, ...); older ones
+#: know only ``api_vip``, ``ingress_vip`` and ``machine_network_cidr``.
+LISTS_SINCE = (2, 17)
+
+
+def service_release(versions: Any) -> tuple[int, ...] | None:
+    """The release of the service that answered ``/v2/component-versions`` (``v2.31.1`` -> (2, 31, 1)), or
+    None when it does not say (a development build, this reference service)."""
+    text = str(((versions or {}).get("versions") or {}).get("assisted-installer-service") or "")
+    numbers = [int(p) for p in text.lstrip("v").split("-")[0].split(".") if p.isdigit()]
+    return tuple(numbers) if len(numbers) >= 2 else None
+
+
+def cluster_params(name: str, release: tuple[int, ...] | None, lists: bool | None = None) -> dict[str, Any]:
+    """The cluster the swarm creates, in the spelling the service's release takes (``lists`` forces one): its
+    VIPs in the hosts' first network, which the service then takes as the machine network."""
+    api, ingress = cluster_vips()
+    params: dict[str, Any] = {"name": name, "openshift_version": "4.16", "base_dns_domain": "swarm.example.com",
+                              "pull_secret": SAMPLE_PULL_SECRET}
+    if lists if lists is not None else (release is None or release >= LISTS_SINCE):
+        params.update({"api_vips": [{"ip": api}], "ingress_vips": [{"ip": ingress}]})
+    else:
+        params.update({"api_vip": api, "ingress_vip": ingress})
+    return params

@@ -7,12 +7,13 @@ Each host (swarm_machine.py) registers, polls for instructions, answers every on
 does (in the background, as the Go agent does), and sleeps ``--interval`` seconds (default: the service's
 ``next_instruction_seconds``) from each poll's answer;
 registrations are spread over the first interval, as hosts boot at different times. Without
-``--infra-env-id`` the swarm creates its own cluster (machine network 10.128.0.0/14) and infra-env through
-the user API. With ``--install`` it starts the installation once every host is ``known`` and lets the hosts
-go through it (a dry-run: the reference service needs ``--dry-run-install``). ``--saturate`` polls back to
-back instead of sleeping (answering instructions at most once an interval, so the polls are what is
-measured). At the end it prints, per endpoint, the request count, p50, p90, p99 and max
-latency and the errors, and the service's RSS and CPU when it runs on this machine.
+``--infra-env-id`` the swarm creates its own cluster (its VIPs in the hosts' first /22 of 10.64.0.0/14, in the
+spelling the service's release takes) and infra-env through the user API. With ``--install`` it starts the
+installation once every host is ``known`` and lets the hosts go through it (a dry-run: the reference
+service needs ``--dry-run-install``). ``--saturate`` polls back to back instead of sleeping (answering
+instructions at most once an interval, so the polls are what is measured). At the end it prints, per
+endpoint, the request count, p50, p90, p99 and max latency and the errors, and the service's RSS and CPU
+when it runs on this machine.
 """
 
 from __future__ import annotations
@@ -100,17 +101,32 @@ class Swarm:
                 raise SystemExit(f"swarm: {method} {path}: {resp.status} {text[:300]}")
             return json.loads(text) if text else None
 
+    async def _create_cluster(self, name: str) -> Any:
+        """With the payload the service's release takes (``swarm_machine.cluster_params``); a 400 about the VIPs
+        from a service that does not say its release is retried in the other spelling."""
+        async with self.session.get(self.opts.url + BASE + "/component-versions", headers=self._user_headers(),
+                                    timeout=aiohttp.ClientTimeout(total=60)) as resp:
+            release = machine.service_release(await resp.json(content_type=None) if resp.status == 200 else None)
+        params = machine.cluster_params(name, release)
+        async with self.session.post(self.opts.url + BASE + "/clusters", json=params, headers=self._user_headers(),
+                                     timeout=aiohttp.ClientTimeout(total=300)) as resp:
+            text = await resp.text()
+            if resp.status == 201:
+                return json.loads(text)
+            if resp.status != 400 or "vip" not in text.lower():
+                raise SystemExit(f"swarm: POST {BASE}/clusters: {resp.status} {text[:300]}")
+        return await self._user("POST", BASE + "/clusters", machine.cluster_params(name, release,
+                                                                                    lists="api_vips" not in params))
+
     async def setup(self) -> None:
         if self.opts.infra_env_id:
             self.infra_env_id = self.opts.infra_env_id
             return
-        cluster = await self._user("POST", BASE + "/clusters", {
-            "name": f"{self.opts.seed}-{self.opts.hosts}", "openshift_version": "4.16", "pull_secret": "{}",
-            "base_dns_domain": "swarm.example.com", "machine_networks": [{"cidr": str(machine.SWARM_NETWORK)}],
-            "api_vips": [{"ip": "10.131.255.250"}], "ingress_vips": [{"ip": "10.131.255.251"}]})
+        cluster = await self._create_cluster(f"{self.opts.seed}-{self.opts.hosts}")
         self.cluster_id = cluster["id"]
         ie = await self._user("POST", BASE + "/infra-envs", {"name": f"{self.opts.seed}-{self.opts.hosts}",
-                                                              "pull_secret": "{}", "cluster_id": cluster["id"]})
+                                                              "pull_secret": machine.SAMPLE_PULL_SECRET,
+                                                              "cluster_id": cluster["id"]})
         self.infra_env_id = ie["id"]
         if self.opts.admin_token and not self.opts.token:
             found = await self._user("GET", f"/api/reference/infra-envs/{ie['id']}/token")

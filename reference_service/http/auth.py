@@ -5,8 +5,8 @@
   by the query (``?infra_env_id=``), else of any infra-env bound to the path's ``{cluster_id}`` (the installer's
   controller uploads its logs with the token of the discovery image it came from).
 - ``ADMIN``: an admin credential. ``ADMIN_CREDENTIALS`` lists where one may come from: the
-  ``Authorization: Bearer`` header; a page served with a login cookie appends its cookie reader, and its
-  routes declare ``Auth.ADMIN`` like any other.
+  ``Authorization`` header (``Bearer <token>`` or the bare token, as the real local auth); a page served
+  with a login cookie appends its cookie reader, and its routes declare ``Auth.ADMIN`` like any other.
 - ``AGENT_OR_ADMIN``: either.
 
 Under ``--auth none`` every route is open (local use). Tokens are compared in constant time, as hashes for the
@@ -37,8 +37,12 @@ class Auth(enum.Enum):
 
 
 def bearer(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    return header.split(" ", 1)[1].strip() if header.lower().startswith("bearer ") else ""
+    """The token of the ``Authorization`` header, with or without the ``Bearer `` prefix: the real service's
+    local auth takes both, and aicli (``AI_TOKEN``) sends it bare."""
+    header = request.headers.get("authorization", "").strip()
+    if header.lower().startswith("bearer "):
+        return header.split(" ", 1)[1].strip()
+    return header if header and " " not in header else ""
 
 
 #: The pages' session cookie (``http.console``: signing in with the admin token sets it; HttpOnly,

@@ -152,4 +152,7 @@ ROUTES = [
     route("/api/reference/infra-envs/{infra_env_id}/hosts/{host_id}/document", patch_host_document,
           methods=["PATCH"], auth=Auth.ADMIN),
     route("/healthz", healthz, methods=["GET"], auth=Auth.PUBLIC),
+    # the real service's probes, which deployments and clients point at it
+    route("/health", healthz, methods=["GET"], auth=Auth.PUBLIC),
+    route("/ready", healthz, methods=["GET"], auth=Auth.PUBLIC),
 ]

@@ -87,10 +87,23 @@ async def read_bounded(request: Request, limit: int, stall: float, min_rate: flo
 
 
 def canonical_ids(request: Request) -> None:
+    """Ids in the canonical form; ``check_ids`` then refuses one that is no UUID at all with 400, as the real
+    service's parameter validation does after authentication (a 404 would say "no such cluster" about a
+    typo)."""
     params = request.scope.get("path_params", {})
     for key in ("infra_env_id", "host_id", "cluster_id"):
         if key in params:
             params[key] = canonical_uuid(params[key])
+
+
+def check_ids(request: Request) -> None:
+    params = request.scope.get("path_params", {})
+    for key in ("infra_env_id", "host_id", "cluster_id"):
+        if key in params:
+            try:
+                uuid.UUID(str(params[key]))
+            except ValueError:
+                raise ServiceRefusal(400, f"{key} in path must be of type uuid: \"{params[key]}\"") from None
 
 
 def canonical_uuid(text: Any) -> Any:
@@ -108,6 +121,7 @@ def route(path: str, endpoint: Endpoint, *, methods: list[str], auth: Auth,
     async def guarded(request: Request) -> Response:
         canonical_ids(request)
         authorize(request, auth)
+        check_ids(request)
         svc = service_of(request)
         limit = max_body(svc) if callable(max_body) else max_body
         stall = svc.settings.body_stall_seconds

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -12,16 +13,31 @@ from starlette.responses import JSONResponse, Response
 from common.errors import ServiceRefusal
 from reference_service.http.auth import Auth
 from reference_service.http.common import check_model, json_list, json_with_list, public, read_json, service_of
-from reference_service.http.routing import route
+from reference_service.http.routing import canonical_uuid, route
 from reference_service.orchestrator import BASE, ReferenceService
 from reference_service.store.database import _now_iso
-from rules.documents import skipped_formatting
+from rules import cluster_validations, user_checks
+from rules.documents import disk_key, parse_json_field, skipped_formatting
+from rules.events import filter_events
 from rules.hardware import hostname_problem
+from rules.presentation import cluster_out, host_out, infra_env_out
+
+#: Host statuses in which a user may change a host (the real service's v2UpdateHost: 409 in any other).
+HOST_EDITABLE_STATES = ("discovering", "known", "disconnected", "insufficient", "pending-for-input",
+                        "discovering-unbound", "known-unbound", "disconnected-unbound", "insufficient-unbound",
+                        "binding", "added-to-existing-cluster")
+
+
+def host_view(svc: ReferenceService, host: dict[str, Any]) -> dict[str, Any]:
+    """A stored host as users read it (``presentation.host_out``)."""
+    cluster = svc.store.get_cluster(host["cluster_id"]) if host.get("cluster_id") else None
+    return host_out(public(host), cluster)
 
 
 async def create_cluster(request: Request) -> Response:
     body = await read_json(request)
     check_model("cluster-create-params", body)
+    user_checks.check_create(body)
     svc = service_of(request)
     cid = str(uuid.uuid4())
     now = _now_iso()
@@ -31,9 +47,46 @@ async def create_cluster(request: Request) -> Response:
         "status_info": "Cluster is not ready for install", "image_info": {}, "pull_secret_set": True,
         "created_at": now, "updated_at": now, "hosts": [], "total_host_count": 0,
     })
+    _new_cluster_defaults(cluster)
     svc.store.save_cluster(cluster)
     svc.store.add_event(f"Successfully registered cluster {cluster.get('name')}", cluster_id=cid)
+    svc.refresh_cluster(cid)
     return _cluster_view(svc, cid, status_code=201)
+
+
+def _new_cluster_defaults(cluster: dict[str, Any]) -> None:
+    """What the real registration fills in: the topology in both spellings, the default cluster and service
+    networks, the network type, and the entries' cluster ids."""
+    sno = cluster.get("control_plane_count") == 1 or cluster.get("high_availability_mode") == "None"
+    cluster["control_plane_count"] = 1 if sno else int(cluster.get("control_plane_count") or 3)
+    cluster["high_availability_mode"] = "None" if sno else "Full"
+    if sno:
+        cluster.setdefault("user_managed_networking", True)
+    cluster.setdefault("network_type", "OVNKubernetes")
+    cluster.setdefault("vip_dhcp_allocation", False)
+    if not cluster.get("cluster_networks"):
+        cluster["cluster_networks"] = [{"cidr": cluster.pop("cluster_network_cidr", None)
+                                        or cluster_validations.DEFAULT_CLUSTER_NETWORK,
+                                        "host_prefix": cluster.pop("cluster_network_host_prefix", None)
+                                        or cluster_validations.DEFAULT_HOST_PREFIX}]
+    if not cluster.get("service_networks"):
+        cluster["service_networks"] = [{"cidr": cluster.pop("service_network_cidr", None)
+                                        or cluster_validations.DEFAULT_SERVICE_NETWORK}]
+    _own_entries(cluster)
+
+
+def _own_entries(cluster: dict[str, Any]) -> None:
+    for key in ("api_vips", "ingress_vips", "machine_networks", "cluster_networks", "service_networks"):
+        entries = [dict(e) for e in cluster.get(key) or [] if isinstance(e, dict)]
+        for entry in entries:
+            entry["cluster_id"] = cluster["id"]
+            if key.endswith("vips"):
+                entry.setdefault("verification", "unverified")
+        cluster[key] = entries
+    for single, plural, field in (("api_vip", "api_vips", "ip"), ("ingress_vip", "ingress_vips", "ip"),
+                                  ("machine_network_cidr", "machine_networks", "cidr")):
+        if cluster.get(single) and not cluster.get(plural):
+            cluster[plural] = [{field: cluster[single], "cluster_id": cluster["id"]}]
 
 
 def _cluster_view(svc: ReferenceService, cluster_id: str, status_code: int = 200,
@@ -42,10 +95,21 @@ def _cluster_view(svc: ReferenceService, cluster_id: str, status_code: int = 200
     cluster = svc.store.get_cluster(cluster_id)
     if cluster is None:
         raise ServiceRefusal(404, f"cluster {cluster_id} not found")
+    stored = svc.store.peers(cluster_id=cluster_id)
+    doc = cluster_out(public({k: v for k, v in cluster.items() if k != "hosts"}), stored)
     if not with_hosts:
-        return JSONResponse(public({k: v for k, v in cluster.items() if k != "hosts"}), status_code=status_code)
-    hosts = (public(h) for h in svc.store.list_hosts(cluster_id=cluster_id))
-    return json_with_list(public(cluster), "hosts", hosts, status_code=status_code)
+        doc.pop("hosts", None)
+        return JSONResponse(doc, status_code=status_code)
+    hosts = (host_out(public(h), cluster) for h in svc.store.list_hosts(cluster_id=cluster_id))
+    return json_with_list(doc, "hosts", hosts, status_code=status_code)
+
+
+def _is_uuid(text: Any) -> bool:
+    try:
+        uuid.UUID(str(text))
+    except ValueError:
+        return False
+    return True
 
 
 def _flag(request: Request, name: str) -> bool:
@@ -55,10 +119,15 @@ def _flag(request: Request, name: str) -> bool:
 async def list_clusters(request: Request) -> Response:
     """The clusters, with their hosts only when ``with_hosts`` (the real service's default leaves them out)."""
     svc = service_of(request)
-    clusters = [public({k: v for k, v in c.items() if k != "hosts"}) for c in svc.store.list_clusters()]
-    if _flag(request, "with_hosts"):
-        for cluster in clusters:
-            cluster["hosts"] = [public(h) for h in svc.store.list_hosts(cluster_id=cluster["id"])]
+    clusters = []
+    for stored in svc.store.list_clusters():
+        cluster = cluster_out(public({k: v for k, v in stored.items() if k != "hosts"}),
+                              svc.store.peers(cluster_id=stored["id"]))
+        if _flag(request, "with_hosts"):
+            cluster["hosts"] = [host_out(public(h), stored) for h in svc.store.list_hosts(cluster_id=stored["id"])]
+        else:
+            cluster.pop("hosts", None)
+        clusters.append(cluster)
     return JSONResponse(clusters)
 
 
@@ -75,16 +144,34 @@ async def update_cluster(request: Request) -> Response:
     cluster = svc.store.get_cluster(cid)
     if cluster is None:
         raise ServiceRefusal(404, f"cluster {cid} not found")
-    cluster.update({k: v for k, v in body.items() if k != "pull_secret"})
+    user_checks.check_update(cluster, body, svc.store.list_hosts(cluster_id=cid))
+    cluster.update({k: v for k, v in body.items() if k != "pull_secret" and v is not None})
+    if "pull_secret" in body:
+        cluster["pull_secret_set"] = True
+    for single in ("api_vip", "ingress_vip", "machine_network_cidr"):  # the lists are the truth now
+        if f"{single.removesuffix('_cidr')}s" in body or f"{single}s" in body:
+            cluster.pop(single, None)
+    if body.get("api_vips") or body.get("ingress_vips"):
+        cluster["vip_dhcp_allocation"] = False
+    _own_entries(cluster)
     svc.store.save_cluster(cluster)
     for host in svc.store.list_hosts(cluster_id=cid):
         svc.refresh_host(host)
+    svc.refresh_cluster(cid)
     return _cluster_view(svc, cid, status_code=201)
 
 
 async def install_cluster(request: Request) -> Response:
+    """Refused (409) when this service has no OS image to write and is not told to dry-run: the hosts would
+    otherwise wait in installing for a write-image that is never issued."""
     svc = service_of(request)
     cid = request.path_params["cluster_id"]
+    if svc.store.get_cluster(cid) is None:
+        raise ServiceRefusal(404, f"cluster {cid} not found")
+    if svc.os_image_digest() is None:
+        raise ServiceRefusal(409, "Cluster cannot be installed here: the reference service has no OS image to "
+                                  "write to the hosts' disks; start it with --os-image FILE (or "
+                                  "REFERENCE_SERVICE_OS_IMAGE), with --dry-run-install to install without rebooting")
     svc.install_cluster(cid)
     return _cluster_view(svc, cid, status_code=202)
 
@@ -95,7 +182,11 @@ async def list_cluster_hosts(request: Request) -> Response:
     role, status = request.query_params.get("role"), request.query_params.get("status")
     left_out = {name for name, flag in (("inventory", "with-inventory"), ("connectivity", "with-connectivity"))
                 if not _flag(request, flag)}
-    return json_list(public({k: v for k, v in h.items() if k not in left_out}) for h in hosts
+    svc = service_of(request)
+    cluster = svc.store.get_cluster(request.path_params["cluster_id"])
+    if cluster is None:
+        raise ServiceRefusal(404, f"cluster {request.path_params['cluster_id']} not found")
+    return json_list(host_out(public({k: v for k, v in h.items() if k not in left_out}), cluster) for h in hosts
                      if (not role or h.get("role") == role) and (not status or h.get("status") == status))
 
 
@@ -113,12 +204,21 @@ async def create_infra_env(request: Request) -> Response:
                 "created_at": now, "updated_at": now, "pull_secret_set": True})
     doc["type"] = body.get("image_type") or "full-iso"
     doc.pop("image_type", None)
+    if not isinstance(doc.get("static_network_config"), (str, type(None))):
+        doc["static_network_config"] = json.dumps(doc["static_network_config"])
     svc.store.save_infra_env(doc, token=svc.store.new_infra_env_token(doc["id"]))
-    return JSONResponse(public(doc), status_code=201)
+    return JSONResponse(infra_env_out(public(doc)), status_code=201)
 
 
 async def list_infra_envs(request: Request) -> Response:
-    return JSONResponse([public(d) for d in service_of(request).store.list_infra_envs()])
+    """The infra-envs, only those of ``cluster_id`` when it is given (the real service's filter)."""
+    wanted = request.query_params.get("cluster_id")
+    if wanted is not None:
+        wanted = canonical_uuid(wanted)
+        if not _is_uuid(wanted):
+            raise ServiceRefusal(400, f"cluster_id in query must be of type uuid: \"{wanted}\"")
+    return JSONResponse([infra_env_out(public(d)) for d in service_of(request).store.list_infra_envs()
+                         if wanted is None or d.get("cluster_id") == wanted])
 
 
 async def get_infra_env(request: Request) -> Response:
@@ -126,7 +226,7 @@ async def get_infra_env(request: Request) -> Response:
     doc = service_of(request).store.get_infra_env(ie)
     if doc is None:
         raise ServiceRefusal(404, f"Failed to get infra env {ie}")
-    return JSONResponse(public(doc))
+    return JSONResponse(infra_env_out(public(doc)))
 
 
 async def list_hosts(request: Request) -> Response:
@@ -139,13 +239,17 @@ async def list_hosts(request: Request) -> Response:
     # (evaluated, and saved, before the first byte is sent: a copy saved between two chunks would undo the
     # replies that came meanwhile)
     hosts = [svc.refresh_host(h) if svc.settler.at_once(h) else h for h in svc.store.list_hosts(infra_env_id=ie)]
-    return json_list(public(h) for h in hosts)
+    clusters: dict[str, dict[str, Any] | None] = {}
+    for h in hosts:
+        if h.get("cluster_id") and h["cluster_id"] not in clusters:
+            clusters[h["cluster_id"]] = svc.store.get_cluster(h["cluster_id"])
+    return json_list(host_out(public(h), clusters.get(h.get("cluster_id") or "")) for h in hosts)
 
 
 async def get_host(request: Request) -> Response:
     svc = service_of(request)
     host = svc.require_host(request.path_params["infra_env_id"], request.path_params["host_id"])
-    return JSONResponse(public(svc.refresh_host(host)))
+    return JSONResponse(host_view(svc, svc.refresh_host(host)))
 
 
 async def update_host(request: Request) -> Response:
@@ -153,6 +257,11 @@ async def update_host(request: Request) -> Response:
     check_model("host-update-params", body)
     svc = service_of(request)
     host = svc.require_host(request.path_params["infra_env_id"], request.path_params["host_id"])
+    if host.get("status") not in HOST_EDITABLE_STATES:
+        raise ServiceRefusal(409, f"Host {host['id']} is in {host.get('status')} state, host can be updated only in "
+                                  f"one of {list(HOST_EDITABLE_STATES)}")
+    if body.get("disks_selected_config"):
+        _select_disks(host, body["disks_selected_config"])
     if "host_role" in body:
         host["role"] = body["host_role"]
     if "host_name" in body:
@@ -170,7 +279,27 @@ async def update_host(request: Request) -> Response:
     for key in ("machine_config_pool_name", "node_labels"):
         if key in body:
             host[key] = body[key] if isinstance(body[key], str) else json.dumps(body[key])
-    return JSONResponse(public(svc.refresh_host(host)), status_code=201)
+    return JSONResponse(host_view(svc, svc.refresh_host(host)), status_code=201)
+
+
+def _select_disks(host: dict[str, Any], selected: list[dict[str, Any]]) -> None:
+    """``disks_selected_config``: the disk given the ``install`` role becomes the installation disk when the
+    host has it and it is eligible (400 otherwise, with the real service's reason)."""
+    disks = {disk_key(d): d for d in (parse_json_field(host, "inventory") or {}).get("disks") or []}
+    by_path = {str(d.get("path")): d for d in disks.values() if d.get("path")}
+    installs = [c for c in selected if c.get("role") == "install"]
+    if len(installs) > 1:
+        raise ServiceRefusal(400, "Only one disk can be set as the installation disk")
+    for change in installs:
+        disk = disks.get(str(change.get("id"))) or by_path.get(str(change.get("id")))
+        if disk is None:
+            raise ServiceRefusal(400, f"Disk {change.get('id')} was not found in host {host['id']}")
+        eligibility = disk.get("installation_eligibility") or {}
+        if not eligibility.get("eligible"):
+            reasons = "; ".join(eligibility.get("not_eligible_reasons") or [])
+            raise ServiceRefusal(400, f"Requested installation disk is not part of the host's valid disks: {reasons}")
+        host["installation_disk_id"] = disk_key(disk)
+        host["installation_disk_path"] = f"/dev/{disk['name']}" if disk.get("name") else str(disk.get("path", ""))
 
 
 async def delete_host(request: Request) -> Response:
@@ -184,8 +313,21 @@ async def delete_host(request: Request) -> Response:
 
 
 async def list_events(request: Request) -> Response:
+    """``v2ListEvents`` with its filters, paging and count headers (``rules.events.filter_events``)."""
     q = request.query_params
-    return JSONResponse(service_of(request).store.events(cluster_id=q.get("cluster_id"), host_id=q.get("host_id")))
+    for name in ("cluster_id", "host_id", "infra_env_id"):
+        if q.get(name) and not _is_uuid(q[name]):
+            raise ServiceRefusal(400, f"{name} in query must be of type uuid: \"{q[name]}\"")
+    cluster_id = canonical_uuid(q.get("cluster_id")) if q.get("cluster_id") else None
+    host_id = canonical_uuid(q.get("host_id")) if q.get("host_id") else None
+    events = service_of(request).store.events(cluster_id=cluster_id, host_id=host_id)
+    try:
+        selected, counts = filter_events(events, q)
+    except ValueError as exc:
+        raise ServiceRefusal(400, str(exc)) from None
+    headers = {f"Severity-Count-{s.capitalize()}": str(n) for s, n in counts.items()}
+    headers["Event-Count"] = str(sum(counts.values()))
+    return JSONResponse(selected, headers=headers)
 
 
 ROUTES = [

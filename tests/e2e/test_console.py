@@ -105,7 +105,7 @@ def test_install_button_makes_the_api_checks(tmp_path: Path) -> None:
         cluster = svc.create_cluster(name="lab")
         resp = requests.post(f"{svc.url}/clusters/{cluster['id']}/install", allow_redirects=False, timeout=10)
         assert resp.status_code == 409 and "Cluster is not ready for installation" in resp.text
-        assert svc.cluster(cluster["id"])["status"] == "insufficient"
+        assert svc.cluster(cluster["id"])["status"] == "pending-for-input"  # no hosts: no machine network
         foreign = requests.post(f"{svc.url}/clusters/{cluster['id']}/install", timeout=10,
                                 headers={"Origin": "http://evil.example"}, allow_redirects=False)
         assert foreign.status_code == 403

@@ -111,7 +111,7 @@ def test_hosts_reach_known_with_network_results_stored(tmp_path: Path) -> None:
             taken = {net.hub_ipv4, *(h.ipv4 for h in by_id.values())}
             assert not taken & set(free[0]["free_addresses"])
             assert len(free[0]["free_addresses"]) == 256 - len(taken)
-        assert svc.cluster(cl["id"])["status"] == "ready"
+        assert svc.cluster(cl["id"])["status"] == "pending-for-input"  # no VIPs yet: set at the end
 
         # Bad arguments reaching a running agent: a clear error reply each, and the agent carries on.
         host_id = sorted(by_id)[0]
@@ -137,6 +137,14 @@ def test_hosts_reach_known_with_network_results_stored(tmp_path: Path) -> None:
             assert message in replies[0]["error"]
         svc.wait_replies(host_id, "connectivity-check", count=len(svc.replies(host_id, "connectivity-check")) + 1)
         assert svc.host(ie, host_id)["status"] == "known"
+
+        # a multi-node cluster is ready once its VIPs are set, verified free, and in the machine network
+        assert svc.cluster(cl["id"])["status"] == "pending-for-input"
+        svc.patch_cluster(cl["id"], api_vips=[{"ip": "10.201.0.200"}], ingress_vips=[{"ip": "10.201.0.201"}])
+        deadline = time.monotonic() + 60
+        while svc.cluster(cl["id"])["status"] != "ready" and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert svc.cluster(cl["id"])["status"] == "ready", svc.cluster(cl["id"])["validations_info"]
 
 
 def test_cut_host_falls_out_of_the_majority_group(tmp_path: Path) -> None:

@@ -32,8 +32,8 @@ HOST = "11111111-2222-3333-4444-555555555555"
 
 
 def _setup(svc: RefService) -> tuple[str, str]:
-    cluster = svc.create_cluster(control_plane_count=1, pull_secret='{"auths": {"x": {"auth": "c2VjcmV0"}}}')
-    ie = svc.create_infra_env(cluster_id=cluster["id"], pull_secret='{"auths": {"x": {"auth": "c2VjcmV0"}}}')
+    cluster = svc.create_cluster(control_plane_count=1, pull_secret='{"auths": {"x": {"auth": "dXNlcjpzZWNyZXQ="}}}')
+    ie = svc.create_infra_env(cluster_id=cluster["id"], pull_secret='{"auths": {"x": {"auth": "dXNlcjpzZWNyZXQ="}}}')
     return str(cluster["id"]), str(ie["id"])
 
 
@@ -52,7 +52,7 @@ def test_an_undeclared_route_is_refused_at_start() -> None:
 def test_every_route_but_the_public_ones_refuses_anonymous_callers(tmp_path: Path) -> None:
     public = {r.path for r in ROUTES if r.auth is Auth.PUBLIC}
     # signing in and out, and the pages' stylesheet, scripts and Swagger UI
-    assert public == {"/healthz", OS_IMAGE_PATH, "/login", "/logout", "/static"}
+    assert public == {"/healthz", "/health", "/ready", OS_IMAGE_PATH, "/login", "/logout", "/static"}
     with start_service(tmp_path, auth="token") as svc:
         cluster, ie = _setup(svc)
         token = svc.token(ie)
@@ -251,7 +251,7 @@ def test_secrets_at_rest(tmp_path: Path) -> None:
     assert stat.S_IMODE(Path(str(svc.db) + ".key").stat().st_mode) == 0o600
     stored = b"".join(p.read_bytes() for p in svc.db.parent.glob(svc.db.name + "*") if p.suffix != ".key")
     assert token.encode() not in stored
-    assert token not in journal and "test-admin-token" not in journal and "c2VjcmV0" not in journal
+    assert token not in journal and "test-admin-token" not in journal and "dXNlcjpzZWNyZXQ=" not in journal
     assert {e["headers"].get("x-secret-key") for e in entries if e["path"].endswith("/hosts")} == {"***"}
     assert {e["headers"].get("authorization") for e in entries if e["path"].endswith("/clusters")} == {"***"}
     secrets = [json.loads(e["body"])["pull_secret"] for e in entries if "pull_secret" in e["body"]]

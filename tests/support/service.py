@@ -21,6 +21,7 @@ from typing import Any
 import requests
 
 from rules.states import OFF_HOST_STEPS
+from rules.user_checks import SAMPLE_PULL_SECRET
 
 BIN = Path(sys.executable).parent
 BASE = "/api/assisted-install"
@@ -60,12 +61,13 @@ class RefService:
 
     # -- user API -------------------------------------------------------------------------------------
     def create_cluster(self, **params: Any) -> dict[str, Any]:
-        body = {"name": "test", "openshift_version": "4.16", "pull_secret": "{}", "base_dns_domain": "example.com",
+        body = {"name": "test", "openshift_version": "4.16", "pull_secret": SAMPLE_PULL_SECRET,
+                "base_dns_domain": "example.com",
                 **params}
         return self.api("POST", "/v2/clusters", json=body, expected=201)  # type: ignore[no-any-return]
 
     def create_infra_env(self, cluster_id: str | None = None, **params: Any) -> dict[str, Any]:
-        body = {"name": "test-infra-env", "pull_secret": "{}", **params}
+        body = {"name": "test-infra-env", "pull_secret": SAMPLE_PULL_SECRET, **params}
         if cluster_id:
             body["cluster_id"] = cluster_id
         return self.api("POST", "/v2/infra-envs", json=body, expected=201)  # type: ignore[no-any-return]

@@ -1,0 +1,395 @@
+"""The cluster's own validations and its machine network, as the real service's cluster monitor derives them.
+
+The real service fills a cluster's ``validations_info`` (network, hosts-data, configuration, operators) on
+every monitor pass and moves the cluster between pending-for-input, insufficient and ready by them; before
+that it assigns the machine network when it can (``autoAssignMachineNetworkCidr``): for a single-node cluster
+the one network its host is on (the default route's when there are several), for a multi-node one the host
+network that holds the API (else ingress) VIP. Without that a cluster whose user set its VIPs, or any SNO,
+never leaves pending-for-input, which is what clients and the demo met. Pure functions over documents.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import Any
+
+from rules.documents import is_sno, parse_json_field
+from rules.network import cluster_vips, machine_cidrs, user_managed_networking
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Results = dict[str, list[dict[str, str]]]
+
+#: The real service's defaults for a new cluster's networks (and what clients expect to read back).
+DEFAULT_CLUSTER_NETWORK = "10.128.0.0/14"
+DEFAULT_HOST_PREFIX = 23
+DEFAULT_SERVICE_NETWORK = "172.30.0.0/16"
+#: Host statuses counted as ready to install by all-hosts-are-ready-to-install.
+READY_HOST_STATES = ("known", "preparing-for-installation", "preparing-successful")
+#: Cluster validations whose failure keeps a cluster in pending-for-input (the user must supply something),
+#: as the real state machine's ``isPendingUserInput`` set; any other failure makes it insufficient.
+PENDING_INPUT = ("machine-cidr-defined", "cluster-cidr-defined", "service-cidr-defined", "api-vips-defined",
+                 "ingress-vips-defined", "dns-domain-defined", "pull-secret-set")
+#: Operators whose requirement validations the real service always lists; none is offered here, so each
+#: reports itself disabled, as the real one does for an operator the cluster does not use.
+OPERATORS = ("odf", "lso", "cnv", "lvm", "mce", "mtv", "osc", "node-feature-discovery", "nvidia-gpu",
+             "pipelines", "servicemesh", "serverless", "openshift-ai", "authorino", "nmstate", "amd-gpu", "kmm")
+
+
+def _networks(texts: list[Any]) -> list[Network]:
+    out: list[Network] = []
+    for text in texts:
+        try:
+            out.append(ipaddress.ip_network(str(text), strict=False))
+        except ValueError:
+            continue
+    return out
+
+
+def cluster_networks(cluster: dict[str, Any]) -> list[Network]:
+    texts = [n.get("cidr") for n in cluster.get("cluster_networks") or [] if isinstance(n, dict)]
+    return _networks(texts or ([cluster["cluster_network_cidr"]] if cluster.get("cluster_network_cidr") else []))
+
+
+def service_networks(cluster: dict[str, Any]) -> list[Network]:
+    texts = [n.get("cidr") for n in cluster.get("service_networks") or [] if isinstance(n, dict)]
+    return _networks(texts or ([cluster["service_network_cidr"]] if cluster.get("service_network_cidr") else []))
+
+
+def host_networks(host: dict[str, Any]) -> list[Network]:
+    """The networks of the host's interface addresses, in inventory order."""
+    out: list[Network] = []
+    for iface in (parse_json_field(host, "inventory") or {}).get("interfaces") or []:
+        for text in (iface.get("ipv4_addresses") or []) + (iface.get("ipv6_addresses") or []):
+            try:
+                net = ipaddress.ip_interface(str(text)).network
+            except ValueError:
+                continue
+            if not net.is_loopback and not net.is_link_local and net not in out:
+                out.append(net)
+    return out
+
+
+def _default_route_network(host: dict[str, Any], candidates: list[Network]) -> Network | None:
+    """The candidate holding the gateway of the host's lowest-metric default route, as the real service picks
+    among several networks."""
+    routes = (parse_json_field(host, "inventory") or {}).get("routes") or []
+    best: tuple[int, str] | None = None
+    for route in routes:
+        if str(route.get("destination")) in ("0.0.0.0", "::") and route.get("gateway"):
+            metric = int(route.get("metric") or 0)
+            if best is None or metric < best[0]:
+                best = (metric, str(route["gateway"]))
+    if best is None:
+        return None
+    try:
+        gateway = ipaddress.ip_address(best[1])
+    except ValueError:
+        return None
+    return next((n for n in candidates if gateway.version == n.version and gateway in n), None)
+
+
+def vip_network(vip: str, hosts: list[dict[str, Any]]) -> Network | None:
+    """The first host network that holds ``vip`` (``CalculateMachineNetworkCIDR``)."""
+    try:
+        address = ipaddress.ip_address(vip)
+    except ValueError:
+        return None
+    for host in hosts:
+        for net in host_networks(host):
+            if address.version == net.version and address in net:
+                return net
+    return None
+
+
+def auto_machine_networks(cluster: dict[str, Any], hosts: list[dict[str, Any]]) -> list[str] | None:
+    """The machine networks the real service would assign now, or None to leave the cluster's as they are."""
+    if cluster.get("status") not in ("pending-for-input", "insufficient"):
+        return None
+    if cluster.get("vip_dhcp_allocation"):
+        return None  # the user chooses the network; DHCP then leases the VIPs in it
+    if is_sno(cluster):
+        if machine_cidrs(cluster):
+            return None
+        clusters, services = cluster_networks(cluster), service_networks(cluster)
+        families = sorted({n.version for n in clusters})
+        if families != sorted({n.version for n in services}):
+            return None
+        found = [n for h in hosts for n in host_networks(h)]
+        chosen: list[str] = []
+        for family in families:
+            of_family = list(dict.fromkeys(n for n in found if n.version == family))
+            if not of_family:
+                return None
+            pick = of_family[0] if len(of_family) == 1 else \
+                (_default_route_network(hosts[0], of_family) if hosts else None)
+            if pick is None:
+                return None
+            chosen.append(str(pick))
+        return chosen
+    if user_managed_networking(cluster) or cluster.get("load_balancer", {}).get("type") == "user-managed":
+        return None
+    api, ingress = cluster_vips(cluster, "api"), cluster_vips(cluster, "ingress")
+    computed = []
+    for index in range(2):
+        vip = api[index] if index < len(api) else ingress[index] if index < len(ingress) else ""
+        net = vip_network(vip, hosts) if vip else None
+        if net is not None:
+            computed.append(str(net))
+    current = [str(n) for n in machine_cidrs(cluster)]
+    if not computed or computed == current[:len(computed)]:
+        return None
+    return computed
+
+
+def assign_machine_networks(cluster: dict[str, Any], hosts: list[dict[str, Any]]) -> bool:
+    """Sets the cluster's machine networks when ``auto_machine_networks`` finds them; whether it changed."""
+    cidrs = auto_machine_networks(cluster, hosts)
+    if not cidrs:
+        return False
+    cluster["machine_networks"] = [{"cidr": c, "cluster_id": cluster.get("id")} for c in cidrs]
+    cluster["machine_network_cidr"] = cidrs[0]
+    return True
+
+
+# -- the validations ----------------------------------------------------------------------------------------
+def _has_inventories(hosts: list[dict[str, Any]]) -> bool:
+    return any(h.get("inventory") for h in hosts)
+
+
+def _machine_cidr_defined(cluster: dict[str, Any], hosts: list[dict[str, Any]]) -> tuple[str, str]:
+    if user_managed_networking(cluster) and not is_sno(cluster):
+        return "success", "No Machine Network CIDR needed: User Managed Networking"
+    if machine_cidrs(cluster):
+        return "success", "The Machine Network CIDR is defined."
+    if not _has_inventories(hosts):
+        return "pending", "Hosts have not been discovered yet"
+    if cluster.get("vip_dhcp_allocation"):
+        return "failure", ("The Machine Network CIDR is undefined; setting the Machine Network CIDR initiates "
+                           "the VIPs DHCP lease allocation.")
+    if is_sno(cluster):
+        return "failure", ("The Machine Network CIDR is undefined; Setting Machine Network CIDR is required for "
+                           "single node cluster")
+    return "failure", ("The Machine Network CIDR is undefined; the Machine Network CIDR can be defined by setting "
+                       "either the API or Ingress virtual IPs.")
+
+
+def _machine_equals_calculated(cluster: dict[str, Any], hosts: list[dict[str, Any]]) -> tuple[str, str]:
+    if user_managed_networking(cluster):
+        return "success", "The Cluster Machine CIDR is not required: User Managed Networking"
+    api, ingress = cluster_vips(cluster, "api"), cluster_vips(cluster, "ingress")
+    if not api and not ingress:
+        return "pending", "The Machine Network CIDR, API virtual IPs, or Ingress virtual IPs are undefined."
+    if not _has_inventories(hosts):
+        return "pending", "Hosts have not been discovered yet"
+    problems = []
+    current = machine_cidrs(cluster)
+    for index, vip in enumerate(api or ingress):
+        net = vip_network(vip, hosts)
+        if net is None:
+            problems.append(f"No suitable matching CIDR found for VIP {vip}")
+        elif index < len(current) and current[index] != net:
+            problems.append(f"The Cluster Machine CIDR {current[index]} is different than the calculated CIDR {net}.")
+    if problems:
+        return "failure", "; ".join(problems)
+    return "success", "The Cluster Machine CIDR is equivalent to the calculated CIDR."
+
+
+def _free_verdict(cluster: dict[str, Any], hosts: list[dict[str, Any]], kind: str, vip: str, net: Network) -> str:
+    """succeeded, failed or unverified: the verify-vips verdict, else the hosts' free-address lists."""
+    for entry in cluster.get(f"{kind}_vips") or []:
+        if isinstance(entry, dict) and entry.get("ip") == vip and entry.get("verification") in ("succeeded",
+                                                                                                 "failed"):
+            return str(entry["verification"])
+    free: set[str] | None = None
+    for host in hosts:
+        for scan in parse_json_field(host, "free_addresses") or []:
+            if isinstance(scan, dict) and str(scan.get("network")) == str(net):
+                free = (free or set()) | {str(a) for a in scan.get("free_addresses") or []}
+    if free is None:
+        return "unverified"
+    return "succeeded" if vip in free else "failed"
+
+
+def _vips(cluster: dict[str, Any], hosts: list[dict[str, Any]], kind: str) -> list[tuple[str, str, str]]:
+    name = "API" if kind == "api" else "Ingress"
+    vips = cluster_vips(cluster, kind)
+    if user_managed_networking(cluster):
+        defined = valid = ("success", f"{name} virtual IPs are not required: User Managed Networking")
+    elif is_sno(cluster):
+        defined = valid = ("success", f"{name} virtual IPs are not required: SNO")
+    else:
+        if vips:
+            defined = ("success", f"{name} virtual IPs are defined.")
+        elif cluster.get("vip_dhcp_allocation"):
+            defined = ("failure", f"{name} virtual IPs are undefined; after the Machine Network CIDR has been "
+                                  f"defined, {name} virtual IPs are received from a DHCP lease allocation task "
+                                  "which may take up to 2 minutes.")
+        else:
+            defined = ("failure", f"{name} virtual IPs are undefined and must be provided.")
+        valid = _vips_valid(cluster, hosts, kind, name, vips)
+    return [(f"{kind}-vips-defined", *defined), (f"{kind}-vips-valid", *valid)]
+
+
+def _vips_valid(cluster: dict[str, Any], hosts: list[dict[str, Any]], kind: str, name: str,
+                vips: list[str]) -> tuple[str, str]:
+    if not vips:
+        return "pending", f"{name} virtual IPs are undefined."
+    cidrs = machine_cidrs(cluster)
+    if not _has_inventories(hosts) or not cidrs:
+        return "pending", "Hosts have not been discovered yet"
+    label = f"{name.lower()} vips"
+    problems, failed = [], False
+    for index, vip in enumerate(vips):
+        net = cidrs[min(index, len(cidrs) - 1)]
+        try:
+            address = ipaddress.ip_address(vip)
+        except ValueError:
+            problems.append(f"{label} <{vip}> is not a valid IP address")
+            failed = True
+            continue
+        if address.version != net.version or address not in net:
+            problems.append(f"{label} <{vip}> does not belong to machine-network-cidr <{net}>")
+            failed = True
+        elif address == net.broadcast_address:
+            problems.append(f"{label} <{vip}> is the broadcast address of machine-network-cidr <{net}>")
+            failed = True
+        else:
+            verdict = _free_verdict(cluster, hosts, kind, vip, net)
+            if verdict == "failed":
+                problems.append(f"{label} <{vip}> is already in use in cidr {net}")
+                failed = True
+            elif verdict == "unverified":
+                problems.append(f"{label} <{vip}> are not verified yet.")
+                failed = True
+    if failed:
+        return "failure", ";".join(problems)
+    return "success", f"{label} {', '.join(vips)} belongs to the Machine CIDR and is not in use."
+
+
+def _overlaps(cluster: dict[str, Any]) -> tuple[str, str]:
+    machines, clusters, services = machine_cidrs(cluster), cluster_networks(cluster), service_networks(cluster)
+    if not clusters or not services or (not machines and not user_managed_networking(cluster)):
+        what = "Cluster Network, Service Network" if user_managed_networking(cluster) else \
+            "Machine Network, Cluster Network, Service Network"
+        return "pending", f"At least one of the CIDRs ({what}) is undefined."
+    named = [("machine network", n) for n in machines] + [("cluster network", n) for n in clusters] + \
+        [("service network", n) for n in services]
+    for i, (kind_a, a) in enumerate(named):
+        for kind_b, b in named[i + 1:]:
+            if a.version == b.version and a.overlaps(b):
+                return "failure", f"CIDRS Overlapping: {kind_a} {a} and {kind_b} {b} overlap."
+    return "success", "No CIDRS are overlapping."
+
+
+def _prefix(cluster: dict[str, Any]) -> tuple[str, str]:
+    clusters = cluster_networks(cluster)
+    if not clusters:
+        return "pending", "The Cluster Network CIDR is undefined."
+    entries = [n for n in cluster.get("cluster_networks") or [] if isinstance(n, dict)]
+    prefix = int((entries[0].get("host_prefix") if entries else cluster.get("cluster_network_host_prefix"))
+                 or DEFAULT_HOST_PREFIX)
+    net = clusters[0]
+    if user_managed_networking(cluster) is False and prefix < net.prefixlen:
+        return "failure", f"Invalid Cluster Network prefix: Host prefix, now {prefix}, must be greater than " \
+                          f"or equal to the network prefix {net.prefixlen}."
+    if net.version == 4 and prefix > 30:
+        return "failure", f"Invalid Cluster Network prefix: Host prefix, now {prefix}, must be less than or equal " \
+                          "to 30 to allow at least 4 addresses"
+    return "success", "The Cluster Network prefix is valid."
+
+
+def _masters(cluster: dict[str, Any], hosts: list[dict[str, Any]]) -> tuple[str, str]:
+    wanted = 1 if is_sno(cluster) else int(cluster.get("control_plane_count") or 3)
+    masters = [h for h in hosts if h.get("role") == "master"]
+    workers = [h for h in hosts if h.get("role") == "worker"]
+    for host in hosts:
+        if host.get("role") not in ("master", "worker", "arbiter"):
+            (masters if len(masters) < wanted and host.get("suggested_role") != "worker" else workers).append(host)
+    if len(masters) == wanted and not (wanted == 1 and workers):
+        return "success", "The cluster has the exact amount of dedicated control plane nodes."
+    if wanted == 1:
+        return "failure", "Single-node clusters must have a single control plane node and no workers."
+    return "failure", (f"The cluster must have exactly {wanted} dedicated control plane nodes. Add or remove hosts, "
+                       "or change their roles configurations to meet the requirement.")
+
+
+def cluster_validations(cluster: dict[str, Any], hosts: list[dict[str, Any]]) -> Results:
+    """Every cluster validation, by category, with the real service's ids and messages."""
+    network: list[tuple[str, str, str]] = [
+        ("machine-cidr-defined", *_machine_cidr_defined(cluster, hosts)),
+        ("cluster-cidr-defined", *(("success", "The Cluster Network CIDR is defined.") if cluster_networks(cluster)
+                                   else ("failure", "The Cluster Network CIDR is undefined."))),
+        ("service-cidr-defined", *(("success", "The Service Network CIDR is defined.") if service_networks(cluster)
+                                   else ("failure", "The Service Network CIDR is undefined."))),
+        ("no-cidrs-overlapping", *_overlaps(cluster)),
+        ("networks-same-address-families", *_families(cluster)),
+        ("network-prefix-valid", *_prefix(cluster)),
+        ("machine-cidr-equals-to-calculated-cidr", *_machine_equals_calculated(cluster, hosts)),
+        *_vips(cluster, hosts, "api"),
+        *_vips(cluster, hosts, "ingress"),
+        ("dns-domain-defined", *(("success", "The base domain is defined.") if cluster.get("base_dns_domain")
+                                 else ("failure", "The base domain is undefined and must be provided."))),
+        ("ntp-server-configured", "success", "No ntp problems found"),
+        ("network-type-valid", *_network_type(cluster)),
+    ]
+    hosts_data = [
+        ("all-hosts-are-ready-to-install",
+         *(("success", "All hosts in the cluster are ready to install.")
+           if all(h.get("status") in READY_HOST_STATES for h in hosts)
+           else ("failure", "The cluster has hosts that are not ready to install."))),
+        ("sufficient-masters-count", *_masters(cluster, hosts)),
+    ]
+    configuration = [
+        ("pull-secret-set", *(("success", "The pull secret is set.") if cluster.get("pull_secret_set")
+                              else ("failure", "The pull secret is not set."))),
+        ("platform-requirements-satisfied", "success", "Platform requirements satisfied"),
+    ]
+    operators = [(f"{name}-requirements-satisfied", "success", f"{name} is disabled") for name in OPERATORS]
+
+    def out(items: list[tuple[str, str, str]]) -> list[dict[str, str]]:
+        return [{"id": i, "status": s, "message": m} for i, s, m in items]
+
+    return {"network": out(network), "hosts-data": out(hosts_data), "configuration": out(configuration),
+            "operators": out(operators)}
+
+
+def _families(cluster: dict[str, Any]) -> tuple[str, str]:
+    clusters, services, machines = cluster_networks(cluster), service_networks(cluster), machine_cidrs(cluster)
+    if not clusters or not services:
+        return "pending", "At least one of the CIDRs (Cluster Network, Service Network) is undefined."
+    if {n.version for n in clusters} != {n.version for n in services}:
+        return "failure", "Address families of networks (ServiceNetworks, ClusterNetworks) are not the same."
+    if machines and {n.version for n in machines} != {n.version for n in clusters}:
+        return "failure", "Address families of networks (MachineNetworks, ServiceNetworks, ClusterNetworks) are " \
+                          "not the same."
+    return "success", "Same address families for all networks."
+
+
+def _network_type(cluster: dict[str, Any]) -> tuple[str, str]:
+    kind = cluster.get("network_type") or "OVNKubernetes"
+    if kind not in ("OpenShiftSDN", "OVNKubernetes", "Cilium", "Calico", "CiscoACI", "None"):
+        return "failure", ("The network type is not valid; the valid network types are OpenShiftSDN, "
+                           "OVNKubernetes, Cilium, Calico, CiscoACI, or None")
+    if kind == "OpenShiftSDN" and is_sno(cluster):
+        return "failure", "Control Plane Count '1' (SNO) is not supported by OpenShiftSDN; use another network " \
+                          "type instead"
+    return "success", "The cluster has a valid network type"
+
+
+def failing(results: Results) -> list[dict[str, str]]:
+    return [r for rs in results.values() for r in rs if r["status"] in ("failure", "pending", "error")]
+
+
+def status_by_validations(results: Results) -> tuple[str, str] | None:
+    """pending-for-input or insufficient (with the real service's info) when a validation fails, else None."""
+    bad = failing(results)
+    if not bad:
+        return None
+    if any(r["id"] in PENDING_INPUT for r in bad):
+        return "pending-for-input", "User input required"
+    return "insufficient", "Cluster is not ready for install"
+
+
+def encode(results: Results) -> str:
+    return json.dumps(results)
