@@ -14,8 +14,9 @@ import ipaddress
 import json
 from typing import Any
 
+from rules.cluster_model import machine_cidrs
 from rules.documents import is_sno, parse_json_field
-from rules.network import cluster_vips, machine_cidrs, user_managed_networking
+from rules.network import cluster_vips, user_managed_networking
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Results = dict[str, list[dict[str, str]]]

@@ -19,7 +19,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from common.errors import ServiceRefusal
-from reference_service.http import agent_routes, console, docs, iso_routes, reference_routes, user_routes
+from reference_service.http import (
+    agent_routes,
+    console,
+    docs,
+    iso_routes,
+    reference_routes,
+    session_routes,
+    unimplemented,
+    user_routes,
+)
 from reference_service.http.auth import Auth
 from reference_service.http.browser_guard import BrowserGuard
 from reference_service.http.common import error
@@ -123,8 +132,9 @@ class _Middleware:
 
 
 def create_app(service: ReferenceService) -> Any:
-    routes = [*agent_routes.ROUTES, *user_routes.ROUTES, *iso_routes.ROUTES, *reference_routes.ROUTES, *console.ROUTES,
-              *docs.ROUTES]
+    routes = [*agent_routes.ROUTES, *session_routes.ROUTES, *user_routes.ROUTES, *iso_routes.ROUTES,
+              *reference_routes.ROUTES, *console.ROUTES, *docs.ROUTES]
+    routes += unimplemented.routes(routes)  # the spec's other operations: 501, named (http/unimplemented.py)
     undeclared = [getattr(r, "path", r) for r in routes if not isinstance(getattr(r, "auth", None), Auth)]
     if undeclared:
         raise RuntimeError(f"routes without a declared auth (use http.routing.route): {undeclared}")

@@ -43,7 +43,7 @@ def _shape(path: str) -> str:
 def implemented_operations(app: Any, doc: dict[str, Any]) -> set[tuple[str, str]]:
     """(method, spec path) of every spec operation that one of the app's routes serves."""
     served = {(m.lower(), _shape(r.path)) for r in app.routes if hasattr(r, "methods") and r.methods
-              for m in r.methods}
+              and getattr(r, "implemented", True) for m in r.methods}  # (not the 501s: http/unimplemented)
     base = doc.get("basePath", "")
     return {(m, p) for p, ops in doc.get("paths", {}).items() for m in ops
             if m in METHODS and (m, _shape(base + p)) in served}

@@ -3,6 +3,7 @@ starting an installation. Every route authenticates the user (``Auth.ADMIN``).""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
@@ -11,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from common.errors import ServiceRefusal
+from reference_service import artifacts
 from reference_service.http.auth import Auth
 from reference_service.http.common import check_model, json_list, json_with_list, public, read_json, service_of
 from reference_service.http.routing import canonical_uuid, route
@@ -173,6 +175,9 @@ async def install_cluster(request: Request) -> Response:
                                   "write to the hosts' disks; start it with --os-image FILE (or "
                                   "REFERENCE_SERVICE_OS_IMAGE), with --dry-run-install to install without rebooting")
     svc.install_cluster(cid)
+    cluster, hosts = svc.store.get_cluster(cid) or {}, svc.store.list_hosts(cluster_id=cid)
+    files = await asyncio.to_thread(artifacts.make, cluster, hosts)  # what the install leaves (openssl: ~0.1 s)
+    svc.store.put_blob(artifacts.key(cid), json.dumps(files).encode())
     return _cluster_view(svc, cid, status_code=202)
 
 

@@ -179,6 +179,19 @@ class Store(History):
             self._write("INSERT INTO infra_envs (id, token, doc) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE"
                         " SET token = excluded.token, doc = excluded.doc", (doc["id"], digest, json_codec.dumps(doc)))
 
+    def delete_cluster(self, cluster_id: str) -> None:
+        """The cluster document (its hosts are deleted one by one before, with ``delete_host``)."""
+        with self._lock:
+            self._clusters.pop(cluster_id, None)
+            self._by_cluster.pop(cluster_id, None)
+            self._cluster_lists.pop(cluster_id, None)
+            self._write("DELETE FROM clusters WHERE id = ?", (cluster_id,))
+
+    def delete_infra_env(self, infra_env_id: str) -> None:
+        with self._lock:
+            self._infra_envs.pop(infra_env_id, None)
+            self._write("DELETE FROM infra_envs WHERE id = ?", (infra_env_id,))
+
     # -- hosts ------------------------------------------------------------------------------------------
     def get_host(self, infra_env_id: str, host_id: str) -> dict[str, Any] | None:
         doc = self._hosts.get((infra_env_id, host_id))

@@ -1,0 +1,207 @@
+"""A whole client session through the clients people drive the real service with: the Python client generated
+from the service's spec (``assisted-service-client``) and ``aicli``, against the reference service with swarm
+hosts (real registrations, polls and replies over HTTP). Every document a call returns is also checked
+against the spec's model."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from reference_service import spec
+from swarm import machine as swarm_machine
+from tests.support.service import BIN, RefService, start_service
+
+client = pytest.importorskip("assisted_service_client")
+from assisted_service_client import models  # noqa: E402
+from assisted_service_client.rest import ApiException  # noqa: E402
+
+PULL_SECRET = json.dumps({"auths": {"registry.example.com": {"auth": "dXNlcjpwYXNz"}}})
+
+
+@contextlib.contextmanager
+def swarm_hosts(svc: RefService, infra_env_id: str, hosts: int, seconds: float) -> Iterator[None]:
+    """``hosts`` simulated hosts answering every step (installation included) for at most ``seconds``."""
+    proc = subprocess.Popen(
+        [str(BIN / "assisted-reference-service"), "swarm", "--url", svc.url, "--hosts", str(hosts),
+         "--infra-env-id", infra_env_id, "--token", svc.token(infra_env_id), "--interval", "0.5",
+         "--duration", str(seconds)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def until(what: str, probe: Callable[[], Any], timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(0.5)
+    raise AssertionError(f"{what} not within {timeout} s; last: {last}")
+
+
+class Checked:
+    """The generated client, each call's raw answer checked against the spec's model first."""
+
+    def __init__(self, url: str, token: str) -> None:
+        config = client.Configuration()
+        config.host = url + "/api/assisted-install"
+        config.api_key["Authorization"] = token  # as aicli sends it: no "Bearer "
+        self.api_client = client.ApiClient(configuration=config)
+        self.installer = client.InstallerApi(api_client=self.api_client)
+        self.events = client.EventsApi(api_client=self.api_client)
+        self.manifests = client.ManifestsApi(api_client=self.api_client)
+        self.versions = client.VersionsApi(api_client=self.api_client)
+
+    def raw(self, model: str, call: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        resp = call(*args, _preload_content=False, **kw)
+        doc = json.loads(resp.data) if resp.data else None
+        problems = spec.errors(model, doc) if isinstance(doc, dict) else \
+            [p for item in doc or [] for p in spec.errors(model, item)]
+        assert problems == [], problems
+        return doc
+
+
+@pytest.fixture
+def session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[RefService, Checked]]:
+    monkeypatch.setenv("DISABLED_STEPS", "")  # swarm hosts send no packets: every step is answered
+    image = tmp_path / "os.img"
+    image.write_bytes(b"\0" * 4096)
+    with start_service(tmp_path, auth="token", extra=["--dry-run-install", "--os-image", str(image)]) as svc:
+        yield svc, Checked(svc.url, "test-admin-token")
+
+
+def test_a_whole_session_through_the_generated_client(session: tuple[RefService, Checked]) -> None:
+    svc, c = session
+    api = c.installer
+    assert "4.18" in c.versions.v2_list_supported_openshift_versions()
+    assert c.raw("cluster_default_config", api.v2_get_cluster_default_config)["cluster_network_cidr"] == \
+        "10.128.0.0/14"
+    vip_api, vip_ingress = swarm_machine.cluster_vips()
+    created = api.v2_register_cluster(new_cluster_params=models.ClusterCreateParams(
+        name="clients", openshift_version="4.18", pull_secret=PULL_SECRET, base_dns_domain="example.com"))
+    cid = created.id
+    assert created.api_vips == [] and created.status == "pending-for-input"
+    assert [x["id"] for x in api.v2_list_clusters()] == [cid]  # lists come back as dicts
+    # a bad update is refused and changes nothing; a good one is taken
+    with pytest.raises(ApiException) as bad:
+        api.v2_update_cluster(cid, models.V2ClusterUpdateParams(base_dns_domain="-bad-"))
+    assert bad.value.status == 400 and "DNS format mismatch" in json.loads(bad.value.body)["reason"]
+    updated = api.v2_update_cluster(cid, models.V2ClusterUpdateParams(
+        api_vips=[models.ApiVip(ip=vip_api)], ingress_vips=[models.IngressVip(ip=vip_ingress)]))
+    assert [v.ip for v in updated.api_vips] == [vip_api]
+    ie = api.register_infra_env(infraenv_create_params=models.InfraEnvCreateParams(
+        name="clients", pull_secret=PULL_SECRET, cluster_id=cid, openshift_version="4.18"))
+    assert [e["id"] for e in c.raw("infra-env", api.list_infra_envs, cluster_id=cid)] == [ie.id]
+    try:  # the ISO's URL (issue 24's endpoint, where this service has it)
+        assert api.get_infra_env_download_url(ie.id).url
+    except ApiException as exc:
+        assert exc.status == 501 and "reference service" in json.loads(exc.body)["reason"]
+
+    with swarm_hosts(svc, ie.id, 3, seconds=120):
+        until("3 known hosts", lambda: (lambda hs: len(hs) == 3 and all(h["status"] == "known" for h in hs))(
+            api.v2_list_hosts(ie.id)))
+        hosts = c.raw("host", api.v2_list_hosts, ie.id)
+        assert all(h["requested_hostname"].startswith("swarm-") for h in hosts)
+        first = hosts[0]
+        disks = [d for d in json.loads(first["inventory"])["disks"] if d["installation_eligibility"]["eligible"]]
+        other = next(d for d in disks if d["id"] != first["installation_disk_id"])
+        for h in hosts:
+            api.v2_update_host(ie.id, h["id"], models.HostUpdateParams(host_role="master"))
+        changed = api.v2_update_host(ie.id, first["id"], models.HostUpdateParams(
+            host_name="first-master", disks_selected_config=[models.DiskConfigParams(id=other["id"], role="install")]))
+        assert changed.installation_disk_id == other["id"] and changed.requested_hostname == "first-master"
+        with pytest.raises(ApiException) as bad_host:
+            api.v2_update_host(ie.id, first["id"], models.HostUpdateParams(host_name="Not A Name!"))
+        assert bad_host.value.status == 400
+        until("the cluster ready", lambda: api.v2_get_cluster(cid).status == "ready")
+        manifest = c.manifests.v2_create_cluster_manifest(cid, models.CreateManifestParams(
+            folder="openshift", file_name="extra.yaml", content=base64.b64encode(b"kind: ConfigMap\n").decode()))
+        assert manifest.file_name == "extra.yaml"
+        assert [m["file_name"] for m in c.manifests.v2_list_cluster_manifests(cid)] == ["extra.yaml"]
+        started = api.v2_install_cluster(cid)
+        assert started.status in ("preparing-for-installation", "installing")
+        done = until("installed", lambda: (lambda d: d if d.status == "installed" else None)(api.v2_get_cluster(cid)),
+                     timeout=90)
+    assert str(done.install_completed_at) != "0001-01-01 00:00:00+00:00"
+    assert done.progress.total_percentage == 100
+    c.raw("cluster", api.v2_get_cluster, cid)
+
+    events = c.events.v2_list_events(cluster_id=cid, limit=5, order="descending")
+    assert len(events) == 5
+    warnings = c.events.v2_list_events(cluster_id=cid, severities=["warning", "error"])
+    assert all(e["severity"] in ("warning", "error") for e in warnings)
+    of_first = c.events.v2_list_events(cluster_id=cid, host_ids=[first["id"]])
+    assert of_first and all(e["host_id"] == first["id"] for e in of_first)
+
+    creds = api.v2_get_credentials(cid)
+    assert creds.username == "kubeadmin" and len(creds.password) == 23
+    kubeconfig = yaml.safe_load(api.v2_download_cluster_credentials(cid, "kubeconfig", _preload_content=False).data)
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == "https://api.clients.example.com:6443"
+    ca = base64.b64decode(kubeconfig["clusters"][0]["cluster"]["certificate-authority-data"])
+    assert subprocess.run(["openssl", "x509", "-noout"], input=ca, capture_output=True).returncode == 0
+    config = yaml.safe_load(api.v2_download_cluster_files(cid, "install-config.yaml", _preload_content=False).data)
+    assert config["metadata"]["name"] == "clients" and config["platform"]["baremetal"]["apiVIPs"] == [vip_api]
+
+    with pytest.raises(ApiException) as unknown:
+        api.v2_get_cluster("not-a-uuid")
+    assert unknown.value.status == 400
+    with pytest.raises(ApiException) as missing:
+        api.v2_get_preflight_requirements(cid)
+    assert missing.value.status == 501 and spec.errors("error", json.loads(missing.value.body)) == []
+    api.v2_deregister_cluster(cid)
+    assert api.v2_list_clusters() == []
+
+
+def test_aicli_commands_against_the_service(session: tuple[RefService, Checked], tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The aicli commands the README lists, run as a person runs them (``AI_TOKEN``, ``-U``)."""
+    svc, _ = session
+    aicli = BIN / "aicli"
+    if not aicli.exists():
+        pytest.skip("aicli is not installed (pip install '.[dev]')")
+    env = {**os.environ, "AI_TOKEN": "test-admin-token", "HOME": str(tmp_path)}
+
+    def run(*args: str) -> str:
+        proc = subprocess.run([str(aicli), "-U", svc.url, *args], capture_output=True, text=True, env=env,
+                              timeout=120)
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+        return proc.stdout
+
+    blob = b"\0\0\0\x0bssh-ed25519" + b"\0\0\0\x20" + bytes(range(32))
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "id_ed25519.pub").write_text(f"ssh-ed25519 {base64.b64encode(blob).decode()} test\n")
+    pull = tmp_path / "pull.json"
+    pull.write_text(PULL_SECRET)
+    run("create", "cluster", "-P", "openshift_version=4.18", "-P", f"pull_secret={pull}", "-P", "sno=true",
+        "-P", "base_dns_domain=example.com", "aicli-sno")
+    assert "aicli-sno" in run("list", "clusters")
+    ie = svc.api("GET", "/v2/infra-envs")[0]["id"]
+    with swarm_hosts(svc, ie, 1, seconds=60):
+        until("a known host", lambda: [h for h in svc.hosts(ie) if h["status"] == "known"])
+        assert "swarm-00000" in run("list", "hosts")
+        run("update", "host", "swarm-00000", "-P", "name=sno-master")
+        assert "sno-master" in run("list", "hosts")
+        assert "sno-master" in run("info", "host", "sno-master")
+        assert "ready" in run("info", "cluster", "aicli-sno")
+        run("start", "cluster", "aicli-sno")
+        run("wait", "cluster", "aicli-sno")
+    assert svc.api("GET", "/v2/clusters")[0]["status"] == "installed"
+    monkeypatch.chdir(tmp_path)  # where aicli writes what it downloads
+    run("download", "kubeconfig", "aicli-sno")
+    assert "https://api.aicli-sno.example.com:6443" in (tmp_path / "kubeconfig.aicli-sno").read_text()
