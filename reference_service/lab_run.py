@@ -17,6 +17,7 @@ import requests
 
 from reference_service import lab_net, lab_qemu
 from reference_service.lab_qemu import Machine, MachineSpec
+from rules.user_checks import SAMPLE_PULL_SECRET
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = "/api/assisted-install"
@@ -142,11 +143,12 @@ class Lab:
     def discovery_iso(self) -> None:
         hosts = self.ns.hosts
         cluster = self.api("POST", "/v2/clusters", json={
-            "name": "lab", "openshift_version": "4.18", "base_dns_domain": "example.com", "pull_secret": "{}",
+            "name": "lab", "openshift_version": "4.18", "base_dns_domain": "example.com",
+            "pull_secret": SAMPLE_PULL_SECRET,
             "high_availability_mode": "None" if hosts == 1 else "Full",
             "machine_networks": [{"cidr": f"{lab_net.SUBNET}.0/24"}]})
         infra = self.api("POST", "/v2/infra-envs", json={"name": "lab", "cluster_id": cluster["id"],
-                                                         "pull_secret": "{}", "image_type": "full-iso"})
+                                                         "pull_secret": SAMPLE_PULL_SECRET, "image_type": "full-iso"})
         self.cluster_id, self.infra_env_id = cluster["id"], infra["id"]
         presigned = self.api("GET", f"/v2/infra-envs/{infra['id']}/downloads/image-url")
         self.iso = self.work / "discovery.iso"

@@ -14,7 +14,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from agent import __version__
+from common import __version__
 from common.errors import ServiceRefusal
 from reference_service import artifacts
 from reference_service.http.auth import Auth
