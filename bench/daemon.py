@@ -39,7 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
-\nfrom rules.user_checks import SAMPLE_PULL_SECRET
+
+from rules.user_checks import SAMPLE_PULL_SECRET
 
 BIN = Path(sys.executable).parent
 BASE = "/api/assisted-install"
@@ -226,7 +227,8 @@ def polls(agent: Agent, svc_url: str, ns: Namespace, seconds: float, interval: i
         "name": "bench", "openshift_version": "4.16", "pull_secret": SAMPLE_PULL_SECRET, "control_plane_count": 1,
         "base_dns_domain": "bench.test"}, timeout=10).json()
     ie = requests.post(svc_url + BASE + "/v2/infra-envs", json={
-        "name": f"bench-{agent.name}", "pull_secret": SAMPLE_PULL_SECRET, "cluster_id": cluster["id"]}, timeout=10).json()["id"]
+        "name": f"bench-{agent.name}", "pull_secret": SAMPLE_PULL_SECRET, "cluster_id": cluster["id"]},
+        timeout=10).json()["id"]
     inner = " ".join(f"'{a}'" for a in agent.command(svc_url, ie, interval))
     t0 = time.time()
     with open(work / f"{agent.name}.log", "wb") as log:

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from reference_service import spec
+from reference_service import artifacts, spec
+from reference_service.http import session_routes, unimplemented
 from swarm import machine as swarm_machine
 from tests.support.service import BIN, RefService, start_service
 
@@ -150,7 +151,7 @@ def test_a_whole_session_through_the_generated_client(session: tuple[RefService,
     assert of_first and all(e["host_id"] == first["id"] for e in of_first)
 
     creds = api.v2_get_credentials(cid)
-    assert creds.username == "kubeadmin" and len(creds.password) == 23
+    assert creds.username == "kubeadmin" and len(creds.password) == len(artifacts.kubeadmin_password())
     kubeconfig = yaml.safe_load(api.v2_download_cluster_credentials(cid, "kubeconfig", _preload_content=False).data)
     assert kubeconfig["clusters"][0]["cluster"]["server"] == "https://api.clients.example.com:6443"
     ca = base64.b64decode(kubeconfig["clusters"][0]["cluster"]["certificate-authority-data"])
@@ -164,6 +165,9 @@ def test_a_whole_session_through_the_generated_client(session: tuple[RefService,
     with pytest.raises(ApiException) as missing:
         api.v2_get_preflight_requirements(cid)
     assert missing.value.status == 501 and spec.errors("error", json.loads(missing.value.body)) == []
+    assert json.loads(missing.value.body)["reason"] == unimplemented.reason(
+        "get", "/v2/clusters/{cluster_id}/preflight-requirements", "v2GetPreflightRequirements")
+    assert session_routes.CANCELLABLE  # the cancel and reset routes are the session routes' (no install here)
     api.v2_deregister_cluster(cid)
     assert api.v2_list_clusters() == []
 
