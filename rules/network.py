@@ -172,10 +172,10 @@ def tang_args(view: HostView) -> list[str] | None:
 def api_vip_args(view: HostView) -> list[str] | None:
     """Day-2 only: the worker ignition from the existing cluster's machine config server."""
     names = cluster_name_domain(view)
-    if not is_day2(view) or names is None:
-        return None
     cluster = view.cluster or {}
-    address = cluster.get("api_vip_dnsname") or f"api.{names[0]}.{names[1]}"
+    address = cluster.get("api_vip_dnsname") or (f"api.{names[0]}.{names[1]}" if names else None)
+    if not is_day2(view) or not address:  # (an imported cluster's API name may be an address: no domain)
+        return None
     role = "master" if effective_role(view.host) == "master" else "worker"
     request: dict[str, Any] = {"url": f"http://{address}:22624/config/{role}"}
     endpoint = cluster.get("ignition_endpoint") or {}

@@ -32,6 +32,8 @@ from rules.registry import validation
 def machine_cidr_defined(view: HostView) -> Outcome:
     if user_managed_networking(view.cluster):
         return "success", "No Machine Network CIDR needed: User Managed Networking"
+    if (view.cluster or {}).get("kind") == "AddHostsCluster":
+        return "success", "No Machine Network CIDR needed: Day2 cluster"
     if machine_cidrs(view.cluster):
         return "success", "Machine Network CIDR is defined"
     if (view.cluster or {}).get("vip_dhcp_allocation"):

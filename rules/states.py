@@ -38,6 +38,7 @@ STATUS_INFO = {
 _DISCOVERY_STEPS = [
     "inventory", "connectivity-check", "tang-connectivity-check", "free-network-addresses",
     "dhcp-lease-allocate", "ntp-synchronizer", "domain-resolution", "verify-vips",
+    "api-vip-connectivity-check",  # (day 2 only: its builder skips the others)
 ]
 #: Host status -> the step types issued to it, in order, as the real service's instruction manager (day-1,
 #: bound hosts). Steps whose argument builder returns None (or has none registered) are left out.
@@ -45,7 +46,7 @@ STATE_STEPS: dict[str, list[str]] = {
     "discovering": ["inventory"],
     "known": [
         "connectivity-check", "tang-connectivity-check", "free-network-addresses", "dhcp-lease-allocate",
-        "inventory", "ntp-synchronizer", "domain-resolution", "verify-vips",
+        "inventory", "ntp-synchronizer", "domain-resolution", "verify-vips", "api-vip-connectivity-check",
     ],
     "insufficient": list(_DISCOVERY_STEPS),
     "pending-for-input": list(_DISCOVERY_STEPS),

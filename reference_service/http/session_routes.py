@@ -1,14 +1,13 @@
-"""The rest of what a client session calls, with the real service's semantics: the catalogue (versions,
-operators, architectures, default config, domains), a cluster's settings beside its document (install-config,
-ignored validations, UI settings, manifests), its end (credentials and files, cancel, reset, delete), and the
-infra-env's update and delete and a host's installer arguments. Operations not here answer 501
-(``unimplemented``)."""
+"""The rest of a client session, with the real service's semantics: the catalogue, import (day 2), a cluster's
+settings (install-config, ignored validations, UI settings, manifests), its end (credentials, files, cancel,
+reset, delete), infra-env update and delete, installer arguments. Others answer 501 (``unimplemented``)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+import uuid
 from typing import Any
 
 from starlette.requests import Request
@@ -22,6 +21,7 @@ from reference_service.http.common import check_model, read_json, service_of
 from reference_service.http.routing import route
 from reference_service.http.user_routes import _cluster_view, host_view
 from reference_service.orchestrator import BASE, ReferenceService
+from reference_service.store.database import _now_iso
 from rules import cluster_validations, user_checks
 from rules.presentation import infra_env_out
 
@@ -55,19 +55,17 @@ async def component_versions(request: Request) -> Response:
                          "release_tag": f"reference-{__version__}"})
 
 
-async def empty_list(request: Request) -> Response:
-    return JSONResponse([])
+def _constant(doc: Any) -> Any:
+    async def answer(request: Request) -> Response:
+        return JSONResponse(doc)
+
+    return answer
 
 
-async def architectures(request: Request) -> Response:
-    return JSONResponse({"architectures": {"x86_64": "supported", "arm64": "unavailable", "ppc64le": "unavailable",
-                                           "s390x": "unavailable", "multi": "unavailable"}})
-
-
-async def features(request: Request) -> Response:
-    return JSONResponse({"features": {"SNO": "supported", "VIP_AUTO_ALLOC": "unavailable",
-                                      "USER_MANAGED_NETWORKING": "supported",
-                                      "CLUSTER_MANAGED_NETWORKING": "supported"}})
+empty_list = _constant([])
+architectures = _constant({"architectures": {"x86_64": "supported", "arm64": "unavailable", "ppc64le": "unavailable",
+                                             "s390x": "unavailable", "multi": "unavailable"}})
+features = _constant({"features": {"SNO": "supported", "USER_MANAGED_NETWORKING": "supported"}})
 
 
 async def default_config(request: Request) -> Response:
@@ -91,7 +89,6 @@ async def get_install_config(request: Request) -> Response:
 
 
 async def update_install_config(request: Request) -> Response:
-    """The overrides are a JSON object (as a string) merged into the install-config (400 otherwise)."""
     svc = service_of(request)
     cluster = _cluster(svc, request)
     user_checks.check_update(cluster, {}, [])
@@ -287,6 +284,30 @@ async def delete_cluster(request: Request) -> Response:
     return Response(status_code=204)
 
 
+async def import_cluster(request: Request) -> Response:
+    """``v2ImportCluster``: a cluster that exists already, to add hosts to (day 2). Its name and base domain
+    come from its API's name (``api.<name>.<domain>``) when it has that form, as in the real service."""
+    body = await read_json(request)
+    check_model("import-cluster-params", body)
+    svc = service_of(request)
+    cid, now = str(uuid.uuid4()), _now_iso()
+    api_name = str(body["api_vip_dnsname"])
+    name, domain = str(body["name"]), ""
+    parts = api_name.split(".")
+    if len(parts) > 2 and parts[0] == "api":
+        name, domain = parts[1], ".".join(parts[2:])
+    cluster = {"kind": "AddHostsCluster", "id": cid, "href": f"{V2}/clusters/{cid}", "name": name,
+               "openshift_version": body.get("openshift_version") or "",
+               "openshift_cluster_id": body["openshift_cluster_id"], "api_vip_dnsname": api_name,
+               "base_dns_domain": domain, "imported": True, "platform": {"type": "baremetal"},
+               "status": "adding-hosts", "status_info": "cluster is adding hosts to existing OCP cluster",
+               "created_at": now, "updated_at": now, "image_info": {}, "hosts": [], "pull_secret_set": False,
+               "high_availability_mode": "Full", "control_plane_count": 3, "user_managed_networking": False}
+    svc.store.save_cluster(cluster)
+    svc.store.add_event(f"Successfully imported cluster {name} to add hosts to it", cluster_id=cid)
+    return _cluster_view(svc, cid, status_code=201)
+
+
 # -- infra-envs and hosts -----------------------------------------------------------------------------------
 async def update_infra_env(request: Request) -> Response:
     svc = service_of(request)
@@ -352,6 +373,7 @@ ROUTES = [
     route(V2 + "/support-levels/architectures", architectures, methods=["GET"], auth=Auth.ADMIN),
     route(V2 + "/support-levels/features", features, methods=["GET"], auth=Auth.ADMIN),
     route(V2 + "/clusters/default-config", default_config, methods=["GET"], auth=Auth.ADMIN),
+    route(V2 + "/clusters/import", import_cluster, methods=["POST"], auth=Auth.ADMIN),
     route(C, delete_cluster, methods=["DELETE"], auth=Auth.ADMIN),
     route(C + "/install-config", get_install_config, methods=["GET"], auth=Auth.ADMIN),
     route(C + "/install-config", update_install_config, methods=["PATCH"], auth=Auth.ADMIN),
