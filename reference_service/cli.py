@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import logging
 import os
 import sys
@@ -38,7 +39,12 @@ def parser() -> argparse.ArgumentParser:
 
     environment = "\n".join(f"  {s.env:38} " + (f"as {s.flag}" if s.flag else s.help) for s in TABLE if s.env)
     p = Parser(prog=PROG, description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-               epilog="environment: (a flag wins over the environment; docs/settings.md has them all)\n"
+               epilog="subcommands:\n  swarm                                  many simulated hosts "
+               "(assisted-reference-service swarm --help)\n\n"
+               "auth: --auth none (the default) leaves every route open, for local use; with --auth token, users\n"
+               "send the admin token as 'Authorization: Bearer <token>' (or bare, as aicli's AI_TOKEN does) and\n"
+               "agents their infra-env's token as X-Secret-Key (GET /api/reference/infra-envs/ID/token)\n\n"
+               "environment: (a flag wins over the environment; docs/settings.md has them all)\n"
                + environment)
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     add_flags(p)
@@ -165,6 +171,9 @@ def _main(argv: Sequence[str] | None) -> int:
     url = f"{scheme}://{shown}:{port}"
     log.info("reference service listening on %s (db %s, auth %s, areas %s)", url, settings.db, settings.auth,
              ", ".join(areas))
+    if settings.auth == "none" and not ipaddress.ip_address(host).is_loopback:
+        log.warning("listening on %s with --auth none: anyone who can reach it may use every route; "
+                    "use --auth token beyond this machine", url)
     if settings.auth == "token" and not admin_token_given(ns):
         log.info("admin token (Authorization: Bearer ...): %s", settings.admin_token)
 

@@ -174,3 +174,10 @@ def test_token_with_and_without_bearer_and_the_probes(tmp_path: Path) -> None:
         assert requests.get(url, headers={"Authorization": "wrong"}, timeout=10).status_code == 401
         for probe in ("/ready", "/health"):
             assert requests.get(svc.url + probe, timeout=10).status_code == 200
+
+
+def test_help_names_the_subcommands_auth_and_how_clients_pass_the_token() -> None:
+    out = subprocess.run([str(BIN / "assisted-reference-service"), "--help"], capture_output=True, text=True,
+                         timeout=30).stdout
+    assert "swarm" in out and "--auth none (the default)" in out
+    assert "Authorization: Bearer <token>" in out and "X-Secret-Key" in out and "REFERENCE_SERVICE_DB" in out
