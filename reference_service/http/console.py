@@ -27,7 +27,7 @@ from reference_service.http.routing import route
 from reference_service.orchestrator import ReferenceService
 from reference_service.pages import summaries
 from reference_service.pages.render import STATIC, render, render_live
-from rules.documents import is_sno
+from rules.documents import is_sno, parse_json_field
 from rules.states import required_hosts
 
 #: Rows a page shows of what grows without bound (replies, events): the newest ones.
@@ -104,7 +104,10 @@ async def clusters_page(request: Request) -> Response:
 
 
 def cluster_checks(cluster: dict[str, Any], hosts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """What the install button waits for, as the cluster state machine decides it (``states.cluster_status``)."""
+    """What the install button waits for: every cluster validation, grouped as the real UI groups them (the
+    cluster's ``validations_info``); before it has any, the host counts the state machine checks."""
+    if parse_json_field(cluster, "validations_info"):
+        return summaries.validation_groups(cluster)
     needed = required_hosts(cluster)
     known = sum(1 for h in hosts if h.get("status") == "known")
     items = [
@@ -115,6 +118,18 @@ def cluster_checks(cluster: dict[str, Any], hosts: list[dict[str, Any]]) -> list
     ]
     failing = sum(1 for i in items if i["status"] == "failure")
     return [{"category": "hosts", "items": items, "failing": failing, "pending": 0}]
+
+
+def _networks(cluster: dict[str, Any]) -> list[tuple[str, str]]:
+    """The networking section: each network and VIP list, or what sets it when it is missing."""
+    def listed(key: str, field: str) -> str:
+        return ", ".join(str(e.get(field)) for e in cluster.get(key) or [] if isinstance(e, dict))
+
+    return [("Machine network", listed("machine_networks", "cidr") or "not set: assigned from the hosts' network "
+             "(single node) or the API VIP's"), ("API VIPs", listed("api_vips", "ip") or "none"),
+            ("Ingress VIPs", listed("ingress_vips", "ip") or "none"),
+            ("Cluster network", listed("cluster_networks", "cidr") or "none"),
+            ("Service network", listed("service_networks", "cidr") or "none")]
 
 
 def _cluster_context(request: Request, cluster_id: str, flash: str = "") -> dict[str, Any]:
@@ -128,6 +143,7 @@ def _cluster_context(request: Request, cluster_id: str, flash: str = "") -> dict
     return {**page_context(request, str(cluster.get("name") or cluster_id)), "cluster": cluster,
             "tone": summaries.tone(cluster.get("status")), "profile": _profile(cluster), "hosts": rows,
             "cluster_checks": cluster_checks(cluster, hosts), "events_list": events, "flash": flash,
+            "networks": _networks(cluster),
             "pager": pager}
 
 

@@ -155,3 +155,11 @@ def test_summaries_of_progress_and_step_results_take_garbage() -> None:
     assert [s["step_type"] for s in latest] == ["ntp-synchronizer"]
     assert summaries.inventory_view({"inventory": "{broken"}) is None
     assert summaries.validation_groups({"validations_info": '{"hardware": "nope"}'})[0]["items"] == []
+
+
+def test_cluster_page_shows_every_cluster_validation_and_the_networking(tmp_path: Path) -> None:
+    with start_service(tmp_path) as svc:
+        cluster = svc.create_cluster(name="netpage")
+        page = requests.get(f"{svc.url}/clusters/{cluster['id']}", timeout=10).text
+        assert "machine-cidr-defined" in page and "pull-secret-set" in page and "api-vips-defined" in page
+        assert "Networking" in page and "10.128.0.0/14" in page and "172.30.0.0/16" in page
