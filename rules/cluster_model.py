@@ -183,8 +183,7 @@ class ClusterModel:
 
     # -- keeping up with the documents ---------------------------------------------------------------------
     def sync(self, cluster: dict[str, Any] | None, hosts: Sequence[dict[str, Any]]) -> None:
-        """Brings the model up to ``cluster`` and ``hosts`` (every host of the cluster): a host whose document
-        is the one seen last costs an identity check; a changed one, what changed in it."""
+        """Up to ``cluster`` and ``hosts`` (all its hosts): an unchanged document costs an identity check."""
         networks = tuple(machine_cidrs(cluster))
         if networks != self._networks:
             self._networks = networks
@@ -208,8 +207,7 @@ class ClusterModel:
         self._settle_version()
 
     def ensure(self, cluster: dict[str, Any] | None, hosts: Callable[[], Sequence[dict[str, Any]]]) -> None:
-        """Synced in full (``hosts()``: every host of the cluster) the first time and when the cluster's
-        machine networks changed; otherwise kept up to date host by host (:meth:`update`, :meth:`remove`)."""
+        """In full (``hosts()``) at first and when the machine networks change, else host by host (update)."""
         if cluster is not self._cluster_seen:
             self._cluster_seen = cluster
             if tuple(machine_cidrs(cluster)) != self._networks:
@@ -385,8 +383,7 @@ def _hostname(inventory: Any) -> tuple[bool, str | None]:
 
 
 def peer_entry(model: ClusterModel, host: dict[str, Any], nics: Callable[[Any], str | None]) -> str | None:
-    """A peer's entry in connectivity-check's arguments, made once per inventory: at 1,000 hosts the 150 polls
-    of a discovery's first minute that carry the check list every other host."""
+    """A peer's entry in connectivity-check's arguments, made once per inventory (150 polls list 1,000 hosts)."""
     entry: str | None = model.fact(host, "inventory", _Entry(str(host.get("id")), nics))
     return entry
 
