@@ -17,6 +17,7 @@ import psutil
 import pytest
 import requests
 
+from rules.user_checks import SAMPLE_PULL_SECRET
 from tests.support.service import BASE, RefService, start_service
 
 
@@ -110,7 +111,8 @@ def _clusters(svc: RefService) -> list[str]:
     return [c["name"] for c in svc.api("GET", "/v2/clusters")]
 
 
-CLUSTER = {"name": "forged", "openshift_version": "4.16", "pull_secret": "{}", "base_dns_domain": "example.com"}
+CLUSTER = {"name": "forged", "openshift_version": "4.16", "pull_secret": SAMPLE_PULL_SECRET,
+           "base_dns_domain": "example.com"}
 
 
 def test_cross_site_requests_cannot_change_state(service: RefService) -> None:

@@ -228,8 +228,9 @@ def test_tang_refused_is_reported_in_go_words(site: dict[str, Any]) -> None:
 
 # -- bad arguments (no namespace needed: they never get to the network) --------------------------------------
 def step_here(step_type: str, args: list[str]) -> dict[str, Any]:
+    """Each argument as the Go binary takes it (a bad one cannot be told from a JSON list of arguments)."""
     agent = str(Path(sys.executable).parent / "agent")
-    proc = subprocess.run([agent, "step", step_type, json.dumps(args), "--wire"], capture_output=True,
+    proc = subprocess.run([agent, "step", step_type, *args, "--wire"], capture_output=True,
                           text=True, timeout=60)
     return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
