@@ -21,6 +21,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from common.errors import ServiceRefusal
+from reference_service.http import changes
 from reference_service.http.auth import SESSION_COOKIE, Auth, is_admin, session_value
 from reference_service.http.common import service_of
 from reference_service.http.routing import route
@@ -156,7 +157,7 @@ async def install_button(request: Request) -> Response:
     _same_origin(request)
     cid = request.path_params["cluster_id"]
     try:
-        service_of(request).install_cluster(cid)
+        await changes.install_cluster(service_of(request), cid)
     except ServiceRefusal as refusal:
         if refusal.status == 404:
             raise

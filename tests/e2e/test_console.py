@@ -101,8 +101,14 @@ def test_no_login_without_auth(tmp_path: Path) -> None:
 
 
 def test_install_button_makes_the_api_checks(tmp_path: Path) -> None:
-    with start_service(tmp_path) as svc:
+    with start_service(tmp_path) as svc:  # no OS image: refused as the API refuses it, with the reason
         cluster = svc.create_cluster(name="lab")
+        resp = requests.post(f"{svc.url}/clusters/{cluster['id']}/install", allow_redirects=False, timeout=10)
+        assert resp.status_code == 409 and "no OS image to write" in resp.text
+    image = tmp_path / "os.img"
+    image.write_bytes(b"\0" * 4096)
+    with start_service(tmp_path, extra=["--dry-run-install", "--os-image", str(image)]) as svc:
+        cluster = svc.create_cluster(name="lab2")
         resp = requests.post(f"{svc.url}/clusters/{cluster['id']}/install", allow_redirects=False, timeout=10)
         assert resp.status_code == 409 and "Cluster is not ready for installation" in resp.text
         assert svc.cluster(cluster["id"])["status"] == "pending-for-input"  # no hosts: no machine network
