@@ -147,7 +147,8 @@ class ReferenceService:
             self.set_status(host, "discovering" if cluster_id else "discovering-unbound")
             self.event(f"Host {host_id}: Successfully registered", host)
         else:
-            change, forget = states.on_reregistration(host, bound=bool(cluster_id))
+            # bound: to its infra-env's cluster, or to the one it was bound to (late binding)
+            change, forget = states.on_reregistration(host, bound=bool(cluster_id or host.get("cluster_id")))
             if forget:
                 for name in states.DISCOVERY_FIELDS:
                     host.pop(name, None)

@@ -103,7 +103,8 @@ def on_reregistration(host: dict[str, Any], bound: bool) -> tuple[StatusChange |
         raise ServiceRefusal(403, "Host is required to be booted from disk")
     if status in ("installing", "installing-in-progress"):
         return ("error", "The host unexpectedly restarted during the installation"), False
-    if status in PRE_INSTALL or status in UNBOUND or status in ("binding", "resetting-pending-user-action"):
+    if status in PRE_INSTALL or status in UNBOUND or status in ("binding", "unbinding", "unbinding-pending-user-action",
+                                                                "resetting-pending-user-action"):
         return (discovering, None), True
     if status in ("preparing-for-installation", "preparing-successful"):
         return ("known", None), False

@@ -59,6 +59,8 @@ POLL_WITH_PEERS = "poll-cc"
 #: How long a host keeps its idle connection: the Go agent's HTTP client (net/http's default transport) keeps
 #: one for 90 s.
 KEEP_ALIVE_SECONDS = 90.0
+#: How long a host told to exit waits before it registers again (systemd's restart of the agent's unit).
+RESTART_SECONDS = 1.0
 
 
 @dataclass
@@ -182,35 +184,41 @@ class Swarm:
             await self._host_loop(session, host)
 
     async def _host_loop(self, session: aiohttp.ClientSession, host: machine.SimHost) -> None:
+        """Register, then poll; told to exit (bound, unbound), the host registers again after a moment, as
+        the real agent does when systemd restarts it."""
         hosts_path = f"{BASE}/infra-envs/{self.infra_env_id}/hosts"
+        first = True
         while True:
             status, _ = await self._agent(session, "register", "POST", hosts_path,
                                           {"host_id": host.host_id, "discovery_agent_version": AGENT_VERSION})
-            if status == 201:
-                break
-            if not await self._sleep(5 + random.random() * 5):
+            if status != 201:
+                if not await self._sleep(5 + random.random() * 5):
+                    return
+                continue
+            self.registered += first
+            first = False
+            path = f"{hosts_path}/{host.host_id}/instructions"
+            answering: set[asyncio.Task[None]] = set()
+            try:
+                exited = await self._poll_loop(session, host, path, answering)
+            finally:  # the replies under way are sent before the host's connection closes
+                await asyncio.gather(*answering)
+            if not exited or not await self._sleep(RESTART_SECONDS):
                 return
-        self.registered += 1
-        path = f"{hosts_path}/{host.host_id}/instructions"
-        answering: set[asyncio.Task[None]] = set()
-        try:
-            await self._poll_loop(session, host, path, answering)
-        finally:  # the replies under way are sent before the host's connection closes
-            await asyncio.gather(*answering)
 
     async def _poll_loop(self, session: aiohttp.ClientSession, host: machine.SimHost, path: str,
-                         answering: set[asyncio.Task[None]]) -> None:
-        """As the Go agent's loop: the instructions are answered in the background and the host sleeps from
-        the poll's answer, not from its last reply. Sleeping after the replies made hosts whose replies one
-        group commit acknowledged poll together from then on; such cohorts grew with every stall, and in a
-        few minutes a fifth of the polls arrived in a tenth of the time (docs/scale.md)."""
+                         answering: set[asyncio.Task[None]]) -> bool:
+        """True when told to exit. As the Go agent's loop: the instructions are answered in the background and
+        the host sleeps from the poll's answer, not from its last reply. Sleeping after the replies made hosts
+        whose replies one group commit acknowledged poll together from then on; such cohorts grew with every
+        stall, and in a few minutes a fifth of the polls arrived in a tenth of the time (docs/scale.md)."""
         answered = 0.0
         while True:
             status, steps = await self._agent(session, "poll", "GET", f"{path}?timestamp={int(time.time())}")
             wait = 5.0
             if status == 200 and isinstance(steps, dict):
                 if steps.get("post_step_action") == "exit":
-                    return
+                    return True
                 wait = float(steps.get("next_instruction_seconds") or 0)
                 if self.opts.interval is not None:
                     wait = self.opts.interval
@@ -225,10 +233,10 @@ class Swarm:
                 wait = 0.0
             if wait <= 0:
                 if time.monotonic() >= self.stop_at:
-                    return
+                    return False
                 await asyncio.sleep(0)
             elif not await self._sleep(wait):
-                return
+                return False
 
     async def _answer_all(self, session: aiohttp.ClientSession, host: machine.SimHost, path: str,
                           instructions: list[dict[str, Any]]) -> None:

@@ -23,6 +23,8 @@ from reference_service.http import (
     agent_routes,
     console,
     docs,
+    downloads,
+    host_actions,
     iso_routes,
     reference_routes,
     session_routes,
@@ -132,8 +134,8 @@ class _Middleware:
 
 
 def create_app(service: ReferenceService) -> Any:
-    routes = [*agent_routes.ROUTES, *session_routes.ROUTES, *user_routes.ROUTES, *iso_routes.ROUTES,
-              *reference_routes.ROUTES, *console.ROUTES, *docs.ROUTES]
+    routes = [*agent_routes.ROUTES, *session_routes.ROUTES, *downloads.ROUTES, *host_actions.ROUTES,
+              *user_routes.ROUTES, *iso_routes.ROUTES, *reference_routes.ROUTES, *console.ROUTES, *docs.ROUTES]
     routes += unimplemented.routes(routes)  # the spec's other operations: 501, named (http/unimplemented.py)
     undeclared = [getattr(r, "path", r) for r in routes if not isinstance(getattr(r, "auth", None), Auth)]
     if undeclared:

@@ -6,7 +6,8 @@
   controller uploads its logs with the token of the discovery image it came from).
 - ``ADMIN``: an admin credential. ``ADMIN_CREDENTIALS`` lists where one may come from: the
   ``Authorization`` header (``Bearer <token>`` or the bare token, as the real local auth); a page served
-  with a login cookie appends its cookie reader, and its routes declare ``Auth.ADMIN`` like any other.
+  with a login cookie appends its cookie reader, and its routes declare ``Auth.ADMIN`` like any other; a
+  pre-signed URL's ``api_key`` (the spec's ``urlAuth``) stands for it on the one GET it was signed for.
 - ``AGENT_OR_ADMIN``: either.
 
 Under ``--auth none`` every route is open (local use). Tokens are compared in constant time, as hashes for the
@@ -19,6 +20,7 @@ import enum
 import hashlib
 import hmac
 import secrets
+import time
 from collections.abc import Callable
 
 from starlette.requests import Request
@@ -64,8 +66,27 @@ def session_cookie(request: Request) -> str:
     return ""
 
 
+def url_signature(admin_token: str, path: str, query: list[tuple[str, str]], expires: int) -> str:
+    """The ``api_key`` of a pre-signed URL: its path and query (but ``api_key``) and its expiry, signed with
+    the admin token, so it opens that one download until it expires and nothing else."""
+    items = "&".join(f"{k}={v}" for k, v in sorted(query) if k != "api_key")
+    mac = hmac.new(admin_token.encode(), f"GET {path}?{items} {expires}".encode(), hashlib.sha256).hexdigest()
+    return f"{expires}.{mac}"
+
+
+def signed_url(request: Request) -> str:
+    """The admin credential a valid, unexpired pre-signed URL stands for (only for a GET of that URL)."""
+    given = request.query_params.get("api_key", "")
+    expires = given.partition(".")[0]
+    if request.method != "GET" or not expires.isdigit() or int(expires) < time.time():
+        return ""
+    admin_token: str = service_of(request).settings.admin_token
+    expected = url_signature(admin_token, request.url.path, list(request.query_params.multi_items()), int(expires))
+    return admin_token if secrets.compare_digest(given.encode(), expected.encode()) else ""
+
+
 #: Where an admin credential may come from; each returns the credential or "".
-ADMIN_CREDENTIALS: list[Callable[[Request], str]] = [bearer, session_cookie]
+ADMIN_CREDENTIALS: list[Callable[[Request], str]] = [bearer, session_cookie, signed_url]
 
 
 def is_admin(request: Request, svc: ReferenceService) -> bool:

@@ -200,7 +200,7 @@ async def download_manifest(request: Request) -> Response:
 
 
 # -- the end of a cluster -----------------------------------------------------------------------------------
-def _files(svc: ReferenceService, cluster: dict[str, Any], name: str) -> str:
+def stored_file(svc: ReferenceService, cluster: dict[str, Any], name: str) -> str:
     if cluster.get("status") not in CREDENTIAL_STATES or (name == "kubeconfig" and cluster["status"] != "installed"):
         raise ServiceRefusal(409, f"Cluster {cluster['id']} is in {cluster.get('status')} state, {name} can be "
                                   "downloaded only once it is installed (kubeconfig-noingress: once installing)")
@@ -218,7 +218,7 @@ async def download_file(request: Request) -> Response:
     if name == "install-config.yaml" and cluster.get("status") not in CREDENTIAL_STATES:
         text = artifacts.install_config(cluster, svc.store.list_hosts(cluster_id=cluster["id"]))
     else:
-        text = _files(svc, cluster, name)
+        text = stored_file(svc, cluster, name)
     return Response(text, media_type="application/octet-stream",
                     headers={"Content-Disposition": f"attachment; filename={name}"})
 
@@ -226,7 +226,7 @@ async def download_file(request: Request) -> Response:
 async def credentials(request: Request) -> Response:
     svc = service_of(request)
     cluster = _cluster(svc, request)
-    password = _files(svc, cluster, "kubeadmin-password")
+    password = stored_file(svc, cluster, "kubeadmin-password")
     console = f"https://console-openshift-console.apps.{cluster.get('name')}.{cluster.get('base_dns_domain')}"
     return JSONResponse({"username": "kubeadmin", "password": password, "console_url": console})
 

@@ -6,54 +6,30 @@ against the spec's model."""
 from __future__ import annotations
 
 import base64
-import contextlib
+import io
 import json
 import os
 import subprocess
-import time
+import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
 
 from reference_service import artifacts, spec
 from reference_service.http import session_routes, unimplemented
 from swarm import machine as swarm_machine
 from tests.support.service import BIN, RefService, start_service
+from tests.support.swarm_hosts import swarm_hosts, until
 
 client = pytest.importorskip("assisted_service_client")
 from assisted_service_client import models  # noqa: E402
 from assisted_service_client.rest import ApiException  # noqa: E402
 
 PULL_SECRET = json.dumps({"auths": {"registry.example.com": {"auth": "dXNlcjpwYXNz"}}})
-
-
-@contextlib.contextmanager
-def swarm_hosts(svc: RefService, infra_env_id: str, hosts: int, seconds: float) -> Iterator[None]:
-    """``hosts`` simulated hosts answering every step (installation included) for at most ``seconds``."""
-    proc = subprocess.Popen(
-        [str(BIN / "assisted-reference-service"), "swarm", "--url", svc.url, "--hosts", str(hosts),
-         "--infra-env-id", infra_env_id, "--token", svc.token(infra_env_id), "--interval", "0.5",
-         "--duration", str(seconds)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        yield
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-
-
-def until(what: str, probe: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"{what} not within {timeout} s; last: {last}")
 
 
 class Checked:
@@ -131,6 +107,14 @@ def test_a_whole_session_through_the_generated_client(session: tuple[RefService,
             api.v2_update_host(ie.id, first["id"], models.HostUpdateParams(host_name="Not A Name!"))
         assert bad_host.value.status == 400
         until("the cluster ready", lambda: api.v2_get_cluster(cid).status == "ready")
+        preflight = c.raw("preflight-hardware-requirements", api.v2_get_preflight_requirements, cid)
+        assert preflight["ocp"]["master"]["quantitative"]["cpu_cores"] == 4
+        override = json.dumps({"ignition": {"version": "3.2.0"}, "storage": {"files": [
+            {"path": "/etc/extra", "contents": {"source": "data:,x"}}]}})
+        api.v2_update_host_ignition(ie.id, first["id"], models.HostIgnitionParams(config=override))
+        with pytest.raises(ApiException) as early:
+            api.v2_get_host_ignition(ie.id, first["id"])
+        assert early.value.status == 409
         manifest = c.manifests.v2_create_cluster_manifest(cid, models.CreateManifestParams(
             folder="openshift", file_name="extra.yaml", content=base64.b64encode(b"kind: ConfigMap\n").decode()))
         assert manifest.file_name == "extra.yaml"
@@ -152,6 +136,21 @@ def test_a_whole_session_through_the_generated_client(session: tuple[RefService,
 
     creds = api.v2_get_credentials(cid)
     assert creds.username == "kubeadmin" and len(creds.password) == len(artifacts.kubeadmin_password())
+    signed = c.raw("presigned-url", api.v2_get_presigned_for_cluster_credentials, cid, "kubeadmin-password")
+    assert requests.get(signed["url"], timeout=10).text == creds.password  # the URL is the credential
+    ignition = json.loads(c.raw("host-ignition-params", api.v2_get_host_ignition, ie.id, first["id"])["config"])
+    assert "/etc/extra" in [f["path"] for f in ignition["storage"]["files"]]
+    # the host's logs as its agent uploads them, then downloaded as the real service serves them
+    requests.post(f"{svc.url}/api/assisted-install/v2/clusters/{cid}/logs", timeout=10,
+                  params={"logs_type": "host", "infra_env_id": ie.id, "host_id": first["id"]},
+                  headers={"X-Secret-Key": svc.token(ie.id)},
+                  files={"upfile": ("logs.tar.gz", b"agent-logs")}).raise_for_status()
+    tar = api.v2_download_cluster_logs(cid, logs_type="host", host_id=first["id"], _preload_content=False)
+    with tarfile.open(fileobj=io.BytesIO(tar.data)) as archive:
+        assert [archive.extractfile(m).read() for m in archive.getmembers()] == [b"agent-logs"]  # type: ignore
+    all_logs = c.raw("presigned-url", api.v2_get_presigned_for_cluster_files, cid, "logs", logs_type="all")
+    with tarfile.open(fileobj=io.BytesIO(requests.get(all_logs["url"], timeout=10).content)) as archive:
+        assert "cluster_events.json" in archive.getnames()
     kubeconfig = yaml.safe_load(api.v2_download_cluster_credentials(cid, "kubeconfig", _preload_content=False).data)
     assert kubeconfig["clusters"][0]["cluster"]["server"] == "https://api.clients.example.com:6443"
     ca = base64.b64decode(kubeconfig["clusters"][0]["cluster"]["certificate-authority-data"])
@@ -163,10 +162,10 @@ def test_a_whole_session_through_the_generated_client(session: tuple[RefService,
         api.v2_get_cluster("not-a-uuid")
     assert unknown.value.status == 400
     with pytest.raises(ApiException) as missing:
-        api.v2_get_preflight_requirements(cid)
+        api.v2_register_disconnected_cluster({"name": "offline", "openshift_version": "4.18"})
     assert missing.value.status == 501 and spec.errors("error", json.loads(missing.value.body)) == []
     assert json.loads(missing.value.body)["reason"] == unimplemented.reason(
-        "get", "/v2/clusters/{cluster_id}/preflight-requirements", "v2GetPreflightRequirements")
+        "post", "/v2/clusters/disconnected", "v2RegisterDisconnectedCluster")
     assert session_routes.CANCELLABLE  # the cancel and reset routes are the session routes' (no install here)
     api.v2_deregister_cluster(cid)
     assert api.v2_list_clusters() == []

@@ -129,7 +129,8 @@ def test_docs_serve_the_spec_offline_and_mark_what_is_implemented(tmp_path: Path
         assert ops["/v2/infra-envs/{infra_env_id}/hosts/{host_id}/instructions"]["get"]["x-implemented-here"]
         assert ops["/v2/clusters"]["post"]["x-implemented-here"]
         assert ops["/v2/clusters/{cluster_id}/manifests"]["get"]["x-implemented-here"]
-        assert not ops["/v2/clusters/{cluster_id}/preflight-requirements"]["get"]["x-implemented-here"]  # a 501
+        assert ops["/v2/clusters/{cluster_id}/preflight-requirements"]["get"]["x-implemented-here"]
+        assert not ops["/v2/clusters/disconnected"]["post"]["x-implemented-here"]  # a 501
         raw = requests.get(svc.url + "/swagger.yaml", timeout=10)
         assert raw.status_code == 200 and "swagger: " in raw.text[:500]
         assert requests.get(svc.url + "/openapi.json", timeout=10).json()["swagger"] == "2.0"

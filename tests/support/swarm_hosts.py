@@ -1,0 +1,39 @@
+"""Swarm hosts for tests that drive the user API: real registrations, polls and replies over HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from tests.support.service import BIN, RefService
+
+
+@contextlib.contextmanager
+def swarm_hosts(svc: RefService, infra_env_id: str, hosts: int, seconds: float) -> Iterator[None]:
+    """``hosts`` simulated hosts answering every step (installation included) for at most ``seconds``; they
+    are stopped when the block ends, whatever happened in it."""
+    proc = subprocess.Popen(
+        [str(BIN / "assisted-reference-service"), "swarm", "--url", svc.url, "--hosts", str(hosts),
+         "--infra-env-id", infra_env_id, "--token", svc.token(infra_env_id), "--interval", "0.5",
+         "--duration", str(seconds)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def until(what: str, probe: Callable[[], Any], timeout: float = 60) -> Any:
+    """``probe()`` once it is true, polled twice a second; AssertionError naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(0.5)
+    raise AssertionError(f"{what} not within {timeout} s; last: {last}")
