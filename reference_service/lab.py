@@ -1,15 +1,18 @@
 """``assisted-reference-service lab``: a lab of QEMU machines booted from the discovery ISO, on one machine.
 
     assisted-reference-service lab [--hosts 1] [--memory 4096] [--cpus 2] [--disk-size 120] [--kvm auto|on|off]
-                                   [--url URL] [--iso PATH] [--agent-image IMAGE] [--work DIR] [--timeout S]
-                                   [--keep-running]
+                                   [--url URL] [--iso PATH] [--agent-image IMAGE] [--os-image PATH]
+                                   [--until registered|discovered|known|installed] [--ignore-validations IDS]
+                                   [--work DIR] [--timeout S] [--keep-running]
 
 What a person building a test lab from virtual machines does, with no libvirt or Terraform: a bridge in a network
 namespace of its own with DHCP and DNS (dnsmasq: ``api``, ``api-int``, ``*.apps``), an NTP server and a registry
 holding the agent image; the reference service (or ``--url``); a cluster and an infra-env created through the
 API; the ISO downloaded from ``downloads/image-url`` as a client does; N machines booted from it. It then
-follows the hosts through discovery and prints their statuses, and writes ``lab-report.json`` in the work
-directory (phases' times, what QEMU was told, the inventories the hosts reported; bench/lab.py reads it).
+follows the hosts through discovery and, by default, installs them (``reference_service.lab_install``: the lab's
+OS image written to their disks, rebooted into, reporting done) and prints their statuses, and writes
+``lab-report.json`` in the work directory (phases' times, what QEMU was told, the inventories the hosts
+reported; bench/lab.py reads it).
 
 The program re-executes itself inside the namespace it made (``ip netns exec``), so that the service, dnsmasq,
 the registry and QEMU's tap devices all live there, and removes the namespace on the way out, also on Ctrl-C or
@@ -31,6 +34,7 @@ from pathlib import Path
 from common.argparser import Parser
 from common.errors import ConfigError
 from common.usage import run_main
+from reference_service.lab_install import HARDWARE_VALIDATIONS
 
 PROG = "assisted-reference-service lab"
 INSIDE_ENV = "ASSISTED_LAB_INSIDE"
@@ -50,16 +54,25 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--agent-image", default="localhost/assisted-agent:latest",
                    help="the agent image, in podman's store, pushed to the lab's registry (default "
                    "localhost/assisted-agent:latest, built with container/build.sh when missing)")
-    p.add_argument("--os-image", help="OS image installs write (passed to the service)")
+    p.add_argument("--os-image", help="OS image installs write (default: container/os-image/build-os-image.sh's, "
+                   "built once: Debian on a raw disk whose first boot reports the host done)")
+    p.add_argument("--ignore-validations", type=_ids, default=list(HARDWARE_VALIDATIONS), metavar="IDS",
+                   help="host validations the cluster ignores, comma-separated, or 'none' (default: the role's "
+                   "cores and memory, which small virtual machines lack)")
     p.add_argument("--work", help="directory for disks, consoles, logs and lab-report.json (default: a new one "
                    "in /var/tmp)")
     p.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the hosts (default 1800)")
-    p.add_argument("--until", choices=["registered", "discovered", "known"], default="known",
+    p.add_argument("--until", choices=["registered", "discovered", "known", "installed"], default="installed",
                    help="stop waiting once every host is registered, discovered (its inventory in: insufficient, "
-                   "pending-for-input or known), or known (default)")
+                   "pending-for-input or known), known, or installed: the installation started once every host "
+                   "is known, the OS image written, the machines rebooted into it and reported done (default)")
     p.add_argument("--keep-running", action="store_true", help="leave it all running until Ctrl-C")
     p.add_argument("--namespace", default=f"lab-{os.getpid()}", help=argparse.SUPPRESS)
     return p
+
+
+def _ids(text: str) -> list[str]:
+    return [] if text.strip() == "none" else [i.strip() for i in text.split(",") if i.strip()]
 
 
 def check(ns: argparse.Namespace) -> None:

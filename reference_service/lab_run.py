@@ -15,7 +15,7 @@ from typing import Any
 
 import requests
 
-from reference_service import lab_net, lab_qemu
+from reference_service import lab_install, lab_net, lab_qemu
 from reference_service.lab_qemu import Machine, MachineSpec
 from rules.user_checks import SAMPLE_PULL_SECRET
 
@@ -79,6 +79,8 @@ class Lab:
             self.discovery_iso()
             self.boot()
             ok = self.follow()
+            if ok and self.ns.until == "installed":
+                ok = lab_install.install(self, time.monotonic() + self.ns.timeout)
             if self.ns.keep_running:
                 say(f"running; the service is {self.url} in namespace {self.ns.namespace}; Ctrl-C stops it all")
                 signal.pause()
@@ -88,6 +90,7 @@ class Lab:
 
     def prepare(self) -> None:
         self.iso_built = Path(self.ns.iso) if self.ns.iso else self.build_iso()
+        self.os_image = Path(self.ns.os_image) if self.ns.os_image else lab_install.build_os_image(say)
         have = subprocess.run(["podman", "image", "exists", self.ns.agent_image], timeout=120).returncode == 0
         if not have:
             if self.ns.agent_image != "localhost/assisted-agent:latest":
@@ -134,8 +137,7 @@ class Lab:
                 "--port", str(SERVICE_PORT), "--db", str(self.work / "service.db"), "--next-step-seconds", "5",
                 "--discovery-iso", str(self.iso_built), "--agent-image", LAB_IMAGE,
                 "--insecure-registry", lab_net.REGISTRY, "--ready-file", str(ready)]
-        if self.ns.os_image:
-            argv += ["--os-image", self.ns.os_image]
+        argv += ["--os-image", str(self.os_image)]
         self.spawn(argv, "service.log")
         self.wait_for(ready.exists, 60, "the service")
         self.phase("service")
@@ -150,6 +152,7 @@ class Lab:
         infra = self.api("POST", "/v2/infra-envs", json={"name": "lab", "cluster_id": cluster["id"],
                                                          "pull_secret": SAMPLE_PULL_SECRET, "image_type": "full-iso"})
         self.cluster_id, self.infra_env_id = cluster["id"], infra["id"]
+        lab_install.ignore_validations(self, self.ns.ignore_validations)
         presigned = self.api("GET", f"/v2/infra-envs/{infra['id']}/downloads/image-url")
         self.iso = self.work / "discovery.iso"
         with self.http.get(presigned["url"], stream=True, timeout=600) as resp:
@@ -191,11 +194,10 @@ class Lab:
         deadline = time.monotonic() + self.ns.timeout
         seen: dict[str, str] = {}
         registered = False
-        wanted = {"registered": None, "discovered": DISCOVERED, "known": {"known"}}[self.ns.until]
+        until = "known" if self.ns.until == "installed" else self.ns.until
+        wanted = {"registered": None, "discovered": DISCOVERED, "known": {"known"}}[until]
         while time.monotonic() < deadline:
-            for m in self.machines:
-                if m.proc is not None and m.proc.poll() is not None:
-                    raise RuntimeError(f"{m.spec.name}'s QEMU exited: see {m.console.with_suffix('.qemu.log')}")
+            self.check_machines()
             hosts = self.api("GET", f"/v2/infra-envs/{self.infra_env_id}/hosts")
             for h in hosts:
                 if seen.get(h["id"]) != h["status"]:
@@ -206,7 +208,7 @@ class Lab:
                 self.phase("registered")
             if registered and (wanted is None or all(h["status"] in wanted for h in hosts)):
                 if wanted:
-                    self.phase(self.ns.until)
+                    self.phase(until)
                 self.report["hosts"] = hosts
                 self.save()
                 return True
@@ -217,6 +219,14 @@ class Lab:
         return False
 
     # -- helpers ------------------------------------------------------------------------------------
+    def say(self, text: str) -> None:
+        say(text)
+
+    def check_machines(self) -> None:
+        for m in self.machines:
+            if m.proc is not None and m.proc.poll() is not None:
+                raise RuntimeError(f"{m.spec.name}'s QEMU exited: see {m.console.with_suffix('.qemu.log')}")
+
     def reachable(self, url: str) -> bool:
         try:
             return self.http.get(url, timeout=5).status_code < 500

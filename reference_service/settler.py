@@ -149,7 +149,7 @@ class Settler:
             self.service.event(message, host, severity)  # what changed, not every reply (rules.events)
         host["validations_info"] = json.dumps(results)
         connected = view.now - float(host.get("_checked_in", view.now)) < states.DISCONNECTION_TIMEOUT
-        change = states.host_status(host, results, connected)
+        change = states.host_status(host, results, connected, states.ignored_host_validations(view.cluster))
         if change:
             self.service.set_status(host, *change)
         if not at_once:

@@ -11,6 +11,7 @@ since no cluster will come up to report ``Done``. Hosts in ``error``/``cancelled
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -185,8 +186,14 @@ def progress_update(host: dict[str, Any], cluster: dict[str, Any] | None, stage:
                           f"Host {host['id']}: reached installation stage {stage}{': ' + info if info else ''}")
 
 
-def host_ignition(host: dict[str, Any], cluster: dict[str, Any], role: str) -> bytes:
-    """A placeholder Ignition v3.2 config naming the host (the real one comes from the OpenShift installer)."""
+def host_ignition(host: dict[str, Any], cluster: dict[str, Any], role: str, *, service_url: str = "",
+                  token: str = "") -> bytes:
+    """A placeholder Ignition v3.2 config naming the host (the real one comes from the OpenShift installer).
+
+    With ``service_url`` it also carries what the installed system needs to report its first boot
+    (``/etc/assisted/controller.env``, mode 0600: the service's URL, the ids and the agent ``token`` when the
+    service wants one), as the real cluster's assisted-installer-controller gets them from its config map and
+    secret to report the hosts ``Done``; the lab's OS image reads it (container/os-image/assisted-firstboot)."""
     hostname = host.get("requested_hostname") or (parse_json_field(host, "inventory") or {}).get(
         "hostname", "")
     files = [{"path": "/etc/assisted/host", "mode": 0o644, "overwrite": True,
@@ -194,5 +201,11 @@ def host_ignition(host: dict[str, Any], cluster: dict[str, Any], role: str) -> b
     if hostname:
         files.append({"path": "/etc/hostname", "mode": 0o644, "overwrite": True,
                       "contents": {"source": f"data:,{hostname}"}})
+    if service_url:
+        settings = {"INVENTORY_URL": service_url, "CLUSTER_ID": cluster["id"], "INFRA_ENV_ID": host["infra_env_id"],
+                    "HOST_ID": host["id"], "PULL_SECRET_TOKEN": token}
+        env = "".join(f"{key}='{value}'\n" for key, value in settings.items() if "'" not in value)
+        files.append({"path": "/etc/assisted/controller.env", "mode": 0o600, "overwrite": True,
+                      "contents": {"source": "data:;base64," + base64.b64encode(env.encode()).decode()}})
     doc = {"ignition": {"version": "3.2.0"}, "storage": {"files": files}}
     return json.dumps(doc, separators=(",", ":")).encode()

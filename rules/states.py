@@ -111,8 +111,31 @@ def on_reregistration(host: dict[str, Any], bound: bool) -> tuple[StatusChange |
     return None, False
 
 
-def host_status(host: dict[str, Any], results: dict[str, list[dict[str, str]]], connected: bool) -> StatusChange | None:
-    """The status a host's validation ``results`` put it in (None: it stays where it is)."""
+#: Host validations a cluster's ignored-validations cannot switch off (the real service's non-ignorable ones).
+NON_IGNORABLE_HOST_VALIDATIONS = frozenset({"connected", "has-inventory", "machine-cidr-defined", "hostname-unique",
+                                            "hostname-valid"})
+
+
+def ignored_host_validations(cluster: dict[str, Any] | None) -> frozenset[str]:
+    """The host validations the cluster's ``ignored-validations`` (v2SetIgnoredValidations) switch off: the ids
+    listed, or every one for ``["all"]``, less the non-ignorable ones. A lab of small virtual machines sets the
+    hardware ones, as users of the real service do."""
+    raw = ((cluster or {}).get("_ignored_validations") or {}).get("host-validation-ids") or "[]"
+    try:
+        ids = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        return frozenset()
+    if not isinstance(ids, list):
+        return frozenset()
+    if "all" in ids:
+        return frozenset(VALIDATIONS) - NON_IGNORABLE_HOST_VALIDATIONS
+    return frozenset(str(i) for i in ids) - NON_IGNORABLE_HOST_VALIDATIONS
+
+
+def host_status(host: dict[str, Any], results: dict[str, list[dict[str, str]]], connected: bool,
+                ignored: frozenset[str] = frozenset()) -> StatusChange | None:
+    """The status a host's validation ``results`` put it in (None: it stays where it is); the ``ignored``
+    validations' failures count for nothing (they are still reported)."""
     flat = {r["id"]: r for rs in results.values() for r in rs}
     status = host.get("status", "")
     unbound = not host.get("cluster_id")
@@ -122,7 +145,7 @@ def host_status(host: dict[str, Any], results: dict[str, list[dict[str, str]]], 
 
     def failing(pred: Any) -> list[str]:
         return [r["message"] for vid, r in flat.items()
-                if pred(VALIDATIONS[vid]) and r["status"] in ("failure", "pending", "error")]
+                if pred(VALIDATIONS[vid]) and r["status"] in ("failure", "pending", "error") and vid not in ignored]
 
     if status in PRE_INSTALL or status in UNBOUND:
         suffix = "-unbound" if unbound else ""

@@ -102,7 +102,9 @@ async def download_ignition(request: Request) -> Response:
         raise ServiceRefusal(409, f"Cluster {cluster['id']} is in status {cluster.get('status')}: "
                                   "host ignition is available only once the installation started")
     role = "bootstrap" if host.get("bootstrap") else str(host.get("role") or "master")
-    return Response(host_ignition(host, cluster, role), media_type="application/octet-stream",
+    token = (svc.store.infra_env_token(host["infra_env_id"]) or "") if svc.settings.auth == "token" else ""
+    body = host_ignition(host, cluster, role, service_url=str(request.base_url).rstrip("/"), token=token)
+    return Response(body, media_type="application/octet-stream",
                     headers={"Content-Disposition": f'attachment; filename="{role}-{host["id"]}.ign"'})
 
 

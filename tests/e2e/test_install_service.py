@@ -3,10 +3,14 @@ the host Ignition endpoint, host logs, and the write-image/reboot/logs-gather st
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
+import os
+import subprocess
 import tarfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -116,6 +120,13 @@ def test_host_ignition_download(service: RefService) -> None:
     ignition = resp.json()
     assert ignition["ignition"]["version"] == "3.2.0"
     assert any(HOST in f["contents"]["source"] for f in ignition["storage"]["files"])
+    # what the installed system reports its first boot with, as the real controller's settings (0600)
+    env = next(f for f in ignition["storage"]["files"] if f["path"] == "/etc/assisted/controller.env")
+    assert env["mode"] == 0o600
+    text = base64.b64decode(env["contents"]["source"].split("base64,", 1)[1]).decode()
+    assert f"INVENTORY_URL='{service.url}'" in text.splitlines()
+    assert {f"HOST_ID='{HOST}'", f"INFRA_ENV_ID='{ie}'", f"CLUSTER_ID='{cluster['id']}'",
+            "PULL_SECRET_TOKEN=''"} <= set(text.splitlines())
     missing = url.replace(HOST, "0b6a5f3e-1111-4222-8333-000000000000")
     assert requests.get(missing, timeout=10).status_code == 404
 
@@ -188,3 +199,46 @@ def test_a_failed_write_image_reply_puts_the_host_in_error(image_file: Path, ser
     assert types == ["logs-gather", "stop-installation"]
     (logs,) = [s for s in instructions(service, ie) if s["step_type"] == "logs-gather"]
     assert spec.errors("logs_gather_cmd_request", json.loads(logs["args"][0])) == []
+
+
+FIRSTBOOT = Path(__file__).resolve().parents[2] / "container" / "os-image" / "assisted-firstboot"
+
+
+def test_the_installed_systems_first_boot_reports_the_host_done(tmp_path: Path) -> None:
+    """The lab OS image's first-boot script, run on the Ignition the service hands write-image, under token auth:
+    it writes the Ignition's files (the controller's settings 0600) and reports Joined then Done with the agent
+    token, as the real cluster's controller does, and the host and its single-node cluster are installed."""
+    with start_service(tmp_path, auth="token") as svc:
+        cluster = svc.create_cluster(control_plane_count=1)
+        ie = str(svc.create_infra_env(cluster_id=cluster["id"])["id"])
+        agent = requests.Session()
+        agent.headers["X-Secret-Key"] = svc.token(ie)
+        hosts = f"{svc.url}{BASE}/v2/infra-envs/{ie}/hosts"
+        assert agent.post(hosts, json={"host_id": HOST}, timeout=10).status_code == 201
+        svc.call("PUT", f"/api/reference/infra-envs/{ie}/hosts/{HOST}/status", json={"status": "installing"})
+        svc.call("PATCH", f"/api/reference/clusters/{cluster['id']}/document", json={"status": "installing"})
+        resp = agent.put(f"{hosts}/{HOST}/progress", json={"current_stage": "Rebooting"}, timeout=10)
+        assert resp.status_code == 200, resp.text
+        ignition = agent.get(f"{svc.url}{BASE}/v2/infra-env/{ie}/hosts/{HOST}/downloads/ignition", timeout=10)
+        assert ignition.status_code == 200
+        root = tmp_path / "root"
+        (root / "boot" / "ignition").mkdir(parents=True)
+        (root / "boot" / "ignition" / "config.ign").write_bytes(ignition.content)
+        run = subprocess.run(["bash", str(FIRSTBOOT)], env={**os.environ, "ASSISTED_FIRSTBOOT_ROOT": str(root)},
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        assert "reported Done" in run.stderr
+        assert svc.token(ie) not in run.stderr + run.stdout
+        env = root / "etc" / "assisted" / "controller.env"
+        assert env.stat().st_mode & 0o777 == 0o600
+        assert f"PULL_SECRET_TOKEN='{svc.token(ie)}'" in env.read_text()
+        assert (root / "etc" / "assisted" / "host").read_text() == f"{HOST} bootstrap {cluster['id']}"
+        assert (root / "var" / "lib" / "assisted" / "firstboot.done").exists()
+        host = svc.host(ie, HOST)
+        assert host["status"] == "installed" and host["progress"]["current_stage"] == "Done"
+        stages = [e["message"] for e in svc.api("GET", "/v2/events", params={"host_id": HOST})]
+        assert any("Joined" in m for m in stages) and any("Done" in m for m in stages)
+        deadline = time.monotonic() + 30
+        while svc.cluster(cluster["id"])["status"] != "installed":
+            assert time.monotonic() < deadline, svc.cluster(cluster["id"])["status_info"]
+            time.sleep(0.2)

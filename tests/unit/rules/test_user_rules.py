@@ -9,7 +9,7 @@ import pytest
 from starlette.datastructures import QueryParams
 
 from common.errors import ServiceRefusal
-from rules import cluster_validations, events, presentation, user_checks
+from rules import cluster_validations, events, presentation, states, user_checks
 
 
 def _host(address: str, gateway: str | None = None) -> dict[str, object]:
@@ -72,3 +72,24 @@ def test_bad_creations_are_refused(body: dict[str, str]) -> None:
     user_checks.check_create(good)
     with pytest.raises(ServiceRefusal):
         user_checks.check_create({**good, **body})
+
+
+def test_ignored_host_validations_let_a_small_machine_be_known() -> None:
+    """A lab's virtual machine lacks the memory and cores of its role: with those validations ignored (the real
+    v2SetIgnoredValidations) it is known; what cannot be ignored still holds it back."""
+    host = {"id": "h", "cluster_id": "c", "status": "insufficient", "inventory": "{}"}
+    results = {"hardware": [{"id": "has-inventory", "status": "success", "message": "ok"},
+                            {"id": "has-memory-for-role", "status": "failure", "message": "3 GiB, 16 needed"},
+                            {"id": "has-cpu-cores-for-role", "status": "failure", "message": "1 core, 8 needed"}],
+               "network": [{"id": "hostname-valid", "status": "success", "message": "ok"}]}
+    assert (states.host_status(host, results, True) or ("", ""))[0] == "insufficient"
+    ignore = {"_ignored_validations": {"host-validation-ids": '["has-memory-for-role", "has-cpu-cores-for-role"]'}}
+    ignored = states.ignored_host_validations(ignore)
+    assert ignored == {"has-memory-for-role", "has-cpu-cores-for-role"}
+    assert states.host_status(host, results, True, ignored) == ("known", None)
+    every = states.ignored_host_validations({"_ignored_validations": {"host-validation-ids": '["all"]'}})
+    assert "has-memory-for-role" in every and "hostname-valid" not in every and "has-inventory" not in every
+    results["network"][0] = {"id": "hostname-valid", "status": "failure", "message": "localhost is not valid"}
+    assert (states.host_status(host, results, True, every) or ("", ""))[0] == "insufficient"
+    assert states.ignored_host_validations({}) == frozenset()
+    assert states.ignored_host_validations({"_ignored_validations": {"host-validation-ids": "not json"}}) == set()
