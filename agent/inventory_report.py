@@ -86,7 +86,7 @@ def _header(inv: dict[str, Any]) -> list[str]:
 
 
 def _disks(inv: dict[str, Any]) -> list[str]:
-    from rules.disks import service_disk_reasons
+    from rules.disk_reasons import service_disk_reasons  # not rules.disks: its host view and cluster model
 
     lines = _wrapped(f"Disks: the agent's eligibility plus the service's checks for a worker of OpenShift "
                      f"{ASSUMED_OPENSHIFT}; sizes in IEC units (1 GiB = 1024^3 bytes)", "")
@@ -153,37 +153,14 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def simple_args(argv: list[str]) -> tuple[str, str] | None:
-    """(format, root) of a command line of plain ``--format X``/``--root X`` flags, else None (argparse decides).
-
-    argparse and what it imports (gettext, locale, warnings) cost ~5 ms of every ``agent inventory``
-    (bench/inventory_speed.py); the common command lines are read here, anything else (``--help``, an abbreviation,
-    a mistake) goes to :func:`parser`, whose answer and messages are the reference.
-    """
-    values = {"--format": "json", "--root": "/"}
-    i = 0
-    while i < len(argv):
-        flag, eq, value = argv[i].partition("=")
-        if flag not in values:
-            return None
-        if not eq:
-            i += 1
-            if i == len(argv) or argv[i].startswith("-"):
-                return None
-            value = argv[i]
-        values[flag] = value
-        i += 1
-    if values["--format"] not in ("json", "table"):
-        return None
-    return values["--format"], values["--root"]
-
-
 def main(argv: list[str]) -> int:
-    fast = simple_args(argv)
+    from agent.parsers import plain_flags  # agent.cli's: already imported
+
+    fast = plain_flags(argv, {"--format": "json", "--root": "/"}, {"--format": ("json", "table")})
     if fast is None:
         ns = parser().parse_args(argv)
-        fast = ns.format, ns.root
-    fmt, root = fast
+        fast = {"--format": ns.format, "--root": ns.root}
+    fmt, root = fast["--format"], fast["--root"]
     if not os.path.isdir(root):
         raise ConfigError(f"--root {root}: no such directory", hint="give / or a tree made by 'agent record-host'")
     inv, problems = inventory(Host.at(root))

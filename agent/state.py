@@ -12,6 +12,8 @@ import fcntl
 import json
 import logging
 import os
+import select
+import signal
 import threading
 import time
 from pathlib import Path
@@ -101,28 +103,40 @@ def reap_leftovers(mark: str) -> int:
 
     Every step process, and all it starts, carries ``ASSISTED_AGENT_STEP_OF=<state dir>`` in its environment,
     which survives re-parenting and ``setsid()``: the mark is how they are found once their parent is gone.
+    Read from /proc, not with psutil: the daemon stays resident for hours and psutil would weigh on every one
+    of them (issue 29: memory between polls). Each process is held by a pidfd while its environment is read
+    and it is signalled, so a pid reused meanwhile is never killed.
     """
     if not mark:
         return 0
-    import psutil
-
+    wanted = f"{MARK_ENV}={mark}".encode()
     me = os.getpid()
-    found = []
-    for proc in psutil.process_iter():
-        if proc.pid == me:
+    killed: list[tuple[int, int]] = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
             continue
         try:
-            if proc.environ().get(MARK_ENV) == mark:
-                found.append(proc)
-        except (psutil.Error, OSError):
+            fd = os.pidfd_open(int(entry))
+        except OSError:
             continue
-    for proc in found:
         try:
-            proc.kill()
-        except psutil.Error:
+            with open(f"/proc/{entry}/environ", "rb") as stream:
+                env = stream.read().split(b"\0")
+            if wanted in env and not select.select([fd], [], [], 0)[0]:  # alive: the environment was its own
+                signal.pidfd_send_signal(fd, signal.SIGKILL)
+                killed.append((int(entry), fd))
+                continue
+        except OSError:
             pass
-    psutil.wait_procs(found, timeout=5)
-    if found:
-        log.warning("killed %d process(es) a previous run of the agent left behind: %s", len(found),
-                    ", ".join(str(p.pid) for p in found))
-    return len(found)
+        os.close(fd)
+    deadline = time.monotonic() + 5
+    waiting = [fd for _, fd in killed]
+    while waiting and time.monotonic() < deadline:  # a pidfd is readable once its process has ended
+        done = select.select(waiting, [], [], max(0.0, deadline - time.monotonic()))[0]
+        waiting = [fd for fd in waiting if fd not in done]
+    for _, fd in killed:
+        os.close(fd)
+    if killed:
+        log.warning("killed %d process(es) a previous run of the agent left behind: %s", len(killed),
+                    ", ".join(str(pid) for pid, _ in killed))
+    return len(killed)

@@ -15,8 +15,9 @@ upstream test image's shims: ``podman run ... IMAGE CMD`` runs CMD in place, ``n
    own (a veth to the service; DNS to an address nothing answers; nothing leaves the machine) and a pid
    namespace, whose ``ns_last_pid`` counts the tasks started (processes and threads alike: a thread takes a
    pid). CPU per poll cycle is the CPU of every process in the namespace over the window (reaped children
-   included) over the polls the service saw; memory between polls is the RSS of the agent's processes summed,
-   sampled while no step runs (median).
+   included) over the polls the service saw; memory between polls is that of the agent's processes while no
+   step runs (median of samples every 0.5 s), as distinct physical pages (each page any of them maps counted
+   once: bench/footprint.py), with PSS and RSS summed beside it.
 
 Needs root (namespaces). Prints a table; asserts nothing.
 """
@@ -39,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+from footprint import footprint
 
 from rules.user_checks import SAMPLE_PULL_SECRET
 
@@ -205,16 +207,6 @@ def _pidns_members(inode: int) -> list[int]:
     return found
 
 
-def _rss_mib(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
 def _last_pid(init: int) -> int:
     out = subprocess.run(["nsenter", "-t", str(init), "-p", "-m", "cat", "/proc/sys/kernel/ns_last_pid"],
                          capture_output=True, text=True, timeout=10, check=True)
@@ -242,11 +234,13 @@ def polls(agent: Agent, svc_url: str, ns: Namespace, seconds: float, interval: i
         first_reply = _wait_first_reply(svc_url, ie, t0)
         time.sleep(2 * interval)  # past discovery: the host is insufficient and gets the same steps every poll
         start, cpu0, pid0 = time.time(), sum(_cpu_quiet(p) for p in _pidns_members(inode)), _last_pid(init)
-        samples: list[tuple[int, float]] = []
+        samples: list[tuple[int, tuple[float, float, float]]] = []
         while time.time() - start < seconds:
             members = [p for p in _pidns_members(inode) if p != init]
-            samples.append((len(members), sum(_rss_mib(p) for p in members)))
-            time.sleep(0.2)
+            f = footprint(members)
+            if len(members) == len([p for p in _pidns_members(inode) if p != init]):  # no step came or went
+                samples.append((len(members), (f.distinct_mib, f.pss_mib, f.rss_mib)))
+            time.sleep(0.5)
         cpu1, pid1, end = sum(_cpu_quiet(p) for p in _pidns_members(inode)), _last_pid(init), time.time()
         seen = requests.get(svc_url + "/api/reference/requests", timeout=30).json()
         count = sum(1 for r in seen if r["method"] == "GET" and f"/infra-envs/{ie}/" in r["path"]
@@ -258,7 +252,8 @@ def polls(agent: Agent, svc_url: str, ns: Namespace, seconds: float, interval: i
         print(f"{agent.name}: replies posted in the window {dict(replied)}", file=sys.stderr)
         agent.polls = {"polls": count, "cpu_per_poll": (cpu1 - cpu0) / max(count, 1),
                        "processes_per_poll": (pid1 - pid0 - 1) / max(count, 1),
-                       "memory_mib": statistics.median(m for n, m in samples if n == steady),
+                       **{key: statistics.median(m[i] for n, m in samples if n == steady)
+                          for i, key in enumerate(("memory_mib", "memory_pss_mib", "memory_rss_mib"))},
                        "processes_between_polls": steady, "first_reply_s": first_reply}
     finally:
         _stop(proc)
@@ -305,7 +300,9 @@ def report(ours: Agent, others: list[Agent], go_missing: bool) -> None:
             ("first register: wall s", lambda a: statistics.median(r[1] for r in a.register) if a.register else None),
             ("CPU s per poll cycle", lambda a: a.polls.get("cpu_per_poll")),
             ("tasks started per poll (proc+thr)", lambda a: a.polls.get("processes_per_poll")),
-            ("memory between polls MiB (sum)", lambda a: a.polls.get("memory_mib")),
+            ("memory between polls MiB (pages)", lambda a: a.polls.get("memory_mib")),
+            ("  the same, PSS summed", lambda a: a.polls.get("memory_pss_mib")),
+            ("  the same, RSS summed", lambda a: a.polls.get("memory_rss_mib")),
             ("processes between polls", lambda a: a.polls.get("processes_between_polls")),
             ("first reply after start s", lambda a: a.polls.get("first_reply_s")),
             ("polls in the window", lambda a: a.polls.get("polls"))]

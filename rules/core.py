@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from rules.documents import HostView, Outcome
-from rules.registry import REPLY_HANDLERS, step_arguments, validation
+from rules.registry import default_reply_handler, step_arguments, validation
 
 #: Where the real service keeps each reply (host fields holding JSON strings).
 REPLY_FIELDS = {
@@ -48,7 +48,7 @@ def store_reply(view: HostView, output: Any, reply: dict[str, Any]) -> None:
 
 
 for _step_type in REPLY_FIELDS:
-    REPLY_HANDLERS.setdefault(_step_type, store_reply)
+    default_reply_handler(_step_type, store_reply)
 
 
 @validation("connected", "network", unbound=True)

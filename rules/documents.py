@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from rules.cluster_model import ClusterModel, decode
+from rules.requirements import is_sno as is_sno  # here for the rules that read documents; defined with the sizes
 
 #: Validation outcome: (status, message) with status one of success, failure, pending, error, disabled.
 Outcome = tuple[str, str]
@@ -107,13 +108,6 @@ class HostView:
         return getattr(self.service, "settings", None)
 
 
-def is_sno(cluster: dict[str, Any] | None) -> bool:
-    """A single-node cluster, by either spelling the API has had for it."""
-    if not cluster:
-        return False
-    return cluster.get("control_plane_count") == 1 or cluster.get("high_availability_mode") == "None"
-
-
 def effective_role(host: dict[str, Any]) -> str:
     """The host's role, its suggested role while it is auto-assign."""
     role = host.get("role") or "auto-assign"
@@ -166,5 +160,9 @@ def deriver(name: str) -> Callable[[_Derive], _Derive]:
 
 
 def derive_all(name: str, decoded: Any) -> dict[str, Any]:
-    """What every registered deriver of field ``name`` makes of its decoded value."""
+    """What every registered deriver of field ``name`` makes of its decoded value: every area's, whichever a
+    process imported (the first call imports them all, as the first read of a ``registry`` table does)."""
+    from rules import load_areas
+
+    load_areas()
     return {qualname: derive(decoded) for qualname, derive in _DERIVERS.get(name, {}).items()}

@@ -8,14 +8,10 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
-from typing import Any
-
-from rules.documents import is_sno
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True)
-class Requirements:
+class Requirements(NamedTuple):  # not a dataclass: the inventory table's start-up would import dataclasses
     cpu_cores: int
     ram_mib: int
     disk_size_gb: int
@@ -57,6 +53,13 @@ def bytes_to_string(n: int) -> str:
 
 
 # -- requirements ----------------------------------------------------------------------------------
+def is_sno(cluster: dict[str, Any] | None) -> bool:
+    """A single-node cluster, by either spelling the API has had for it (``documents`` offers it too)."""
+    if not cluster:
+        return False
+    return cluster.get("control_plane_count") == 1 or cluster.get("high_availability_mode") == "None"
+
+
 def _version(text: str | None) -> tuple[int, ...] | None:
     m = re.match(r"^(\d+)\.(\d+)", text or "")
     return (int(m.group(1)), int(m.group(2))) if m else None

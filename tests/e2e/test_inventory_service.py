@@ -11,7 +11,8 @@ import pytest
 import requests
 
 from rules import hardware
-from rules.disks import eligible_disks, service_disk_reasons, store_inventory
+from rules.disk_reasons import service_disk_reasons
+from rules.disks import eligible_disks, store_inventory
 from rules.documents import HostView
 from rules.registry import VALIDATIONS
 from rules.requirements import bytes_to_string, humanize_bytes

@@ -134,3 +134,52 @@ def test_agent_inventory_imports_only_what_it_needs() -> None:
     assert seen["code"] == 0 and json.loads(seen["inventory"])["hostname"]
     loaded = [m for m in seen["modules"] if any(m == n or m.startswith(n + ".") for n in NOT_IN_INVENTORY)]
     assert loaded == []
+
+
+#: ``agent inventory --format table`` adds the service's disk reasons (rules.disk_reasons) and textwrap to the
+#: JSON's way, nothing more: the rule areas, host views and cluster models cost ~0.05 s of CPU (issue 29).
+NOT_IN_TABLE = (*(n for n in NOT_IN_INVENTORY if n != "rules"), "dataclasses", "rules.documents", "rules.registry",
+                "rules.disks", "rules.cluster_model", "rules.hardware", "rules.core")
+
+
+def test_agent_inventory_table_imports_only_what_it_needs() -> None:
+    root = ROOT / "tests" / "fixtures" / "hosts" / "baremetal-server"
+    out = subprocess.run([sys.executable, "-c", _INVENTORY.replace('"--root"', '"--format", "table", "--root"'),
+                          str(root)], capture_output=True, text=True, check=True, timeout=60)
+    seen = json.loads(out.stdout.splitlines()[-1])
+    assert seen["code"] == 0 and "Disks: the agent's eligibility plus the service's checks" in seen["inventory"]
+    assert "rules.disk_reasons" in seen["modules"]
+    loaded = [m for m in seen["modules"] if any(m == n or m.startswith(n + ".") for n in NOT_IN_TABLE)]
+    assert loaded == []
+
+
+#: ``agent check`` runs the hardware rules: not the other areas (imported all at once they doubled its CPU), nor
+#: anything of the daemon's or the service's.
+NOT_IN_CHECK = ("rules.core", "rules.network", "rules.network_validations", "rules.install", "rules.preinstall",
+                "rules.ip_collisions", "rules.states", "rules.cluster_validations", "requests", "urllib3",
+                "psutil", "pyudev", "scapy", "pyroute2", "subprocess", "steps", "agent.settings", "agent.config",
+                "agent.runner", "agent.daemon", "logging", "shutil")
+
+
+def test_agent_check_imports_only_the_hardware_rules() -> None:
+    root = ROOT / "tests" / "fixtures" / "hosts" / "baremetal-server"
+    out = subprocess.run([sys.executable, "-c", _INVENTORY.replace('main(["inventory"', 'main(["check"'),
+                          str(root)], capture_output=True, text=True, check=True, timeout=60)
+    seen = json.loads(out.stdout.splitlines()[-1])
+    assert seen["code"] == 0 and "Result: would pass" in seen["inventory"]
+    assert "rules.hardware" in seen["modules"]
+    loaded = [m for m in seen["modules"] if any(m == n or m.startswith(n + ".") for n in NOT_IN_CHECK)]
+    assert loaded == []
+
+
+def test_the_daemon_finds_a_previous_lifes_leftovers_without_psutil(tmp_path: Path) -> None:
+    """It stays resident for hours: psutil would be 1 MiB of it all the time for a look at /proc at start."""
+    loaded = _modules_after(f"import agent.daemon, agent.state\nagent.state.reap_leftovers({str(tmp_path)!r})")
+    assert "psutil" not in loaded
+
+
+def test_the_fork_server_freezes_what_it_imported_before_it_forks() -> None:
+    """A collection in a step would otherwise touch every object it inherited and copy the pages they are on."""
+    code = "import gc, agent.fork_server as f\nf.warm()\nf.settle()\nprint(gc.get_freeze_count())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert int(out.stdout.split()[-1]) > 10_000
