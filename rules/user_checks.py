@@ -23,6 +23,10 @@ from rules.documents import is_sno
 OPENSHIFT_VERSIONS = tuple(f"4.{minor}" for minor in range(12, 23))
 DEFAULT_VERSION = "4.18"
 EDITABLE_STATES = ("insufficient", "ready", "pending-for-input", "adding-hosts")
+#: Host statuses in which a user may change a host (the real service's v2UpdateHost: 409 in any other).
+HOST_EDITABLE_STATES = ("discovering", "known", "disconnected", "insufficient", "pending-for-input",
+                        "discovering-unbound", "known-unbound", "disconnected-unbound", "insufficient-unbound",
+                        "binding", "added-to-existing-cluster")
 _CLUSTER_NAME = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _CLUSTER_NAME_NONE_PLATFORM = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)*$")
 _BASE_DOMAIN = re.compile(r"^[a-z\d]([\-]*[a-z\d]+)+$")

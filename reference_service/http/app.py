@@ -22,6 +22,7 @@ from common.errors import ServiceRefusal
 from reference_service.http import (
     agent_routes,
     console,
+    console_forms,
     docs,
     downloads,
     host_actions,
@@ -135,7 +136,8 @@ class _Middleware:
 
 def create_app(service: ReferenceService) -> Any:
     routes = [*agent_routes.ROUTES, *session_routes.ROUTES, *downloads.ROUTES, *host_actions.ROUTES,
-              *user_routes.ROUTES, *iso_routes.ROUTES, *reference_routes.ROUTES, *console.ROUTES, *docs.ROUTES]
+              *user_routes.ROUTES, *iso_routes.ROUTES, *reference_routes.ROUTES, *console.ROUTES,
+              *console_forms.ROUTES, *docs.ROUTES]
     routes += unimplemented.routes(routes)  # the spec's other operations: 501, named (http/unimplemented.py)
     undeclared = [getattr(r, "path", r) for r in routes if not isinstance(getattr(r, "auth", None), Auth)]
     if undeclared:

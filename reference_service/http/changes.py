@@ -19,11 +19,7 @@ from reference_service.orchestrator import ReferenceService
 from rules import user_checks
 from rules.documents import disk_key, parse_json_field, skipped_formatting
 from rules.hardware import hostname_problem
-
-#: Host statuses in which a user may change a host (the real service's v2UpdateHost: 409 in any other).
-HOST_EDITABLE_STATES = ("discovering", "known", "disconnected", "insufficient", "pending-for-input",
-                        "discovering-unbound", "known-unbound", "disconnected-unbound", "insufficient-unbound",
-                        "binding", "added-to-existing-cluster")
+from rules.user_checks import HOST_EDITABLE_STATES
 
 
 def update_host(svc: ReferenceService, infra_env_id: str, host_id: str, body: Any) -> dict[str, Any]:

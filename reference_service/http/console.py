@@ -4,16 +4,19 @@ Every page is declared ``Auth.ADMIN`` like the API: the admin token as a bearer 
 signing in sets. Without one a browser is sent to ``/login`` (``sign_in_redirect``) and the page's script gets
 401. A page asked for with ``X-Console-Fragment`` answers with its live part only, and with 304 when the
 part's ETag has not changed, so the polling that keeps pages current costs one render and no transfer.
-Each page reads a bounded amount: one cluster's hosts, one host's latest replies and events.
+Each page reads a bounded amount: a page of one cluster's hosts, one host's latest replies, a page of events.
+The forms on the pages are ``console_forms``'.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -21,27 +24,46 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from common.errors import ServiceRefusal
-from reference_service.http import changes
 from reference_service.http.auth import SESSION_COOKIE, Auth, is_admin, session_value
 from reference_service.http.common import service_of
 from reference_service.http.routing import route
 from reference_service.orchestrator import ReferenceService
-from reference_service.pages import summaries
+from reference_service.pages import summaries, timeline
 from reference_service.pages.render import STATIC, render, render_live
 from rules.documents import is_sno, parse_json_field
+from rules.presentation import cluster_progress
 from rules.states import required_hosts
+from rules.user_checks import EDITABLE_STATES
 
-#: Rows a page shows of what grows without bound (replies, events): the newest ones.
+#: Rows a page shows of what grows without bound (replies): the newest ones.
 HISTORY_ROWS = 60
-EVENT_ROWS = 80
 #: Bytes of a sign-in form body that are read: a token and a path, nothing more.
 MAX_FORM = 4096
+#: Cluster states before an install: the validations gate the Install button; after, the install is shown.
+PRE_INSTALL_CLUSTER = ("insufficient", "ready", "pending-for-input")
 
 
 def page_context(request: Request, title: str) -> dict[str, Any]:
     settings = service_of(request).settings
     return {"title": title, "auth_on": settings.auth != "none", "signed_in": True,
-            "interval": max(1, min(5, int(settings.next_step_seconds or 5)))}
+            "interval": max(1, min(5, int(settings.next_step_seconds or 5))),
+            "form_token": form_token(service_of(request)), "q": query_link(request)}
+
+
+def form_token(svc: ReferenceService) -> str:
+    """What every form of the pages carries (``console_forms``): derived from the admin token, which another
+    site has not got, and the same for every page, so a page kept open for a day still posts."""
+    return hmac.new(svc.settings.admin_token.encode(), b"assisted-console-form", hashlib.sha256).hexdigest()
+
+
+def query_link(request: Request) -> Callable[..., str]:
+    """``q(name=value, ...)``: this page's query with those changed (None drops one), for pagers and filters."""
+    def link(**changed: Any) -> str:
+        params = {**dict(request.query_params), **{k: str(v) for k, v in changed.items() if v is not None}}
+        for key in (k for k, v in changed.items() if v is None):
+            params.pop(key, None)
+        return "?" + urlencode(params) if params else "?"
+    return link
 
 
 def signed_in(request: Request) -> bool:
@@ -49,7 +71,11 @@ def signed_in(request: Request) -> bool:
     return svc.settings.auth == "none" or is_admin(request, svc)
 
 
-def _live_page(request: Request, template: str, context: dict[str, Any], status: int = 200) -> Response:
+def live_page(request: Request, template: str, context: dict[str, Any], status: int = 200,
+              src: str | None = None) -> Response:
+    """A page, or its live part; ``src`` is the page's own URL when it answers a form's POST (what the page's
+    script asks again)."""
+    context = {**context, "src": src or ""}
     fragment = render_live(template, **context)
     etag = '"' + hashlib.sha256(fragment.encode()).hexdigest()[:32] + '"'
     headers = {"ETag": etag, "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
@@ -100,7 +126,7 @@ async def clusters_page(request: Request) -> Response:
     clusters = [_cluster_card(svc, c) for c in svc.store.list_clusters()]
     clusters.sort(key=lambda c: str(c["name"]))
     unbound, pager = paged(request, [h for h in svc.store.peers() if not h.get("cluster_id")])
-    return _live_page(request, "clusters.html", {**page_context(request, "Clusters"), "clusters": clusters,
+    return live_page(request, "clusters.html", {**page_context(request, "Clusters"), "clusters": clusters,
                                                  "unbound": unbound, "pager": pager})
 
 
@@ -121,48 +147,75 @@ def cluster_checks(cluster: dict[str, Any], hosts: list[dict[str, Any]]) -> list
     return [{"category": "hosts", "items": items, "failing": failing, "pending": 0}]
 
 
-def _networks(cluster: dict[str, Any]) -> list[tuple[str, str]]:
-    """The networking section: each network and VIP list, or what sets it when it is missing."""
-    def listed(key: str, field: str) -> str:
-        return ", ".join(str(e.get(field)) for e in cluster.get(key) or [] if isinstance(e, dict))
-
-    return [("Machine network", listed("machine_networks", "cidr") or "not set: assigned from the hosts' network "
-             "(single node) or the API VIP's"), ("API VIPs", listed("api_vips", "ip") or "none"),
-            ("Ingress VIPs", listed("ingress_vips", "ip") or "none"),
-            ("Cluster network", listed("cluster_networks", "cidr") or "none"),
-            ("Service network", listed("service_networks", "cidr") or "none")]
+def entries(cluster: dict[str, Any], key: str, field: str) -> list[str]:
+    """The values of a cluster's network or VIP list (``machine_networks``' cidrs, ``api_vips``' ips)."""
+    return [str(e.get(field)) for e in cluster.get(key) or [] if isinstance(e, dict) and e.get(field)]
 
 
-def _cluster_context(request: Request, cluster_id: str, flash: str = "") -> dict[str, Any]:
+def _networks(cluster: dict[str, Any]) -> dict[str, Any]:
+    """The networking section: each network and VIP list, or what sets it when it is missing, and the form's
+    values (shown only while the cluster can be changed)."""
+    machine, api, ingress = (entries(cluster, k, f) for k, f in (("machine_networks", "cidr"), ("api_vips", "ip"),
+                                                               ("ingress_vips", "ip")))
+    umn = bool(cluster.get("user_managed_networking")) or is_sno(cluster)
+    facts = [("Machine network", ", ".join(machine) or "not set: assigned from the hosts' network (single node) "
+              "or from the API VIP's"),
+             ("API VIPs", ", ".join(api) or ("not used: user-managed networking" if umn else "none: required")),
+             ("Ingress VIPs", ", ".join(ingress) or ("not used: user-managed networking" if umn else "none: required")),
+             ("Cluster network", ", ".join(f"{e.get('cidr')} (host prefix /{e.get('host_prefix')})"
+                                           for e in cluster.get("cluster_networks") or [] if isinstance(e, dict))
+              or "none"),
+             ("Service network", ", ".join(entries(cluster, "service_networks", "cidr")) or "none")]
+    first = next((e for e in cluster.get("cluster_networks") or [] if isinstance(e, dict)), {})
+    form = {"machine_network": ", ".join(machine), "api_vip": ", ".join(api), "ingress_vip": ", ".join(ingress),
+            "cluster_network": ", ".join(entries(cluster, "cluster_networks", "cidr")),
+            "host_prefix": str(first.get("host_prefix", "")),
+            "service_network": ", ".join(entries(cluster, "service_networks", "cidr"))}
+    return {"facts": facts, "form": form, "vips": not umn, "editable": cluster.get("status") in EDITABLE_STATES}
+
+
+def _installation(cluster: dict[str, Any], hosts: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Once an install started: its progress and where the hosts are, instead of the checks that gated it."""
+    if cluster.get("status") in PRE_INSTALL_CLUSTER:
+        return None
+    by_status: dict[str, int] = {}
+    for h in hosts:
+        by_status[str(h.get("status"))] = by_status.get(str(h.get("status")), 0) + 1
+    return {"percentage": cluster_progress(cluster, hosts)["total_percentage"],
+            "started": timeline.readable(cluster.get("install_started_at")),
+            "completed": timeline.readable(cluster.get("install_completed_at")) if cluster.get("status") == "installed"
+            else "", "hosts": sorted(by_status.items())}
+
+
+def events_context(request: Request, names: dict[str, str], **where: str) -> dict[str, Any]:
+    """A page of the events of a cluster or a host (``where``), newest first, of the severity asked for."""
+    svc = service_of(request)
+    severity = timeline.severity_of(request.query_params.get("severity"))
+    page = timeline.page_number(request.query_params.get("events"))
+    pager = timeline.pager(page, severity, svc.store.event_counts(**where))
+    rows = svc.store.event_page(**where, severity=severity or None, offset=pager["offset"],
+                                   limit=timeline.EVENTS_PER_PAGE)
+    return {"rows": timeline.event_rows(rows, names, time.time()), "severity": severity, **pager}
+
+
+def cluster_context(request: Request, cluster_id: str, flash: str = "") -> dict[str, Any]:
     svc = service_of(request)
     cluster = svc.store.get_cluster(cluster_id)
     if cluster is None:
         raise ServiceRefusal(404, f"cluster {cluster_id} not found")
     hosts = svc.store.peers(cluster_id=cluster_id)
     rows, pager = paged(request, hosts)
-    events = svc.store.events(cluster_id=cluster_id, last=EVENT_ROWS)[::-1]
+    names = {str(h.get("id")): summaries.host_name(h) for h in hosts}
+    installation = _installation(cluster, hosts)
     return {**page_context(request, str(cluster.get("name") or cluster_id)), "cluster": cluster,
             "tone": summaries.tone(cluster.get("status")), "profile": _profile(cluster), "hosts": rows,
-            "cluster_checks": cluster_checks(cluster, hosts), "events_list": events, "flash": flash,
-            "networks": _networks(cluster),
-            "pager": pager}
+            "cluster_checks": cluster_checks(cluster, hosts) if installation is None else [],
+            "installation": installation, "ev": events_context(request, names, cluster_id=cluster_id),
+            "flash": flash, "net": _networks(cluster), "pager": pager, "editable_hosts": True}
 
 
 async def cluster_page(request: Request) -> Response:
-    return _live_page(request, "cluster.html", _cluster_context(request, request.path_params["cluster_id"]))
-
-
-async def install_button(request: Request) -> Response:
-    """The install button: the same call, and so the same checks, as ``POST .../actions/install``."""
-    _same_origin(request)
-    cid = request.path_params["cluster_id"]
-    try:
-        await changes.install_cluster(service_of(request), cid)
-    except ServiceRefusal as refusal:
-        if refusal.status == 404:
-            raise
-        return _live_page(request, "cluster.html", _cluster_context(request, cid, flash=refusal.reason), status=409)
-    return RedirectResponse(f"/clusters/{cid}", status_code=303)
+    return live_page(request, "cluster.html", cluster_context(request, request.path_params["cluster_id"]))
 
 
 def _names(svc: ReferenceService, host: dict[str, Any]) -> dict[str, str]:
@@ -173,9 +226,13 @@ def _names(svc: ReferenceService, host: dict[str, Any]) -> dict[str, str]:
     return {str(h.get("id")): summaries.host_name(h) for h in others}
 
 
-async def host_page(request: Request) -> Response:
+def host_label(host: dict[str, Any]) -> str:
+    return f"Host {summaries.host_name(host)}"
+
+
+def host_context(request: Request, infra_env_id: str, host_id: str, flash: str = "") -> dict[str, Any]:
     svc = service_of(request)
-    host = svc.require_host(request.path_params["infra_env_id"], request.path_params["host_id"])
+    host = svc.require_host(infra_env_id, host_id)
     latest = svc.store.latest_replies(host["id"])
     for r in latest:
         r["received_at_iso"] = _iso(r.get("received_at"))
@@ -184,11 +241,18 @@ async def host_page(request: Request) -> Response:
                for r in svc.store.replies(host["id"], last=HISTORY_ROWS)[::-1]]
     cluster = svc.store.get_cluster(host["cluster_id"]) if host.get("cluster_id") else None
     row = summaries.host_row(host)
-    context = {**page_context(request, str(row["name"])), "host": host, "row": row, "cluster": cluster,
-               "groups": summaries.validation_groups(host), "inv": summaries.inventory_view(host),
-               "progress": summaries.progress_view(host), "steps": summaries.latest_steps(latest, _names(svc, host)),
-               "history": history, "events_list": svc.store.events(host_id=host["id"], last=EVENT_ROWS)[::-1]}
-    return _live_page(request, "host.html", context)
+    names = _names(svc, host)
+    installed = host.get("status") in summaries.INSTALLED  # no discovery checks failing
+    return {**page_context(request, str(row["name"])), "host": host, "row": row, "cluster": cluster,
+            "groups": [] if installed else summaries.validation_groups(host), "installed": installed,
+            "inv": summaries.inventory_view(host), "progress": summaries.progress_view(host),
+            "steps": summaries.latest_steps(latest, names), "history": history, "flash": flash,
+            "ev": events_context(request, names, host_id=host["id"])}
+
+
+async def host_page(request: Request) -> Response:
+    p = request.path_params
+    return live_page(request, "host.html", host_context(request, p["infra_env_id"], p["host_id"]))
 
 
 def _iso(t: Any) -> str:
@@ -199,7 +263,7 @@ def _iso(t: Any) -> str:
 
 
 # -- signing in --------------------------------------------------------------------------------------------------
-def _safe_next(target: str) -> str:
+def safe_next(target: str) -> str:
     """Only a path of this service: never another site (``//host``, ``https://...``)."""
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
@@ -207,7 +271,7 @@ def _safe_next(target: str) -> str:
     return target
 
 
-def _same_origin(request: Request) -> None:
+def same_origin(request: Request) -> None:
     """Forms are posted from our own pages only (SameSite=Strict does most of it; Origin closes the rest)."""
     origin = request.headers.get("origin")
     if origin and urlsplit(origin).netloc != request.headers.get("host", ""):
@@ -215,7 +279,7 @@ def _same_origin(request: Request) -> None:
 
 
 async def login_page(request: Request) -> Response:
-    target = _safe_next(request.query_params.get("next", "/"))
+    target = safe_next(request.query_params.get("next", "/"))
     if signed_in(request):
         return RedirectResponse(target, status_code=303)
     return HTMLResponse(render("login.html", title="Sign in", next=target, error="", auth_on=True, signed_in=False))
@@ -223,10 +287,10 @@ async def login_page(request: Request) -> Response:
 
 async def login(request: Request) -> Response:
     svc = service_of(request)
-    _same_origin(request)
+    same_origin(request)
     body = await request.body()  # bounded by the route (MAX_FORM)
     form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
-    target = _safe_next(form.get("next", "/"))
+    target = safe_next(form.get("next", "/"))
     if svc.settings.auth == "none":
         return RedirectResponse(target, status_code=303)
     token = form.get("token", "").strip()
@@ -240,7 +304,7 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    _same_origin(request)
+    same_origin(request)
     resp = RedirectResponse("/login", status_code=303)
     resp.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return resp
@@ -254,7 +318,7 @@ def wants_sign_in(request: Request) -> bool:
 
 
 def sign_in_redirect(request: Request) -> Response:
-    return RedirectResponse("/login?next=" + _safe_next(request.url.path), status_code=303)
+    return RedirectResponse("/login?next=" + safe_next(request.url.path), status_code=303)
 
 
 #: Stylesheet, scripts and Swagger UI: the same for everyone, nothing of the service's state.
@@ -264,7 +328,6 @@ _STATIC.auth = Auth.PUBLIC  # type: ignore[attr-defined]
 ROUTES = [
     route("/", clusters_page, methods=["GET"], auth=Auth.ADMIN),
     route("/clusters/{cluster_id}", cluster_page, methods=["GET"], auth=Auth.ADMIN),
-    route("/clusters/{cluster_id}/install", install_button, methods=["POST"], auth=Auth.ADMIN, max_body=MAX_FORM),
     route("/infra-envs/{infra_env_id}/hosts/{host_id}", host_page, methods=["GET"], auth=Auth.ADMIN),
     route("/login", login_page, methods=["GET"], auth=Auth.PUBLIC),
     route("/login", login, methods=["POST"], auth=Auth.PUBLIC, max_body=MAX_FORM),

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from rules.documents import parse_json_field
+from rules.user_checks import HOST_EDITABLE_STATES
 
 #: The order the real UI lists validation results in: what needs a person's attention first.
 STATUS_ORDER = {"failure": 0, "error": 1, "pending": 2, "success": 3, "disabled": 4}
@@ -75,21 +76,32 @@ def validation_groups(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return groups
 
 
+#: Host states of a finished install.
+INSTALLED = ("installed", "added-to-existing-cluster")
+
+
 def host_row(host: dict[str, Any]) -> dict[str, Any]:
-    """A line of a hosts table."""
+    """A line of a hosts table, with what its form offers: the roles, the disks a host can install to."""
     inv = host_inventory(host)
-    disks = _list(inv.get("disks"))
-    chosen = next((d for d in disks if _dict(d).get("id") == host.get("installation_disk_id")), None)
+    disks = [_dict(d) for d in _list(inv.get("disks"))]
+    chosen = next((d for d in disks if d.get("id") == host.get("installation_disk_id")), None)
     progress = _dict(host.get("progress"))
+    installed = host.get("status") in INSTALLED
+    options = [{"id": str(d.get("id")), "label": f"{d.get('name', '')} {gb(d.get('size_bytes'))}",
+                "chosen": d is chosen} for d in disks
+               if d.get("id") and (_dict(d.get("installation_eligibility")).get("eligible") or d is chosen)]
     return {
         "id": host.get("id", ""), "infra_env_id": host.get("infra_env_id", ""), "name": host_name(host),
         "role": host.get("role") or "auto-assign", "suggested_role": host.get("suggested_role") or "",
         "status": host.get("status", ""), "tone": tone(host.get("status")), "status_info": host.get("status_info", ""),
         "cpu": _int(_dict(inv.get("cpu")).get("count")), "memory": gib(_dict(inv.get("memory")).get("physical_bytes")),
         "disk": f"{_dict(chosen).get('name', '')} {gb(_dict(chosen).get('size_bytes'))}" if chosen else "-",
-        "disks_total": gb(sum(_int(_dict(d).get("size_bytes")) for d in disks)) if disks else "-",
-        "percentage": _int(progress.get("installation_percentage")),
-        "stage": progress.get("current_stage") or "",
+        "disks_total": gb(sum(_int(d.get("size_bytes")) for d in disks)) if disks else "-",
+        # an installed host is done, whichever stage it last reported (a dry run stops at Rebooting)
+        "percentage": 100 if installed else _int(progress.get("installation_percentage")),
+        "stage": "Done" if installed else progress.get("current_stage") or "",
+        "editable": host.get("status") in HOST_EDITABLE_STATES and bool(inv), "disks": options,
+        "hostname": host_name(host) if host_name(host) != host.get("id") else "",
     }
 
 
@@ -215,8 +227,11 @@ def progress_view(host: dict[str, Any]) -> dict[str, Any] | None:
     if current and current not in stages:
         stages.append(current)
     index = stages.index(current) if current in stages else -1
+    percentage = _int(progress.get("installation_percentage"))
+    if host.get("status") in INSTALLED:  # whichever stage it last reported (a dry run stops at Rebooting)
+        index, percentage, current = len(stages), 100, "Done"
     return {
-        "percentage": _int(progress.get("installation_percentage")), "current": current,
+        "percentage": percentage, "current": current,
         "info": progress.get("progress_info") or "", "updated": progress.get("stage_updated_at") or "",
         "stages": [{"name": s, "state": "done" if i < index else "current" if i == index else "todo"}
                    for i, s in enumerate(stages)],

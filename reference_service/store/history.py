@@ -48,6 +48,22 @@ class History:
         return [{"cluster_id": c, "host_id": h, "infra_env_id": ie, "severity": sev, "message": msg,
                  "event_time": _iso(t)} for _, c, h, ie, sev, msg, t in self._read(sql, args)]
 
+    def event_counts(self, *, cluster_id: str | None = None, host_id: str | None = None) -> dict[str, int]:
+        """How many events of a cluster or a host there are of each severity."""
+        cond, args = _where(cluster_id=cluster_id or None, host_id=host_id or None)
+        return {str(s): int(n) for s, n in
+                self._read(f"SELECT severity, COUNT(*) FROM events{cond} GROUP BY severity", args)}
+
+    def event_page(self, *, cluster_id: str | None = None, host_id: str | None = None, severity: str | None = None,
+                   offset: int = 0, limit: int = 50) -> list[dict[str, Any]]:
+        """A page of events newest first, of one severity when given: what the console lists, read from the
+        index a page at a time (a cluster's events grow without bound). ``at`` is the time in seconds."""
+        cond, args = _where(cluster_id=cluster_id or None, host_id=host_id or None, severity=severity or None)
+        rows = self._read("SELECT cluster_id, host_id, infra_env_id, severity, message, event_time"
+                          f" FROM events{cond} ORDER BY seq DESC LIMIT ? OFFSET ?", (*args, limit, offset))
+        return [{"cluster_id": c, "host_id": h, "infra_env_id": ie, "severity": sev, "message": msg, "at": t,
+                 "event_time": _iso(t)} for c, h, ie, sev, msg, t in rows]
+
     def add_request(self, method: str, path: str, headers: dict[str, str], body: str, status: int) -> None:
         self._write("INSERT INTO requests (method, path, headers, body, status, received_at)"
                     " VALUES (?, ?, ?, ?, ?, ?)", (method, path, json.dumps(headers), body, status, time.time()))

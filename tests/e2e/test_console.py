@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -11,17 +12,20 @@ import requests
 
 from common.host import Host
 from inventory.collect import inventory
+from reference_service.http import console_forms
+from reference_service.pages import timeline
 from tests.support.paths import FIXTURES
 from tests.support.service import BASE, RefService, start_service
 
 FIXTURES = FIXTURES
 
 
-def add_host(svc: RefService, ie: str, inv: dict[str, Any]) -> str:
+def add_host(svc: RefService, ie: str, inv: dict[str, Any], agent_token: str | None = None) -> str:
     host_id = str(uuid.uuid4())
-    svc.api("POST", f"/v2/infra-envs/{ie}/hosts", json={"host_id": host_id}, expected=201)
+    headers = {"X-Secret-Key": agent_token} if agent_token else {}
+    svc.api("POST", f"/v2/infra-envs/{ie}/hosts", json={"host_id": host_id}, expected=201, headers=headers)
     reply = {"step_id": "inventory-1", "step_type": "inventory", "exit_code": 0, "output": json.dumps(inv)}
-    svc.api("POST", f"/v2/infra-envs/{ie}/hosts/{host_id}/instructions", json=reply, expected=204)
+    svc.api("POST", f"/v2/infra-envs/{ie}/hosts/{host_id}/instructions", json=reply, expected=204, headers=headers)
     return host_id
 
 
@@ -100,21 +104,132 @@ def test_no_login_without_auth(tmp_path: Path) -> None:
         assert "Log out" not in requests.get(svc.url + "/", timeout=10).text
 
 
+def form_token(page: str) -> str:
+    match = re.search(r'name="form_token" value="([0-9a-f]+)"', page)
+    assert match, "no form token on the page"
+    return match.group(1)
+
+
 def test_install_button_makes_the_api_checks(tmp_path: Path) -> None:
     with start_service(tmp_path) as svc:  # no OS image: refused as the API refuses it, with the reason
         cluster = svc.create_cluster(name="lab")
-        resp = requests.post(f"{svc.url}/clusters/{cluster['id']}/install", allow_redirects=False, timeout=10)
+        url = f"{svc.url}/clusters/{cluster['id']}"
+        token = form_token(requests.get(url, timeout=10).text)
+        resp = requests.post(url + "/install", data={"form_token": token}, allow_redirects=False, timeout=10)
         assert resp.status_code == 409 and "no OS image to write" in resp.text
+        assert f'data-src="/clusters/{cluster["id"]}"' in resp.text  # the page's script asks the page, not the POST
+        no_token = requests.post(url + "/install", data={"form_token": "0" * 64}, allow_redirects=False, timeout=10)
+        assert no_token.status_code == 403
+        foreign = requests.post(url + "/install", data={"form_token": token}, timeout=10,
+                                headers={"Origin": "http://evil.example"}, allow_redirects=False)
+        assert foreign.status_code == 403
     image = tmp_path / "os.img"
     image.write_bytes(b"\0" * 4096)
     with start_service(tmp_path, extra=["--dry-run-install", "--os-image", str(image)]) as svc:
         cluster = svc.create_cluster(name="lab2")
-        resp = requests.post(f"{svc.url}/clusters/{cluster['id']}/install", allow_redirects=False, timeout=10)
+        url = f"{svc.url}/clusters/{cluster['id']}"
+        token = form_token(requests.get(url, timeout=10).text)
+        resp = requests.post(url + "/install", data={"form_token": token}, allow_redirects=False, timeout=10)
         assert resp.status_code == 409 and "Cluster is not ready for installation" in resp.text
-        assert svc.cluster(cluster["id"])["status"] == "pending-for-input"  # no hosts: no machine network
-        foreign = requests.post(f"{svc.url}/clusters/{cluster['id']}/install", timeout=10,
-                                headers={"Origin": "http://evil.example"}, allow_redirects=False)
-        assert foreign.status_code == 403
+
+
+def test_forms_change_a_host_and_the_networks_with_the_api_checks(tmp_path: Path) -> None:
+    with start_service(tmp_path, auth="token") as svc:
+        browser = requests.Session()
+        assert browser.post(svc.url + "/login", data={"token": "test-admin-token", "next": "/"},
+                            timeout=10).status_code == 200
+        cluster = svc.create_cluster(name="forms", base_dns_domain="example.com")
+        ie = svc.create_infra_env(cluster["id"])["id"]
+        host_id = add_host(svc, ie, fixture_inventory("baremetal-server"), svc.token(ie))
+        page_url = f"{svc.url}/clusters/{cluster['id']}"
+        page = browser.get(page_url, timeout=10).text
+        token = form_token(page)
+        assert f'id="hf-{host_id}"' in page and 'name="machine_network"' in page
+        settings = f"{svc.url}/infra-envs/{ie}/hosts/{host_id}/settings"
+
+        def post(url: str, **fields: str) -> requests.Response:
+            return browser.post(url, data={"form_token": token, **fields}, allow_redirects=False, timeout=10)
+
+        # a bad hostname: the API's 400 and reason on the page, nothing of the host changed
+        bad = post(settings, **{"from": "cluster", "hostname": "Not A Name!", "role": "master"})
+        assert bad.status_code == 400 and "Not A Name!" in bad.text and 'role="alert"' in bad.text
+        assert svc.host(ie, host_id)["role"] == "auto-assign"
+        # an ineligible disk: refused with the disk's reason
+        sdb = "/dev/disk/by-id/wwn-0x5000c500d4b6e1f3"
+        bad_disk = post(settings, **{"from": "cluster", "disk": sdb})
+        assert bad_disk.status_code == 400 and "mounted on" in bad_disk.text
+        good = post(settings, **{"from": "cluster", "next": "?page=1", "hostname": "node-a", "role": "worker",
+                                 "disk": "/dev/disk/by-id/nvme-eui.01000000000000005cd2e4e3c21b5451"})
+        assert good.status_code == 303 and good.headers["location"] == f"/clusters/{cluster['id']}?page=1"
+        host = svc.host(ie, host_id)
+        assert (host["role"], host["requested_hostname"]) == ("worker", "node-a")
+        assert host["installation_disk_id"].startswith("/dev/disk/by-id/nvme-")
+        # the networks: a VIP outside the machine network is the API's 400; good values are stored
+        networks = f"{page_url}/networks"
+        outside = post(networks, machine_network="10.1.0.0/24", api_vip="10.9.0.5", ingress_vip="10.1.0.6")
+        assert outside.status_code == 400 and "does not belong to machine-network-cidr" in outside.text
+        assert svc.cluster(cluster["id"])["api_vips"] == []
+        assert post(networks, machine_network="10.1.0.0/24", api_vip="10.1.0.5", ingress_vip="10.1.0.6",
+                    cluster_network="10.128.0.0/14", host_prefix="23",
+                    service_network="172.30.0.0/16").status_code == 303
+        stored = svc.cluster(cluster["id"])
+        assert [v["ip"] for v in stored["api_vips"]] == ["10.1.0.5"]
+        assert [n["cidr"] for n in stored["machine_networks"]] == ["10.1.0.0/24"]
+        assert stored["cluster_networks"][0]["host_prefix"] == 23
+        assert post(networks, host_prefix="x", cluster_network="10.128.0.0/14").status_code == 400
+        # what another site cannot do: post without the page's token, as text, or from its origin
+        assert browser.post(networks, data={"api_vip": "10.1.0.7"}, allow_redirects=False,
+                            timeout=10).status_code == 403
+        assert browser.post(networks, data=f"form_token={token}&api_vip=10.1.0.7",
+                            headers={"Content-Type": "text/plain"}, timeout=10).status_code == 415
+        assert browser.post(networks, data={"form_token": token, "api_vip": "10.1.0.7"}, timeout=10,
+                            headers={"Origin": "http://evil.example"}, allow_redirects=False).status_code == 403
+        assert requests.post(networks, data={"form_token": token, "api_vip": "10.1.0.7"}, timeout=10,
+                             allow_redirects=False).status_code == 401  # no session
+        too_big = browser.post(networks, data={"form_token": token, "api_vip": "1" * console_forms.MAX_FORM},
+                               allow_redirects=False, timeout=10)
+        assert too_big.status_code == 413
+        assert [v["ip"] for v in svc.cluster(cluster["id"])["api_vips"]] == ["10.1.0.5"]
+
+
+def shown_text(page: str) -> str:
+    """What the events section says, tags and their attributes (links) left out."""
+    return re.sub(r"<[^>]+>", " ", page.split('id="events"')[1])
+
+
+def test_events_read_as_a_person_reads_them(tmp_path: Path) -> None:
+    with start_service(tmp_path) as svc:
+        cluster = svc.create_cluster(name="events", base_dns_domain="example.com")
+        ie = svc.create_infra_env(cluster["id"])["id"]
+        host_id = add_host(svc, ie, fixture_inventory("kvm-vm"))
+        status = f"/api/reference/infra-envs/{ie}/hosts/{host_id}/status"
+        for n in range(timeline.EVENTS_PER_PAGE // 2 + 3):  # more events than a page, half of them warnings
+            svc.call("PUT", status, json={"status": "insufficient", "status_info": f"round {n}"})
+            svc.call("PUT", status, json={"status": "discovering", "status_info": f"round {n}"})
+        svc.patch_host(ie, host_id, host_name="final")
+        url = f"{svc.url}/clusters/{cluster['id']}"
+        page = requests.get(url, timeout=10).text
+        events = re.findall(r'<li class="(\w+)" data-severity="\w+"><time datetime="([^"]+)" title="([^"]+)">'
+                            r"([^<]+)</time>", page)
+        assert events and all(ago == "less than a minute ago" and exact.endswith(" UTC") for _, _, exact, ago in events)
+        assert [iso for _, iso, _, _ in events] == sorted((iso for _, iso, _, _ in events), reverse=True)
+        # one name per host: the name it goes by now beside each of its events, and no other
+        named = re.findall(r'class="ev-host" href="[^"]+">([^<]+)</a>\s*<span class="ev-msg">([^<]+)</span>', page)
+        assert named and {n for n, _ in named} == {"final"} and shown_text(page).count(host_id) == 0
+        assert any(m.startswith("Updated status from insufficient to discovering") for _, m in named)
+        # severity filter: only warnings, with the counts of each
+        warnings = requests.get(url + "?severity=warning", timeout=10).text
+        shown = set(re.findall(r'data-severity="(\w+)"', warnings))
+        assert shown <= {"warning"} and re.search(r"warning \(\d+\)", warnings)
+        # paged: the events are counted, and the second page holds older ones
+        api_events = svc.api("GET", f"/v2/events?cluster_id={cluster['id']}")
+        assert f"({len(api_events)} events)" in page
+        older = requests.get(url + "?events=2", timeout=10).text
+        assert "page 2 of" in older and older.count('data-severity="') == len(api_events) - timeline.EVENTS_PER_PAGE
+        # one name per host: the event recorded under its id (it had no other name then) says the name it goes by
+        assert any(e["message"] == f"Host {host_id}: Successfully registered" for e in api_events)
+        assert re.search(r'">final</a>\s*<span class="ev-msg">Successfully registered</span>', older)
+        assert shown_text(older).count(host_id) == 0
 
 
 def test_docs_serve_the_spec_offline_and_mark_what_is_implemented(tmp_path: Path) -> None:

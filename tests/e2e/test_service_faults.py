@@ -17,7 +17,7 @@ import pytest
 import requests
 from starlette.routing import Route
 
-from reference_service.http import agent_routes, console, docs, reference_routes, user_routes
+from reference_service.http import agent_routes, console, console_forms, docs, reference_routes, user_routes
 from reference_service.http.app import create_app
 from reference_service.http.auth import Auth
 from reference_service.http.routing import DEFAULT_MAX_BODY
@@ -27,6 +27,7 @@ from tests.support.service import RefService, start_service
 
 #: Every route object, with the ``auth`` each declares (an attribute starlette's types do not know).
 ROUTES: list[Any] = [*agent_routes.ROUTES, *user_routes.ROUTES, *reference_routes.ROUTES, *console.ROUTES,
+                     *console_forms.ROUTES,
                      *docs.ROUTES]
 HOST = "11111111-2222-3333-4444-555555555555"
 
