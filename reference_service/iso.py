@@ -89,18 +89,24 @@ class DiscoveryIso:
 
     def chunks(self, area: bytes) -> Iterator[bytes]:
         """The ISO's bytes with the area replaced, a chunk at a time (no copy of the ISO is made)."""
-        end = self.area_offset + self.area_size
-        with open(self.path, "rb") as fh:
-            pos = 0
-            while chunk := fh.read(CHUNK):
-                start, stop = pos, pos + len(chunk)
-                if start < end and stop > self.area_offset:
-                    buf = bytearray(chunk)
-                    lo, hi = max(start, self.area_offset), min(stop, end)
-                    buf[lo - start:hi - start] = area[lo - self.area_offset:hi - self.area_offset]
-                    chunk = bytes(buf)
-                pos = stop
-                yield chunk
+        return patched_chunks(self.path, [(self.area_offset, area)])
+
+
+def patched_chunks(path: Path, patches: list[tuple[int, bytes]]) -> Iterator[bytes]:
+    """A file's bytes with each (offset, bytes) written over it, a chunk at a time; the file is never changed."""
+    with open(path, "rb") as fh:
+        pos = 0
+        while chunk := fh.read(CHUNK):
+            start, stop = pos, pos + len(chunk)
+            buf: bytearray | None = None
+            for offset, data in patches:
+                end = offset + len(data)
+                if start < end and stop > offset:
+                    buf = buf if buf is not None else bytearray(chunk)
+                    lo, hi = max(start, offset), min(stop, end)
+                    buf[lo - start:hi - start] = data[lo - offset:hi - offset]
+            pos = stop
+            yield bytes(buf) if buf is not None else chunk
 
 
 def _data_url(text: str) -> str:
@@ -130,7 +136,10 @@ def ignition(infra_env: dict[str, Any], *, service_url: str, agent_image: str, t
         conf = "".join(f'[[registry]]\nlocation = "{r}"\ninsecure = true\n\n' for r in insecure_registries)
         files.append({"path": "/etc/containers/registries.conf.d/99-assisted-insecure.conf", "mode": 0o644,
                       "overwrite": True, "contents": {"source": _data_url(conf)}})
-    for i, entry in enumerate(infra_env.get("static_network_config") or []):
+    static = infra_env.get("static_network_config") or []
+    if isinstance(static, str):  # the infra-env keeps it as the real one does: the configs' JSON, a string
+        static = json.loads(static) if static.strip() else []
+    for i, entry in enumerate(static):
         # nmstate YAML and the MAC map, kept where the real ISO's pre-network script reads them from
         files.append({"path": f"/etc/assisted/network/host{i}/network.yaml", "mode": 0o600, "overwrite": True,
                       "contents": {"source": _data_url(str(entry.get("network_yaml", "")))}})
