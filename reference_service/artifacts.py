@@ -1,5 +1,5 @@
 """What a real installation leaves for the user, made by the reference install: the install-config, the
-kubeadmin password and a kubeconfig.
+kubeadmin password, a kubeconfig, the metadata and the hosts' pointer Ignition configs.
 
 The real service hands these out once a cluster is installing or installed (``downloads/credentials``,
 ``downloads/files``, ``credentials``); clients fetch them at the end of every session (``aicli download
@@ -115,5 +115,23 @@ def make(cluster: dict[str, Any], hosts: list[dict[str, Any]]) -> dict[str, str]
     name, domain = str(cluster.get("name") or "cluster"), str(cluster.get("base_dns_domain") or "local")
     config = kubeconfig(name, domain)
     metadata = {"clusterName": name, "clusterID": cluster.get("id"), "infraID": f"{name}-{secrets.token_hex(3)}"}
+    ca = str(yaml.safe_load(config)["clusters"][0]["cluster"]["certificate-authority-data"])
+    installing = install_config(cluster, hosts)
     return {"kubeconfig": config, "kubeconfig-noingress": config, "kubeadmin-password": kubeadmin_password(),
-            "install-config.yaml": install_config(cluster, hosts), "metadata.json": json.dumps(metadata)}
+            "install-config.yaml": installing, "metadata.json": json.dumps(metadata),
+            "master.ign": pointer_ignition(name, domain, "master", ca),
+            "worker.ign": pointer_ignition(name, domain, "worker", ca),
+            "bootstrap.ign": json.dumps({"ignition": {"version": "3.2.0"}, "storage": {"files": [
+                {"path": "/opt/openshift/install-config.yaml", "mode": 0o600, "overwrite": True,
+                 "contents": {"source": "data:text/plain;charset=utf-8;base64,"
+                                        + base64.b64encode(installing.encode()).decode()}}]}})}
+
+
+def pointer_ignition(name: str, domain: str, role: str, ca_b64: str) -> str:
+    """The installer's pointer Ignition for ``role``: merge the config the machine config server serves on
+    ``api-int.<name>.<domain>:22623``, trusting the cluster's CA."""
+    return json.dumps({"ignition": {
+        "config": {"merge": [{"source": f"https://api-int.{name}.{domain}:22623/config/{role}"}]},
+        "security": {"tls": {"certificateAuthorities": [
+            {"source": f"data:text/plain;charset=utf-8;base64,{ca_b64}"}]}},
+        "version": "3.2.0"}})

@@ -40,12 +40,15 @@ def parser() -> argparse.ArgumentParser:
     environment = "\n".join(f"  {s.env:38} " + (f"as {s.flag}" if s.flag else s.help) for s in TABLE if s.env)
     p = Parser(prog=PROG, description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                epilog="subcommands:\n  swarm                                  many simulated hosts "
-               "(assisted-reference-service swarm --help)\n\n"
+               "(assisted-reference-service swarm --help)\n"
+               "  lab                                    QEMU machines booting the discovery ISO "
+               "(assisted-reference-service lab --help)\n\n"
                "auth: --auth none (the default) leaves every route open, for local use; with --auth token, users\n"
                "send the admin token as 'Authorization: Bearer <token>' (or bare, as aicli's AI_TOKEN does) and\n"
                "agents their infra-env's token as X-Secret-Key (GET /api/reference/infra-envs/ID/token)\n\n"
                "environment: (a flag wins over the environment; docs/settings.md has them all)\n"
-               + environment)
+               + environment + f"\n  {'ASSISTED_SPEC':38} the spec documents are checked against (default: the "
+               "bundled swagger.yaml)")
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     add_flags(p)
     return p

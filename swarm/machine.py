@@ -156,6 +156,10 @@ def reply_output(step_type: str, args: list[str], host: SimHost, hosts: int) -> 
     if step_type == "verify-vips":
         vips = json.loads(args[0]) if args else []
         return 0, [{**v, "verification": "succeeded"} for v in vips], ""
+    if step_type == "api-vip-connectivity-check":  # a day-2 host: the cluster's worker Ignition, as downloaded
+        url = json.loads(args[0]).get("url", "") if args else ""
+        config = {"ignition": {"version": "3.2.0"}, "storage": {"files": []}}
+        return 0, {"is_success": True, "url": url, "ignition": json.dumps(config)}, ""
     if step_type == "tang-connectivity-check":
         return 0, {"is_success": True, "tang_server_response": []}, ""
     if step_type == "installation-disk-speed-check":
@@ -175,26 +179,51 @@ def reply_output(step_type: str, args: list[str], host: SimHost, hosts: int) -> 
 
 #: A well-formed pull secret naming no real registry's credentials (the service checks its form).
 SAMPLE_PULL_SECRET = '{"auths": {"registry.example.com": {"auth": "dXNlcjpwYXNzd29yZA=="}}}'
-#: The first assisted-service release whose API takes the VIP and network lists (``api_vips``, ...); older ones
-#: know only ``api_vip``, ``ingress_vip`` and ``machine_network_cidr``.
-LISTS_SINCE = (2, 17)
+#: The first assisted-service release whose API takes only the VIP lists (``api_vips``, ``ingress_vips``): before
+#: it, releases take the singular ``api_vip`` and ``ingress_vip`` (2.12 takes either; 2.13 to 2.28 refuse the
+#: lists without the singular alongside: "request must include apiVIP alongside apiVIPs"; 2.29 dropped them).
+LISTS_ONLY_SINCE = (2, 29)
+#: The OpenShift version asked for when the service does not list its versions.
+DEFAULT_OPENSHIFT_VERSION = "4.16"
+
+
+def _release_numbers(text: str) -> tuple[int, ...] | None:
+    tag = text.rsplit(":", 1)[-1] if "/" in text else text  # an image reference: its tag
+    numbers = [int(p) for p in tag.lstrip("v").split("-")[0].split(".") if p.isdigit()]
+    return tuple(numbers) if len(numbers) >= 2 and tag.lstrip("v")[:1].isdigit() else None
 
 
 def service_release(versions: Any) -> tuple[int, ...] | None:
-    """The release of the service that answered ``/v2/component-versions`` (``v2.31.1`` -> (2, 31, 1)), or
-    None when it does not say (a development build, this reference service)."""
-    text = str(((versions or {}).get("versions") or {}).get("assisted-installer-service") or "")
-    numbers = [int(p) for p in text.lstrip("v").split("-")[0].split(".") if p.isdigit()]
-    return tuple(numbers) if len(numbers) >= 2 else None
+    """The release of the service that answered ``/v2/component-versions``: its ``release_tag`` (``v2.20.1``),
+    else the tag of its image (``SELF_VERSION``, ``quay.io/...assisted-service:v2.20.1``); None when neither
+    says one (a build named by a commit, this reference service)."""
+    doc = versions if isinstance(versions, dict) else {}
+    for text in (doc.get("release_tag"), (doc.get("versions") or {}).get("assisted-installer-service")):
+        found = _release_numbers(str(text or ""))
+        if found:
+            return found
+    return None
 
 
-def cluster_params(name: str, release: tuple[int, ...] | None, lists: bool | None = None) -> dict[str, Any]:
-    """The cluster the swarm creates, in the spelling the service's release takes (``lists`` forces one): its
-    VIPs in the hosts' first network, which the service then takes as the machine network."""
+def openshift_version(versions: Any) -> str:
+    """The version to ask for from the service's ``/v2/openshift-versions``: its default, else its newest (a
+    service refuses a version it does not list: "Openshift version ... is not supported")."""
+    if not isinstance(versions, dict) or not versions:
+        return DEFAULT_OPENSHIFT_VERSION
+    default = [v for v, doc in versions.items() if isinstance(doc, dict) and doc.get("default")]
+    if default:
+        return str(default[0])
+    return str(max(versions, key=lambda v: tuple(int(p) for p in str(v).split(".")[:2] if p.isdigit())))
+
+
+def cluster_params(name: str, release: tuple[int, ...] | None, lists: bool | None = None,
+                   version: str = DEFAULT_OPENSHIFT_VERSION) -> dict[str, Any]:
+    """The cluster the swarm creates, in the spelling the service's release takes (``lists`` forces one), never
+    both: its VIPs in the hosts' first network, which the service then takes as the machine network."""
     api, ingress = cluster_vips()
-    params: dict[str, Any] = {"name": name, "openshift_version": "4.16", "base_dns_domain": "swarm.example.com",
+    params: dict[str, Any] = {"name": name, "openshift_version": version, "base_dns_domain": "swarm.example.com",
                               "pull_secret": SAMPLE_PULL_SECRET}
-    if lists if lists is not None else (release is None or release >= LISTS_SINCE):
+    if lists if lists is not None else (release is None or release >= LISTS_ONLY_SINCE):
         params.update({"api_vips": [{"ip": api}], "ingress_vips": [{"ip": ingress}]})
     else:
         params.update({"api_vip": api, "ingress_vip": ingress})

@@ -5,10 +5,9 @@
 
 Each host (swarm_machine.py) registers, polls for instructions, answers every one of them as a dry-run agent
 does (in the background, as the Go agent does), and sleeps ``--interval`` seconds (default: the service's
-``next_instruction_seconds``) from each poll's answer;
-registrations are spread over the first interval, as hosts boot at different times. Without
-``--infra-env-id`` the swarm creates its own cluster (its VIPs in the hosts' first /22 of 10.64.0.0/14, in the
-spelling the service's release takes) and infra-env through the user API. With ``--install`` it starts the
+``next_instruction_seconds``) from each poll's answer; registrations are spread over the first interval. Without
+``--infra-env-id`` the swarm creates its own cluster (VIPs in the hosts' first /22 of 10.64.0.0/14, the VIPs'
+spelling and OpenShift version the service takes) and infra-env through the user API. With ``--install`` it starts the
 installation once every host is ``known`` and lets the hosts go through it (a dry-run: the reference
 service needs ``--dry-run-install``). ``--saturate`` polls back to back instead of sleeping (answering
 instructions at most once an interval, so the polls are what is measured). At the end it prints, per
@@ -36,17 +35,14 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from common import gc_policy, json_codec
-from swarm import machine as machine
+from swarm import machine
 from swarm.stats import LoopLag, ProcessSampler, Stats, format_result
 
 BASE = "/api/assisted-install/v2"
 AGENT_VERSION = "quay.io/edge-infrastructure/assisted-installer-agent:latest"
 #: Progress a dry-run installer reports for each installation step (the Go agent's dry-run install).
-INSTALL_STAGES = {
-    "install": ["Starting installation", "Installing", "Writing image to disk", "Rebooting"],
-    "write-image": ["Starting installation", "Installing", "Writing image to disk"],
-    "reboot": ["Rebooting"],
-}
+_WRITTEN = ["Starting installation", "Installing", "Writing image to disk"]
+INSTALL_STAGES = {"install": [*_WRITTEN, "Rebooting"], "write-image": _WRITTEN, "reboot": ["Rebooting"]}
 TIMEOUT = aiohttp.ClientTimeout(total=60)
 #: Replies made in a worker process: at 1,000 hosts a connectivity report takes the swarm about 10 ms to build
 #: and encode, and the first 150 hosts get the step at once, which stopped the swarm's loop for a second (its
@@ -103,13 +99,16 @@ class Swarm:
                 raise SystemExit(f"swarm: {method} {path}: {resp.status} {text[:300]}")
             return json.loads(text) if text else None
 
-    async def _create_cluster(self, name: str) -> Any:
-        """With the payload the service's release takes (``swarm_machine.cluster_params``); a 400 about the VIPs
-        from a service that does not say its release is retried in the other spelling."""
-        async with self.session.get(self.opts.url + BASE + "/component-versions", headers=self._user_headers(),
+    async def _get(self, path: str) -> Any:  # (None when the service has no such route)
+        async with self.session.get(self.opts.url + BASE + path, headers=self._user_headers(),
                                     timeout=aiohttp.ClientTimeout(total=60)) as resp:
-            release = machine.service_release(await resp.json(content_type=None) if resp.status == 200 else None)
-        params = machine.cluster_params(name, release)
+            return await resp.json(content_type=None) if resp.status == 200 else None
+
+    async def _create_cluster(self, name: str) -> Any:
+        """As the service's release takes it (``machine.cluster_params``); after a 400 about VIPs, the other way."""
+        release = machine.service_release(await self._get("/component-versions"))
+        version = machine.openshift_version(await self._get("/openshift-versions"))
+        params = machine.cluster_params(name, release, version=version)
         async with self.session.post(self.opts.url + BASE + "/clusters", json=params, headers=self._user_headers(),
                                      timeout=aiohttp.ClientTimeout(total=300)) as resp:
             text = await resp.text()
@@ -117,8 +116,8 @@ class Swarm:
                 return json.loads(text)
             if resp.status != 400 or "vip" not in text.lower():
                 raise SystemExit(f"swarm: POST {BASE}/clusters: {resp.status} {text[:300]}")
-        return await self._user("POST", BASE + "/clusters", machine.cluster_params(name, release,
-                                                                                    lists="api_vips" not in params))
+        other = machine.cluster_params(name, release, "api_vips" not in params, version)
+        return await self._user("POST", BASE + "/clusters", other)
 
     async def setup(self) -> None:
         if self.opts.infra_env_id:

@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from common.errors import ServiceRefusal
 from reference_service.http import (
     agent_routes,
+    cluster_actions,
     console,
     console_forms,
     docs,
@@ -136,8 +137,8 @@ class _Middleware:
 
 def create_app(service: ReferenceService) -> Any:
     routes = [*agent_routes.ROUTES, *session_routes.ROUTES, *downloads.ROUTES, *host_actions.ROUTES,
-              *user_routes.ROUTES, *iso_routes.ROUTES, *reference_routes.ROUTES, *console.ROUTES,
-              *console_forms.ROUTES, *docs.ROUTES]
+              *cluster_actions.ROUTES, *user_routes.ROUTES, *iso_routes.ROUTES, *reference_routes.ROUTES,
+              *console.ROUTES, *console_forms.ROUTES, *docs.ROUTES]
     routes += unimplemented.routes(routes)  # the spec's other operations: 501, named (http/unimplemented.py)
     undeclared = [getattr(r, "path", r) for r in routes if not isinstance(getattr(r, "auth", None), Auth)]
     if undeclared:

@@ -1,5 +1,5 @@
 """A host's actions, with the real service's semantics (its ``BindHost``, ``UnbindHost``, ``V2ResetHost``,
-``V2GetHostIgnition``, ``V2UpdateHostIgnition``): statuses, refusals and events as it has them.
+``V2InstallHost``, ``V2GetHostIgnition``, ``V2UpdateHostIgnition``): statuses, refusals and events as it has them.
 
 Bind and unbind move a host of a late-binding infra-env (one without a cluster) to a cluster and back; the host
 goes to ``binding`` or ``unbinding``, its agent is told to exit at its next poll and registers again, which
@@ -130,6 +130,32 @@ async def reset(request: Request) -> Response:
     return JSONResponse(host_view(svc, host))
 
 
+async def install(request: Request) -> Response:
+    """``V2InstallHost``: a known day-2 host installed on its own (a worker unless its role says otherwise);
+    refused as the real service refuses it, and, as the cluster's install, without an OS image to write."""
+    svc = service_of(request)
+    host = _host(svc, request)
+    cluster = svc.store.get_cluster(host["cluster_id"]) if host.get("cluster_id") else None
+    if cluster is None:
+        raise ServiceRefusal(404, f"host {host['id']} is not bound to any cluster")
+    if host.get("kind") != "AddToExistingClusterHost" and cluster.get("kind") != "AddHostsCluster":
+        raise ServiceRefusal(409, "method only allowed when adding hosts to an existing cluster")
+    if host.get("status") != "known":
+        raise ServiceRefusal(409, f"cannot install host in state {host.get('status')}")
+    if host.get("role") in (None, "", "auto-assign"):
+        host["role"] = "worker"
+    host["kind"] = "AddToExistingClusterHost"
+    svc.refresh_host(host)
+    if host.get("status") != "known":
+        raise ServiceRefusal(409, f"cannot install host in state {host.get('status')} after refresh")
+    if svc.os_image_digest() is None:
+        raise ServiceRefusal(409, "Host cannot be installed here: the reference service has no OS image to write to "
+                                  "its disk; start it with --os-image FILE (or REFERENCE_SERVICE_OS_IMAGE)")
+    svc.set_status(host, "installing", "Installation is in progress")
+    svc.store.save_host(host)
+    return JSONResponse(host_view(svc, host), status_code=202)
+
+
 def _with_override(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """``override`` laid over ``base`` as Ignition merges: lists of a section are appended to, values replaced."""
     out = dict(base)
@@ -202,6 +228,7 @@ ROUTES = [
     route(H + "/actions/bind", bind, methods=["POST"], auth=Auth.ADMIN),
     route(H + "/actions/unbind", unbind, methods=["POST"], auth=Auth.ADMIN),
     route(H + "/actions/reset", reset, methods=["POST"], auth=Auth.ADMIN),
+    route(H + "/actions/install", install, methods=["POST"], auth=Auth.ADMIN),
     route(H + "/ignition", get_ignition, methods=["GET"], auth=Auth.ADMIN),
     route(H + "/ignition", update_ignition, methods=["PATCH"], auth=Auth.ADMIN),
 ]

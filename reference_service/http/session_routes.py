@@ -26,9 +26,9 @@ from rules import cluster_validations, user_checks
 from rules.presentation import infra_env_out
 
 V2 = BASE + "/v2"
-#: Cluster statuses in which the installation can be cancelled, and in which it can be reset (the real ones).
+#: Cluster statuses in which the installation can be cancelled, and reset (the real ResetCluster sources).
 CANCELLABLE = ("preparing-for-installation", "installing", "installing-pending-user-action", "finalizing", "error")
-RESETTABLE = ("cancelled", "error")
+RESETTABLE = (*CANCELLABLE, "cancelled")
 #: Which files exist from which cluster status (the real service: kubeconfig-noingress once installing).
 CREDENTIAL_STATES = ("installing", "installing-pending-user-action", "finalizing", "installed")
 MANIFEST_FOLDERS = ("manifests", "openshift")

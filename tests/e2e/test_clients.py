@@ -22,7 +22,9 @@ import yaml
 from reference_service import artifacts, spec
 from reference_service.http import session_routes, unimplemented
 from swarm import machine as swarm_machine
+from swarm import run as swarm_run
 from tests.support.service import BIN, RefService, start_service
+from tests.support.spec_responses import SpecRecorder
 from tests.support.swarm_hosts import swarm_hosts, until
 
 client = pytest.importorskip("assisted_service_client")
@@ -44,6 +46,7 @@ class Checked:
         self.events = client.EventsApi(api_client=self.api_client)
         self.manifests = client.ManifestsApi(api_client=self.api_client)
         self.versions = client.VersionsApi(api_client=self.api_client)
+        self.recorder = SpecRecorder(self.api_client)  # every answer, checked against the spec at the end
 
     def raw(self, model: str, call: Callable[..., Any], *args: Any, **kw: Any) -> Any:
         resp = call(*args, _preload_content=False, **kw)
@@ -59,7 +62,8 @@ def session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[R
     monkeypatch.setenv("DISABLED_STEPS", "")  # swarm hosts send no packets: every step is answered
     image = tmp_path / "os.img"
     image.write_bytes(b"\0" * 4096)
-    with start_service(tmp_path, auth="token", extra=["--dry-run-install", "--os-image", str(image)]) as svc:
+    extra = ["--dry-run-install", "--os-image", str(image), "--agent-image", swarm_run.AGENT_VERSION]
+    with start_service(tmp_path, auth="token", extra=extra) as svc:
         yield svc, Checked(svc.url, "test-admin-token")
 
 
@@ -85,10 +89,13 @@ def test_a_whole_session_through_the_generated_client(session: tuple[RefService,
     ie = api.register_infra_env(infraenv_create_params=models.InfraEnvCreateParams(
         name="clients", pull_secret=PULL_SECRET, cluster_id=cid, openshift_version="4.18"))
     assert [e["id"] for e in c.raw("infra-env", api.list_infra_envs, cluster_id=cid)] == [ie.id]
-    try:  # the ISO's URL (issue 24's endpoint, where this service has it)
-        assert api.get_infra_env_download_url(ie.id).url
-    except ApiException as exc:
-        assert exc.status == 501 and "reference service" in json.loads(exc.body)["reason"]
+    # the ISO's URL, and the discovery Ignition it carries: through the client and through a pre-signed URL
+    iso_url = c.raw("presigned-url", api.get_infra_env_download_url, ie.id)["url"]
+    assert f"/images/{ie.id}?arch=x86_64&type=full-iso" in iso_url and "api_key=" in iso_url
+    ignition = json.loads(api.v2_download_infra_env_files(ie.id, "discovery.ign", _preload_content=False).data)
+    assert ignition["ignition"]["version"].startswith("3.")
+    signed_ign = c.raw("presigned-url", api.get_infra_env_presigned_file_url, ie.id, "discovery.ign")["url"]
+    assert requests.get(signed_ign, timeout=10).json()["ignition"] == ignition["ignition"]  # no token needed
 
     with swarm_hosts(svc, ie.id, 3, seconds=120):
         until("3 known hosts", lambda: (lambda hs: len(hs) == 3 and all(h["status"] == "known" for h in hs))(
@@ -169,6 +176,10 @@ def test_a_whole_session_through_the_generated_client(session: tuple[RefService,
     assert session_routes.CANCELLABLE  # the cancel and reset routes are the session routes' (no install here)
     api.v2_deregister_cluster(cid)
     assert api.v2_list_clusters() == []
+    api.deregister_infra_env(ie.id)
+    assert api.list_infra_envs() == []
+    assert len(c.recorder.seen) >= 40
+    assert c.recorder.problems() == []
 
 
 def test_aicli_commands_against_the_service(session: tuple[RefService, Checked], tmp_path: Path,
@@ -191,20 +202,48 @@ def test_aicli_commands_against_the_service(session: tuple[RefService, Checked],
     (tmp_path / ".ssh" / "id_ed25519.pub").write_text(f"ssh-ed25519 {base64.b64encode(blob).decode()} test\n")
     pull = tmp_path / "pull.json"
     pull.write_text(PULL_SECRET)
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "extra.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n")
+    monkeypatch.chdir(tmp_path)  # where aicli writes what it downloads
     run("create", "cluster", "-P", "openshift_version=4.18", "-P", f"pull_secret={pull}", "-P", "sno=true",
         "-P", "base_dns_domain=example.com", "aicli-sno")
     assert "aicli-sno" in run("list", "clusters")
-    ie = svc.api("GET", "/v2/infra-envs")[0]["id"]
-    with swarm_hosts(svc, ie, 1, seconds=60):
+    (infra_env,) = svc.api("GET", "/v2/infra-envs")
+    ie = infra_env["id"]
+    assert infra_env["name"] in run("list", "infraenvs")
+    run("update", "cluster", "aicli-sno", "-P", "ntp_source=pool.example.com")
+    run("create", "manifests", "--dir", str(manifests), "aicli-sno")
+    assert "extra.yaml" in run("list", "manifests", "aicli-sno")
+    with swarm_hosts(svc, ie, 1, seconds=90):
         until("a known host", lambda: [h for h in svc.hosts(ie) if h["status"] == "known"])
+        run("wait", "host", "-n", "1", infra_env["name"])
         assert "swarm-00000" in run("list", "hosts")
         run("update", "host", "swarm-00000", "-P", "name=sno-master")
         assert "sno-master" in run("list", "hosts")
         assert "sno-master" in run("info", "host", "sno-master")
         assert "ready" in run("info", "cluster", "aicli-sno")
+        run("info", "validation", "aicli-sno")
+        run("update", "installconfig", "aicli-sno", "-P", 'networking={"networkType": "OVNKubernetes"}')
         run("start", "cluster", "aicli-sno")
         run("wait", "cluster", "aicli-sno")
+        assert "Cluster installation started" in run("list", "events", "aicli-sno")
     assert svc.api("GET", "/v2/clusters")[0]["status"] == "installed"
-    monkeypatch.chdir(tmp_path)  # where aicli writes what it downloads
-    run("download", "kubeconfig", "aicli-sno")
+    for asset in ("kubeconfig", "kubeadmin-password", "installconfig", "ignition"):
+        run("download", asset, "aicli-sno")
     assert "https://api.aicli-sno.example.com:6443" in (tmp_path / "kubeconfig.aicli-sno").read_text()
+    assert "api-int.aicli-sno.example.com:22623/config/worker" in (tmp_path / "worker.ign.aicli-sno").read_text()
+    run("delete", "host", "-y", "sno-master")
+    run("delete", "cluster", "-y", "aicli-sno")
+    assert svc.api("GET", "/v2/clusters") == []
+    # late binding: a host of an infra-env without a cluster, bound to one and unbound again
+    run("create", "infraenv", "-P", f"pull_secret={pull}", "-P", "openshift_version=4.18", "pool")
+    run("create", "cluster", "-P", "openshift_version=4.18", "-P", f"pull_secret={pull}", "-P", "sno=true",
+        "-P", "base_dns_domain=example.com", "late")
+    pool = next(e["id"] for e in svc.api("GET", "/v2/infra-envs") if e["name"] == "pool")
+    with swarm_hosts(svc, pool, 1, seconds=90):
+        until("a known-unbound host", lambda: [h for h in svc.hosts(pool) if h["status"] == "known-unbound"])
+        run("bind", "host", "swarm-00000", "late")
+        until("the host known in its cluster", lambda: [h for h in svc.hosts(pool) if h["status"] == "known"])
+        run("unbind", "host", "swarm-00000")
+        until("the host unbound", lambda: [h for h in svc.hosts(pool) if h["status"] == "known-unbound"])

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from reference_service import spec
-from reference_service.http import downloads, host_actions
+from reference_service.http import cluster_actions, downloads, host_actions
 from tests.support.service import RefService, start_service
 from tests.support.swarm_hosts import swarm_hosts, until
 
@@ -77,30 +77,57 @@ def test_bind_and_unbind_move_a_host_between_its_infra_env_and_a_cluster(svc: Re
                                  timeout=10), 409, f"InfraEnv {bound_ie} is bound to Cluster")
 
 
-def test_host_reset_is_for_day2_hosts(svc: RefService) -> None:
-    day1 = svc.create_cluster(control_plane_count=1)
-    ie1 = svc.create_infra_env(cluster_id=day1["id"])["id"]
+def _day2(svc: RefService) -> tuple[str, str]:
+    """(cluster id, infra-env id) of an imported cluster, to add hosts to (day 2)."""
     imported = svc.call("POST", f"{BASE}/clusters/import", expected=201, json={
         "name": "day2", "api_vip_dnsname": "api.day2.example.com",
         "openshift_cluster_id": "0e5c9f9a-8f3a-4b9b-9d3f-7c3f6f0a2b11"})
-    ie2 = svc.create_infra_env(cluster_id=imported["id"])["id"]
+    return imported["id"], svc.create_infra_env(cluster_id=imported["id"])["id"]
+
+
+def test_host_reset_is_for_day2_hosts(svc: RefService) -> None:
+    day1 = svc.create_cluster(control_plane_count=1)
+    ie1 = svc.create_infra_env(cluster_id=day1["id"])["id"]
+    _, ie2 = _day2(svc)
     with swarm_hosts(svc, ie1, 1, seconds=60):
         (h1,) = until("a host", lambda: svc.hosts(ie1))
         refused(svc.session.post(f"{svc.url}{BASE}/infra-envs/{ie1}/hosts/{h1['id']}/actions/reset", timeout=10),
                 409, "only allowed when adding hosts to an existing cluster")
     with swarm_hosts(svc, ie2, 1, seconds=60):
-        # (its api-vip-connectivity-check cannot pass here: the imported cluster's API is not on this machine)
-        (h2,) = until("a day-2 host", lambda: [h for h in svc.hosts(ie2) if h["status"] == "insufficient"])
+        (h2,) = until("a known day-2 host", lambda: [h for h in svc.hosts(ie2) if h["status"] == "known"])
     reset_url = f"{svc.url}{BASE}/infra-envs/{ie2}/hosts/{h2['id']}/actions/reset"
-    refused(svc.session.post(reset_url, timeout=10), 409, "cannot be reset in status insufficient")
-    # a day-2 installation that failed (a status this machine cannot reach: set through the test-mode route)
-    svc.call("PUT", f"/api/reference/infra-envs/{ie2}/hosts/{h2['id']}/status", json={"status": "error"})
     reset = checked(svc.session.post(reset_url, timeout=10), "host")
     assert reset["status"] == "resetting-pending-user-action"
     assert reset["status_info"] == "Host requires booting into the discovery image to complete resetting the " \
                                    "installation"
+    # insufficient is none of the real reset's source states (set through the test-mode route)
+    svc.call("PUT", f"/api/reference/infra-envs/{ie2}/hosts/{h2['id']}/status", json={"status": "insufficient"})
+    refused(svc.session.post(reset_url, timeout=10), 409, "cannot be reset in status insufficient")
     missing = "1b0d6c64-4b5e-4e0c-9e55-3c3f3f4a9c1d"
     refused(svc.session.post(f"{svc.url}{BASE}/infra-envs/{ie2}/hosts/{missing}/actions/reset", timeout=10), 404, "")
+
+
+def test_a_day2_host_installs_on_its_own(svc: RefService) -> None:
+    day1 = svc.create_cluster(control_plane_count=1)
+    ie1 = svc.create_infra_env(cluster_id=day1["id"])["id"]
+    cid, ie = _day2(svc)
+    with swarm_hosts(svc, ie1, 1, seconds=60):
+        (h1,) = until("a known host", lambda: [h for h in svc.hosts(ie1) if h["status"] == "known"])
+        refused(svc.session.post(f"{svc.url}{BASE}/infra-envs/{ie1}/hosts/{h1['id']}/actions/install", timeout=10),
+                409, "only allowed when adding hosts to an existing cluster")
+    with swarm_hosts(svc, ie, 1, seconds=120):
+        (host,) = until("a day-2 host", lambda: svc.hosts(ie))
+        url = f"{svc.url}{BASE}/infra-envs/{ie}/hosts/{host['id']}/actions/install"
+        if host["status"] != "known":
+            refused(svc.session.post(url, timeout=10), 409, f"cannot install host in state {host['status']}")
+        until("the day-2 host known", lambda: svc.host(ie, host["id"])["status"] == "known")
+        started = checked(svc.session.post(url, timeout=10), "host", 202)
+        assert (started["status"], started["role"], started["kind"]) == ("installing", "worker",
+                                                                         "AddToExistingClusterHost")
+        done = until("added to the cluster", lambda: (lambda h: h if h["status"] == "added-to-existing-cluster"
+                                                      else None)(svc.host(ie, host["id"])), timeout=90)
+    assert done["progress"]["installation_percentage"] > 0
+    assert svc.cluster(cid)["status"] == "adding-hosts"
 
 
 def test_host_ignition_override_and_download(svc: RefService) -> None:
@@ -126,6 +153,12 @@ def test_host_ignition_override_and_download(svc: RefService) -> None:
     assert {"path": "/etc/hostname"} .items() <= next(
         f for f in config["storage"]["files"] if f["path"] == "/etc/hostname").items()
     assert host_actions.ignition_problem(override) is None
+    # an installed cluster opened to more hosts (day 2)
+    day2 = checked(svc.session.post(f"{svc.url}{BASE}/clusters/{cluster['id']}/actions/allow-add-hosts", timeout=10),
+                   "cluster", 202)
+    assert (day2["status"], day2["kind"]) == ("adding-hosts", "AddHostsCluster")
+    refused(svc.session.post(f"{svc.url}{BASE}/clusters/{cluster['id']}/actions/allow-add-workers", timeout=10), 400,
+            "Expected cluster status: installed, but cluster status is: adding-hosts")
 
 
 def test_preflight_requirements_by_the_clusters_kind(svc: RefService) -> None:
@@ -204,3 +237,27 @@ def test_logs_and_presigned_urls(svc: RefService) -> None:
                                        params={"file_name": "manifests", "additional_name": "openshift/a.yaml"},
                                        timeout=10), "presigned-url")
     assert "/manifests/files?folder=openshift&file_name=a.yaml&api_key=" in manifest["url"]
+
+
+def test_platforms_validation_resets_signing_key_and_operators(svc: RefService) -> None:
+    sno = svc.create_cluster(control_plane_count=1)
+    multi = svc.create_cluster(name="multi")
+    ie = svc.create_infra_env(cluster_id=multi["id"])["id"]
+    platforms = f"{svc.url}{BASE}/clusters/{{}}/supported-platforms"
+    assert svc.session.get(platforms.format(sno["id"]), timeout=10).json() == ["none"]
+    assert svc.session.get(platforms.format(multi["id"]), timeout=10).json() == ["none"]  # no hosts yet
+    refused(svc.session.post(f"{svc.url}{BASE}/clusters/{sno['id']}/actions/allow-add-hosts", timeout=10), 400,
+            "Expected cluster status: installed")
+    with swarm_hosts(svc, ie, 1, seconds=60):
+        (host,) = until("a host with its inventory", lambda: [h for h in svc.hosts(ie) if h.get("inventory")])
+        assert svc.session.get(platforms.format(multi["id"]), timeout=10).json() == ["baremetal", "none"]
+    url = f"{svc.url}{BASE}/infra-envs/{ie}/hosts/{host['id']}/actions/reset-validation"
+    assert "has-inventory" not in cluster_actions.RESETTABLE_VALIDATIONS
+    refused(svc.session.patch(f"{url}/has-inventory", timeout=10), 400, 'Validation "has-inventory" cannot be reset')
+    assert svc.session.patch(f"{url}/container-images-available", timeout=10).status_code == 200
+    assert svc.host(ie, host["id"]).get("images_status", "") == ""
+    assert svc.session.post(f"{svc.url}{BASE}/infra-envs/{ie}/regenerate-signing-key", timeout=10).status_code == 204
+    missing = "1b0d6c64-4b5e-4e0c-9e55-3c3f3f4a9c1d"
+    refused(svc.session.post(f"{svc.url}{BASE}/infra-envs/{missing}/regenerate-signing-key", timeout=10), 404, "")
+    refused(svc.session.get(f"{svc.url}{BASE}/supported-operators/lso", timeout=10), 404, "offers no operators")
+    refused(svc.session.get(f"{svc.url}{BASE}/operators/bundles/virtualization", timeout=10), 404, "no operator")

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from reference_service import spec
 from swarm import machine as swarm_machine
+from swarm.run import Options, Swarm
+from tests.support.release_rules import release_stand_in
 from tests.support.service import BIN, start_service
 
 
@@ -93,3 +97,31 @@ def test_a_host_polls_on_its_interval_while_its_replies_are_slow(tmp_path: Path)
     assert endpoints["reply"]["errors"] >= 1 and endpoints["reply"]["p50"] >= 3  # the replies were slow
     assert endpoints["poll"]["count"] >= 5, endpoints  # sleeping after them: 2 polls in 8 s
     assert result["seconds"] < 8 + 1 + 3 + 2  # the run ends with the reply under way, not with every one
+
+
+def _setup(url: str) -> Swarm:
+    async def run() -> Swarm:
+        async with aiohttp.ClientSession() as session:
+            swarm = Swarm(Options(url=url, hosts=1), session)
+            await swarm.setup()
+            return swarm
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize(("release", "self_version", "tries"), [
+    ((2, 20, 0), "quay.io/edge-infrastructure/assisted-service:v2.20.0", 1),  # says its release: singular VIPs
+    ((2, 20, 0), "quay.io/app-sre/assisted-service:5f2a1b3", 2),  # says none: lists, 400, then singular
+    ((2, 35, 0), "quay.io/edge-infrastructure/assisted-service:v2.35.0", 1),  # lists only
+])
+def test_the_swarm_creates_its_cluster_as_the_services_release_takes_it(
+        release: tuple[int, ...], self_version: str, tries: int) -> None:
+    """Against a stand-in answering as that release of the real service does (its rules, ported as facts in
+    tests/support/release_rules.py; the real service cannot run here)."""
+    with release_stand_in(release, self_version, ["4.11", "4.12", "4.13"]) as server:
+        swarm = _setup(f"http://127.0.0.1:{server.server_address[1]}")
+    clusters = [body for path, body in server.posted if path.endswith("/v2/clusters")]
+    assert len(clusters) == tries and swarm.cluster_id and swarm.infra_env_id
+    created = clusters[-1]
+    assert created["openshift_version"] == "4.13"  # the service's default, not one it does not list
+    assert ("api_vips" in created) == (release >= (2, 29)) and ("api_vip" in created) == (release < (2, 29))

@@ -4,7 +4,9 @@ updates, filters, events of changes only, auth as the real local auth takes it."
 
 from __future__ import annotations
 
+import inspect
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,8 +15,10 @@ from typing import Any
 import pytest
 import requests
 
-from reference_service import spec
+from reference_service import cli, spec
+from reference_service.settings import TABLE
 from swarm import machine as swarm_machine
+from tests.support.netns import Network
 from tests.support.service import BIN, RefService, start_service
 
 BASE = "/api/assisted-install"
@@ -179,5 +183,27 @@ def test_token_with_and_without_bearer_and_the_probes(tmp_path: Path) -> None:
 def test_help_names_the_subcommands_auth_and_how_clients_pass_the_token() -> None:
     out = subprocess.run([str(BIN / "assisted-reference-service"), "--help"], capture_output=True, text=True,
                          timeout=30).stdout
-    assert "swarm" in out and "--auth none (the default)" in out
+    assert "--auth none (the default)" in out
     assert "Authorization: Bearer <token>" in out and "X-Secret-Key" in out and "REFERENCE_SERVICE_DB" in out
+    subcommands = re.findall(r'args\[:1\] == \["([a-z]+)"\]', inspect.getsource(cli.main))
+    assert sorted(subcommands) == ["lab", "swarm"]
+    for name in subcommands:
+        assert re.search(rf"^  {name} ", out, re.M), name
+    read = {s.env for s in TABLE if s.env} | set(re.findall(r'environ\.get\("([A-Z_]+)"\)', inspect.getsource(spec)))
+    assert read and all(name in out for name in read), read
+
+
+def test_auth_none_beyond_loopback_warns(tmp_path: Path) -> None:
+    """Listening on an address other hosts reach (the bridge of a namespace made here) with --auth none logs a
+    warning; on loopback, or with --auth token, it does not."""
+    warning = "with --auth none: anyone who can reach it may use every route"
+    for name in ("loopback", "open", "token"):
+        (tmp_path / name).mkdir()
+    with start_service(tmp_path / "loopback") as local:
+        assert warning not in local.log.read_text()
+    with Network() as net:
+        with net.start_service(tmp_path / "open", auth="none") as svc:
+            assert warning in svc.log.read_text()
+            assert requests.get(svc.url + "/ready", timeout=10).status_code == 200
+        with net.start_service(tmp_path / "token", auth="token") as svc:
+            assert warning not in svc.log.read_text()
