@@ -87,11 +87,12 @@ def host_row(host: dict[str, Any]) -> dict[str, Any]:
     chosen = next((d for d in disks if d.get("id") == host.get("installation_disk_id")), None)
     progress = _dict(host.get("progress"))
     installed = host.get("status") in INSTALLED
+    name = str(host.get("requested_hostname") or inv.get("hostname") or host.get("id", ""))
     options = [{"id": str(d.get("id")), "label": f"{d.get('name', '')} {gb(d.get('size_bytes'))}",
                 "chosen": d is chosen} for d in disks
                if d.get("id") and (_dict(d.get("installation_eligibility")).get("eligible") or d is chosen)]
     return {
-        "id": host.get("id", ""), "infra_env_id": host.get("infra_env_id", ""), "name": host_name(host),
+        "id": host.get("id", ""), "infra_env_id": host.get("infra_env_id", ""), "name": name,
         "role": host.get("role") or "auto-assign", "suggested_role": host.get("suggested_role") or "",
         "status": host.get("status", ""), "tone": tone(host.get("status")), "status_info": host.get("status_info", ""),
         "cpu": _int(_dict(inv.get("cpu")).get("count")), "memory": gib(_dict(inv.get("memory")).get("physical_bytes")),
@@ -101,7 +102,7 @@ def host_row(host: dict[str, Any]) -> dict[str, Any]:
         "percentage": 100 if installed else _int(progress.get("installation_percentage")),
         "stage": "Done" if installed else progress.get("current_stage") or "",
         "editable": host.get("status") in HOST_EDITABLE_STATES and bool(inv), "disks": options,
-        "hostname": host_name(host) if host_name(host) != host.get("id") else "",
+        "hostname": name if name != host.get("id") else "",
     }
 
 
