@@ -1,7 +1,7 @@
 """The rest of a client session's calls, with the real service's semantics: a cluster's supported platforms,
 turning an installed cluster into one that adds hosts (``allow-add-hosts``, ``allow-add-workers``), resetting
-a host's resettable validations, regenerating an infra-env's signing key, and the operator catalogue's details
-(no operators are offered here, so each named one is not found)."""
+a host's resettable validations, regenerating an infra-env's signing key, the features in detail, and the
+operator catalogue's details (no operators are offered here, so each named one is not found)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from common.errors import ServiceRefusal
+from reference_service.http import session_routes
 from reference_service.http.auth import Auth
 from reference_service.http.common import service_of
 from reference_service.http.routing import route
@@ -85,6 +86,18 @@ async def regenerate_signing_key(request: Request) -> Response:
     return Response(status_code=204)
 
 
+async def detailed_features(request: Request) -> Response:
+    """The features ``support-levels/features`` lists, each with its (no) incompatibilities; no operators."""
+    version = request.query_params.get("openshift_version")
+    if not version:
+        raise ServiceRefusal(400, "openshift_version in query is required")
+    if request.query_params.get("cpu_architecture", "x86_64") not in ("x86_64", "multi"):
+        return JSONResponse({"features": [], "operators": []})
+    listed = [{"feature-support-level-id": name, "support_level": level, "incompatibilities": []}
+              for name, level in session_routes.FEATURES.items()]
+    return JSONResponse({"features": listed, "operators": []})
+
+
 async def operator_properties(request: Request) -> Response:
     raise ServiceRefusal(404, f"Operator {request.path_params['operator_name']} not found: this reference service "
                               "offers no operators")
@@ -106,4 +119,5 @@ ROUTES = [
           auth=Auth.ADMIN),
     route(V2 + "/supported-operators/{operator_name}", operator_properties, methods=["GET"], auth=Auth.ADMIN),
     route(V2 + "/operators/bundles/{id}", bundle, methods=["GET"], auth=Auth.ADMIN),
+    route(V2 + "/support-levels/features/detailed", detailed_features, methods=["GET"], auth=Auth.ADMIN),
 ]

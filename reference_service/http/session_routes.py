@@ -65,7 +65,7 @@ def _constant(doc: Any) -> Any:
 empty_list = _constant([])
 architectures = _constant({"architectures": {"x86_64": "supported", "arm64": "unavailable", "ppc64le": "unavailable",
                                              "s390x": "unavailable", "multi": "unavailable"}})
-features = _constant({"features": {"SNO": "supported", "USER_MANAGED_NETWORKING": "supported"}})
+features = _constant({"features": (FEATURES := {"SNO": "supported", "USER_MANAGED_NETWORKING": "supported"})})
 
 
 async def default_config(request: Request) -> Response:

@@ -115,6 +115,9 @@ def test_a_whole_session_through_the_generated_client(session: tuple[RefService,
         assert bad_host.value.status == 400
         until("the cluster ready", lambda: api.v2_get_cluster(cid).status == "ready")
         preflight = c.raw("preflight-hardware-requirements", api.v2_get_preflight_requirements, cid)
+        assert api.get_cluster_supported_platforms(cid) == ["baremetal", "none"]
+        detailed = api.get_detailed_supported_features("4.18")
+        assert {f.feature_support_level_id for f in detailed.features} >= {"SNO"}
         assert preflight["ocp"]["master"]["quantitative"]["cpu_cores"] == 4
         override = json.dumps({"ignition": {"version": "3.2.0"}, "storage": {"files": [
             {"path": "/etc/extra", "contents": {"source": "data:,x"}}]}})
