@@ -117,6 +117,15 @@ def drive(page: Any, By: Any, Select: Any, svc: Any, cid: str, ie: str, hosts: l
     browser.screenshot(page, shots(tmp_path) / "cluster-blocked-desktop.png", browser.DESKTOP[0])
     browser.emulate(page, browser.DESKTOP, mobile=False)
 
+    # what a person types is kept: the page does not refresh under a form being edited
+    typed = page.find_element(By.CSS_SELECTOR, f"tr[data-host='{hosts[1]['id']}'] input[name=hostname]")
+    typed.clear()
+    typed.send_keys("being-typed")
+    svc.patch_host(ie, hosts[0]["id"], host_name="renamed-meanwhile")  # the page's live part changes
+    time.sleep(3)  # three refresh intervals
+    assert page.execute_script("return document.getElementById('updated').textContent") == "paused while you edit"
+    assert typed.get_attribute("value") == "being-typed" and "renamed-meanwhile" not in live_text(page, "#hosts")
+
     def save_host(host: dict[str, Any], role: str | None = None, disk: str | None = None) -> None:
         page.get(url)
         row = f"tr[data-host='{host['id']}']"
