@@ -130,8 +130,12 @@ def _validators(path: str | None = None) -> tuple[Any, dict[str, Any]]:
 
 #: The canonical spellings of formats checked on every entry of a big document (a 1,000-peer connectivity
 #: report has 1,000 host ids): what the expression matches, the format's checker accepts too, so only other
-#: spellings (braces, no dashes) pay for uuid.UUID. It took a third of that report's check.
-_CANONICAL = {"uuid": re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")}
+#: spellings (braces, no dashes) pay for uuid.UUID. It took a third of that report's check. The same for
+#: dotted-quad IPv4 addresses (no leading zeros, as ipaddress wants): a free-network-addresses reply of a
+#: 300-host /22 lists 700 of them, whose checks by ipaddress took 2.7 ms of the event loop per reply.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_CANONICAL = {"uuid": re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"),
+              "ipv4": re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")}
 
 
 def _canonical_or(canonical: re.Pattern[str], slow: Callable[[Any], bool], value: Any) -> bool:

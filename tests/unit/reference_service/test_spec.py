@@ -5,6 +5,7 @@ and thousands of seeded mutations of them (wrong types, bad uuids and addresses,
 from __future__ import annotations
 
 import copy
+import ipaddress
 import json
 import random
 from typing import Any
@@ -91,3 +92,27 @@ def test_the_fast_validator_agrees_with_jsonschema(monkeypatch: pytest.MonkeyPat
 def test_uuid_formats_are_judged_as_the_checker_judges_them(host_id: str, valid: bool) -> None:
     report = {"remote_hosts": [{"host_id": host_id, "l2_connectivity": [], "l3_connectivity": []}]}
     assert (spec.errors("connectivity-report", report) == []) is valid
+
+
+def _ipv4_valid(text: str) -> bool:
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def test_ipv4_formats_are_judged_as_the_checker_judges_them() -> None:
+    """The dotted-quad fast path accepts exactly what ipaddress does, on fixed and random spellings."""
+    rng = random.Random(4)
+    fixed = ["10.0.0.1", "0.0.0.0", "255.255.255.255", "010.0.0.1", "256.1.1.1", "1.2.3", "1.2.3.4.5", "1.2.3.4 ",
+             " 1.2.3.4", "1.2.3.4\n", "1..3.4", "\u0661.2.3.4", "1.2.3.-4", "+1.2.3.4", "00.1.2.3"]
+    randoms = [".".join(rng.choice(["0", "00", "1", "9", "25", "99", "199", "249", "250", "255", "256", "300",
+                                    "01", "1a", ""]) for _ in range(rng.choice([3, 4, 4, 4, 5])))
+               for _ in range(400)]
+    fast = spec._fast("free_networks_addresses")
+    assert fast is not None
+    for text in fixed + randoms:
+        doc = [{"network": "10.0.0.0/24", "free_addresses": [text]}]
+        assert (spec.errors("free_networks_addresses", doc) == []) is _ipv4_valid(text), text
+        assert fast(doc) is _ipv4_valid(text), text
