@@ -49,6 +49,12 @@ MONITOR_SECONDS = 8.0
 REEVALUATE_SECONDS = 60.0
 #: A big cluster's host whose document a reply changed is evaluated this long after that reply.
 SETTLE_SECONDS = 0.5
+#: The cluster's fields that sum up its hosts (written by :meth:`Settler.evaluate_cluster`) and that no host
+#: rule reads: a change of them alone does not make every host of a big cluster due. Each host that became
+#: known changed ``ready_host_count`` and ``status_info`` ("N of M hosts are known"): at 1,000 hosts a
+#: discovery re-evaluated all of them every monitor pass (``tests/unit/reference_service/test_settler.py``).
+SUMMARY_FIELDS = frozenset({"status_info", "validations_info", "total_host_count", "ready_host_count",
+                            "enabled_host_count", "updated_at"})
 
 
 class Settler:
@@ -224,7 +230,18 @@ class Settler:
             model.take_groups(await asyncio.to_thread(compute_groups, model.group_inputs()))
         seen = (model.version, self.store.peek_cluster(cluster_id))
         last = self._seen.get(cluster_id)
-        if last is None or last[0] != seen[0] or last[1] is not seen[1]:
+        if last is None or last[0] != seen[0] or not _same_for_hosts(last[1], seen[1]):
             self.versions[cluster_id] = self.versions.get(cluster_id, 0) + 1
         self._seen[cluster_id] = seen
+
+
+def _same_for_hosts(old: dict[str, Any] | None, new: dict[str, Any] | None) -> bool:
+    """Whether two versions of a cluster document judge its hosts alike: equal but for SUMMARY_FIELDS (the
+    store replaces a document on every save, so the same object is the same version)."""
+    if old is new:
+        return True
+    if old is None or new is None:
+        return False
+    keys = (old.keys() | new.keys()) - SUMMARY_FIELDS
+    return all(old.get(k) == new.get(k) for k in keys)
 

@@ -78,6 +78,40 @@ def test_a_poll_that_changes_nothing_evaluates_and_writes_nothing(
     assert seen == []
 
 
+def test_a_cluster_change_that_only_sums_up_its_hosts_makes_none_of_them_due(
+        big: tuple[ReferenceService, str, list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each host that became known changed the cluster's counts and status_info; every host of a 1,000-host
+    cluster was then evaluated again after each monitor pass of a discovery (docs/scale.md). Only a change of
+    what the hosts are judged by makes them due."""
+    svc, ie, ids = big
+    settler = svc.settler
+
+    def wave() -> list[str]:  # every host polls once, and the settler's pass after them
+        seen.clear()
+        for host_id in ids:
+            svc.next_steps(ie, host_id, None, None)
+        while settler.settle(older_than=0):
+            pass
+        return list(seen)
+
+    def change(**fields: Any) -> None:
+        cluster = svc.store.get_cluster(svc.store.get_host(ie, ids[0])["cluster_id"])  # type: ignore[index]
+        assert cluster is not None
+        cluster.update(fields)
+        svc.store.save_cluster(cluster)
+        asyncio.run(settler.tick())
+
+    seen = _evaluations(svc, monkeypatch)
+    asyncio.run(settler.tick())
+    wave()
+    assert wave() == []  # all evaluated since the cluster last moved
+    change(ready_host_count=3, total_host_count=99, status_info="Cluster is not ready for install: 3 of 9 hosts "
+           "are known", validations_info='{"network": []}', updated_at="2026-01-01T00:00:00Z")
+    assert wave() == []
+    change(base_dns_domain="changed.example.com")  # one the hosts are judged by
+    assert sorted(wave()) == sorted(ids)
+
+
 def test_a_disconnected_host_is_evaluated_by_its_poll(
         big: tuple[ReferenceService, str, list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
     svc, ie, ids = big
