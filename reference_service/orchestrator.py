@@ -16,7 +16,8 @@ import time
 from typing import Any
 
 from common.errors import ServiceRefusal
-from reference_service import os_image, reply_check
+from reference_service import reply_check
+from reference_service.os_image import OsImages
 from reference_service.reply_check import Derived
 from reference_service.settings import Settings
 from reference_service.settler import Settler
@@ -56,6 +57,8 @@ class ReferenceService:
         self.models: dict[str, ClusterModel] = {}
         #: Evaluates hosts and clusters, at once or between requests (``settler``).
         self.settler = Settler(self)
+        #: The OS image write-image hands out, and its digest (computed once per file version).
+        self.os_images = OsImages()
         store.host_listeners.append(self._host_changed)
 
     def model(self, key: str) -> ClusterModel:
@@ -114,7 +117,7 @@ class ReferenceService:
         host["status"], host["status_info"] = status, info
 
     def os_image_digest(self) -> str | None:
-        image = os_image.os_image(self.settings.os_image)
+        image = self.os_images.find(self.settings.os_image)
         return image[1] if image else None
 
     # -- registration -----------------------------------------------------------------------------------

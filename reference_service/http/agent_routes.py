@@ -31,7 +31,6 @@ from reference_service.http.common import (
 )
 from reference_service.http.routing import canonical_uuid, reply_limit, route
 from reference_service.orchestrator import BASE
-from reference_service.os_image import os_image
 from reference_service.store.database import _now_iso
 from rules.cluster_model import machine_cidrs
 from rules.install import IGNITION_CLUSTER_STATES, OS_IMAGE_PATH, host_ignition
@@ -168,8 +167,9 @@ async def _upfile(request: Request) -> bytes:
 
 
 async def serve_os_image(request: Request) -> Response:
-    settings = service_of(request).settings
-    image = os_image(settings.os_image)
+    svc = service_of(request)
+    settings = svc.settings
+    image = svc.os_images.find(settings.os_image)
     if image is None:
         raise ServiceRefusal(404, "no OS image configured (--os-image or $REFERENCE_SERVICE_OS_IMAGE)")
     rate = settings.os_image_rate
