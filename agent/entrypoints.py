@@ -24,10 +24,6 @@ from dataclasses import replace
 from common.go_bool import parse_bool
 
 HOST_MOUNT = "/host"
-_BOOL_ARGS = ("with-journal-logging", "with-text-logging", "with-stdout-logging", "dry-run", "insecure",
-              "dont-clean", "bootstrap", "with-installer-gather-logging")
-_VALUE_ARGS = ("force-id", "force-mac", "force-hostname", "forced-ipv4", "fake-reboot-marker-path", "gpu-config-file",
-               "url", "cluster-id", "host-id", "infra-env-id", "pull-secret-token", "cacert", "masters-ips", "since")
 
 
 def default_host_root() -> str:
@@ -36,11 +32,13 @@ def default_host_root() -> str:
 
 
 def _go_flags(prog: str, argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(prog=prog)
-    for name in _BOOL_ARGS:
-        parser.add_argument(f"-{name}", f"--{name}", nargs="?", const="true", default=None)
-    for name in _VALUE_ARGS:
-        parser.add_argument(f"-{name}", f"--{name}")
+    """The command's flags (``agent.settings.IMAGE_FLAGS``, the one table) and its other arguments; a flag
+    the Go binaries do not take is a usage error (ConfigError: one line and a hint, status 2)."""
+    from agent.settings import add_image_flags
+    from common.argparser import Parser
+
+    parser = Parser(prog=prog)
+    add_image_flags(parser)
     parser.add_argument("args", nargs="*")
     ns, unknown = parser.parse_known_args(list(argv))
     if unknown:
@@ -106,6 +104,12 @@ def _with_host_root(argv: Sequence[str]) -> list[str]:
 def main(argv: Sequence[str] | None = None, *, name: str | None = None) -> int:
     prog = os.path.basename(name or sys.argv[0])
     args = list(sys.argv[1:] if argv is None else argv)
+    from common.usage import run_main
+
+    return run_main(prog, lambda: _run(prog, args))
+
+
+def _run(prog: str, args: list[str]) -> int:
     from agent import cli
 
     if prog == "agent":

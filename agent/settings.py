@@ -102,6 +102,40 @@ TABLE: tuple[Setting, ...] = (
 BY_NAME = {s.name: s for s in TABLE}
 
 
+def _image_only(name: str, kind: type, help: str) -> Setting:
+    return Setting(name, kind, None, help, flag="--" + name.replace("_", "-"), where="image")
+
+
+#: The flags of the image's other commands (``agent.entrypoints``: inventory, free_addresses, disk_speed_check,
+#: logs_sender), as the Go binaries take them (``-flag`` or ``--flag``, a bool bare or ``=true``): the daemon's
+#: settings of the same meaning are :data:`TABLE`'s rows, the others are declared here.
+IMAGE_FLAGS: tuple[Setting, ...] = (
+    *(BY_NAME[n] for n in ("url", "infra_env_id", "cacert", "insecure", "host_id", "dry_run", "with_journal_logging",
+                           "with_text_logging", "with_stdout_logging", "force_id", "force_mac", "force_hostname",
+                           "forced_ipv4", "fake_reboot_marker_path")),
+    Setting("token", str, None, "the infra-env's token sent to the service (never logged)",
+            flag="--pull-secret-token", where="image"),
+    _image_only("cluster_id", str, "logs_sender: the cluster whose logs these are"),
+    _image_only("masters_ips", str, "logs_sender: the control-plane addresses, comma-separated"),
+    _image_only("bootstrap", bool, "logs_sender: this host is the bootstrap host"),
+    _image_only("with_installer_gather_logging", bool, "logs_sender: gather the installer's logs too"),
+    _image_only("since", str, "accepted for compatibility with the Go agent"),
+    _image_only("dont_clean", bool, "accepted for compatibility with the Go agent"),
+    _image_only("gpu_config_file", str, "accepted for compatibility with the Go agent"),
+)
+
+
+def add_image_flags(parser: argparse.ArgumentParser) -> None:
+    """:data:`IMAGE_FLAGS` on ``parser``, each as ``-flag`` and ``--flag`` (the Go binaries' spelling)."""
+    for s in IMAGE_FLAGS:
+        assert s.flag is not None
+        names = (s.flag[1:], s.flag)
+        if s.type is bool:
+            parser.add_argument(*names, nargs="?", const="true", default=None, metavar="BOOL", help=s.help)
+        else:
+            parser.add_argument(*names, default=None, help=s.help)
+
+
 def flag_settings(where: str) -> list[Setting]:
     """The settings whose flag the ``daemon`` (all of them) or every command line (``all``) takes."""
     return [s for s in TABLE if s.flag and (s.where == "all" or (where == "daemon" and s.where == "daemon"))]
