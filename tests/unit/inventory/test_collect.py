@@ -11,8 +11,6 @@ from typing import Any
 import pytest
 
 from agent.config import AgentConfig
-from agent.record_host import record
-from common.errors import InvalidStepArguments
 from common.host import Host
 from inventory import collect, cpu, disks, memory
 from inventory.collect import Collector, go_shape, inventory, truncate
@@ -38,7 +36,7 @@ from inventory.hostname import replace_localhost
 from inventory.options import Options
 from reference_service import spec
 from steps.base import StepContext
-from steps.inventory import InventoryParams, InventoryStep
+from steps.inventory import InventoryStep
 from tests.support.paths import FIXTURES
 
 FIXTURES = FIXTURES
@@ -186,17 +184,6 @@ def test_live_inventory_validates_against_the_spec() -> None:
     assert any(i["name"] == "lo" and "127.0.0.1/8" in i["ipv4_addresses"] for i in inv["interfaces"])
     assert inv["memory"]["usable_bytes"] == memory.meminfo_total(Host())
     assert inv["disks"], "this machine has a disk"
-
-
-def test_recording_replays_to_the_same_inventory(tmp_path: Path) -> None:
-    taken = record(tmp_path / "rec")
-    assert (tmp_path / "rec" / ".recorded" / "netlink.json").exists()
-    replayed, problems = inventory(Host.at(tmp_path / "rec"))
-    assert problems == []
-    assert replayed == taken
-    # symlinks are kept as symlinks and resolve inside the tree
-    block = tmp_path / "rec" / "sys" / "block"
-    assert all((block / n).is_symlink() and (block / n).resolve().is_relative_to(tmp_path) for n in os.listdir(block))
 
 
 # -- rules, table-driven -------------------------------------------------------------------------------------------
@@ -381,37 +368,6 @@ def test_by_id_of_a_disk_with_several_links_is_the_go_agents(tmp_path: Path) -> 
         os.symlink("../../nvme0n1", tmp_path / "dev" / "disk" / "by-id" / link)
     (disk,) = disks.collect(Host.at(tmp_path), Options())["disks"]
     assert disk["by_id"] == disk["id"] == "/dev/disk/by-id/wwn-eui.0025388b71b2d1a5"
-
-
-# -- arguments ---------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("args", "expected"),
-    [
-        ([HOST_ID], InventoryParams(HOST_ID)),
-        ([HOST_ID, "--output-max-size=1048576"], InventoryParams(HOST_ID, 1048576, 0)),
-        (["--disk-min-size=1000000000", HOST_ID], InventoryParams(HOST_ID, 0, 1000000000)),
-    ],
-)
-def test_arguments(args: list[str], expected: InventoryParams) -> None:
-    assert InventoryStep().parse_args(args) == expected
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["not-a-uuid"], "inventory cmd accepts only 1 params in args and it should be UUID, given args [not-a-uuid]"),
-        ([], "inventory cmd accepts only 1 params in args and it should be UUID, given args []"),
-        ([HOST_ID, HOST_ID], "inventory cmd accepts only 1 params in args and it should be UUID"),
-        ([HOST_ID, "--output-max-size=lots"], "--output-max-size must be a non-negative integer, got 'lots'"),
-        ([HOST_ID, "--disk-min-size=\u00b2"], "--disk-min-size must be a non-negative integer, got '\u00b2'"),
-        ([HOST_ID, "--output-max-size"], "unknown argument '--output-max-size'"),
-        ([HOST_ID, "--format=table"], "unknown argument '--format=table'"),
-    ],
-)
-def test_bad_arguments(args: list[str], message: str) -> None:
-    with pytest.raises(InvalidStepArguments) as err:
-        InventoryStep().parse_args(args)
-    assert message in str(err.value)
 
 
 def test_disk_min_size_leaves_small_disks_out() -> None:
