@@ -123,7 +123,8 @@ def drive(page: Any, By: Any, Select: Any, svc: Any, cid: str, ie: str, hosts: l
     typed.send_keys("being-typed")
     svc.patch_host(ie, hosts[0]["id"], host_name="renamed-meanwhile")  # the page's live part changes
     time.sleep(3)  # three refresh intervals
-    assert page.execute_script("return document.getElementById('updated').textContent") == "paused while you edit"
+    wait_for("the refresh paused", lambda: page.execute_script(
+        "return document.getElementById('updated').textContent") == "paused while you edit", 15)
     assert typed.get_attribute("value") == "being-typed" and "renamed-meanwhile" not in live_text(page, "#hosts")
 
     def save_host(host: dict[str, Any], role: str | None = None, disk: str | None = None) -> None:
