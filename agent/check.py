@@ -35,6 +35,8 @@ _STATUS_ORDER = {"failure": 0, "error": 1, "pending": 2, "success": 3, "disabled
 
 @dataclass
 class Result:
+    """One validation's verdict as the service would show it."""  # a docstring: else dataclass asks inspect
+
     id: str
     category: str
     status: str

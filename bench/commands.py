@@ -7,7 +7,8 @@ agent's inventory. Each round runs, one after the other so the machine's load hi
 inventory given (``--go-agent`` as in bench/daemon.py, or ``GO_AGENT_BIN``; run by the name ``inventory``, as
 its image does), then ``agent inventory`` (JSON), ``agent inventory --format table`` and ``agent check``. CPU is
 user + system time of the process and everything it started (``wait4``), the median over the rounds; the
-ratio is ours over each Go build's.
+ratio is ours over each Go build's. The agent's packages are compiled to bytecode first, and run without the
+service extra's modules (``agent_only_env``), as installed; ``agent check`` is measured with them too.
 
 The Go inventory reads the host under /host (its container mounts it there), so the whole run happens in a
 mount namespace of its own with / bound at /host (an empty directory outside it, removed at the end if made
@@ -25,12 +26,24 @@ import tempfile
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parent.parent
 INSIDE = "BENCH_COMMANDS_INSIDE"
+PACKAGES = ("agent", "common", "inventory", "rules", "steps")
+#: What the agent's one-shot commands would import from the service extra when it is installed.
+SERVICE_EXTRA = ("orjson",)
 
 
-def cpu(argv: list[str]) -> float:
+def compile_packages() -> None:
+    """Bytecode for the agent's packages, as an installed system has it. Without it (a fresh clone, or
+    PYTHONDONTWRITEBYTECODE set, as on this machine's shells) every start compiles each module it imports:
+    ~0.08 s of CPU more for ``agent check``, which measured the compiler, not the agent."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *(str(ROOT / p) for p in PACKAGES)], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def cpu(argv: list[str], env: dict[str, str] | None = None) -> float:
     """CPU seconds of one run, its children included."""
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     code = os.waitstatus_to_exitcode(status)
     if code not in (0, 1):  # agent check: 1 when the host would not pass
@@ -38,13 +51,13 @@ def cpu(argv: list[str]) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(commands: dict[str, list[str]], runs: int) -> dict[str, float]:
-    for argv in commands.values():  # warm-up: page cache, bytecode
-        cpu(argv)
+def measure(commands: dict[str, tuple[list[str], dict[str, str] | None]], runs: int) -> dict[str, float]:
+    for argv, env in commands.values():  # warm-up: page cache
+        cpu(argv, env)
     seen: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(runs):
-        for name, argv in commands.items():
-            seen[name].append(cpu(argv))
+        for name, (argv, env) in commands.items():
+            seen[name].append(cpu(argv, env))
     return {name: statistics.median(values) for name, values in seen.items()}
 
 
@@ -56,6 +69,17 @@ def report(figures: dict[str, float], go: list[str], ours: list[str]) -> None:
         print(f"{name:30}{figures[name]:8.3f}" + "".join(f"{figures[name] / figures[g]:12.2f}" for g in go))
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} (the machine is shared: ratios of one "
           f"run, not absolute times, are what to compare)")
+
+
+def agent_only_env(work: Path) -> dict[str, str]:
+    """The environment of the agent as pip installs it without the service extra: this development venv has
+    orjson (common.json_codec uses it when present, so ``agent check`` imports it, with uuid and platform:
+    ~0.01 s); a module of that name on PYTHONPATH that refuses to import makes it absent, as it is there."""
+    blocked = work / "agent-only"
+    blocked.mkdir()
+    for name in SERVICE_EXTRA:
+        (blocked / f"{name}.py").write_text(f"raise ImportError('{name}: the service extra, not the agent')\n")
+    return {**os.environ, "PYTHONPATH": str(blocked)}
 
 
 def main() -> int:
@@ -74,17 +98,20 @@ def main() -> int:
         finally:
             if made:
                 Path("/host").rmdir()
+    compile_packages()
     specs = ns.go_agent or ([f"go={os.environ['GO_AGENT_BIN']}"] if os.environ.get("GO_AGENT_BIN") else [])
     work = Path(tempfile.mkdtemp(prefix="bench-commands-"))
-    commands: dict[str, list[str]] = {}
+    commands: dict[str, tuple[list[str], dict[str, str] | None]] = {}
     for spec in specs:
         name, path = spec.split("=", 1)
         (work / name).mkdir()
         (work / name / "inventory").symlink_to(Path(path).absolute())  # the Go binary acts by its argv[0]
-        commands[name] = [str(work / name / "inventory")]
-    ours = {"agent inventory": [ns.agent, "inventory"],
-            "agent inventory --format table": [ns.agent, "inventory", "--format", "table"],
-            "agent check": [ns.agent, "check"]}
+        commands[name] = ([str(work / name / "inventory")], None)
+    installed = agent_only_env(work)
+    ours = {"agent inventory": ([ns.agent, "inventory"], installed),
+            "agent inventory --format table": ([ns.agent, "inventory", "--format", "table"], installed),
+            "agent check": ([ns.agent, "check"], installed),
+            "agent check, service extra here": ([ns.agent, "check"], None)}
     commands.update(ours)
     figures = measure(commands, ns.runs)
     if not specs:

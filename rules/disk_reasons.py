@@ -8,7 +8,6 @@ Go agent's whole inventory). ``disks`` applies them when the service stores an i
 from __future__ import annotations
 
 import ipaddress
-import re
 from typing import Any
 
 from rules.requirements import humanize_bytes, role_requirements, valid_drive_types
@@ -18,12 +17,6 @@ WRONG_DRIVE_TYPE = "Drive type is {type}, it must be one of {allowed}."
 WRONG_MULTIPATH_TYPE = "Multipath device has path of type {type}, it must be FC"
 ISCSI_MULTIPATH_HOLDER = "iSCSI disk with a multipath holder is not eligible"
 ISCSI_SAME_NETWORK = "iSCSI host IP {ip} is the same as host IP, they must be different"
-#: Reasons the service itself adds: removed before they are computed again, so they never pile up.
-SERVICE_REASONS = re.compile(
-    r"^(Disk is too small \(|Drive type is .*, it must be one of |Multipath device has "
-    r"path of type |iSCSI disk with a multipath holder|iSCSI host IP |Host IP address "
-    r"is not available|Cannot (parse iSCSI host IP|find default route|find the network))"
-)
 
 
 # -- disks -----------------------------------------------------------------------------------------

@@ -9,14 +9,21 @@ The agent's inventory table shows the same reasons (``disk_reasons``).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from common import json_codec
-from rules.disk_reasons import SERVICE_REASONS, service_disk_reasons
+from rules.disk_reasons import service_disk_reasons
 from rules.documents import HostView, disk_key, effective_role
 from rules.registry import reply_handler
 
 VIRTUAL_INTERFACE_TYPES_KEPT = ("", "physical", "vlan", "bond")
+#: Reasons the service itself adds: removed before they are computed again, so they never pile up.
+SERVICE_REASONS = re.compile(
+    r"^(Disk is too small \(|Drive type is .*, it must be one of |Multipath device has "
+    r"path of type |iSCSI disk with a multipath holder|iSCSI host IP |Host IP address "
+    r"is not available|Cannot (parse iSCSI host IP|find default route|find the network))"
+)
 
 
 def eligibility_copy(inventory: dict[str, Any]) -> dict[str, Any]:

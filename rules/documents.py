@@ -58,6 +58,8 @@ class WithHost(Sequence[dict[str, Any]]):
 
 @dataclass
 class HostView:
+    """One host document in its neighbourhood: what every rule reads (see the module docstring)."""
+
     host: dict[str, Any]
     infra_env: dict[str, Any]
     cluster: dict[str, Any] | None = None

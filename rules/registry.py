@@ -24,6 +24,8 @@ from rules.documents import HostView, Outcome
 
 @dataclass(frozen=True)
 class Validation:
+    """A registered host validation (with a docstring, dataclass does not build one with inspect.signature)."""
+
     id: str
     category: str
     func: Callable[[HostView], Outcome | None]
