@@ -13,7 +13,6 @@ underscores (``URL``, ``INFRA_ENV_ID``, ...), plus ``PULL_SECRET_TOKEN`` and the
 from __future__ import annotations
 
 import os
-import uuid
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,7 @@ from urllib.parse import urlsplit
 
 from agent.settings import DEFAULT_CONF, DEFAULT_STATE_DIR, PROXY_VARS
 from common.errors import ConfigError
+from common.uuids import is_uuid
 
 if TYPE_CHECKING:
     from common.dry_run import DrySettings
@@ -119,10 +119,8 @@ class AgentConfig:
 
 
 def _check_uuid(flag: str, value: str) -> None:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        raise ConfigError(f"{flag} {value!r} is not a UUID") from None
+    if not is_uuid(value):
+        raise ConfigError(f"{flag} {value!r} is not a UUID")
 
 
 def read_conf(path: str | os.PathLike[str]) -> dict[str, str]:

@@ -19,27 +19,32 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 import signal
 import threading
 import time
 from collections import deque
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from agent.config import AgentConfig
-from agent.dispatch import Dispatcher
 from agent.lifecycle import Lifecycle
-from agent.media import MediaCheck
 from agent.notify import Notifier
 from agent.registration import Registrar
-from agent.runner import Reply, StepRunner
-from agent.state import History, reap_leftovers, write_private
-from common.answers import DEFAULT_DELAY_ON_ERROR, parse_runner_command, parse_steps
 from common.errors import ServiceError, ServiceResponseError, TransportError
 from common.host import Host
-from common.limits import MAX_PENDING_REPLIES, clip
+from common.limits import DEFAULT_DELAY_ON_ERROR, MAX_PENDING_REPLIES, clip
 from common.logs import redact_url
 from common.service_client import ServiceClient
+
+if TYPE_CHECKING:
+    from agent.dispatch import Dispatcher
+    from agent.media import MediaCheck
+    from agent.runner import Reply, StepRunner
+    from agent.state import History
+
+# What runs steps (agent.runner, agent.dispatch, agent.state, agent.media) and reads poll answers
+# (common.answers) is imported once the host is registered, not on the way to the first register (issue 29:
+# the CPU spent before the service hears of the host).
 
 log = logging.getLogger("agent")
 
@@ -60,7 +65,8 @@ class Daemon:
         self.state = config.state_path
         self.mark = str(self.state or "")
         self.client = client or ServiceClient(config)
-        self.runner = runner or StepRunner(config, mark=self.mark)
+        if runner is not None:
+            self.runner = runner
         self.notifier = notifier or Notifier()
         self.host = host or Host.at(config.host_root)
         self.life = Lifecycle(self.notifier, abort=lambda: self.client.abort())
@@ -68,18 +74,38 @@ class Daemon:
         self.host_id = ""
         self.infra_env_id = config.infra_env_id
         self.dry = config.dry
-        self.media = MediaCheck(self.host, enabled=not self.dry.enabled)
-        self.dispatcher = Dispatcher(self.runner, self._deliver, self._finished, self.cancel,
-                                     diagnose=self.media.problem)
         self._cache: dict[str, tuple[str, float]] = {}
         self._pending: deque[Reply] = deque(maxlen=MAX_PENDING_REPLIES)
-        self._history = History(self.state)
         self._last_problem = ""
         self._poll_delay = POLL_BACKOFF_INITIAL  # the next back-off of a failed poll (see _poll_loop)
         self._exits_in_row = 0  # registrations in a row whose first poll said exit
         self.runner_problem = ""  # why the last register answer's next_step_runner_command is unusable
         self.delay_on_error = DEFAULT_DELAY_ON_ERROR
         self.registrar = Registrar(config, self.client, self.host, self.dry, self.life)
+
+    @cached_property
+    def runner(self) -> StepRunner:
+        from agent.runner import StepRunner
+
+        return StepRunner(self.config, mark=self.mark)
+
+    @cached_property
+    def media(self) -> MediaCheck:
+        from agent.media import MediaCheck
+
+        return MediaCheck(self.host, enabled=not self.dry.enabled)
+
+    @cached_property
+    def dispatcher(self) -> Dispatcher:
+        from agent.dispatch import Dispatcher
+
+        return Dispatcher(self.runner, self._deliver, self._finished, self.cancel, diagnose=self.media.problem)
+
+    @cached_property
+    def _history(self) -> History:
+        from agent.state import History
+
+        return History(self.state)
 
     # -- top level --------------------------------------------------------------------------------------
     def run(self) -> int:
@@ -110,6 +136,8 @@ class Daemon:
 
     def _reap_leftovers(self, registered: threading.Event) -> None:
         registered.wait(LEFTOVERS_DELAY)
+        from agent.state import reap_leftovers
+
         reap_leftovers(self.mark)
 
     def request_stop(self, reason: str) -> None:
@@ -130,6 +158,8 @@ class Daemon:
     def _adopt_registration(self, response: dict[str, Any], host_id: str, how: str) -> None:
         """Use the ids the service hands back in next_step_runner_command, as the Go next-step runner does;
         an answer without a valid one leaves ``runner_problem`` set (the loop waits ``delay_on_error``)."""
+        from common.answers import parse_runner_command
+
         self.host_id, self.infra_env_id = host_id, self.config.infra_env_id
         request, self.delay_on_error, self.runner_problem = parse_runner_command(response)
         if request is None:
@@ -150,6 +180,8 @@ class Daemon:
         The back-off (cenkalti/backoff's defaults, as the Go runner's) is reset only by a poll answered with
         instructions to continue, so a 404 or an exit answer that repeats after every registration slows the
         cycle down instead of becoming a register+poll storm."""
+        from common.answers import parse_steps
+
         failing_since: float | None = None
         while not self.stop.is_set():
             self.client.new_request_id()
@@ -194,6 +226,8 @@ class Daemon:
 
     def _next_backoff(self) -> float:
         """The next wait of the poll back-off (jittered), and grow it for the one after."""
+        import random  # here: its import is a few ms on the way to the first register
+
         wait = self._poll_delay * (1 + random.uniform(-POLL_BACKOFF_JITTER, POLL_BACKOFF_JITTER))
         self._poll_delay = min(self._poll_delay * POLL_BACKOFF_FACTOR, POLL_BACKOFF_MAX)
         return wait
@@ -273,6 +307,8 @@ class Daemon:
             return
         target = self.state / "agent-image.env"
         try:
+            from agent.state import write_private
+
             tmp = target.with_suffix(".tmp")
             write_private(tmp, f"AGENT_VERSION={image}\n")
             tmp.replace(target)

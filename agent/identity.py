@@ -8,10 +8,8 @@ share one id (the most reported cause of host-id collisions).
 
 from __future__ import annotations
 
-import hashlib
-import uuid
-
 from common.host import Host
+from common.uuids import is_uuid
 
 FALLBACK_ID = "deaddead-dead-dead-dead-deaddeaddead"
 
@@ -41,6 +39,8 @@ PLACEHOLDER_UUIDS = frozenset(
 
 def md5_uuid(text: str) -> str:
     """md5 of ``text`` laid out as a UUID, without version bits: the Go agent's format."""
+    import hashlib  # here: a host with a usable system UUID never needs it
+
     h = hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
     return f"{h[0:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
@@ -57,11 +57,7 @@ def system_uuid(host: Host) -> str | None:
     raw = host.read_attr("/sys/class/dmi/id/product_uuid")
     if raw is None or raw.lower() in PLACEHOLDER_UUIDS:
         return None
-    try:
-        uuid.UUID(raw)
-    except ValueError:
-        return None
-    return raw.lower()
+    return raw.lower() if is_uuid(raw) else None
 
 
 def permanent_macs(host: Host) -> list[str]:

@@ -19,18 +19,19 @@ import logging
 import os
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.config import PROXY_VARS, AgentConfig
 from agent.daemon import Daemon
 from agent.lifecycle import Lifecycle
 from agent.notify import Notifier
 from agent.registration import Registrar
-from common.answers import RunnerRequest
-from common.answers import parse_runner_command as parse_answer
 from common.errors import ConfigError, InvalidStepArguments
 from common.host import Host
 from common.service_client import ServiceClient
+
+if TYPE_CHECKING:
+    from common.answers import RunnerRequest
 
 log = logging.getLogger("agent")
 
@@ -66,6 +67,7 @@ def container_mode(mode: str) -> bool:
 def parse_runner_command(response: Any) -> tuple[RunnerRequest | None, float, str]:
     """The daemon's reading of the runner command (common.answers), plus what podman's command line needs: an
     image reference that cannot be taken for one of podman's options."""
+    from common.answers import parse_runner_command as parse_answer
     from common.podman import check_reference
 
     request, delay, problem = parse_answer(response)

@@ -17,10 +17,14 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from agent.runner import MARK_ENV, Reply
+from agent.step_env import MARK_ENV
 from common.errors import StateLocked
 from common.limits import HISTORY_MAX_BYTES, HISTORY_MAX_OUTPUT_CHARS, clip
+
+if TYPE_CHECKING:
+    from agent.runner import Reply  # the step machinery is not loaded by the lock taken at start (agent.lifecycle)
 
 log = logging.getLogger("agent")
 

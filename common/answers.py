@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.errors import MalformedAnswer
-from common.limits import MAX_INSTRUCTIONS_PER_POLL, MAX_NEXT_INSTRUCTION_SECONDS, clip
+from common.limits import DEFAULT_DELAY_ON_ERROR, MAX_INSTRUCTIONS_PER_POLL, MAX_NEXT_INSTRUCTION_SECONDS, clip
 
 #: How much of an unexpected answer is quoted in a message: enough to recognise a proxy's page.
 QUOTE_CHARS = 120
@@ -131,9 +131,6 @@ def parse_registration(body: Any, url: str) -> dict[str, Any]:
     return body
 
 
-#: The Go agent's delayOnError: a register answer whose runner command is unusable is tried again after its
-#: ``retry_seconds``, or after an hour when it has none (src/agent/agent.go).
-DEFAULT_DELAY_ON_ERROR = 3600.0
 #: A ``retry_seconds`` beyond this is taken as this: a service typo must not park a host for years.
 MAX_DELAY_ON_ERROR = 24 * 3600.0
 #: NextStepCmdRequest.agent_version's pattern in the service's swagger (go-openapi checks it the same way).

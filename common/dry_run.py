@@ -24,12 +24,11 @@ address's prefix (inventory addresses are CIDRs). Everything here is pure: the v
 
 from __future__ import annotations
 
-import copy
-import ipaddress
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from common.uuids import is_uuid
 
 ENV_ENABLE = "DRY_ENABLE"
 ENV_HOST_ID = "DRY_HOST_ID"
@@ -98,6 +97,8 @@ def apply_to_inventory(inventory: dict[str, Any], settings: DrySettings) -> dict
     """The inventory as a dry-run host reports it; the input is not modified."""
     if not settings.forces_inventory():
         return inventory
+    import copy  # here, and ipaddress below: every agent start reads these settings, few use them
+
     out = copy.deepcopy(inventory)
     if settings.hostname:
         out["hostname"] = settings.hostname
@@ -121,13 +122,12 @@ def apply_to_inventory(inventory: dict[str, Any], settings: DrySettings) -> dict
 def validate(settings: DrySettings) -> list[str]:
     """Problems with forced values a person should fix before the agent starts (empty list: fine)."""
     problems = []
-    if settings.host_id:
-        try:
-            uuid.UUID(settings.host_id)
-        except ValueError:
-            problems.append(f"{ENV_HOST_ID} {settings.host_id!r} is not a UUID")
+    if settings.host_id and not is_uuid(settings.host_id):
+        problems.append(f"{ENV_HOST_ID} {settings.host_id!r} is not a UUID")
     if settings.host_ipv4:
         try:
+            import ipaddress
+
             ipaddress.IPv4Interface(settings.host_ipv4)
         except ValueError:
             problems.append(f"{ENV_FORCED_IPV4} {settings.host_ipv4!r} is not an IPv4 address (a.b.c.d[/len])")

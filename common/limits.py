@@ -44,3 +44,6 @@ def clip(text: str, limit: int) -> str:
 def backoff(initial: float, attempts: int, maximum: float) -> float:
     """``initial * 2**attempts`` capped at ``maximum``, computed without ever growing past the cap."""
     return min(initial * 2.0 ** min(max(attempts, 0), MAX_BACKOFF_EXPONENT), maximum)
+#: The Go agent's delayOnError: a register answer whose runner command is unusable is tried again after its
+#: ``retry_seconds``, or after an hour when it has none (src/agent/agent.go; common.answers).
+DEFAULT_DELAY_ON_ERROR = 3600.0

@@ -7,30 +7,39 @@ and ``X-Request-Id``; a few retries with exponential jittered back-off on 503/50
 TLS verified against the system trust store plus ``--cacert``, skipped only with an explicit ``--insecure``.
 Failures surface as :class:`~common.errors.TransportError` (no HTTP answer) or
 :class:`~common.errors.ServiceResponseError` (an answer with a status the call does not expect).
+
+requests is loaded at the first request that needs it, not at import: the first register and the first poll go
+out on a plain socket (common.first_contact) with the same headers and trust, so the service hears of a host
+after a few hundredths of a second of CPU; requests (common.http_session) is loaded in the background after them
+and carries everything else, and any answer the first contact does not read as requests would (a redirect, a
+503 the retry policy handles, a broken connection) is asked again through it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
 import re
-import ssl
 import threading
-import uuid
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
-
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util import parse_url
-from urllib3.util.retry import Retry
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit
 
 from common import __version__
-from common.answers import decode_json, parse_registration
 from common.errors import MalformedAnswer, ServiceResponseError, TransportError
+from common.first_contact import Unreadable, exchange, trust_context
 from common.limits import MAX_ANSWER_BYTES
 from common.logs import redact_url
-from common.service_settings import ServiceSettings
+from common.uuids import random_uuid
+
+if TYPE_CHECKING:
+    import ssl
+
+    import requests
+
+    from common.service_settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -39,152 +48,34 @@ BASE_PATH = "/api/assisted-install"
 #: (connect, read) seconds. The Go client allows 30 s for a whole request.
 DEFAULT_TIMEOUT = (10.0, 30.0)
 AGENT_VERSION_HEADER = "Discovery_agent_version"
-
-
-class _TrustAdapter(HTTPAdapter):
-    """An adapter whose TLS trust is an explicit SSLContext: the system store plus the --cacert file.
-
-    requests alone would trust only certifi's bundle (or only the --cacert file when given as ``verify``),
-    which is how the Go agent's old behaviour broke custom ingress CAs; the system store plus the extra CA is
-    what the Go agent does now. The context is made at the first HTTPS request (loading the system store is a
-    good part of the CPU the way to the first register would take), or at once when a --cacert file is given,
-    so that a bad file is reported at start.
-    """
-
-    def __init__(self, cacert: str | None, max_retries: Retry) -> None:
-        self._cacert = cacert
-        self._ssl_context: ssl.SSLContext | None = None
-        self._context_lock = threading.Lock()
-        super().__init__(max_retries=max_retries)
-        if cacert:
-            self.ssl_context()
-
-    def ssl_context(self) -> ssl.SSLContext:
-        with self._context_lock:
-            if self._ssl_context is None:
-                ctx = ssl.create_default_context()
-                if self._cacert:
-                    ctx.load_verify_locations(cafile=self._cacert)
-                self._ssl_context = ctx
-                self.poolmanager.connection_pool_kw["ssl_context"] = ctx
-            return self._ssl_context
-
-    def get_connection_with_tls_context(self, request: Any, verify: Any, proxies: Any = None,
-                                        cert: Any = None) -> Any:
-        self.ssl_context()  # this adapter serves https:// only: the context is needed now
-        return super().get_connection_with_tls_context(request, verify, proxies=proxies, cert=cert)
-
-    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
-        kwargs["ssl_context"] = self.ssl_context()
-        return super().proxy_manager_for(proxy, **kwargs)
-
-    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
-        super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
-        if verify is True:
-            # Keep our context's trust; do not let requests swap in certifi's bundle.
-            conn.ca_certs = None
-            conn.ca_cert_dir = None
-
-
-class _NoNetrc(requests.auth.AuthBase):
-    """The service's token is the only credential: set as the session's auth, it stops requests from importing
-    and reading ~/.netrc on every request (the Go agent reads no netrc either)."""
-
-    def __call__(self, request: Any) -> Any:
-        return request
-
-
-def _retry_policy() -> Retry:
-    return Retry(
-        total=3,
-        connect=3,
-        read=0,  # a request that timed out reading may have been processed; the loops above decide
-        status=3,
-        other=0,
-        status_forcelist=(503, 504),
-        allowed_methods=None,  # POST and PUT too: 503/504 mean the service did not act
-        backoff_factor=2.0,
-        backoff_max=10.0,
-        backoff_jitter=1.0,
-        raise_on_status=False,
-        respect_retry_after_header=True,
-    )
-
-
-def origin(url: str) -> tuple[str, str, int]:
-    """(scheme, host, port) of ``url``, the default port filled in: what "the same origin" compares."""
-    parts = parse_url(url)
-    scheme = (parts.scheme or "").lower()
-    return scheme, (parts.host or "").lower().rstrip("."), parts.port or _DEFAULT_PORTS.get(scheme, 0)
-
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 TOKEN_HEADER = "X-Secret-Key"
-
-
-class ServiceSession(requests.Session):
-    """A session that sends the agent's token only to the service's own origin (scheme, host and port).
-
-    The header is decided on every request actually sent, redirect hops included (requests' redirect loop
-    calls :meth:`send` for each hop, copying the previous hop's headers): a service URL, proxy or image
-    server answering 302 to another host, or to another port or scheme of the same host, does not get it.
-    requests itself strips only ``Authorization``, and only when the host changes.
-    """
-
-    def __init__(self, service_url: str, token: str) -> None:
-        super().__init__()
-        self.service_origin = origin(service_url)
-        self.token = token
-
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        request.headers.pop(TOKEN_HEADER, None)
-        if self.token and request.url and origin(request.url) == self.service_origin:
-            request.headers[TOKEN_HEADER] = self.token
-        return super().send(request, **kwargs)
+USER_AGENT = f"assisted-agent/{__version__} (python)"
+#: Variables that make requests send through a proxy, or trust another CA bundle over https: the first contact,
+#: which knows neither, then leaves the first requests to requests too.
+_PROXY_ENV = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+_CA_BUNDLE_ENV = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+#: Requests that go out on a plain socket before requests is loaded: the first register and the first poll.
+FIRST_CONTACTS = 2
+_NOT_SENT = object()
 
 
 def build_session(config: ServiceSettings, *, token: bool = True) -> requests.Session:
-    """A requests session with the agent's TLS, retry and proxy behaviour (proxies come from the environment, and
-    from agent.conf for a hand-run agent: the environment's win, as requests puts them first); the token goes to
-    the service's origin only, and not at all with ``token=False``."""
-    session = ServiceSession(config.url, config.token if token else "")
-    session.proxies.update(_proxies(config.proxies, config.url))
-    retries = _retry_policy()
-    if config.insecure:
-        session.verify = False
-        session.mount("https://", HTTPAdapter(max_retries=retries))
-        import urllib3
+    """A requests session with the agent's TLS, retry and proxy behaviour (common.http_session.build_session),
+    for steps that download from the service or an image server."""
+    from common.http_session import build_session as build
 
-        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-    else:
-        session.mount("https://", _TrustAdapter(config.cacert, retries))
-    session.mount("http://", HTTPAdapter(max_retries=retries))
-    session.auth = _NoNetrc()
-    session.headers["Accept"] = "application/json"
-    session.headers["User-Agent"] = f"assisted-agent/{__version__} (python)"
-    if config.agent_version:
-        session.headers[AGENT_VERSION_HEADER] = config.agent_version
-    return session
+    return build(config, token=token)
 
 
-def _proxies(variables: Mapping[str, str], url: str) -> dict[str, str]:
-    """requests' proxies from proxy variables (not the environment's), NO_PROXY applied to the service's URL."""
-    if not variables:
-        return {}
-    lower = {k.lower(): v for k, v in variables.items()}
-    if requests.utils.should_bypass_proxies(url, no_proxy=lower.get("no_proxy")):
-        return {}
-    return {scheme: lower[f"{scheme}_proxy"] for scheme in ("http", "https") if lower.get(f"{scheme}_proxy")}
-
-
-def _reason(resp: requests.Response) -> tuple[str, bool]:
+def _reason(text: str, phrase: str) -> tuple[str, bool]:
     """The service's own words for a failure: Error.reason, InfraError.message, or a router's HTML page; and
-    whether the answer was the service's own JSON error document (not a proxy's or a web server's page)."""
+    whether the answer was the service's own JSON error document (not a proxy's or a web server's page).
+    ``text``: the answer's body; ``phrase``: its status line's reason phrase."""
     try:
-        body = resp.json()
-    except ValueError:
-        text = re.sub(r"<[^>]+>", " ", resp.text or "")
-        return " ".join(text.split())[:300] or (resp.reason or ""), False
+        body = json.loads(text)
+    except (ValueError, RecursionError):
+        text = re.sub(r"<[^>]+>", " ", text)
+        return " ".join(text.split())[:300] or phrase, False
     if isinstance(body, dict):
         for key in ("reason", "message", "detail"):
             if isinstance(body.get(key), str):
@@ -213,10 +104,31 @@ class ServiceClient:
     def __init__(self, config: ServiceSettings, *, session: requests.Session | None = None) -> None:
         self.config = config
         self.base = config.url.rstrip("/") + BASE_PATH
-        self.session = session or build_session(config)
-        self.request_id = str(uuid.uuid4())
+        self._session = session
+        self._session_lock = threading.Lock()
+        self._tls: ssl.SSLContext | None = None  # the first contact's, handed on to the session
+        #: requests still to go out on a plain socket; none when requests would do what the first contact cannot
+        self._first_contacts = FIRST_CONTACTS if session is None and _first_contact_can(config) else 0
+        self.request_id = random_uuid()
         self.aborted = False
         self._main_in_flight = False
+
+    @property
+    def session(self) -> requests.Session:
+        """The requests session, built (requests loaded) at its first use; no first contact after that."""
+        with self._session_lock:
+            if self._session is None:
+                from common.http_session import build_session as build
+
+                self._first_contacts = 0
+                self._session = build(self.config, ssl_context=None if self.config.insecure else self._tls)
+            return self._session
+
+    def prefetch(self) -> None:
+        """Build the session in the background, so that the request after the first contacts does not wait for
+        requests to load (the first step replies go out while it loads)."""
+        if self._session is None:
+            threading.Thread(target=lambda: self.session, name="service-session", daemon=True).start()
 
     def abort(self) -> None:
         """Give up the main thread's request in flight, and fail its later ones at once: the agent is stopping.
@@ -248,7 +160,7 @@ class ServiceClient:
 
     def new_request_id(self) -> str:
         """Start a new 'session' as the Go agent does: one id per registration attempt or poll iteration."""
-        self.request_id = str(uuid.uuid4())
+        self.request_id = random_uuid()
         return self.request_id
 
     def request(
@@ -265,12 +177,15 @@ class ServiceClient:
         stream: bool = False,
         timeout: tuple[float, float] | float | None = None,
     ) -> requests.Response:
+        session = self.session
+        import requests  # loaded by the session
+
         url = self.base + path
         shown = redact_url(self.config.url)
         hdrs = {"X-Request-Id": self.request_id, **(headers or {})}
         try:
             with self._abortable(f"{method} {path}"):
-                resp = self.session.request(
+                resp = session.request(
                     method, url, json=json, data=data, files=files, params=params, headers=hdrs, stream=stream,
                     timeout=timeout or DEFAULT_TIMEOUT,
                     # explicit, because REQUESTS_CA_BUNDLE in the environment would override session.verify=False
@@ -291,7 +206,7 @@ class ServiceClient:
                 hint="check --url, the network and the proxy variables",
             ) from exc
         if resp.status_code not in tuple(expected):
-            reason, from_service = _reason(resp)
+            reason, from_service = _reason(resp.text or "", resp.reason or "")
             resp.close()
             raise ServiceResponseError(resp.status_code, reason, from_service=from_service)
         return resp
@@ -302,18 +217,76 @@ class ServiceClient:
         if self.config.agent_version:
             body["discovery_agent_version"] = self.config.agent_version
         path = f"/v2/infra-envs/{self.config.infra_env_id}/hosts"
-        resp = self.request("POST", path, json=body, expected=(201,), stream=True)
-        return parse_registration(self.read_json(resp, "a HostRegistrationResponse"), "POST " + path)
+        what = "a HostRegistrationResponse"
+        answer = self._first_contact("POST", path, body=body, expected=201, what=what)
+        from common.answers import parse_registration
+
+        if answer is _NOT_SENT:
+            answer = self.read_json(self.request("POST", path, json=body, expected=(201,), stream=True), what)
+        return parse_registration(answer, "POST " + path)
 
     def next_steps(self, infra_env_id: str, host_id: str, timestamp: int) -> Any:
         """The decoded poll answer, untrusted: common.answers.parse_steps checks its shape."""
         path = f"/v2/infra-envs/{infra_env_id}/hosts/{host_id}/instructions"
-        resp = self.request("GET", path, params={"timestamp": timestamp}, stream=True)
-        return self.read_json(resp, "a Steps object")
+        params = {"timestamp": timestamp}
+        answer = self._first_contact("GET", path, params=params, expected=200, what="a Steps object")
+        if answer is _NOT_SENT:
+            answer = self.read_json(self.request("GET", path, params=params, stream=True), "a Steps object")
+        return answer
+
+    def _first_contact(self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None,
+                       expected: int, what: str) -> Any:
+        """The decoded answer of ``method path`` sent on a plain socket (common.first_contact), or _NOT_SENT
+        when it must go through requests: the first contacts are over, or this one failed short of an answer
+        (then requests asks again, with its retries and its words for the failure), or was a redirect or a
+        503/504 (requests follows and retries those)."""
+        if self._first_contacts <= 0 or threading.current_thread() is not threading.main_thread():
+            return _NOT_SENT
+        config = self.config
+        parts = urlsplit(self.base)
+        target = (parts.path or "/") + path + (f"?{urlencode(params)}" if params else "")
+        data = b"" if body is None else json.dumps(body, allow_nan=False).encode()
+        fields = {"Host": parts.netloc, "User-Agent": USER_AGENT, "Accept": "application/json",
+                  "Connection": "close", "X-Request-Id": self.request_id}
+        if config.agent_version:
+            fields[AGENT_VERSION_HEADER] = config.agent_version
+        if config.token:
+            fields[TOKEN_HEADER] = config.token
+        if body is not None:
+            fields.update({"Content-Type": "application/json", "Content-Length": str(len(data))})
+        where = f"{method} {redact_url(self.base + path)}"
+        try:
+            if any("\r" in v or "\n" in v for v in fields.values()):
+                raise ValueError("a header value with a line break")  # requests refuses it, in its words
+            head = "".join(f"{k}: {v}\r\n" for k, v in fields.items())
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            if parts.scheme == "https" and self._tls is None:
+                self._tls = trust_context(config.cacert, insecure=config.insecure)
+            tls = self._tls if parts.scheme == "https" else None
+            with self._abortable(f"{method} {path}"):
+                answer = exchange(parts.hostname or "", port, f"{method} {target} HTTP/1.1\r\n{head}\r\n"
+                                  .encode("ascii"), data, timeout=DEFAULT_TIMEOUT, limit=MAX_ANSWER_BYTES, tls=tls)
+        except (OSError, Unreadable, ValueError):  # ValueError: a port, a header or a host name not plain
+            self._first_contacts = 0
+            return _NOT_SENT
+        if 300 <= answer.status < 400 or answer.status in (503, 504):
+            self._first_contacts = 0
+            return _NOT_SENT
+        self._first_contacts -= 1
+        if self._first_contacts == 0:
+            self.prefetch()
+        if answer.status != expected:
+            reason, from_service = _reason(answer.body.decode("utf-8", "replace"), answer.phrase)
+            raise ServiceResponseError(answer.status, reason, from_service=from_service)
+        from common.answers import decode_json
+
+        return decode_json(answer.body, answer.headers.get("content-type", ""), what, where)
 
     def read_json(self, resp: requests.Response, what: str, limit: int = MAX_ANSWER_BYTES) -> Any:
         """The JSON body of a streamed answer, read up to ``limit`` bytes: a huge or endless answer is refused
         without being held, a truncated one is a MalformedAnswer like any other garbage."""
+        import requests  # loaded by the session that made ``resp``
+
         where = f"{resp.request.method} {redact_url(resp.url)}"
         chunks: list[bytes] = []
         size = 0
@@ -333,6 +306,8 @@ class ServiceClient:
             raise MalformedAnswer(f"{where}: unreadable answer headers: {exc}") from exc
         finally:
             resp.close()
+        from common.answers import decode_json
+
         return decode_json(b"".join(chunks), resp.headers.get("Content-Type", ""), what, where)
 
     def post_reply(self, infra_env_id: str, host_id: str, reply: dict[str, Any]) -> None:
@@ -347,6 +322,16 @@ class ServiceClient:
         self.request(
             "PUT", f"/v2/infra-envs/{infra_env_id}/hosts/{host_id}/progress", json=body, expected=(200,)
         ).close()
+
+
+def _first_contact_can(config: ServiceSettings) -> bool:
+    """Whether the first register and poll may go out on a plain socket: to an http(s) URL without credentials
+    in it, with no proxy, and over https with no CA bundle variable requests would add to the trust (the first
+    contact knows neither)."""
+    parts = urlsplit(config.url)
+    blocking = _PROXY_ENV + (_CA_BUNDLE_ENV if parts.scheme == "https" else ())
+    return (parts.scheme in ("http", "https") and not parts.username and not parts.password
+            and not config.proxies and not any(os.environ.get(name) for name in blocking))
 
 
 def tls_hint(reason: str) -> str:

@@ -113,7 +113,7 @@ def test_the_token_does_not_follow_a_redirect_to_another_origin(hostile: Hostile
 
 
 def test_the_token_goes_to_the_services_origin_only_on_every_hop(tmp_path: Path) -> None:
-    from common.service_client import ServiceSession
+    from common.http_session import ServiceSession
 
     sink = Server(lambda h: (h.send_response(200), h.send_header("Content-Length", "0"), h.end_headers()))
     same = _redirector(sink.url)
@@ -125,7 +125,7 @@ def test_the_token_goes_to_the_services_origin_only_on_every_hop(tmp_path: Path)
             assert session.get(same.url + "/x", timeout=10).status_code == 200
             assert ("X-Secret-Key" in sink.seen[-1][2]) is expected, service_url
         # A service on http://127.0.0.1:80 redirected to https://127.0.0.1 or to :8080 is another origin too
-        from common.service_client import origin
+        from common.http_session import origin
 
         assert origin("http://127.0.0.1") == origin("HTTP://127.0.0.1:80/x")
         assert origin("http://127.0.0.1") != origin("https://127.0.0.1")

@@ -14,8 +14,9 @@ import pytest
 from agent.config import AgentConfig
 from agent.entrypoints import main as entry_main
 from agent.launcher import container_mode, parse_runner_command, runner_argv
-from common.answers import DEFAULT_DELAY_ON_ERROR, RunnerRequest
+from common.answers import RunnerRequest
 from common.errors import ConfigError
+from common.limits import DEFAULT_DELAY_ON_ERROR
 from tests.support.paths import ROOT
 
 HOST = "6fde0f02-fb37-b620-d208-51bf93374c7d"

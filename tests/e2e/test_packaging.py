@@ -4,6 +4,7 @@ wheel builds without warnings and ships the pages."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -70,35 +71,50 @@ def test_building_the_wheel_is_quiet_and_ships_the_pages(tmp_path: Path) -> None
 
 
 #: Loaded only once there is a step to run, never on the daemon's way to its first register (issue 29: that
-#: way is the CPU a host spends before the service hears of it).
-NOT_BEFORE_REGISTER = ("psutil", "steps", "agent.forks", "agent.fork_server", "agent.step_process",
-                       "subprocess", "inventory", "pyudev", "scapy", "pyroute2", "argcomplete", "shtab")
+#: way is the CPU a host spends before the service hears of it). requests and urllib3 (about 0.1 s of CPU),
+#: http.client (the email package) and ssl are loaded after it too: the first register and poll go out on a plain
+#: socket (common.first_contact); uuid (platform), random and shutil are not needed on the way.
+NOT_BEFORE_REGISTER = ("psutil", "steps", "agent.forks", "agent.fork_server", "agent.step_process", "agent.runner",
+                       "agent.dispatch", "common.answers", "subprocess", "inventory", "pyudev", "scapy", "pyroute2",
+                       "argcomplete", "shtab", "requests", "urllib3", "http", "email", "ssl", "uuid", "platform",
+                       "random", "shutil", "common.http_session")
 
 _FIRST_REGISTER = """
 import json, os, sys
 import common.service_client as sc
 
-def register(self, host_id):
-    adapter = self.session.get_adapter("https://service.example")
-    print(json.dumps({"modules": sorted(sys.modules), "tls_context": getattr(adapter, "_ssl_context", 0) is not None}))
+def exchange(host, port, head, body, **kw):
+    print(json.dumps({"modules": sorted(sys.modules), "head": head.decode(), "body": body.decode(),
+                      "tls": kw.get("tls") is not None}))
     sys.stdout.flush()
     os._exit(0)
 
-sc.ServiceClient.register = register
-os.environ.update({"AGENT_STATE_DIR": sys.argv[1], "AGENT_CONFIG": "/nonexistent"})
+sc.exchange = exchange
 from agent.cli import main
 main(["--url", "http://127.0.0.1:9", "--infra-env-id", "11111111-1111-1111-1111-111111111111",
       "--agent-version", "v", "--host-id", "00000000-0000-0000-0000-0000000000aa"])
 """
 
 
-def test_the_way_to_the_first_register_imports_no_step_machinery_and_makes_no_tls_context(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-c", _FIRST_REGISTER, str(tmp_path / "state")], capture_output=True,
-                         text=True, check=True, timeout=60)
+def test_the_way_to_the_first_register_imports_no_step_machinery_no_requests_and_makes_no_tls_context(
+        tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env.update(AGENT_STATE_DIR=str(tmp_path / "state"), AGENT_CONFIG="/nonexistent", PULL_SECRET_TOKEN="tok-123")
+    out = subprocess.run([sys.executable, "-c", _FIRST_REGISTER], capture_output=True, text=True, check=True,
+                         timeout=60, env=env)
     seen = json.loads(out.stdout.splitlines()[-1])
     early = [m for m in seen["modules"] if any(m == n or m.startswith(n + ".") for n in NOT_BEFORE_REGISTER)]
     assert early == []
-    assert seen["tls_context"] is False  # an http:// service needs none; an https:// one makes it at its request
+    assert seen["tls"] is False  # an http:// service needs none; an https:// one makes it at its request
+    # the request is the one requests would send: the API path, the token, the agent version, a request id
+    head = seen["head"]
+    assert head.startswith("POST /api/assisted-install/v2/infra-envs/11111111-1111-1111-1111-111111111111/hosts "
+                           "HTTP/1.1\r\n")
+    for field in ("Host: 127.0.0.1:9", "X-Secret-Key: tok-123", "Discovery_agent_version: v",
+                  "Content-Type: application/json", "Accept: application/json"):
+        assert f"\r\n{field}\r\n" in head
+    assert json.loads(seen["body"]) == {"host_id": "00000000-0000-0000-0000-0000000000aa",
+                                        "discovery_agent_version": "v"}
 
 
 def test_the_fork_server_carries_only_the_step_framework() -> None:

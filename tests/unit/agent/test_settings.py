@@ -143,6 +143,9 @@ READS = {
                                                 "exec) and marks that run so: a process's own re-exec, no setting",
     ("common/usage.py", "AGENT_TRACEBACK"): "how a failure is shown, the resolution's own included",
     ("common/host.py", "PATH"): "which programs this process can run",
+    ("common/service_client.py", "name"): "the proxy and CA bundle variables requests honours: whether the first "
+                                          "register may go out before requests is loaded",
+    ("common/argparser.py", "COLUMNS"): "the terminal's width, as shutil.get_terminal_size reads it",
     ("steps/reboot.py", "PYTEST_CURRENT_TEST"): "pytest's, inherited by every process a test starts: the last "
                                                 "guard against rebooting the test machine",
 }
