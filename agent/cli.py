@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-from agent.parsers import SUBCOMMANDS, build_config, daemon_parser, go_style, not_here
+from agent.parsers import SUBCOMMANDS, build_config, daemon_parser, go_style, not_here, quick_daemon_args
 from common.errors import ConfigError
 from common.usage import run_main
 
@@ -25,8 +25,9 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 def _run_daemon(argv: list[str], role: str = "agent") -> int:
-    ns = daemon_parser().parse_args(go_style(argv))
-    cfg = build_config(ns)
+    args = go_style(argv)
+    given = quick_daemon_args(args)
+    cfg = build_config(given if given is not None else daemon_parser().parse_args(args))
     cfg.validate_for_daemon()
     from common.dry_run import validate
 

@@ -107,7 +107,39 @@ def daemon_parser() -> argparse.ArgumentParser:
     return p
 
 
-def build_config(ns: argparse.Namespace, *, env: Mapping[str, str] | None = None) -> AgentConfig:
+def quick_daemon_args(argv: Sequence[str]) -> dict[str, str | None] | None:
+    """The daemon's flags as argparse would parse them (dest -> raw value, None when not given), for a command
+    line made only of the daemon's flags in their plain forms (``--flag value``, ``--flag=value``, a bare boolean
+    flag); None for anything else, which argparse then parses, with its messages.
+
+    Why: the daemon's command line is parsed at every start, and argparse (its import, gettext, a formatter per
+    flag) was a tenth of the CPU before the first register (issue 29); the discovery image's command line is
+    always plain. tests/unit/agent/test_settings.py checks that both parsers agree."""
+    from agent.settings import flag_settings
+
+    settings = {s.flag: s for s in flag_settings("daemon")}
+    values: dict[str, str | None] = {s.dest: None for s in settings.values()}
+    args = iter(argv)
+    for arg in args:
+        name, eq, value = arg.partition("=")
+        setting = settings.get(name)
+        if setting is None:  # a positional, an abbreviation, --help, --version: argparse's
+            return None
+        if not eq:
+            if setting.type is bool:
+                value = "true"
+            else:
+                value = next(args, "-")
+                if value.startswith("-"):  # a missing value, or one argparse may take for a flag
+                    return None
+        if setting.choices and value not in setting.choices:
+            return None
+        values[setting.dest] = value
+    return values
+
+
+def build_config(ns: argparse.Namespace | Mapping[str, str | None], *,
+                 env: Mapping[str, str] | None = None) -> AgentConfig:
     """The settings, resolved once (agent.settings.resolve: flags, agent.conf, the environment, defaults)."""
     from agent.settings import resolve
 

@@ -168,14 +168,14 @@ def _convert(s: Setting, raw: str, source: str) -> Any:
         raise ValueError(f"{source}: {raw!r} is not a number") from None
 
 
-def resolve(ns: argparse.Namespace | None, env: Mapping[str, str] | None = None, *,
+def resolve(ns: argparse.Namespace | Mapping[str, Any] | None, env: Mapping[str, str] | None = None, *,
             read_file: bool = True) -> AgentConfig:
     """The agent's settings from a parsed command line (None: none given), agent.conf (unless ``read_file`` is
     False) and the environment."""
     from agent.config import AgentConfig, read_conf
 
     env = os.environ if env is None else env
-    given = vars(ns) if ns is not None else {}
+    given = dict(ns) if isinstance(ns, Mapping) else vars(ns) if ns is not None else {}
     conf_path = given.get("config") or env.get("AGENT_CONFIG") or DEFAULT_CONF
     conf = read_conf(conf_path) if read_file else {}
     if given.get("config") and not os.path.exists(conf_path):

@@ -29,7 +29,7 @@ HOST = "22222222-2222-2222-2222-222222222222"
 class Service(http.server.ThreadingHTTPServer):
     """Answers registrations from a script of (status, body); records the bodies it got."""
 
-    def __init__(self, script: list[tuple[int, dict[str, object]]]) -> None:
+    def __init__(self, script: list[tuple[int, dict[str, object] | str]]) -> None:
         self.script = list(script)
         self.bodies: list[object] = []
         outer = self
@@ -43,9 +43,9 @@ class Service(http.server.ThreadingHTTPServer):
             def do_POST(self) -> None:
                 outer.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
                 status, body = outer.script.pop(0) if outer.script else (500, {})
-                data = json.dumps(body).encode()
+                data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", "text/html" if isinstance(body, str) else "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -63,7 +63,7 @@ def notify(tmp_path: Path) -> Iterator[socket.socket]:
     sock.close()
 
 
-def _registrar(script: list[tuple[int, dict[str, object]]], tmp_path: Path, *, host_id: str = "",
+def _registrar(script: list[tuple[int, dict[str, object] | str]], tmp_path: Path, *, host_id: str = "",
                dry: DrySettings | None = None) -> tuple[Registrar, Service]:
     service = Service(script)
     threading.Thread(target=service.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
@@ -86,6 +86,27 @@ def test_refusals_are_retried_and_said_then_the_answer_is_returned(
     assert service.bodies == [{"host_id": HOST, "discovery_agent_version": "v1"}] * 3
     assert notify.recv(4096) == b"STATUS=registration refused (401): the service rejected the agent's token"
     assert notify.recv(4096).startswith(b"STATUS=registration refused (409): the cluster cannot accept")
+
+
+def test_a_404_page_not_the_services_says_to_check_the_path_and_a_404_of_the_service_says_what_it_means(
+        tmp_path: Path, notify: socket.socket, caplog: pytest.LogCaptureFixture) -> None:
+    """A wrong path in --url meets a web server's 404 page, not the API's error: the Go agent's words come first,
+    then what to check; the service's own 404 is an infra-env it does not know (issue 27)."""
+    page = "<html><body><h1>404 Not Found</h1>nginx</body></html>"
+    registrar, service = _registrar([(404, page), (404, {"code": "404", "reason": "infra-env not found"}),
+                                     (201, {"id": HOST, "next_step_runner_command": {}})], tmp_path, host_id=HOST)
+    try:
+        with caplog.at_level("WARNING", logger="agent"):
+            assert registrar.register() is not None
+    finally:
+        service.shutdown()
+    wrong_path, unknown = (r.getMessage() for r in caplog.records[:2])
+    assert wrong_path.startswith("Error registering host: [404] 404 Not Found nginx; hint: nothing at ")
+    assert "answered as the assisted-service API" in wrong_path and "check the path in --url" in wrong_path
+    assert "the infra-env does not exist, or this token cannot see it ([404] infra-env not found)" in unknown
+    assert notify.recv(4096).endswith(b"check the path in --url")
+    assert notify.recv(4096) == b"STATUS=registration refused (404): the infra-env does not exist, or this token " \
+                                b"cannot see it"
 
 
 def test_the_host_id_follows_gos_rules(tmp_path: Path) -> None:

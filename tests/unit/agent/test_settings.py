@@ -9,9 +9,11 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.config import AgentConfig
-from agent.parsers import build_config, daemon_parser, go_style
+from agent.parsers import build_config, daemon_parser, go_style, quick_daemon_args
 from agent.settings import PROXY_VARS, TABLE, markdown
 from agent.step_cli import step_parser
 from common.errors import ConfigError, StepError
@@ -167,3 +169,32 @@ def test_the_example_agent_conf_names_only_declared_keys() -> None:
     keys = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]*)=", text, flags=re.MULTILINE))
     declared = {s.key for s in TABLE if s.key} | set(PROXY_VARS)
     assert keys and keys <= declared, sorted(keys - declared)
+
+
+#: Words a daemon command line is made of, the awkward ones included (abbreviations, values that look like
+#: flags, a boolean's value as the next word, --help).
+_WORDS = ["--url", "--url=http://h:1", "http://h:1", "--infra-env-id", "11111111-1111-1111-1111-111111111111",
+          "--insecure", "--insecure=false", "true", "--interval", "5", "-5", "--interval=0.5", "--log-level",
+          "debug", "loud", "--log-level=error", "--with-stdout-logging", "--with-journal-logging=false", "--ur",
+          "--host-id=", "--config", "/etc/x.conf", "--help", "--version", "--dry-run", "x", "--", "-url", "-insecure"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_WORDS), max_size=8))
+def test_the_daemons_quick_parse_agrees_with_argparse_or_leaves_it_to_argparse(words: list[str]) -> None:
+    """The daemon parses its command line by hand when it is plain (agent.parsers.quick_daemon_args: argparse was
+    a tenth of the CPU before the first register); whatever it reads, argparse reads the same."""
+    argv = go_style(words)
+    quick = quick_daemon_args(argv)
+    if quick is None:
+        return
+    assert quick == vars(daemon_parser().parse_args(argv))
+
+
+def test_the_discovery_images_command_line_is_parsed_without_argparse() -> None:
+    argv = go_style(["--url", "http://s:8090", "--infra-env-id", "11111111-1111-1111-1111-111111111111",
+                     "--agent-version", "quay.io/a/b:1", "-insecure=true", "--interval", "5",
+                     "--with-journal-logging=false", "--with-stdout-logging=true"])
+    quick = quick_daemon_args(argv)
+    assert quick is not None and quick == vars(daemon_parser().parse_args(argv))
+    assert build_config(quick) == build_config(daemon_parser().parse_args(argv))
