@@ -7,6 +7,10 @@ import asyncio
 import concurrent.futures
 import gc
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +20,7 @@ import pytest
 
 from common import gc_policy
 from reference_service import reply_workers
+from tests.support.paths import ROOT
 
 
 def test_the_worker_collects_on_the_services_schedule() -> None:
@@ -69,3 +74,44 @@ def test_reports_are_handed_to_the_worker_one_at_a_time(monkeypatch: pytest.Monk
         pool.shutdown()
     assert [reply["error"] for reply, _, _ in results] == ["x" * i for i in range(6)]
     assert pool.most == reply_workers.IN_FLIGHT == 1
+
+
+_DIES_AT_ONCE = """
+import os, signal
+from multiprocessing import resource_tracker
+from reference_service import reply_workers
+from tests.support.paths import ROOT
+pool = reply_workers._executor()
+pool.submit(os.getpid)
+print(*pool._processes, resource_tracker._resource_tracker._pid, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # before the worker has even imported its modules
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_service_killed_while_its_worker_starts_leaves_no_process() -> None:
+    """The worker sets PR_SET_PDEATHSIG only once its imports are done; a service killed before that left the
+    worker (and multiprocessing's resource tracker, which waits for it) running, parented to init."""
+    with subprocess.Popen([sys.executable, "-c", _DIES_AT_ONCE], stdout=subprocess.PIPE, text=True,
+                          cwd=ROOT) as proc:  # (read a line only: a worker left running holds the pipe open)
+        assert proc.stdout is not None
+        pids = [int(p) for p in proc.stdout.readline().split()]
+        assert proc.wait(timeout=120) == -signal.SIGKILL
+    assert len(pids) == 2
+    deadline = time.monotonic() + 30
+    try:
+        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(p) for p in pids), "left running: " + " ".join(
+            str(p) for p in pids if _alive(p))
+    finally:
+        for pid in pids:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
