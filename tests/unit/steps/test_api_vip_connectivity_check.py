@@ -4,9 +4,7 @@ filtered to what the service uses; a failed download is an answer (exit 0), not 
 from __future__ import annotations
 
 import base64
-import http.server
 import json
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +21,7 @@ from steps.api_vip_connectivity_check import (
     validate_ignition,
 )
 from steps.base import StepContext
+from tests.support.loopback_http import LoopbackHTTP, serving
 
 IGNITION = {
     "ignition": {"version": "3.2.0"},
@@ -33,36 +32,13 @@ IGNITION = {
 }
 
 
-class Ignition(http.server.ThreadingHTTPServer):
-    def __init__(self) -> None:
-        self.body = json.dumps(IGNITION).encode()
-        self.status = 200
-        self.seen: list[dict[str, str]] = []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-            def do_GET(self) -> None:
-                outer.seen.append(dict(self.headers))
-                self.send_response(outer.status)
-                self.send_header("Content-Length", str(len(outer.body)))
-                self.end_headers()
-                self.wfile.write(outer.body)
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server_address[1]}/ignition/worker"
-
-
 @pytest.fixture
-def ignition() -> Iterator[Ignition]:
-    srv = Ignition()
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+def ignition() -> Iterator[LoopbackHTTP]:
+    """The machine config server: the Ignition for any path; ``url`` is the worker's config."""
+    with serving() as srv:
+        srv.fallback = (200, json.dumps(IGNITION).encode(), {})
+        srv.url += "/ignition/worker"
+        yield srv
 
 
 def _run(request: dict[str, Any]) -> tuple[dict[str, Any], int]:
@@ -73,7 +49,7 @@ def _run(request: dict[str, Any]) -> tuple[dict[str, Any], int]:
     return output, result.exit_code
 
 
-def test_the_ignition_is_fetched_with_token_and_headers_and_filtered(ignition: Ignition) -> None:
+def test_the_ignition_is_fetched_with_token_and_headers_and_filtered(ignition: LoopbackHTTP) -> None:
     out, code = _run({"url": ignition.url, "ignition_endpoint_token": "secret",
                       "request_headers": [{"key": "X-Extra", "value": "1"}]})
     assert code == 0 and out["is_success"] is True and out["url"] == ignition.url
@@ -89,8 +65,9 @@ def test_the_ignition_is_fetched_with_token_and_headers_and_filtered(ignition: I
     (200, b"", "empty ignition"),
     (200, b'{"ignition": {"version": "2.2.0"}}', "unsupported ignition version '2.2.0'"),
 ])
-def test_a_bad_download_is_an_answer_not_a_failure(ignition: Ignition, status: int, body: bytes, error: str) -> None:
-    ignition.status, ignition.body = status, body
+def test_a_bad_download_is_an_answer_not_a_failure(ignition: LoopbackHTTP, status: int, body: bytes,
+                                                   error: str) -> None:
+    ignition.fallback = (status, body, {})
     out, code = _run({"url": ignition.url})
     assert code == 0 and "is_success" not in out
     assert out["download_error"] == f"ignition file download failed: {error}"

@@ -3,9 +3,7 @@ with go-multierror's text."""
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -16,37 +14,16 @@ from common.host import Host
 from reference_service import spec
 from steps.base import StepContext, StepResult
 from steps.tang_connectivity_check import TangConnectivityCheckStep, multierror
+from tests.support.loopback_http import LoopbackHTTP, serving
 
 ADV = {"payload": "eyJrZXlzIjpbXX0", "protected": "eyJhbGciOiJFUzUxMiJ9", "signature": "c2ln"}
 
 
-class Tang(http.server.ThreadingHTTPServer):
-    def __init__(self) -> None:
-        self.answers: dict[str, tuple[int, bytes]] = {"/adv/thumb": (200, json.dumps(ADV).encode())}
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-            def do_GET(self) -> None:
-                status, body = outer.answers.get(self.path, (404, b""))
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server_address[1]}"
-
-
 @pytest.fixture
-def tang() -> Iterator[Tang]:
-    srv = Tang()
-    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+def tang() -> Iterator[LoopbackHTTP]:
+    with serving() as srv:
+        srv.answer("/adv/thumb", json.dumps(ADV).encode())
+        yield srv
 
 
 def _run(servers: list[dict[str, str]]) -> StepResult:
@@ -55,8 +32,8 @@ def _run(servers: list[dict[str, str]]) -> StepResult:
     return step.run(step.parse_args(args), StepContext(host=Host(), config=AgentConfig()))
 
 
-def test_advertisements_are_reported(tang: Tang) -> None:
-    tang.answers["/adv/other"] = (200, json.dumps({"payload": "p", "signatures": [
+def test_advertisements_are_reported(tang: LoopbackHTTP) -> None:
+    tang.answer("/adv/other", json.dumps({"payload": "p", "signatures": [
         {"protected": "a", "signature": "b"}, {"protected": "c", "signature": ""}]}).encode())
     result = _run([{"url": tang.url + "/", "thumbprint": "thumb"}, {"url": tang.url, "thumbprint": "other"}])
     output = json.loads(result.encoded_output())
@@ -68,9 +45,9 @@ def test_advertisements_are_reported(tang: Tang) -> None:
          "tang_url": f"{tang.url}/adv/other"}]}
 
 
-def test_any_failing_server_fails_the_step_with_every_error(tang: Tang) -> None:
-    tang.answers["/adv/empty"] = (200, b"  ")
-    tang.answers["/adv/list"] = (200, b"[]")
+def test_any_failing_server_fails_the_step_with_every_error(tang: LoopbackHTTP) -> None:
+    tang.answer("/adv/empty", b"  ")
+    tang.answer("/adv/list", b"[]")
     result = _run([{"url": tang.url, "thumbprint": "thumb"}, {"url": tang.url, "thumbprint": "missing"},
                    {"url": tang.url, "thumbprint": "empty"}, {"url": tang.url, "thumbprint": "list"}])
     assert result.exit_code == -1 and json.loads(result.encoded_output()) == {"tang_server_response": None}

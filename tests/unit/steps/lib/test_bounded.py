@@ -5,8 +5,6 @@ garbage or an encoding nobody asked for refused."""
 from __future__ import annotations
 
 import gzip
-import http.server
-import threading
 import tracemalloc
 import zlib
 from collections.abc import Iterator
@@ -15,47 +13,23 @@ import pytest
 import requests
 
 from steps.lib.bounded import ACCEPT_ENCODING, BodyTooLarge, read_body
+from tests.support.loopback_http import LoopbackHTTP, serving
 
 LIMIT = 1 << 20
 
 
-class Bodies(http.server.ThreadingHTTPServer):
-    def __init__(self) -> None:
-        self.bodies: dict[str, tuple[str, bytes]] = {}
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-            def do_GET(self) -> None:
-                encoding, body = outer.bodies[self.path]
-                self.send_response(200)
-                if encoding:
-                    self.send_header("Content-Encoding", encoding)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server_address[1]}"
-
-
 @pytest.fixture
-def bodies() -> Iterator[Bodies]:
-    srv = Bodies()
-    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+def bodies() -> Iterator[LoopbackHTTP]:
+    with serving() as srv:
+        yield srv
 
 
-def _get(bodies: Bodies, path: str, encoding: str, body: bytes) -> requests.Response:
-    bodies.bodies[path] = (encoding, body)
+def _get(bodies: LoopbackHTTP, path: str, encoding: str, body: bytes) -> requests.Response:
+    bodies.answers[path] = (200, body, {"Content-Encoding": encoding} if encoding else {})
     return requests.get(bodies.url + path, stream=True, headers={"Accept-Encoding": ACCEPT_ENCODING}, timeout=10)
 
 
-def test_plain_gzip_and_deflate_bodies_are_read_whole(bodies: Bodies) -> None:
+def test_plain_gzip_and_deflate_bodies_are_read_whole(bodies: LoopbackHTTP) -> None:
     text = b'{"ignition": {"version": "3.2.0"}}' * 1000
     assert read_body(_get(bodies, "/plain", "", text), LIMIT) == text
     assert read_body(_get(bodies, "/gzip", "gzip", gzip.compress(text)), LIMIT) == text
@@ -63,7 +37,7 @@ def test_plain_gzip_and_deflate_bodies_are_read_whole(bodies: Bodies) -> None:
     assert read_body(_get(bodies, "/exact", "", b"x" * LIMIT), LIMIT) == b"x" * LIMIT
 
 
-def test_a_gzip_bomb_is_refused_at_the_bound_without_inflating_it(bodies: Bodies) -> None:
+def test_a_gzip_bomb_is_refused_at_the_bound_without_inflating_it(bodies: LoopbackHTTP) -> None:
     bomb = gzip.compress(bytes(32 << 20), compresslevel=1)  # 32 MiB of zeros in about 140 KiB
     assert len(bomb) < LIMIT // 4
     resp = _get(bodies, "/bomb", "gzip", bomb)
@@ -77,12 +51,12 @@ def test_a_gzip_bomb_is_refused_at_the_bound_without_inflating_it(bodies: Bodies
     assert peak < 4 * LIMIT  # never more than about the bound held, not a chunk's 64 MiB inflated
 
 
-def test_a_body_over_the_bound_on_the_wire_is_refused(bodies: Bodies) -> None:
+def test_a_body_over_the_bound_on_the_wire_is_refused(bodies: LoopbackHTTP) -> None:
     with pytest.raises(BodyTooLarge, match=f"over the {LIMIT} bytes accepted$"):
         read_body(_get(bodies, "/big", "", b"x" * (LIMIT + 1)), LIMIT)
 
 
-def test_garbage_and_unasked_encodings_are_refused(bodies: Bodies) -> None:
+def test_garbage_and_unasked_encodings_are_refused(bodies: LoopbackHTTP) -> None:
     with pytest.raises(ValueError, match="does not decompress"):
         read_body(_get(bodies, "/garbage", "gzip", b"not gzip at all"), LIMIT)
     with pytest.raises(ValueError, match="unsupported Content-Encoding 'br'"):
