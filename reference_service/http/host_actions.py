@@ -43,6 +43,9 @@ RESET_SOURCES = ("resetting", "discovering", "known", "installing-pending-user-a
                  "preparing-for-installation", "preparing-successful", "preparing-failed", "pending-for-input",
                  "resetting-pending-user-action", "installing-in-progress", "installed", "error", "cancelled",
                  "added-to-existing-cluster")
+#: Where a reset host waits until it boots the discovery image again (its next registration rediscovers it).
+RESETTING = ("resetting-pending-user-action",
+             "Host requires booting into the discovery image to complete resetting the installation")
 #: Ignition spec versions an override may be written in (``ignitioncommon.ParseToLatest`` takes 3.x).
 IGNITION_VERSIONS = ("3.0.0", "3.1.0", "3.2.0", "3.3.0", "3.4.0", "3.5.0")
 
@@ -123,8 +126,7 @@ async def reset(request: Request) -> Response:
     for name in ("progress_stages", "inventory", "bootstrap", "images_status"):
         host.pop(name, None)
     host["progress"] = {"installation_percentage": 0}
-    svc.set_status(host, "resetting-pending-user-action",
-                   "Host requires booting into the discovery image to complete resetting the installation")
+    svc.set_status(host, *RESETTING)
     svc.store.save_host(host)
     svc.event(f"Host {_name(host)}: installation has been reset", host)
     return JSONResponse(host_view(svc, host))

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from common import __version__
 from common.errors import ServiceRefusal
 from reference_service import artifacts
+from reference_service.http import host_actions
 from reference_service.http.auth import Auth
 from reference_service.http.common import check_model, read_json, service_of
 from reference_service.http.routing import route
@@ -255,19 +256,19 @@ async def cancel(request: Request) -> Response:
 
 
 async def reset(request: Request) -> Response:
-    """Back to before the installation: the cluster insufficient, its hosts rediscovered."""
+    """Back to before the install: the cluster insufficient, its hosts to boot discovery again (real ResetHost)."""
     svc = service_of(request)
     cluster = _cluster(svc, request)
     if cluster.get("status") not in RESETTABLE:
         raise ServiceRefusal(409, f"Cluster {cluster['id']} is in {cluster.get('status')} state, it can be reset "
                                   f"only in one of {list(RESETTABLE)}")
-    cluster["status"], cluster["status_info"] = "insufficient", "Reset cluster installation"
+    cluster["status"], cluster["status_info"] = "insufficient", "cluster was reset by user"
     svc.store.save_cluster(cluster)
     for host in svc.store.list_hosts(cluster_id=cluster["id"]):
         for name in ("_image_written", "_reboot_issued", "_write_image_issued_at", "progress", "progress_stages"):
             host.pop(name, None)
-        svc.set_status(host, "discovering", "Reset by user")
-        svc.refresh_host(host)
+        svc.set_status(host, *host_actions.RESETTING)
+        svc.store.save_host(host)
     svc.store.add_event("Reset cluster installation", cluster_id=cluster["id"])
     return _cluster_view(svc, cluster["id"], status_code=202)
 

@@ -264,3 +264,29 @@ def test_platforms_validation_resets_signing_key_and_operators(svc: RefService) 
     refused(svc.session.post(f"{svc.url}{BASE}/infra-envs/{missing}/regenerate-signing-key", timeout=10), 404, "")
     refused(svc.session.get(f"{svc.url}{BASE}/supported-operators/lso", timeout=10), 404, "offers no operators")
     refused(svc.session.get(f"{svc.url}{BASE}/operators/bundles/virtualization", timeout=10), 404, "no operator")
+
+
+def test_cancel_and_reset_from_the_real_source_states(svc: RefService) -> None:
+    cluster = svc.create_cluster(control_plane_count=1)
+    cid = cluster["id"]
+    ie = svc.create_infra_env(cluster_id=cid)["id"]
+    actions = f"{svc.url}{BASE}/clusters/{cid}/actions"
+    with swarm_hosts(svc, ie, 1, seconds=60):
+        until("a known host", lambda: [h for h in svc.hosts(ie) if h["status"] == "known"])
+    refused(svc.session.post(f"{actions}/reset", timeout=10), 409, "it can be reset only in one of")
+    refused(svc.session.post(f"{actions}/cancel", timeout=10), 409, "it can be cancelled only in one of")
+    # an installation under way (a state a dry run passes too fast to catch: set through the test-mode route)
+    svc.call("PATCH", f"/api/reference/clusters/{cid}/document", json={"status": "installing"})
+    cancelled = checked(svc.session.post(f"{actions}/cancel", timeout=10), "cluster", 202)
+    assert cancelled["status"] == "cancelled" and [h["status"] for h in cancelled["hosts"]] == ["cancelled"]
+    reset = checked(svc.session.post(f"{actions}/reset", timeout=10), "cluster", 202)
+    assert (reset["status"], reset["status_info"]) == ("insufficient", "cluster was reset by user")
+    (host,) = reset["hosts"]
+    assert (host["status"], host["status_info"]) == host_actions.RESETTING
+    # booted into the discovery image again, its agent registers: the host is rediscovered
+    with swarm_hosts(svc, ie, 1, seconds=60):
+        until("the host known again", lambda: svc.host(ie, host["id"])["status"] == "known")
+        until("the cluster ready again", lambda: svc.cluster(cid)["status"] == "ready")
+    for status in ("installing", "finalizing", "preparing-for-installation", "error"):  # ResetCluster's sources
+        svc.call("PATCH", f"/api/reference/clusters/{cid}/document", json={"status": status})
+        assert svc.session.post(f"{actions}/reset", timeout=10).status_code == 202, status
