@@ -17,27 +17,23 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import ctypes
 import ipaddress
 import multiprocessing
 import os
-import signal
-import sys
 import threading
-import time
 import weakref
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from common import gc_policy, json_codec
 from common.errors import ServiceRefusal
+from common.parent_watch import end_with_parent
 from reference_service import reply_check
 from reference_service.reply_check import Derived
 from rules import core, documents, majority, registry
 
 #: Bodies at least this big are checked in the worker; below it the check takes less than the hand-off.
 CHECK_IN_WORKER = 64 << 10
-PR_SET_PDEATHSIG = 1
 #: Worker processes (two did not serve the first wave of 150 connectivity reports faster: they share two
 #: cores with the loop and, on one machine, the swarm).
 WORKERS = 1
@@ -55,31 +51,12 @@ _turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] 
 
 
 def _start_worker(parent: int) -> None:
-    """The worker ends with the service (``parent``, its pid), and collects garbage on the service's schedule
+    """The worker ends with the service (``parent``, its pid: ``common.parent_watch``, also when the service
+    was killed before the worker had imported its modules), and collects garbage on the service's schedule
     (``gc_policy``): with CPython's default one, decoding a 1,000-peer report (some 50,000 objects) ran dozens
-    of collections, a fifth of the report's check (4.9 ms, 3.9 without).
-
-    The kernel's PR_SET_PDEATHSIG only fires for a parent that dies *after* it is set, and this runs once the
-    worker has imported the service's modules (a few hundred ms): a service killed in that window left its
-    worker running for ever (it holds both ends of its own call queue, so it never reads an end of file) and
-    multiprocessing's resource tracker with it. So the worker also checks that its parent is still the service,
-    now and every PARENT_CHECK_SECONDS (a re-parented process has another parent pid)."""
-    if sys.platform == "linux":
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:
-        os._exit(0)
-    threading.Thread(target=_watch_parent, args=(parent,), name="watch-parent", daemon=True).start()
+    of collections, a fifth of the report's check (4.9 ms, 3.9 without)."""
+    end_with_parent(parent)
     gc_policy.settle_after_startup()
-
-
-#: How often the worker checks that the service that started it is still its parent.
-PARENT_CHECK_SECONDS = 1.0
-
-
-def _watch_parent(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(PARENT_CHECK_SECONDS)
-    os._exit(0)
 
 
 def verdict(raw: bytes, test_mode: bool, cidrs: tuple[str, ...] = ()

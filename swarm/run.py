@@ -22,6 +22,7 @@ import asyncio
 import concurrent.futures
 import json
 import multiprocessing
+import os
 import random
 import resource
 import signal
@@ -35,6 +36,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from common import gc_policy, json_codec
+from common.parent_watch import end_with_parent
 from swarm import machine
 from swarm.stats import LoopLag, ProcessSampler, Stats, format_result
 
@@ -317,8 +319,8 @@ async def run(opts: Options) -> dict[str, Any]:
     sampler = ProcessSampler.for_service(opts.url, opts.service_pid)
     connector = aiohttp.TCPConnector(limit=0, force_close=False, ttl_dns_cache=None)
     gc_policy.settle_after_startup()
-    spawn = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=spawn) as workers:
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                                initializer=end_with_parent, initargs=(os.getpid(),)) as workers:
         return await _run(opts, connector, sampler, workers)
 
 
