@@ -69,8 +69,17 @@ def refuse_under_tests() -> None:
         raise StepError("refusing to reboot the machine running the tests; use dry-run (AGENT_REBOOT_DRY_RUN=1)")
 
 
+#: What systemctl answers, exiting 0, when it takes itself for chrooted: the request was dropped.
+IGNORED_IN_CHROOT = "Running in chroot, ignoring"
+
+
 def reboot_commands(host: Host, delay: int, reason: str) -> list[list[str]]:
-    """The ways to reboot, best first, for what this host has."""
+    """The ways to reboot, best first, for what this host has.
+
+    A live host seen at another root (the runner container sees the host at /host) is rebooted from inside that
+    root (``chroot /host ...``, as reboot-for-reclaim does): ``systemctl reboot`` run from the container's own
+    root takes itself for chrooted (its ``/`` is not PID 1's) and drops the request, exiting 0."""
+    prefix = ["chroot", str(host.root)] if host.is_live and str(host.root) != "/" else []
     commands: list[list[str]] = []
     if host.exists("/run/systemd/system"):  # systemd is PID 1
         if delay:
@@ -81,7 +90,7 @@ def reboot_commands(host: Host, delay: int, reason: str) -> list[list[str]]:
     minutes = math.ceil(delay / 60)
     commands.append(["shutdown", "-r", f"+{minutes}" if minutes else "now", reason or "assisted agent reboot"])
     commands.append(["reboot", "-f"])
-    return commands
+    return [prefix + argv for argv in commands]
 
 
 def reboot_now(ctx: StepContext, delay: int, reason: str) -> dict[str, Any]:
@@ -90,12 +99,14 @@ def reboot_now(ctx: StepContext, delay: int, reason: str) -> dict[str, Any]:
     os.sync()
     failures = []
     for argv in reboot_commands(ctx.host, delay, reason):
-        if argv[0] == "reboot" and delay:
+        command = argv[2:] if argv[0] == "chroot" else argv
+        if command[0] == "reboot" and delay:
             time.sleep(min(delay, max(0.0, ctx.remaining() - 5)))
         result = ctx.host.run(argv, timeout=30)
-        if result.ok:
-            return {"dry_run": False, "method": " ".join(argv[:2]), "output": result.stdout.strip()}
-        failures.append(f"{argv[0]}: {(result.stderr or result.stdout).strip() or f'exit {result.exit_code}'}")
+        said = (result.stderr or result.stdout).strip()
+        if result.ok and IGNORED_IN_CHROOT not in said:
+            return {"dry_run": False, "method": " ".join(command[:2]), "output": result.stdout.strip()}
+        failures.append(f"{command[0]}: {said or f'exit {result.exit_code}'}")
     try:  # sync, then reboot: the kernel's last resort, which needs no userspace at all
         trigger = ctx.host.path("/proc/sysrq-trigger")
         trigger.write_text("s")

@@ -101,6 +101,7 @@ def test_fallback_chain_ends_with_sysrq(monkeypatch: pytest.MonkeyPatch, tmp_pat
 
 
 def test_reboot_commands(tmp_path: Path) -> None:
+    (tmp_path / ".recorded").mkdir()  # a recorded host: its commands are replayed as they are
     assert reboot_commands(Host.at(tmp_path), 0, "")[0] == ["shutdown", "-r", "now", "assisted agent reboot"]
     assert reboot_commands(Host.at(tmp_path), 61, "bye")[0] == ["shutdown", "-r", "+2", "bye"]
     (tmp_path / "run" / "systemd" / "system").mkdir(parents=True)
@@ -108,6 +109,33 @@ def test_reboot_commands(tmp_path: Path) -> None:
     timer = reboot_commands(Host.at(tmp_path), 10, "")[0]
     assert timer[:2] == ["systemd-run", "--on-active=10s"] and timer[-2:] == ["systemctl", "reboot"]
     assert reboot_commands(Host.at(tmp_path), 0, "")[-1] == ["reboot", "-f"]
+
+
+def test_a_host_seen_at_another_root_is_rebooted_from_inside_it(tmp_path: Path) -> None:
+    """The runner container sees the host at /host: systemctl run from the container's root takes itself for
+    chrooted and drops the request with exit 0 (a lab machine stayed up after "Rebooting"), so every way to
+    reboot runs chrooted into the host's root, as reboot-for-reclaim does."""
+    (tmp_path / "run" / "systemd" / "system").mkdir(parents=True)
+    commands = reboot_commands(Host.at(tmp_path), 0, "")
+    assert commands[0] == ["chroot", str(tmp_path), "systemctl", "reboot"]
+    assert all(argv[:2] == ["chroot", str(tmp_path)] for argv in commands)
+    assert reboot_commands(Host.at("/"), 0, "")[-1] == ["reboot", "-f"], "the host's own root: no chroot"
+
+
+def test_a_reboot_systemctl_drops_is_not_taken_for_done(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """systemctl's "Running in chroot, ignoring command" exits 0: the step goes on to the next way."""
+    SETTINGS["reboot_dry_run"] = False
+    monkeypatch.setattr(reboot, "refuse_under_tests", lambda: None)
+    monkeypatch.setattr("steps.reboot.os.sync", lambda: None)
+    (tmp_path / "run" / "systemd" / "system").mkdir(parents=True)
+    (tmp_path / ".recorded").mkdir()
+    (tmp_path / ".recorded" / "commands.json").write_text(json.dumps([
+        {"argv": ["systemctl", "reboot"], "exit_code": 0, "stderr": "Running in chroot, ignoring command 'reboot'"},
+        {"argv": ["shutdown", "-r", "now", "assisted agent reboot"], "exit_code": 0},
+    ]))
+    step = RebootStep()
+    result = step.run(step.parse_args([]), ctx(root=tmp_path))
+    assert result.output["method"] == "shutdown -r"
 
 
 @pytest.mark.parametrize(("args", "message"), [
