@@ -3,7 +3,9 @@
     .venv/bin/python bench/lab.py [--hosts 1] [--kvm auto] [--report DIR/lab-report.json] [LAB FLAGS...]
 
 Runs ``assisted-reference-service lab`` (one machine by default, TCG where KVM hangs) and prints, from the
-lab-report.json it writes: build, network, service, ISO download, boot, boot to registered, discovery to known;
+lab-report.json it writes: build, network, service, ISO download, boot, boot to registered, discovery to known,
+and with ``--until installed`` (the lab's default) preparing (install to installing), write (the OS image written
+and the reboot issued: every host ``Rebooting``) and installed (reboot, the disk's boot, its first boot's report);
 then per machine, field by field, QEMU's value and the agent's (disk size and serial, MAC, memory, CPUs, SMBIOS
 vendor, product, serial, UUID) and whether they agree. ``--report`` reads an existing report instead of running.
 The Go agent's figures cannot be had here (no RHCOS ISO, no registry access): the column is the expectation
@@ -47,6 +49,10 @@ def show(report: dict[str, Any]) -> None:
     print(f"{'phase':<12} {'seconds':>8}")
     for name, seconds in report.get("phases", {}).items():
         print(f"{name:<12} {seconds:>8.1f}")
+    if "cluster_status" in report:
+        booted = report.get("booted_installed_disk", [])
+        print(f"cluster {report['cluster_status']}; the installed disk's first boot reported: "
+              f"{sum(bool(b) for b in booted)} of {len(report.get('machines', []))} machine(s)")
     hosts = {h.get("requested_hostname"): h for h in report.get("hosts", [])}
     for spec in report.get("machines", []):
         host: dict[str, Any] = hosts.get(spec["name"]) or next(iter(hosts.values()), {})
