@@ -245,6 +245,9 @@ def test_polls_answered_404_back_off_instead_of_a_register_storm(service: RefSer
         time.sleep(6)
         assert agent.alive()
     seen = [r for r in service.requests_seen() if r["received_at"] >= start]
+    # A poll answered before the fault was in place is not part of the storm (a loaded machine sends one).
+    first_404 = next(i for i, r in enumerate(seen) if r["method"] == "GET" and r["status"] == 404)
+    seen = seen[first_404:]
     registers = [r for r in seen if r["method"] == "POST" and r["path"].endswith("/hosts")]
     polls = [r for r in seen if r["method"] == "GET"]
     # waits 0.25-0.75, 0.375-1.125, 0.56-1.7, 0.84-2.5, 1.27-3.8, ...: at most 7 cycles in 6 s (was ~2,000)
