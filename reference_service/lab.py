@@ -1,7 +1,7 @@
 """``assisted-reference-service lab``: a lab of QEMU machines booted from the discovery ISO, on one machine.
 
-    assisted-reference-service lab [--hosts 1] [--memory 4096] [--cpus 2] [--disk-size 120] [--kvm auto|on|off]
-                                   [--url URL] [--iso PATH] [--agent-image IMAGE] [--os-image PATH]
+    assisted-reference-service lab [--hosts 1] [--memory 4096] [--cpus 1] [--disk-size 120] [--kvm auto|on|off]
+                                   [--url URL] [--iso PATH] [--agent-image IMAGE] [--pull] [--os-image PATH]
                                    [--until registered|discovered|known|installed] [--ignore-validations IDS]
                                    [--work DIR] [--timeout S] [--keep-running]
 
@@ -44,7 +44,8 @@ def parser() -> argparse.ArgumentParser:
     p = Parser(prog=PROG, description=__doc__.split("\n\n")[2].strip())
     p.add_argument("--hosts", type=int, default=1, help="machines to boot (default 1)")
     p.add_argument("--memory", type=int, default=4096, help="MiB of memory per machine (default 4096)")
-    p.add_argument("--cpus", type=int, default=2, help="CPUs per machine (default 2)")
+    p.add_argument("--cpus", type=int, default=1, help="CPUs per machine (default 1: under TCG two emulated CPUs "
+                   "on a busy machine stall each other's spinlocks)")
     p.add_argument("--disk-size", type=int, default=120, help="GB of each machine's sparse disk (default 120)")
     p.add_argument("--kvm", choices=["auto", "on", "off"], default="auto",
                    help="auto: probe KVM briefly and use TCG where a guest hangs (default); on; off (TCG)")
@@ -54,6 +55,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--agent-image", default="localhost/assisted-agent:latest",
                    help="the agent image, in podman's store, pushed to the lab's registry (default "
                    "localhost/assisted-agent:latest, built with container/build.sh when missing)")
+    p.add_argument("--pull", action="store_true",
+                   help="hosts pull the agent image from the lab's registry (default: the ISO carries it, built once "
+                   "per agent image, and hosts start it at once; an emulated CPU takes ten minutes to pull it)")
     p.add_argument("--os-image", help="OS image installs write (default: container/os-image/build-os-image.sh's, "
                    "built once: Debian on a raw disk whose first boot reports the host done)")
     p.add_argument("--ignore-validations", type=_ids, default=list(HARDWARE_VALIDATIONS), metavar="IDS",

@@ -16,6 +16,7 @@ from typing import Any
 import requests
 
 from reference_service import lab_install, lab_net, lab_qemu
+from reference_service.lab_console import ConsoleClock
 from reference_service.lab_qemu import Machine, MachineSpec
 from rules.user_checks import SAMPLE_PULL_SECRET
 
@@ -37,6 +38,7 @@ class Lab:
         self.work = Path(ns.work)
         self.procs: list[subprocess.Popen[bytes]] = []
         self.machines: list[Machine] = []
+        self.clocks: dict[str, ConsoleClock] = {}
         self.phases: dict[str, float] = {}
         self.started = time.monotonic()
         self.mark = self.started
@@ -55,6 +57,7 @@ class Lab:
 
     def save(self) -> None:
         self.report["machines"] = [vars(m.spec) for m in self.machines]
+        self.report["consoles"] = {name: clock.seen for name, clock in self.clocks.items()}
         (self.work / "lab-report.json").write_text(json.dumps(self.report, indent=2, default=str))
 
     def spawn(self, argv: list[str], log: str) -> subprocess.Popen[bytes]:
@@ -89,8 +92,6 @@ class Lab:
             self.stop()
 
     def prepare(self) -> None:
-        self.iso_built = Path(self.ns.iso) if self.ns.iso else self.build_iso()
-        self.os_image = Path(self.ns.os_image) if self.ns.os_image else lab_install.build_os_image(say)
         have = subprocess.run(["podman", "image", "exists", self.ns.agent_image], timeout=120).returncode == 0
         if not have:
             if self.ns.agent_image != "localhost/assisted-agent:latest":
@@ -98,14 +99,19 @@ class Lab:
             say("building the agent image (container/build.sh)")
             subprocess.run(["bash", str(ROOT / "container" / "build.sh")], check=True, timeout=3600,
                            stdout=subprocess.DEVNULL)
+        self.iso_built = Path(self.ns.iso) if self.ns.iso else self.build_iso()
+        self.os_image = Path(self.ns.os_image) if self.ns.os_image else lab_install.build_os_image(say)
         self.phase("build")
 
     def build_iso(self) -> Path:
         script = ROOT / "container" / "iso" / "build-iso.sh"
         if not script.exists():
             raise RuntimeError("no --iso and no container/iso/build-iso.sh beside this program (run from a clone)")
-        say("building the discovery ISO (container/iso/build-iso.sh; once)")
-        out = subprocess.run(["bash", str(script)], check=True, timeout=3600, stdout=subprocess.PIPE, text=True)
+        say("building the discovery ISO (container/iso/build-iso.sh; once per agent image)")
+        argv = ["bash", str(script)]
+        if not self.ns.pull:
+            argv += ["--preload", f"{self.ns.agent_image}={LAB_IMAGE}"]
+        out = subprocess.run(argv, check=True, timeout=3600, stdout=subprocess.PIPE, text=True)
         return Path(out.stdout.strip().splitlines()[-1])
 
     def network(self) -> None:
@@ -170,6 +176,7 @@ class Lab:
         for m in self.machines:
             lab_qemu.make_disk(m.disk, m.spec.disk_bytes)
             lab_qemu.start(m, iso=self.iso, accel=self.accel, prefix=[])
+            self.clocks[m.spec.name] = ConsoleClock(m.console, time.monotonic()).start()
             assert m.proc is not None
             self.procs.append(m.proc)
         self.report["accel"] = self.accel
@@ -243,6 +250,8 @@ class Lab:
     def stop(self) -> None:
         for m in self.machines:
             lab_qemu.stop(m)
+        for clock in self.clocks.values():
+            clock.stop()
         for proc in reversed(self.procs):
             if proc.poll() is None:
                 proc.terminate()

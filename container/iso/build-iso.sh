@@ -2,20 +2,27 @@
 # Builds the discovery ISO the reference service hands out: a Debian bookworm live system (kernel, systemd,
 # podman, DHCP on every NIC, chrony) booted by isolinux, with a reserved area the service fills per infra-env.
 #
-#   bash container/iso/build-iso.sh [--out DIR]
+#   bash container/iso/build-iso.sh [--out DIR] [--preload IMAGE=NAME]
+#
+# --preload puts IMAGE (from podman's store) on the full ISO as a read-only image store under the NAME hosts run it
+# by (the service's --agent-image): hosts then start it without pulling it (container/iso/agent-image-store).
 #
 # Offline from Debian's packages (debootstrap from Debian's mirror; no other download). The root filesystem is
 # cached as a tarball keyed by container/iso/packages.txt, the ISO by everything in container/iso/. Prints the
-# ISO's path as its last line; beside it NAME.json holds the reserved area's offset and size (docs/iso.md).
+# ISO's path as its last line; beside it NAME.json holds the reserved areas' offsets and sizes, the minimal ISO
+# and the boot artifacts (kernel, initrd, rootfs) the service serves for minimal-iso and iPXE (docs/iso.md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 OUT=${ISO_CACHE:-$PWD/.image-cache/iso}
+PRELOAD=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) OUT=${2:?--out needs a directory}; shift 2 ;;
     --out=*) OUT=${1#--out=}; shift ;;
-    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --preload) PRELOAD=${2:?--preload needs IMAGE=NAME}; shift 2 ;;
+    --preload=*) PRELOAD=${1#--preload=}; shift ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "build-iso.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -34,10 +41,18 @@ drop_tree() {
 }
 
 pkgs_key=$(grep -v '^#' container/iso/packages.txt | sort | sha256sum | cut -c1-12)
-iso_key=$( (for f in container/iso/*; do echo "$f"; cat "$f"; done) | sha256sum | cut -c1-12)
+preload_id=""
+if [ -n "$PRELOAD" ]; then
+  case "$PRELOAD" in *=?*) ;; *) log "--preload IMAGE=NAME, not $PRELOAD"; exit 2 ;; esac
+  preload_id=$(podman image inspect --format '{{.Id}}' "${PRELOAD%%=*}") \
+    || { log "--preload: ${PRELOAD%%=*} is not in podman's store"; exit 1; }
+fi
+iso_key=$( (for f in container/iso/*; do echo "$f"; cat "$f"; done; echo "$preload_id ${PRELOAD#*=}") \
+  | sha256sum | cut -c1-12)
 # The live system (squashfs, kernel, initrd) is made from these; isolinux.cfg only goes into the ISO.
-live_key=$( (for f in container/iso/packages.txt container/iso/ignition-apply container/iso/build-iso.sh; do
-  echo "$f"; cat "$f"; done) | sha256sum | cut -c1-12)
+live_key=$( (for f in container/iso/packages.txt container/iso/ignition-apply container/iso/initrd-ignition \
+  container/iso/agent-image-store; do
+  echo "$f"; cat "$f"; done; sed '/^# ---- the ISOs/q' container/iso/build-iso.sh) | sha256sum | cut -c1-12)
 iso=$OUT/discovery-$iso_key.iso
 if [ -s "$iso" ] && [ -s "$iso.json" ]; then
   log "reusing $iso"
@@ -120,42 +135,135 @@ ExecStart=/usr/local/sbin/ignition-apply
 WantedBy=multi-user.target
 EOF
 chroot "$root" systemctl enable assisted-ignition.service >/dev/null 2>&1
+install -m 0755 container/iso/agent-image-store "$root/usr/local/sbin/agent-image-store"
+cat >"$root/etc/systemd/system/assisted-agent-image.service" <<'EOF'
+[Unit]
+Description=Mount the agent image the discovery ISO carries as podman's additional image store
+After=local-fs.target
+Before=assisted-ignition.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/agent-image-store
+
+[Install]
+WantedBy=multi-user.target
+EOF
+chroot "$root" systemctl enable assisted-agent-image.service >/dev/null 2>&1
 echo "discovery" >"$root/etc/issue.net"
+# What a discovery host never uses, each a process start that costs seconds on an emulated CPU (a lab's TCG
+# machine): podman's API service and its restart and auto-update runs (the agent runs podman itself), the
+# package and scrub timers, a getty on a screen nobody has (the serial console has its own).
+chroot "$root" systemctl mask podman.service podman.socket podman-restart.service podman-auto-update.service \
+  podman-auto-update.timer apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer \
+  e2scrub_reap.service fstrim.timer getty@tty1.service systemd-pstore.service >/dev/null 2>&1
+# Drivers udev would load for a lab machine's emulated chipset and that nothing uses (watchdog, beeper, mouse).
+printf 'blacklist %s\n' iTCO_wdt iTCO_vendor_support pcspkr serio_raw joydev i2c_i801 lpc_ich psmouse \
+  >"$root/etc/modprobe.d/assisted-discovery.conf"
+# Booted from kernel and initrd (iPXE, the minimal ISO), the Ignition comes in a cpio appended to the initrd, as
+# the real image service's pxe-initrd: the initramfs keeps it in /run for ignition-apply.
+install -m 0755 container/iso/initrd-ignition "$root/etc/initramfs-tools/scripts/init-bottom/assisted-ignition"
+mount -t proc proc "$root/proc"
+chroot "$root" update-initramfs -u -k all >"$OUT/initramfs.log" 2>&1 || { umount -l "$root/proc"; tail "$OUT/initramfs.log" >&2; exit 1; }
+umount -l "$root/proc"
 
 log "making the squashfs (cached in $live)"
 mkdir -p "$live.tmp"
 cp "$root"/boot/vmlinuz-* "$live.tmp/vmlinuz"
 cp "$root"/boot/initrd.img-* "$live.tmp/initrd.img"
-mksquashfs "$root" "$live.tmp/filesystem.squashfs" -comp zstd -Xcompression-level 15 -noappend -quiet \
+# lz4: under emulation (a lab's TCG machines) reading the root costs several times less CPU than zstd or gzip.
+mksquashfs "$root" "$live.tmp/filesystem.squashfs" -comp lz4 -Xhc -noappend -quiet \
   -e boot -wildcards -e 'proc/*' -e 'sys/*' -e 'dev/*' -e 'run/*' -e 'tmp/*' >/dev/null
 rm -rf "$live" && mv "$live.tmp" "$live"
 drop_tree "$root"
 trap - EXIT
 fi
 
+# ---- the ISOs (the live system above is cached by what comes before this line) ----
+# One ISO file system per image type: the full ISO carries the root file system; the minimal ISO only kernel and
+# initrd, and its kernel fetches the root from the service (live-boot's fetch=, the real one's rootfs_url).
+make_iso() {  # make_iso STAGE OUT: xorriso, isolinux (BIOS) booting the live kernel
+  xorriso -as mkisofs -quiet -o "$2" -V DISCOVERY -J -r \
+    -isohybrid-mbr /usr/lib/ISOLINUX/isohdpfx.bin -b isolinux/isolinux.bin -c isolinux/boot.cat \
+    -no-emul-boot -boot-load-size 4 -boot-info-table "$1" 2>"$OUT/xorriso.log" \
+    || { tail -20 "$OUT/xorriso.log" >&2; exit 1; }
+}
+offset_of() {  # offset_of ISO PATH [MARKER]: the byte offset of a file's data (plus MARKER's offset in it)
+  local lba extra=0
+  lba=$(xorriso -indev "$1" -find "$2" -exec report_lba -- 2>/dev/null \
+    | awk '/File data lba:/ {split($0, f, ","); gsub(/[^0-9]/, "", f[2]); print f[2]; exit}')
+  [ -n "$lba" ] || { log "$2 was not found in $1"; exit 1; }
+  if [ $# -gt 2 ]; then
+    rm -f "$OUT/member.tmp"
+    xorriso -osirrox on -indev "$1" -extract "$2" "$OUT/member.tmp" >/dev/null 2>&1
+    extra=$(grep -abo -- "$3" "$OUT/member.tmp" | head -1 | cut -d: -f1)
+    rm -f "$OUT/member.tmp"
+    [ -n "$extra" ] || { log "no $3 in $2 of $1"; exit 1; }
+  fi
+  echo $(( lba * 2048 + extra ))
+}
+check_marker() {  # check_marker ISO OFFSET MARKER
+  [ "$(dd if="$1" bs=1 skip="$2" count=${#3} status=none)" = "$3" ] || { log "no $3 at offset $2 of $1"; exit 1; }
+}
+# The reserved areas: a marker, then NULs (spaces on the kernel's command line), at bytes of the ISO the service
+# finds once (NAME.json) and overwrites per download.
+area() { { printf '#assisted-ignition-area v1 size=%d\n' "$AREA_SIZE"; head -c "$AREA_SIZE" /dev/zero; } | head -c "$AREA_SIZE"; }
+KARGS_MARKER="#assisted-kargs-area"
+KARGS_SIZE=512
+
 stage=$(mktemp -d "$OUT/stage.XXXXXX")
 trap 'drop_tree "$stage"' EXIT
-mkdir -p "$stage/live" "$stage/isolinux" "$stage/assisted"
-cp "$live"/vmlinuz "$live"/initrd.img "$live"/filesystem.squashfs "$stage/live/"
+mkdir -p "$stage/full/live" "$stage/full/isolinux" "$stage/full/assisted" "$stage/minimal/live" \
+  "$stage/minimal/isolinux"
+cp "$live"/vmlinuz "$live"/initrd.img "$live"/filesystem.squashfs "$stage/full/live/"
+cp "$live"/vmlinuz "$live"/initrd.img "$stage/minimal/live/"
+for t in full minimal; do
+  cp /usr/lib/ISOLINUX/isolinux.bin /usr/lib/syslinux/modules/bios/ldlinux.c32 "$stage/$t/isolinux/"
+done
+cp container/iso/isolinux.cfg "$stage/full/isolinux/isolinux.cfg"
+if [ -n "$PRELOAD" ]; then
+  pre=$OUT/agent-store-$(echo "$preload_id ${PRELOAD#*=}" | sha256sum | cut -c1-12).squashfs
+  if [ ! -s "$pre" ]; then
+    log "making the agent image's store for the ISO ($PRELOAD)"
+    store=$(mktemp -d "$OUT/store.XXXXXX")
+    podman push -q "${PRELOAD%%=*}" "containers-storage:[overlay@$store/root+$store/run]${PRELOAD#*=}"
+    # Uncompressed: nothing to decompress on an emulated CPU, and made in seconds (the ISO grows by the image).
+    mksquashfs "$store/root" "$pre.tmp" -noI -noD -noF -noX -noappend -quiet >/dev/null
+    drop_tree "$store"
+    mv "$pre.tmp" "$pre"
+  fi
+  ln -f "$pre" "$stage/full/assisted/agent-image.squashfs" 2>/dev/null \
+    || cp "$pre" "$stage/full/assisted/agent-image.squashfs"
+fi
+area >"$stage/full/assisted/ignition.img"
+# The minimal ISO's area is a second initrd (a cpio the service writes per download, read by initrd-ignition);
+# its kernel line ends in an area the service fills with fetch=ROOTFS_URL.
+area >"$stage/minimal/live/assisted.img"
+awk -v pad="$KARGS_MARKER" -v size="$KARGS_SIZE" '
+  /^ *append / { sub(/initrd=\/live\/initrd.img/, "initrd=/live/initrd.img,/live/assisted.img");
+                 line = $0 " " pad; while (length(line) < length($0) + 1 + size) line = line " "; print line; next }
+  { print }' container/iso/isolinux.cfg >"$stage/minimal/isolinux/isolinux.cfg"
 
-cp /usr/lib/ISOLINUX/isolinux.bin /usr/lib/syslinux/modules/bios/ldlinux.c32 "$stage/isolinux/"
-cp container/iso/isolinux.cfg "$stage/isolinux/isolinux.cfg"
-# The reserved area: a marker line, then NULs, at a sector the service finds once and overwrites per download.
-{ printf '#assisted-ignition-area v1 size=%d\n' "$AREA_SIZE"; head -c "$AREA_SIZE" /dev/zero; } \
-  | head -c "$AREA_SIZE" >"$stage/assisted/ignition.img"
-
-log "making the ISO"
-xorriso -as mkisofs -quiet -o "$iso.tmp" -V DISCOVERY -J -r \
-  -isohybrid-mbr /usr/lib/ISOLINUX/isohdpfx.bin -b isolinux/isolinux.bin -c isolinux/boot.cat \
-  -no-emul-boot -boot-load-size 4 -boot-info-table "$stage" 2>"$OUT/xorriso.log" \
-  || { tail -20 "$OUT/xorriso.log" >&2; exit 1; }
-offset=$(xorriso -indev "$iso.tmp" -find /assisted/ignition.img -exec report_lba -- 2>/dev/null \
-  | awk '/File data lba:/ {split($0, f, ","); gsub(/[^0-9]/, "", f[2]); print f[2] * 2048; exit}')
-[ -n "$offset" ] || { log "the reserved area was not found in the ISO"; exit 1; }
-marker=$(dd if="$iso.tmp" bs=1 skip="$offset" count=26 status=none)
-[ "$marker" = "#assisted-ignition-area v1" ] || { log "no marker at offset $offset: $marker"; exit 1; }
-printf '{"area_offset": %d, "area_size": %d, "build_seconds": %d}\n' "$offset" "$AREA_SIZE" \
-  $(( $(date +%s) - started )) >"$iso.json"
+log "making the ISOs"
+make_iso "$stage/full" "$iso.tmp"
+make_iso "$stage/minimal" "$iso.minimal.tmp"
+offset=$(offset_of "$iso.tmp" /assisted/ignition.img)
+check_marker "$iso.tmp" "$offset" "#assisted-ignition-area v1"
+min_area=$(offset_of "$iso.minimal.tmp" /live/assisted.img)
+check_marker "$iso.minimal.tmp" "$min_area" "#assisted-ignition-area v1"
+min_kargs=$(offset_of "$iso.minimal.tmp" /isolinux/isolinux.cfg "$KARGS_MARKER")
+check_marker "$iso.minimal.tmp" "$min_kargs" "$KARGS_MARKER"
+# The boot artifacts (kernel, initrd, rootfs) the service serves as the image service's boot-artifacts.
+name=$(basename "$iso" .iso)
+ln -f "$live/vmlinuz" "$OUT/$name.vmlinuz" 2>/dev/null || cp "$live/vmlinuz" "$OUT/$name.vmlinuz"
+ln -f "$live/initrd.img" "$OUT/$name.initrd.img" 2>/dev/null || cp "$live/initrd.img" "$OUT/$name.initrd.img"
+ln -f "$live/filesystem.squashfs" "$OUT/$name.rootfs.img" 2>/dev/null \
+  || cp "$live/filesystem.squashfs" "$OUT/$name.rootfs.img"
+mv "$iso.minimal.tmp" "$OUT/$name.minimal.iso"
+printf '{"area_offset": %d, "area_size": %d, "build_seconds": %d, "minimal_iso": "%s", "minimal_area_offset": %d, "minimal_kargs_offset": %d, "minimal_kargs_size": %d, "kernel": "%s", "initrd": "%s", "rootfs": "%s"}\n' \
+  "$offset" "$AREA_SIZE" $(( $(date +%s) - started )) "$name.minimal.iso" "$min_area" "$min_kargs" \
+  "$KARGS_SIZE" "$name.vmlinuz" "$name.initrd.img" "$name.rootfs.img" >"$iso.json"
 mv "$iso.tmp" "$iso"
-log "built $iso ($(du -m "$iso" | cut -f1) MiB in $(( $(date +%s) - started )) s)"
+log "built $iso ($(du -m "$iso" | cut -f1) MiB; minimal $(du -m "$OUT/$name.minimal.iso" | cut -f1) MiB) in $(( $(date +%s) - started )) s"
 echo "$iso"

@@ -1,16 +1,17 @@
 """The lab's parts that need no machine: what QEMU, dnsmasq, chronyd and the registry are told, the command
 line's refusals, and the KVM probe's answer where KVM cannot run a guest. The whole journey with a booted machine
-is tests/e2e/test_lab_e2e.py."""
+is tests/e2e/test_lab.py."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 
-from reference_service import lab, lab_net, lab_qemu, lab_run
+from reference_service import lab, lab_console, lab_net, lab_qemu, lab_run
 from reference_service.lab_qemu import MachineSpec
 
 
@@ -87,3 +88,27 @@ def test_the_kvm_probe_answers_within_its_bound(tmp_path: Path) -> None:
     kernel.write_bytes(b"\0" * 4096)
     works, why = lab_qemu.probe_kvm(kernel, tmp_path, seconds=10)
     assert not works and why
+
+
+def test_the_console_clock_times_each_line_and_notes_the_boot_milestones(tmp_path: Path) -> None:
+    console = tmp_path / "lab-0.console"
+    console.write_bytes(b"[    1.5] Run /init as init process\r\n")
+    clock = lab_console.ConsoleClock(console, time.monotonic()).start()
+    try:
+        deadline = time.monotonic() + 20
+        while "kernel runs /init" not in clock.seen and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with open(console, "ab") as fh:  # systemd's status line, coloured, written in two pieces
+            fh.write(b"[\x1b[0;32m  OK  \x1b[0m] Started \x1b[0;1;39magent")
+            fh.flush()
+            time.sleep(1.2)
+            fh.write(b".service\x1b[0m - agent.\r\n")
+        while "agent started" not in clock.seen and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        clock.stop()
+    assert set(clock.seen) == {"kernel runs /init", "agent started"}
+    assert clock.seen["kernel runs /init"] <= clock.seen["agent started"]
+    timed = (tmp_path / "lab-0.console.timed").read_text().splitlines()
+    assert [line.split(None, 1)[1] for line in timed] == ["[    1.5] Run /init as init process",
+                                                          "[  OK  ] Started agent.service - agent."]
