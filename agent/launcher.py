@@ -47,6 +47,9 @@ RUNNER_MOUNTS = ("/dev:/dev:rw", "/opt:/opt:rw", "/run/systemd/journal/socket:/r
 #: host whose PID 1 cannot be entered (a sandbox's init; a test host in a network namespace) would pull
 #: upgrade-agent's image into the wrong store, or fail ("cannot open /proc/1/ns/ipc").
 HOST_PID_ENV = "AGENT_HOST_PID"
+#: The runner's ``--url`` when it holds a password: handed through podman's environment (``--env``), as the token
+#: is, since every user of the host reads every process's command line in /proc (``--url`` there would show it).
+URL_ENV = "AGENT_URL"
 RUNNER_ENV = ("PULL_SECRET_TOKEN", "CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF", "CONTAINERS_REGISTRIES_CONF",
               HOST_PID_ENV, *PROXY_VARS)
 
@@ -80,7 +83,8 @@ def parse_runner_command(response: Any) -> tuple[RunnerRequest | None, float, st
 
 
 def runner_argv(config: AgentConfig, request: RunnerRequest, *, exists: Any = os.path.exists) -> list[str]:
-    """``podman run`` of the service's image as next_step_runner: the Go agent's line plus the host at /host."""
+    """``podman run`` of the service's image as next_step_runner: the Go agent's line plus the host at /host.
+    A URL with a password goes to the runner through podman's environment (URL_ENV), not as ``--url``."""
     from common.podman import podman_argv
 
     argv = ["run", "--rm", "--privileged", "--pid=host", "--uts=host", "--net=host", "--pids-limit=0"]
@@ -90,10 +94,12 @@ def runner_argv(config: AgentConfig, request: RunnerRequest, *, exists: Any = os
     mounts.append(f"/:{HOST_ROOT_IN_CONTAINER}:rslave")
     for mount in mounts:
         argv += ["-v", mount]
-    for var in RUNNER_ENV:
+    secret_url = _has_password(config.url)
+    for var in (*RUNNER_ENV, *([URL_ENV] if secret_url else [])):
         argv += ["--env", var]
     argv += ["--name", CONTAINER_NAME, request.agent_version, "next_step_runner",
-             "--url", config.url, "--infra-env-id", request.infra_env_id, "--host-id", request.host_id,
+             *([] if secret_url else ["--url", config.url]),
+             "--infra-env-id", request.infra_env_id, "--host-id", request.host_id,
              "--agent-version", request.agent_version, f"--insecure={str(config.insecure).lower()}",
              "--host-root", HOST_ROOT_IN_CONTAINER]
     if config.cacert:
@@ -104,7 +110,20 @@ def runner_argv(config: AgentConfig, request: RunnerRequest, *, exists: Any = os
 def runner_env(config: AgentConfig) -> dict[str, str]:
     """podman's environment, from which ``--env VAR`` (RUNNER_ENV) hands values to the container: the token and
     agent.conf's proxies from the settings, the rest (CONTAINERS_*, proxies) as the agent was started with."""
-    return {**os.environ, **config.proxies, "PULL_SECRET_TOKEN": config.token, HOST_PID_ENV: str(os.getpid())}
+    env = {**os.environ, **config.proxies, "PULL_SECRET_TOKEN": config.token, HOST_PID_ENV: str(os.getpid())}
+    if _has_password(config.url):
+        env[URL_ENV] = config.url
+    return env
+
+
+def _has_password(url: str) -> bool:
+    """Whether ``url`` carries user information (``user:password@``), which must not reach a command line."""
+    from urllib.parse import urlsplit
+
+    try:
+        return "@" in urlsplit(url).netloc
+    except ValueError:
+        return "@" in url
 
 
 class Launcher:

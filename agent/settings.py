@@ -48,7 +48,8 @@ def _knob(name: str, kind: type, env: str, default: Any, help: str, **kw: Any) -
 TABLE: tuple[Setting, ...] = (
     Setting("conf_path", str, DEFAULT_CONF, "KEY=VALUE settings file, as systemd's EnvironmentFile=",
             flag="--config", env="AGENT_CONFIG", complete="file", metavar="PATH"),
-    Setting("url", str, "", "assisted-service URL, e.g. https://service:8090", flag="--url", key="URL"),
+    Setting("url", str, "", "assisted-service URL, e.g. https://service:8090", flag="--url", key="URL",
+            env="AGENT_URL"),
     Setting("infra_env_id", str, "", "UUID of the infra-env this host belongs to", flag="--infra-env-id",
             key="INFRA_ENV_ID"),
     Setting("agent_version", str, "", "agent image reference, echoed to the service verbatim",

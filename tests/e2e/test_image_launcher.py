@@ -13,7 +13,8 @@ import pytest
 
 from agent.config import AgentConfig
 from agent.entrypoints import main as entry_main
-from agent.launcher import container_mode, parse_runner_command, runner_argv
+from agent.launcher import URL_ENV, container_mode, parse_runner_command, runner_argv, runner_env
+from agent.parsers import build_config, daemon_parser, go_style
 from common.answers import RunnerRequest
 from common.errors import ConfigError
 from common.limits import DEFAULT_DELAY_ON_ERROR
@@ -78,6 +79,26 @@ def test_the_podman_line_is_the_go_agents_with_the_host_at_slash_host() -> None:
     assert tail == [IMAGE, "next_step_runner", "--url", "https://svc:8090", "--infra-env-id", INFRA,
                     "--host-id", HOST, "--agent-version", IMAGE, "--insecure=true", "--host-root", "/host",
                     "--cacert", "/etc/ca.pem"]
+
+
+def test_a_url_password_reaches_the_runner_through_the_environment_not_the_command_line() -> None:
+    """Every user reads every process's /proc/PID/cmdline; only its owner its environ. The runner gets the same
+    URL (issue 26: the launcher put ``--url https://user:password@...`` on podman's command line)."""
+    url = "https://agent:s3cret-pw@svc:8090/"
+    cfg = AgentConfig(url=url, infra_env_id=INFRA, token="tok")
+    argv = runner_argv(cfg, RunnerRequest(IMAGE, HOST, INFRA), exists=lambda p: True)
+    assert not [a for a in argv if "s3cret-pw" in a], argv
+    assert URL_ENV in [argv[i + 1] for i, a in enumerate(argv) if a == "--env"]
+    env = runner_env(cfg)
+    assert env[URL_ENV] == url
+    # what next_step_runner resolves in the container from the line's tail and what podman hands it (--env)
+    tail = argv[argv.index("next_step_runner") + 1:]
+    runner = build_config(daemon_parser().parse_args(go_style(tail)),
+                          env={"AGENT_CONFIG": "/nonexistent", URL_ENV: env[URL_ENV], "PULL_SECRET_TOKEN": "tok"})
+    assert runner.url == url and runner.host_id == HOST and runner.infra_env_id == INFRA
+    # without a password the line stays the Go agent's
+    plain = runner_argv(AgentConfig(url="https://svc:8090", infra_env_id=INFRA), RunnerRequest(IMAGE, HOST, INFRA))
+    assert "--url" in plain and URL_ENV not in plain
 
 
 def test_a_pip_installed_agent_polls_itself_unless_told() -> None:
