@@ -155,7 +155,7 @@ def _main(argv: Sequence[str] | None) -> int:
     logging.basicConfig(level=getattr(logging, settings.log_level.upper()),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        store = Store(settings.db)
+        store = Store(settings.db, sync=settings.db_sync != "off")
     except (sqlite3.Error, OSError) as exc:
         raise AgentError(f"--db {settings.db}: cannot open the database: {exc}",
                          hint="a writable SQLite file, or a new path") from None

@@ -28,6 +28,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8090
     db: str = "reference-service.db"
+    db_sync: str = "fdatasync"
     next_step_seconds: int = 60
     #: The agent image the service expects; None accepts any (no upgrade-agent step, compatible-agent passes).
     agent_image: str | None = None
@@ -83,6 +84,9 @@ TABLE: tuple[Setting, ...] = (
     Setting("port", int, 8090, "port (0 picks a free one)", flag="--port"),
     Setting("db", str, "reference-service.db", "SQLite file holding the state", flag="--db",
             env="REFERENCE_SERVICE_DB"),
+    Setting("db_sync", str, "fdatasync", "fdatasync: an acknowledged write is on disk before its answer (survives a "
+            "power cut); off: in the WAL only (survives a kill -9, not a power cut; benchmarks, throwaway labs)",
+            flag="--db-sync", env="REFERENCE_SERVICE_DB_SYNC", choices=("fdatasync", "off")),
     Setting("auth", str, "none", "none: no authentication (local use); token: per-infra-env agent tokens, admin token",
             flag="--auth", choices=("none", "token")),
     Setting("admin_token", str, "", "user token for --auth token (default: generated and printed)",

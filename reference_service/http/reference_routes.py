@@ -132,6 +132,11 @@ def _merged(doc: dict[str, Any], patch: Any) -> dict[str, Any]:
 
 
 async def healthz(request: Request) -> Response:
+    """Answered from memory, whatever the disk does (the store's commits run in a process of their own): 503
+    saying why while the database's storage is stuck or refuses writes, which every acknowledged request needs."""
+    stuck = service_of(request).store.stuck()
+    if stuck:
+        return PlainTextResponse(f"storage stuck: {stuck}\n", status_code=503)
     return PlainTextResponse("ok")
 
 

@@ -54,7 +54,7 @@ class Store(History):
     History (replies, events, the request journal, blobs) is read from SQLite, after the writer caught up.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, sync: bool = True) -> None:
         self.path = str(path)
         self._key = secrets.token_bytes(32)
         #: Whether big texts are let go of once committed (``store_refs``); an in-memory store holds them all.
@@ -66,7 +66,7 @@ class Store(History):
             os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
             os.chmod(self.path, 0o600)
             self._key = private_key(Path(self.path + ".key"))
-        self._writer = Writer(self.path)
+        self._writer = Writer(self.path, sync=sync)
         self._writer.execute_now(SCHEMA)
         migrate(self.path, self._writer.execute_now)
         self._writer.execute_now(INDEXES)
@@ -125,6 +125,10 @@ class Store(History):
 
     def flush(self) -> None:
         self._writer.flush()
+
+    def stuck(self) -> str | None:
+        """Why the database cannot take writes now (its disk stuck, or writes refused), None when it can."""
+        return self._writer.stuck()
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> None:
         self._writer.submit(sql, args)

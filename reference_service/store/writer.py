@@ -2,42 +2,54 @@
 so that a hundred polls a second cost a few commits a second, not a hundred.
 
 A request that must be durable before it is answered (a step reply, a registration: anything acknowledged)
-waits for the batch holding its writes with :meth:`Writer.committed` (asyncio) or :meth:`Writer.flush`
-(synchronous code); a commit in WAL mode survives a kill -9 of the service, so what was acknowledged is never
-lost. A failed batch (the disk is full, say) is kept and retried with back-off, and the waiters are told why,
-so a reply is refused with a clear message rather than acknowledged and lost.
+waits with :meth:`Writer.committed` until the batch holding its writes is committed and its WAL synced to disk,
+so what was acknowledged survives a kill -9 and a power cut. A failed batch (the disk is full, say) is kept and
+retried with back-off, and the waiters are told why, so a reply is refused with a clear message rather than
+acknowledged and lost.
 
-Why commits run on the event loop's thread and not in a writer thread of their own (docs/scale.md): the
-sqlite3 module gives up the GIL around every statement, and a writer thread had to win it back from the busy
-loop each time, and once more to hand each commit back. At 1,000 hosts a request waited 0.1 to 0.5 s for a
-commit that took under 2 ms. A commit here costs the loop about 0.1 ms for the few statements of one turn, and
-nothing waits for another thread. Checkpoints, which copy the WAL into the database and sync it (seconds of
-I/O with the GIL released), stay in a thread of their own.
+Where the commits run: a database on disk is written by a process of its own (``store.committer``), never by
+the event loop's thread, whose every write to a frozen filesystem blocked the whole service until it thawed; a
+thread would wait for the GIL behind the busy loop once per statement (docs/scale.md). The loop only pickles a
+turn's batch onto a socket and reads, in its own poll, when it is committed and synced; while a batch waits
+longer than ``STUCK_SECONDS``, :meth:`Writer.stuck` says so (``/healthz``). A database in memory has no disk to
+wait for: its batches are committed on the loop. Checkpoints, which copy the WAL into the database and sync it
+(seconds of I/O with the GIL released), run in a thread of their own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
+import select
+import socket
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
+from collections import deque
+from pathlib import Path
 from typing import Any
 
 from common import json_codec
+from reference_service.store import committer
+from reference_service.store.committer import RETRY_SECONDS, Frames, frame
 
 log = logging.getLogger("reference_service")
 
-#: Back-off between retries of a batch that could not be committed.
-RETRY_SECONDS = (0.1, 0.5, 1.0, 2.0, 5.0)
 CHECKPOINT_SECONDS = 1.0
-#: How long a request waits for its writes before it is refused with 503 (while the database refuses them).
+#: How long a request waits for its writes before it is refused with 503 (while the database refuses them,
+#: or its disk is stuck).
 COMMIT_TIMEOUT = 30.0
 FAILING_TIMEOUT = 5.0
+#: A batch not on disk after this long: the storage is stuck (``/healthz`` says so; new waits are short).
+STUCK_SECONDS = 2.0
+#: How long a history read on the event loop's thread (which must see its writes) waits for a commit.
+FLUSH_TIMEOUT = 1.0
 
 
 class AsJson:
-    """A document to store as JSON, encoded when its batch is committed rather than when it was saved (a
+    """A document to store as JSON, encoded when its batch is handed over rather than when it was saved (a
     document saved twice in one turn of the loop is encoded twice at most, never for nothing). The document
     must not change after it is submitted: the store submits its own copies, which it replaces, never changes."""
 
@@ -50,93 +62,31 @@ class AsJson:
         return json_codec.dumps(self.doc)
 
 
-class _Syncer:
-    """Makes committed batches durable: an fdatasync of the WAL in a thread of its own, one for every commit
-    made meanwhile (a group sync), and only then the requests waiting for them are answered.
-
-    SQLite's ``synchronous=FULL`` would sync inside each COMMIT, on the event loop's thread (5.4 ms a commit
-    on this machine, 0.17 ms without): the loop stalls; here it goes on serving while the disk syncs. A commit
-    in WAL mode is in the WAL file once COMMIT returns; syncing that file is what makes it survive a power cut
-    (checkpoints sync the WAL before they copy it, and the database after).
-    """
-
-    def __init__(self, wal: str | None) -> None:
-        self.wal = wal  # None: a database in memory, nothing to sync
-        self.synced = 0
-        self.error: str | None = None
-        self._wanted = 0
-        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._cond = threading.Condition()
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="store-sync", daemon=True)
-        self._thread.start()
-
-    def request(self, upto: int, waiters: list[tuple[int, asyncio.Future[None]]],
-                loop: asyncio.AbstractEventLoop) -> None:
-        with self._cond:
-            self._wanted = max(self._wanted, upto)
-            self._waiters += waiters
-            self._loop = loop
-            self._cond.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while self._wanted <= self.synced and not self._stopping:
-                    self._cond.wait()
-                if self._wanted <= self.synced:
-                    return
-                target, waiting, self._waiters, loop = self._wanted, self._waiters, [], self._loop
-            try:
-                if self.wal is not None:
-                    fd = os.open(self.wal, os.O_RDONLY | os.O_CLOEXEC)
-                    try:
-                        os.fdatasync(fd)
-                    finally:
-                        os.close(fd)
-            except OSError as exc:
-                self.error = f"the database's log cannot be synced to disk: {exc.strerror or exc}"
-                log.error("%s", self.error)
-            else:
-                self.error = None
-                self.synced = target
-            if loop is not None and not loop.is_closed():
-                loop.call_soon_threadsafe(_settle, [f for _, f in waiting], self.error)
-            if self.error is not None:
-                self._stop_wait(1.0)
-
-    def _stop_wait(self, seconds: float) -> None:
-        with self._cond:
-            self._cond.wait_for(lambda: self._stopping, timeout=seconds)
-
-    def close(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify()
-        self._thread.join(timeout=30)
-
-
 class StoreUnavailable(Exception):
     """The database could not be written; carries SQLite's reason."""
 
 
+def _in_memory(path: str) -> bool:
+    return path.startswith("file:") or path == ":memory:"
+
+
 class Writer:
-    def __init__(self, path: str) -> None:
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, uri=True)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        # Checkpoints move the WAL into the database: done by a thread of their own (PASSIVE: never blocking
-        # a commit), not by the commit that crosses the threshold, which then took up to a second.
-        self._db.execute("PRAGMA wal_autocheckpoint=0")
-        self._lock = threading.Lock()
+    def __init__(self, path: str, *, sync: bool = True) -> None:
+        self.path = path
+        self._sync = sync  # False: committed is enough (--db-sync off)
+        self._db = committer.connect(path)  # the schema's statements, and a database in memory's commits
+        self._lock = threading.RLock()
         self._queue: list[tuple[str, tuple[Any, ...]]] = []
         self.enqueued = 0
+        #: Statements committed (visible to readers) and synced to disk, as the committing process said.
         self.done = 0
+        self.synced = 0
         self.error: str | None = None
         self._failures = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        #: Batches handed over and not yet committed / not yet synced: (upto, when).
+        self._uncommitted: deque[tuple[int, float]] = deque()
+        self._unsynced: deque[tuple[int, float]] = deque()
         #: The loop the commits are scheduled on (the first that submitted or waited), and whether one is.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scheduled = False
@@ -144,7 +94,27 @@ class Writer:
         self._checkpointer = threading.Thread(target=self._checkpoints, args=(path,), name="store-checkpoint",
                                               daemon=True)
         self._checkpointer.start()
-        self._syncer = _Syncer(None if path.startswith("file:") or path == ":memory:" else path + "-wal")
+        self._out = bytearray()
+        self._frames = Frames()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._sock: socket.socket | None = None
+        self._watched: asyncio.AbstractEventLoop | None = None
+        #: Why the committing process is gone (it died): writes wait, refused, until the service restarts.
+        self._gone: str | None = None
+        if not _in_memory(path):
+            self._start_committer()
+
+    def _start_committer(self) -> None:
+        mine, theirs = socket.socketpair()
+        # -c, not -m: found from this file's tree whatever the service's sys.path and working directory were
+        code = (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r}); "
+                "from reference_service.store.committer import main; sys.exit(main())")
+        with theirs:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-c", code, self.path, str(theirs.fileno()), *([] if self._sync else ["--no-sync"])],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
+        mine.setblocking(False)
+        self._sock = mine
 
     def _checkpoints(self, path: str) -> None:
         db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, uri=True)
@@ -158,7 +128,7 @@ class Writer:
             db.close()
 
     def execute_now(self, sql: str, args: tuple[Any, ...] = ()) -> None:
-        """A statement run at once, before anything is queued (schema and migrations)."""
+        """A statement run at once, before anything is queued (schema and migrations, at start)."""
         with self._lock:
             self._db.executescript(sql) if not args else self._db.execute(sql, args)
 
@@ -198,61 +168,178 @@ class Writer:
             self._schedule(RETRY_SECONDS[min(self._failures, len(RETRY_SECONDS)) - 1])
 
     def _commit_pending(self) -> bool:
-        """Commit what is queued; False (and the waiters told why) when SQLite refused it, which is kept."""
+        """Hand what is queued to the committing process (or commit it, in memory); False (and the waiters
+        told why) when SQLite refused it, which is kept."""
         with self._lock:
             batch, self._queue = self._queue, []
             upto = self.enqueued
             if not batch:
                 return True
+            encoded = [(sql, tuple(a.encode() if isinstance(a, AsJson) else a for a in args)) for sql, args in batch]
+            if self._gone:
+                self._queue[:0] = batch
+                waiting, self._waiters = self._waiters, []
+                _settle([f for _, f in waiting], self._gone)
+                return False
+            if self._sock is not None:
+                now = time.monotonic()
+                self._out += frame((upto, encoded))
+                self._uncommitted.append((upto, now))
+                self._unsynced.append((upto, now))
+                self._pump()
+                return True
             try:
-                self._commit(batch)
+                committer.commit(self._db, encoded)
             except sqlite3.Error as exc:
                 self._failures += 1
                 self.error = f"the database cannot be written: {exc}"
                 self._queue[:0] = batch  # kept, in order, for the retry
                 waiting, self._waiters = self._waiters, []
-                error: str | None = self.error
                 log.error("%s (%d statements waiting; retrying)", self.error, len(self._queue))
+                _settle([f for _, f in waiting], self.error)
+                return False
+            self._failures = 0
+            self.error = None
+            self.done = self.synced = upto
+            waiting = [w for w in self._waiters if w[0] <= upto]
+            self._waiters = [w for w in self._waiters if w[0] > upto]
+        _settle([f for _, f in waiting], None)
+        return True
+
+    # -- the committing process's socket ---------------------------------------------------------------
+    def _watch(self) -> None:
+        """Read the process's answers in the loop's own poll (no thread to hand them over)."""
+        loop = self._loop
+        if self._sock is None or loop is None or loop is self._watched or loop.is_closed():
+            return
+        loop.add_reader(self._sock.fileno(), self._receive)
+        self._watched = loop
+
+    def _pump(self) -> None:
+        """Send what fits in the socket now; the rest when it can be sent (never blocking the loop)."""
+        assert self._sock is not None
+        while self._out:
+            try:
+                sent = self._sock.send(self._out)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                self._lost(f"the store's committing process is gone ({exc})")
+                return
+            del self._out[:sent]
+        self._watch()
+        loop = self._watched
+        if loop is not None and not loop.is_closed():
+            if self._out:
+                loop.add_writer(self._sock.fileno(), self._send_rest)
             else:
-                self._failures = 0
-                self.error = error = None
-                self.done = upto
-                waiting = [w for w in self._waiters if w[0] <= upto]
-                if waiting:
-                    self._waiters = [w for w in self._waiters if w[0] > upto]
-        if error is None and waiting and self._loop is not None:
-            self._syncer.request(upto, waiting, self._loop)  # answered once the WAL is on disk
-        else:
-            _settle([f for _, f in waiting], error)
-        return error is None
+                loop.remove_writer(self._sock.fileno())
+
+    def _send_rest(self) -> None:
+        with self._lock:
+            self._pump()
+
+    def _receive(self) -> None:
+        with self._lock:
+            assert self._sock is not None
+            while True:
+                try:
+                    data = self._sock.recv(1 << 16)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    data = b""
+                if not data:
+                    self._lost("the store's committing process is gone")
+                    break
+                for kind, value in self._frames.feed(data):
+                    self._told(kind, value)
+
+    def _told(self, kind: str, value: Any) -> None:
+        if kind == "c":
+            self.done = value
+            while self._uncommitted and self._uncommitted[0][0] <= value:
+                self._uncommitted.popleft()
+            return
+        if kind == "e":
+            self.error = value
+            log.error("%s (retrying)", value)
+            waiting, self._waiters = self._waiters, []
+            _settle([f for _, f in waiting], value)
+            return
+        self.synced, self.error = value, None
+        while self._unsynced and self._unsynced[0][0] <= value:
+            self._unsynced.popleft()
+        waiting = [w for w in self._waiters if w[0] <= value]
+        self._waiters = [w for w in self._waiters if w[0] > value]
+        _settle([f for _, f in waiting], None)
+
+    def _lost(self, reason: str) -> None:
+        if self._watched is not None and self._sock is not None and not self._watched.is_closed():
+            self._watched.remove_reader(self._sock.fileno())
+            self._watched.remove_writer(self._sock.fileno())
+        self._watched = None
+        self.error = self._gone = reason
+        log.error("%s", reason)
+        waiting, self._waiters = self._waiters, []
+        _settle([f for _, f in waiting], reason)
+
+    # -- waiting for writes --------------------------------------------------------------------------------
+    def stuck(self) -> str | None:
+        """Why the storage cannot take writes now (a batch waiting longer than STUCK_SECONDS, or an error)."""
+        with self._lock:
+            oldest = self._unsynced[0][1] if self._unsynced else None
+            error = self.error
+        if oldest is not None and time.monotonic() - oldest > STUCK_SECONDS:
+            waited = time.monotonic() - oldest
+            return (f"a write has waited {waited:.0f} s for the database's disk (a frozen or stuck filesystem?)"
+                    + (f": {error}" if error else ""))
+        return error
 
     def flush(self) -> None:
-        """Commit everything submitted so far, now (synchronous code, and reads that must see their writes)."""
+        """Commit everything submitted so far, now (synchronous code, and reads that must see their writes).
+        On the event loop's thread it waits FLUSH_TIMEOUT at most, and not at all while a batch handed over
+        earlier has waited that long already: a stuck disk makes it raise StoreUnavailable, not hold the loop."""
         if self.done >= self.enqueued:
             return
-        if not self._commit_pending():
-            raise StoreUnavailable(self.error or "the database cannot be written")
+        try:
+            asyncio.get_running_loop()
+            limit = FLUSH_TIMEOUT
+        except RuntimeError:
+            limit = COMMIT_TIMEOUT
+        with self._lock:
+            target = self.enqueued
+            if not self._commit_pending():
+                raise StoreUnavailable(self.error or "the database cannot be written")
+            if self._sock is None or self.done >= target:
+                return
+            now = time.monotonic()
+            waited = now - self._uncommitted[0][1] if self._uncommitted else 0.0
+            deadline = now + limit if waited < limit else now
+            while self.done < target:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._gone:
+                    raise StoreUnavailable(self.stuck() or f"the database did not commit within {limit:g} s")
+                select.select([self._sock], [self._sock] if self._out else [], [], left)
+                self._pump()
+                self._receive()
 
     async def committed(self) -> None:
         """Wait (on the event loop) until everything submitted so far is committed and synced to disk."""
         loop = asyncio.get_running_loop()
-        target = self.enqueued
-        if self._syncer.synced >= target:
-            return
-        future: asyncio.Future[None] = loop.create_future()
         with self._lock:
-            committed = self.done >= target
-            if not committed:
-                self._waiters.append((target, future))
-            failing = self.error is not None or self._syncer.error is not None
-        if committed:
-            self._loop = self._loop or loop
-            self._syncer.request(target, [(target, future)], loop)
-        else:
-            self._schedule()
-        timeout = FAILING_TIMEOUT if failing else COMMIT_TIMEOUT
+            target = self.enqueued
+            if self.synced >= target:
+                return
+            future: asyncio.Future[None] = loop.create_future()
+            self._waiters.append((target, future))
+            failing = self.error is not None
+        self._loop = self._loop or loop
+        self._schedule()
+        self._watch()
+        timeout = FAILING_TIMEOUT if failing or self.stuck() else COMMIT_TIMEOUT
         timer = loop.call_later(timeout, lambda: _settle(
-            [future], self.error or f"the database did not commit within {timeout:g} s"))
+            [future], self.stuck() or self.error or f"the database did not commit within {timeout:g} s"))
         try:
             await future
         finally:
@@ -260,10 +347,9 @@ class Writer:
 
     def close(self) -> None:
         try:
-            self._commit_pending()
+            self.flush_all()
         finally:
             self._stop.set()
-            self._syncer.close()
             self._checkpointer.join(timeout=30)
             with self._lock:
                 try:
@@ -272,16 +358,33 @@ class Writer:
                     log.warning("WAL checkpoint failed: %s", exc)
                 self._db.close()
 
-    def _commit(self, batch: list[tuple[str, tuple[Any, ...]]]) -> None:
-        db = self._db
-        db.execute("BEGIN")
-        try:
-            for sql, args in batch:
-                db.execute(sql, tuple(a.encode() if isinstance(a, AsJson) else a for a in args))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+    def flush_all(self) -> None:
+        """Everything submitted committed and synced, and the committing process ended (at close)."""
+        with self._lock:
+            self._commit_pending()
+            sock, proc, self._sock, self._proc = self._sock, self._proc, None, None
+            if sock is None or proc is None:
+                return
+            if self._watched is not None and not self._watched.is_closed():
+                self._watched.remove_reader(sock.fileno())
+                self._watched.remove_writer(sock.fileno())
+            self._watched = None
+            sock.settimeout(60)
+            try:
+                sock.sendall(self._out)
+                sock.shutdown(socket.SHUT_WR)  # the process commits and syncs what it got, then exits
+                while data := sock.recv(1 << 16):
+                    for kind, value in self._frames.feed(data):
+                        self._told(kind, value)
+            except OSError as exc:
+                log.error("the store's committing process is gone: %s", exc)
+            finally:
+                sock.close()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def _settle(futures: list[asyncio.Future[None]], error: str | None) -> None:
