@@ -12,17 +12,24 @@ step of the sample plugin (tests/plugins) that sleeps, so each fault lands while
 - a link cut in a namespace while a step runs;
 - the agent killed with SIGKILL mid-step (a step with a grandchild in its own session), then restarted.
 - the service killed (-9) and restarted N times mid-install (a dry-run installation onto a loop device), and a
-  write-image whose disk fills up (bench/faults_install.py).
+  write-image whose disk fills up (bench/faults_install.py);
+- hostile networks and neighbours (bench/faults_hostile.py): a redirect to another origin, polls answered 404,
+  two agents on one state directory, slowloris, header flood, trickled bodies, a forged cross-site POST,
+  10,000 hosts on one token;
+- the database's filesystem frozen, and a power cut (bench/faults_storage.py).
 
 Counted: faults injected; agent crashes (an agent process that ended on its own); replies lost (an instruction a
 live agent started whose reply never reached the service); duplicate hosts; orphan processes (anything a step
-started still alive after its agent died or stopped); DB integrity (``PRAGMA integrity_check``).
-Targets: 0, 0, 0, 0, ok.
+started still alive after its agent died or stopped); DB integrity (``PRAGMA integrity_check``); leaks (a token
+sent to another origin, a forged request answered, the service grown past its bound); storms (an agent's requests
+a second past the bound, a limit not enforced); health wrong (``/healthz`` silent about stuck storage); the worst
+wait of other clients while the service was attacked. Targets: 0, 0, 0, 0, ok, 0, 0, 0, under the bound.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -60,6 +67,7 @@ class Tally:
     leaks: int = 0  # a token sent to another origin, a forged request answered, the service grown past its bound
     storms: int = 0  # an agent polling faster than faults_hostile.POLLS_PER_SECOND_BOUND, a limit not enforced
     latency: float = 0.0  # the worst wait of another client while the service was attacked (seconds)
+    health_wrong: int = 0  # /healthz said nothing (or "ok") while the database's storage was stuck
 
 
 def host_id(n: int) -> str:
@@ -115,7 +123,7 @@ def answered(svc: RefService, host: str, step_id: str) -> bool:
 
 
 def integrity(db: Path) -> str:
-    with sqlite3.connect(db) as conn:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
         return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
 
 
@@ -265,7 +273,10 @@ def main() -> int:
     p.add_argument("--agents", type=int, default=3)
     p.add_argument("--restarts", type=int, default=3)
     p.add_argument("--only-install", dest="only", action="store_true", help="only the installation scenarios")
-    p.add_argument("--only-hostile", action="store_true", help="only the hostile scenarios (faults_hostile)")
+    p.add_argument("--only-hostile", action="store_true",
+                   help="only the hostile and storage scenarios (faults_hostile, faults_storage)")
+    p.add_argument("--scenario", action="append", default=[], metavar="WORDS",
+                   help="only the scenarios whose name holds WORDS (repeatable), e.g. 'power cut'")
     ns = p.parse_args()
     # SIGTERM (timeout, Ctrl-C from a supervisor) unwinds like an exception: loop devices, the tmpfs, namespaces
     # and processes are released by their context managers instead of outliving the suite.
@@ -287,11 +298,14 @@ def main() -> int:
             scenarios = []
         import faults_hostile
         import faults_install  # here: they import this module's helpers
+        import faults_storage
 
         if not ns.only_hostile:
             scenarios += faults_install.scenarios(t, work, ns.restarts)
         if not ns.only:
-            scenarios += faults_hostile.scenarios(t, work)
+            scenarios += faults_hostile.scenarios(t, work) + faults_storage.scenarios(t, work)
+        if ns.scenario:
+            scenarios = [(name, run) for name, run in scenarios if any(w in name for w in ns.scenario)]
         for name, run in scenarios:
             begin = time.monotonic()
             try:
@@ -307,7 +321,7 @@ def main() -> int:
         ("faults injected", t.faults, "-"), ("agent crashes", t.crashes, 0), ("replies lost", t.lost, 0),
         ("duplicate hosts", t.duplicates, 0), ("orphan processes", t.orphans, 0),
         ("DB integrity", "ok" if ok else ",".join(t.integrity) or "none checked", "ok"),
-        ("leaks", t.leaks, 0), ("storms", t.storms, 0),
+        ("leaks", t.leaks, 0), ("storms", t.storms, 0), ("health wrong", t.health_wrong, 0),
         ("others' worst wait", f"{t.latency:.2f} s", f"<{faults_hostile.LATENCY_BOUND:g} s"),
     ]
     print(f"\nfault suite: {time.monotonic() - started:.0f} s, {ns.agents} agents, {ns.restarts} service restarts")
@@ -317,7 +331,7 @@ def main() -> int:
         print(f"| {name:<18} | {value!s:>10} | {target!s:>6} |")
     for note in t.notes:
         print(f"note: {note[:400]}")
-    good = (t.crashes == t.lost == t.duplicates == t.orphans == t.leaks == t.storms == 0 and ok
+    good = (t.crashes == t.lost == t.duplicates == t.orphans == t.leaks == t.storms == t.health_wrong == 0 and ok
             and t.latency < faults_hostile.LATENCY_BOUND)
     return 0 if good else 1
 

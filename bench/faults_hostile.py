@@ -6,11 +6,13 @@
   four 64 MiB headers, eight bodies trickled a byte a second, and a cross-site POST; the agent's steps must
   be answered, ``/healthz`` must answer within ``LATENCY_BOUND`` all along, the service must not grow by more
   than ``RSS_BOUND_MIB``, and the forged request must change nothing;
-- one token registering hosts back to back: it must be stopped at the infra-env's limit (429).
+- polls answered 404 (a host deleted in the UI, a wrong path behind a proxy): the agent must back off, not
+  register and poll again at once (requests a second counted against ``POLLS_PER_SECOND_BOUND``);
+- one token registering 10,000 hosts from four clients while another infra-env's agent works: it must be
+  stopped at the infra-env's limit (the default, 5,000; the rest 429), the other agent's steps answered, and
+  ``/healthz`` and the hosts page must answer within ``LATENCY_BOUND`` all along.
 
-Not simulated here: a frozen filesystem under the database (its commits run on the event loop's thread, so the
-service cannot answer while the filesystem is frozen) and a power cut (no device-mapper in this kernel for
-dm-flakey or dm-log-writes); README "Under faults" says so.
+The frozen filesystem and the power cut are in bench/faults_storage.py.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ import psutil
 import requests
 from faults import ENV, Tally, check_crashes, echo, host_id, integrity, queue, setup, wait
 
-from tests.support.hostile import HostileService
+from reference_service.settings import Settings
+from tests.support.hostile import Answer, HostileService
 from tests.support.service import BASE, start_agent, start_service
 
 TOKEN = "faults-hostile-token"
@@ -187,19 +190,74 @@ def under_attack(t: Tally, work: Path) -> None:
         t.integrity.append(integrity(svc.db))
 
 
-def registrations(t: Tally, work: Path) -> None:
-    limit = 500
-    with start_service(work, db=work / "many.db", extra=["--max-hosts-per-infra-env", str(limit)]) as svc:
-        ie = setup(svc)
-        session = requests.Session()
-        codes: dict[int, int] = {}
-        t.faults += 1
-        for n in range(limit + 100):
-            code = session.post(f"{svc.url}{BASE}/v2/infra-envs/{ie}/hosts", json={"host_id": host_id(10_000 + n)},
-                                timeout=10).status_code
-            codes[code] = codes.get(code, 0) + 1
-        if codes.get(201) != limit or codes.get(429) != 100:
-            t.notes.append(f"registrations: {codes}")
+def poll_404s(t: Tally, work: Path) -> None:
+    hostile = HostileService()
+    hostile.answer(*[Answer(b'{"code": "404", "href": "", "id": 404, "kind": "Error", "reason": "host not found"}',
+                            404)] * 10_000)
+    try:
+        with start_agent(hostile.url, host_id(940), args=["--host-id", host_id(940)], env=ENV,
+                         log=work / "404.log") as agent:
+            t.faults += 1
+            wait(lambda: hostile.polls >= 1, 30)
+            started, seen = time.monotonic(), len(hostile.seen)
+            time.sleep(20)
+            rate = (len(hostile.seen) - seen) / (time.monotonic() - started)
+            check_crashes(t, [agent], "404 storm")
+        t.notes.append(f"404 storm: {rate:.2f} requests/s from the agent (register and poll)")
+        if rate > POLLS_PER_SECOND_BOUND:
+            t.storms += 1
+    finally:
+        hostile.close()
+
+
+def _register(url: str, numbers: range, codes: dict[int, int], lock: threading.Lock) -> None:
+    with requests.Session() as session:
+        for n in numbers:
+            try:
+                code = session.post(url, json={"host_id": host_id(100_000 + n)}, timeout=30).status_code
+            except requests.RequestException:
+                code = -1
+            with lock:
+                codes[code] = codes.get(code, 0) + 1
+
+
+def ten_thousand_hosts(t: Tally, work: Path) -> None:
+    """One token registers 10,000 hosts, four clients at once, while another infra-env's agent works."""
+    with start_service(work, db=work / "many.db") as svc:
+        flooded, other = setup(svc), setup(svc)
+        limit = Settings().max_hosts_per_infra_env  # the default the service runs with
+        with start_agent(svc.url, other, args=["--host-id", host_id(950)], env=ENV, log=work / "other.log") as agent:
+            wait(lambda: bool(svc.hosts(other)), 30)
+            codes: dict[int, int] = {}
+            lock = threading.Lock()
+            url = f"{svc.url}{BASE}/v2/infra-envs/{flooded}/hosts"
+            clients = [threading.Thread(target=_register, args=(url, range(i, 10_000, 4), codes, lock), daemon=True)
+                       for i in range(4)]
+            t.faults += 1
+            for client in clients:
+                client.start()
+            steps: list[str] = []
+            worst = 0.0
+            while any(c.is_alive() for c in clients):
+                if len(steps) < 10:
+                    steps.append(queue(svc, other, host_id(950), [echo(f"beside 10,000 {len(steps)}", 0)]))
+                for path in ("/healthz", "/"):
+                    started = time.monotonic()
+                    try:
+                        requests.get(svc.url + path, timeout=30)
+                    except requests.RequestException:
+                        worst = max(worst, 30.0)
+                    worst = max(worst, time.monotonic() - started)
+                time.sleep(0.5)
+            for client in clients:
+                client.join(60)
+            wait(lambda: all(s in {r["step_id"] for r in svc.replies(host_id(950))} for s in steps), 60)
+            answered = {r["step_id"] for r in svc.replies(host_id(950))}
+            t.lost += sum(s not in answered for s in steps)
+            check_crashes(t, [agent], "10,000 hosts")
+        t.latency = max(t.latency, worst)
+        t.notes.append(f"10,000 hosts on one token: {codes}; /healthz and / worst {worst:.2f} s")
+        if codes.get(201) != limit or codes.get(429) != 10_000 - limit:
             t.storms += 1
         t.integrity.append(integrity(svc.db))
 
@@ -208,4 +266,5 @@ def scenarios(t: Tally, work: Path) -> list[tuple[str, Any]]:
     return [("token and a redirect to another origin", lambda: redirect(t, work)),
             ("two agents, one state directory", lambda: two_agents(t, work)),
             ("slowloris, header flood, trickled bodies, forged POST", lambda: under_attack(t, work)),
-            ("one token registering hosts back to back", lambda: registrations(t, work))]
+            ("polls answered 404", lambda: poll_404s(t, work)),
+            ("10,000 hosts on one token", lambda: ten_thousand_hosts(t, work))]
