@@ -2,7 +2,8 @@
 machine (TCG where KVM hangs) from the discovery ISO downloaded through the API; the host registers with its
 virtual hardware and reaches ``known``; the installation writes the lab's OS image to its disk (write-image),
 reboots it (the reboot step), the machine boots its disk and reports its first boot; host and cluster are
-``installed``. The ISO, the OS image and the agent image are built once and cached in .image-cache/.
+``installed``. The ISO and the OS image are built once and cached in .image-cache/; the agent image is built
+from this clone (its Debian base and wheels cached there).
 
 Bounded: the lab's own timeout per stage, and this test's on the whole run; the lab removes its namespace and
 stops its machine even when it fails.
@@ -23,7 +24,7 @@ import pytest
 from steps.lib import bootfs
 from tests.support.paths import ROOT
 
-TOOLS = ("qemu-system-x86_64", "dnsmasq", "chronyd", "docker-registry", "podman", "xorriso", "ip")
+TOOLS = ("qemu-system-x86_64", "dnsmasq", "chronyd", "docker-registry", "podman", "buildah", "xorriso", "ip")
 #: Seconds the lab may take per stage (discovery, then installation) on a loaded 2-core machine under TCG.
 STAGE_TIMEOUT = 3600
 
@@ -41,10 +42,19 @@ def tail(path: Path, lines: int = 40) -> str:
         return f"({path.name}: none)"
 
 
+#: The agent image the test builds from this clone: the lab reuses any localhost/assisted-agent:latest in podman's
+#: store, which may be older than the code under test (its steps run on the booted machine).
+IMAGE = "localhost/assisted-agent:lab-e2e"
+
+
 def test_one_machine_from_the_iso_to_installed(tmp_path: Path) -> None:
+    build = subprocess.run(["bash", str(ROOT / "container" / "build.sh"), "--tag", IMAGE], cwd=ROOT,
+                           capture_output=True, text=True, timeout=3600)
+    assert build.returncode == 0, build.stderr[-3000:]
     work = tmp_path / "lab"
     cmd = [str(Path(sys.executable).parent / "assisted-reference-service"), "lab", "--hosts", "1", "--cpus", "1",
-           "--memory", "3072", "--until", "installed", "--timeout", str(STAGE_TIMEOUT), "--work", str(work)]
+           "--memory", "3072", "--until", "installed", "--agent-image", IMAGE, "--timeout", str(STAGE_TIMEOUT),
+           "--work", str(work)]
     run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=2 * STAGE_TIMEOUT + 3600)
     report: dict[str, Any] = json.loads((work / "lab-report.json").read_text())
     why = (f"{run.stdout[-3000:]}\n{run.stderr[-2000:]}\n--- console\n{tail(work / 'lab-0.console')}\n"
