@@ -74,6 +74,11 @@ python_artifacts() {
   "$PY" -c 'import PyInstaller' 2>/dev/null \
     || { log "PyInstaller is missing from $PY: run 'bash scripts/setup.sh' (it installs the image extra)"; exit 1; }
   rm -rf "$STAGE" && mkdir -p "$STAGE/wheels" "$CACHE/wheels"
+  # The cache may be hard links into a shared one (cp -al): what this build rewrites (the project's wheel,
+  # PyInstaller's work files, the logs) is first replaced by a copy of its own, so the shared files stay as they are.
+  find "$CACHE/wheels" "$CACHE/pyinstaller" "$CACHE/pip.log" "$CACHE/pyinstaller.log" "$CACHE/staticx.log" \
+    -type f -links +1 -exec sh -c 'for f; do cp -p "$f" "$f.own" && mv -f "$f.own" "$f"; done' sh {} + 2>/dev/null \
+    || true
   log "building wheels"
   "$PY" -m pip wheel --quiet --disable-pip-version-check --wheel-dir "$CACHE/wheels" --find-links "$CACHE/wheels" . \
     >"$CACHE/pip.log" 2>&1 || { tail -20 "$CACHE/pip.log" >&2; exit 1; }
