@@ -184,6 +184,7 @@ fi
 # One ISO file system per image type: the full ISO carries the root file system; the minimal ISO only kernel and
 # initrd, and its kernel fetches the root from the service (live-boot's fetch=, the real one's rootfs_url).
 make_iso() {  # make_iso STAGE OUT: xorriso, isolinux (BIOS) booting the live kernel
+  rm -f "$OUT/xorriso.log"  # a new file: the cache may be hard links into a shared one (cp -al)
   xorriso -as mkisofs -quiet -o "$2" -V DISCOVERY -J -r \
     -isohybrid-mbr /usr/lib/ISOLINUX/isohdpfx.bin -b isolinux/isolinux.bin -c isolinux/boot.cat \
     -no-emul-boot -boot-load-size 4 -boot-info-table "$1" 2>"$OUT/xorriso.log" \
