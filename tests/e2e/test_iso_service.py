@@ -2,7 +2,7 @@
 the infra-env's Ignition in its reserved area, ``discovery.ign``; one ISO, never rebuilt per infra-env.
 
 The ISO here is a small one made by xorriso with the reserved file as ``build-iso.sh`` makes it (the booted one
-is tested in tests/e2e/test_lab_e2e.py); the real reference service serves it over HTTP.
+is tested in tests/e2e/test_lab.py); the real reference service serves it over HTTP.
 """
 
 from __future__ import annotations

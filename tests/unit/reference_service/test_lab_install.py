@@ -1,5 +1,5 @@
 """The lab's install part that needs no machine: when each phase is reached, and the ignored validations the
-command line sets. The journey itself, with a booted machine, is tests/e2e/test_lab_e2e.py."""
+command line sets. The journey itself, with a booted machine, is tests/e2e/test_lab.py."""
 
 from __future__ import annotations
 
