@@ -30,6 +30,7 @@ class Lifecycle:
         self.stop = threading.Event()  # stop polling (SIGTERM, or the service said exit)
         self.terminate = threading.Event()  # a signal asked us to stop: running steps get only the grace period
         self.cancel = threading.Event()  # kill running steps (grace period over)
+        self._signalled = False
 
     def start(self, url: str, token: str, state: Path | None) -> bool:
         """What every loop does first; False when another agent already uses this state directory (its steps
@@ -65,6 +66,13 @@ class Lifecycle:
             signal.signal(sig, self._on_signal)
 
     def _on_signal(self, signum: int, _frame: object) -> None:
+        # Python runs a handler again, nested, when a second signal comes while this one runs (one kill of the
+        # process group reaches the agent up to three times: directly and through the static binary's two
+        # bootloaders, which forward it): a nested Event.set() would wait forever for the lock the outer one
+        # holds. So only the first signal does anything (a plain attribute, set before any lock is taken).
+        if self._signalled:
+            return
+        self._signalled = True
         self.terminate.set()
         self.request_stop(signal.Signals(signum).name)
         self.abort()  # a request in flight (retries included) is given up: the Go agent exits at once

@@ -35,10 +35,7 @@ done
 [ -r /usr/lib/ISOLINUX/isolinux.bin ] && [ -r /usr/lib/syslinux/modules/bios/ldlinux.c32 ] \
   || { log "isolinux is missing: run 'bash scripts/setup.sh'"; exit 1; }
 mkdir -p "$OUT"
-drop_tree() {
-  awk -v r="$1" '$2 == r || index($2, r "/") == 1 {print $2}' /proc/mounts | sort -r | xargs -r umount -l
-  rm -rf --one-file-system "$1"
-}
+. container/debian-root.sh  # drop_tree, debootstrap_root
 
 pkgs_key=$(grep -v '^#' container/iso/packages.txt | sort | sha256sum | cut -c1-12)
 preload_id=""
@@ -65,8 +62,7 @@ if [ ! -s "$tarball" ]; then
   root=$(mktemp -d "$OUT/rootfs.XXXXXX")
   trap 'drop_tree "$root"' EXIT
   log "debootstrap of the live system from $MIRROR (once per package list; cached in $tarball)"
-  debootstrap --variant=minbase bookworm "$root" "$MIRROR" >"$OUT/debootstrap.log" 2>&1 \
-    || { tail -20 "$OUT/debootstrap.log" >&2; exit 1; }
+  debootstrap_root "$root" "$OUT/debootstrap.log" bookworm "$MIRROR" || exit 1
   # The packages with apt in the new root (debootstrap's own resolver stumbles on podman's dependencies).
   mount -t proc proc "$root/proc" && mount --rbind /sys "$root/sys" && mount --make-rslave "$root/sys"
   mount --rbind /dev "$root/dev" && mount --make-rslave "$root/dev"

@@ -29,10 +29,7 @@ for tool in debootstrap sfdisk mkfs.ext4 mkfs.ext2 zstd; do
 done
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
-drop_tree() {
-  awk -v r="$1" '$2 == r || index($2, r "/") == 1 {print $2}' /proc/mounts | sort -r | xargs -r umount -l
-  rm -rf --one-file-system "$1"
-}
+. container/debian-root.sh  # drop_tree, debootstrap_root
 
 pkgs_key=$(grep -v '^#' container/os-image/packages.txt | sort | sha256sum | cut -c1-12)
 image_key=$( (for f in container/os-image/*; do echo "$f"; cat "$f"; done) | sha256sum | cut -c1-12)
@@ -48,8 +45,7 @@ if [ ! -s "$tarball" ]; then
   root=$(mktemp -d "$OUT/rootfs.XXXXXX")
   trap 'drop_tree "$root"' EXIT
   log "debootstrap of the OS image's root from $MIRROR (once per package list; cached in $tarball)"
-  debootstrap --variant=minbase bookworm "$root" "$MIRROR" >"$OUT/debootstrap.log" 2>&1 \
-    || { tail -20 "$OUT/debootstrap.log" >&2; exit 1; }
+  debootstrap_root "$root" "$OUT/debootstrap.log" bookworm "$MIRROR" || exit 1
   mount -t proc proc "$root/proc" && mount --rbind /sys "$root/sys" && mount --make-rslave "$root/sys"
   mount --rbind /dev "$root/dev" && mount --make-rslave "$root/dev"
   cp /etc/resolv.conf "$root/etc/resolv.conf"

@@ -14,7 +14,6 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,23 +23,13 @@ from swarm import machine as swarm_machine
 from tests.support import browser
 from tests.support.paths import ROOT
 from tests.support.service import BIN, start_service
+from tests.support.swarm_hosts import until
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not browser.available(), reason="needs chromium and chromium-driver")]
 
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 PULL_SECRET = json.dumps({"auths": {"registry.example.com": {"auth": "dXNlcjpwYXNz"}}})
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.25)
-    raise AssertionError(f"{what}: not within {timeout} s (last: {last!r})")
 
 
 def live_text(page: Any, css: str) -> str:
@@ -70,12 +59,12 @@ def test_a_blocked_cluster_is_installed_from_the_console(tmp_path: Path, monkeyp
              ie, "--token", svc.token(ie), "--interval", "0.5", "--duration", "300"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            hosts = wait_for("3 hosts with an inventory", lambda: (lambda hs: sorted(
+            hosts = until("3 hosts with an inventory", lambda: (lambda hs: sorted(
                 hs, key=lambda h: h["requested_hostname"]) if len(hs) == 3 and all(h.get("inventory") for h in hs)
                 else None)(svc.hosts(ie)))
             worker = hosts[2]
             svc.patch_host(ie, worker["id"], host_role="worker")  # what makes it two control plane nodes for three
-            wait_for("the cluster blocked", lambda: svc.cluster(cid)["status"] == "pending-for-input")
+            until("the cluster blocked", lambda: svc.cluster(cid)["status"] == "pending-for-input")
             with browser.chromium() as page:
                 drive(page, By, Select, svc, cid, ie, hosts, tmp_path)
                 # installed hosts stop polling (they rebooted into their OS): the service finds them
@@ -104,7 +93,7 @@ def drive(page: Any, By: Any, Select: Any, svc: Any, cid: str, ie: str, hosts: l
     assert "/login" in page.current_url
     page.find_element(By.ID, "token").send_keys("test-admin-token")
     page.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    wait_for("the cluster page after signing in", lambda: page.current_url == url, 15)
+    until("the cluster page after signing in", lambda: page.current_url == url, 15)
 
     # why it is blocked: the failing checks, the missing VIPs, the worker; the Install button disabled
     failing = {e.get_attribute("data-validation") for e in
@@ -123,7 +112,7 @@ def drive(page: Any, By: Any, Select: Any, svc: Any, cid: str, ie: str, hosts: l
     typed.send_keys("being-typed")
     svc.patch_host(ie, hosts[0]["id"], host_name="renamed-meanwhile")  # the page's live part changes
     time.sleep(3)  # three refresh intervals
-    wait_for("the refresh paused", lambda: page.execute_script(
+    until("the refresh paused", lambda: page.execute_script(
         "return document.getElementById('updated').textContent") == "paused while you edit", 15)
     assert typed.get_attribute("value") == "being-typed" and "renamed-meanwhile" not in live_text(page, "#hosts")
 
@@ -135,17 +124,17 @@ def drive(page: Any, By: Any, Select: Any, svc: Any, cid: str, ie: str, hosts: l
         if disk:
             Select(page.find_element(By.CSS_SELECTOR, f"{row} select[name=disk]")).select_by_value(disk)
         page.find_element(By.CSS_SELECTOR, f"#hf-{host['id']} button").click()
-        wait_for("the form's redirect", lambda: page.current_url.startswith(url)
+        until("the form's redirect", lambda: page.current_url.startswith(url)
                  and page.execute_script("return document.readyState") == "complete", 15)
 
     # the role back to control plane; another installation disk for the first host
     save_host(hosts[2], role="master")
-    wait_for("the role saved", lambda: svc.host(ie, hosts[2]["id"])["role"] == "master", 15)
+    until("the role saved", lambda: svc.host(ie, hosts[2]["id"])["role"] == "master", 15)
     first = hosts[0]
     eligible = [d["id"] for d in json.loads(first["inventory"])["disks"]
                 if d["installation_eligibility"].get("eligible") and d["id"] != first["installation_disk_id"]]
     save_host(first, disk=eligible[0])
-    wait_for("the disk saved", lambda: svc.host(ie, first["id"])["installation_disk_id"] == eligible[0], 15)
+    until("the disk saved", lambda: svc.host(ie, first["id"])["installation_disk_id"] == eligible[0], 15)
 
     # a VIP outside the hosts' network: the API's refusal on the page, nothing stored
     api_vip, ingress_vip = swarm_machine.cluster_vips()
@@ -159,19 +148,19 @@ def drive(page: Any, By: Any, Select: Any, svc: Any, cid: str, ie: str, hosts: l
         page.find_element(By.CSS_SELECTOR, "#network-form button[type=submit]").click()
 
     save_networks("192.0.2.10", ingress_vip)
-    wait_for("the refusal shown", lambda: "No suitable matching CIDR" in page.page_source
+    until("the refusal shown", lambda: "No suitable matching CIDR" in page.page_source
              or "does not belong" in page.page_source, 15)
     assert svc.cluster(cid)["api_vips"] == []
     save_networks(api_vip, ingress_vip)
-    wait_for("the VIPs saved", lambda: [v["ip"] for v in svc.cluster(cid)["api_vips"]] == [api_vip], 15)
+    until("the VIPs saved", lambda: [v["ip"] for v in svc.cluster(cid)["api_vips"]] == [api_vip], 15)
 
     # ready: the page enables Install by itself (no reload); installing, then installed
     page.get(url)
-    wait_for("Install enabled", lambda: page.execute_script(
+    until("Install enabled", lambda: page.execute_script(
         "var b = document.getElementById('install'); return b && !b.disabled"), 60)
     page.find_element(By.ID, "install").click()
-    wait_for("the install started", lambda: svc.cluster(cid)["status"] != "ready", 15)
-    wait_for("the page showing the cluster installed", lambda: "installed" in live_text(page, "h1 .pill")
+    until("the install started", lambda: svc.cluster(cid)["status"] != "ready", 15)
+    until("the page showing the cluster installed", lambda: "installed" in live_text(page, "h1 .pill")
              and "100%" in live_text(page, "#installation h2"), 120)
     # the events keep the history (the checks that failed as the install began); the rest shows the cluster now
     text = page.execute_script("var l = document.getElementById('live').cloneNode(true);"

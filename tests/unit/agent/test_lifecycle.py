@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +16,7 @@ import pytest
 
 from agent.lifecycle import Lifecycle
 from agent.notify import Notifier
+from tests.support.paths import ROOT
 
 
 @pytest.fixture
@@ -72,3 +75,35 @@ def test_sleep_runs_its_time_unless_a_stop_ends_it() -> None:
     start = time.monotonic()
     assert life.sleep(30) is False and time.monotonic() - start < 5
     assert life.sleep(0) is False  # already stopped
+
+
+NESTED_SIGNAL = """
+import signal
+import threading
+
+from agent.lifecycle import Lifecycle
+from agent.notify import Notifier
+
+
+class SecondSignalWhileSetting(threading.Event):
+    def set(self) -> None:
+        with self._cond:  # as Event.set, with the second SIGTERM arriving while its lock is held
+            signal.raise_signal(signal.SIGTERM)
+            self._flag = True
+            self._cond.notify_all()
+
+
+life = Lifecycle(Notifier(""))
+life.terminate = SecondSignalWhileSetting()
+life.install_signal_handlers()
+signal.raise_signal(signal.SIGTERM)
+print(life.stop.is_set() and life.terminate.is_set())
+"""
+
+
+def test_a_second_signal_while_the_first_is_handled_does_not_hang_it() -> None:
+    """One kill of the static binary's process group reaches the agent three times (its two bootloaders forward
+    it): the nested handler waited forever for the lock of the Event the outer one was setting."""
+    proc = subprocess.run([sys.executable, "-c", NESTED_SIGNAL], cwd=ROOT, capture_output=True, text=True,
+                          timeout=30)  # a hang is a TimeoutExpired: the test fails, the child is killed
+    assert proc.returncode == 0 and proc.stdout.strip() == "True", (proc.returncode, proc.stdout, proc.stderr)

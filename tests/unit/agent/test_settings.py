@@ -32,6 +32,7 @@ NOT_AGENT_SETTINGS = {
     "AGENT_HOST_PID": "what the launcher hands the runner container's podman (agent.launcher.runner_env)",
     "AGENT_VERSION": "agent.conf's key for --agent-version",
     "AGENT_TRACEBACK": "read by common.usage when a failure is shown, the resolution's own included",
+    "AGENT_IMPL": "the Go peer suite harness's choice of agent (../shared/peer-suites/go-subsystem)",
 }
 
 
