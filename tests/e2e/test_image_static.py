@@ -98,5 +98,10 @@ def register(service: RefService, root: Path) -> None:
         assert host["status"] in ("discovering", "insufficient", "known", "disconnected"), host
     finally:
         os.killpg(proc.pid, 15)
-        out, _ = proc.communicate(timeout=30)
+        try:
+            out, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:  # a hang on SIGTERM is a failure, and leaves no process behind
+            os.killpg(proc.pid, 9)
+            out, _ = proc.communicate(timeout=30)
+            raise AssertionError(f"the agent did not stop within 30 s of SIGTERM:\n{out[-3000:]}") from None
     assert "GLIBC" not in out, out[-3000:]
