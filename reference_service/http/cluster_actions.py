@@ -29,10 +29,8 @@ async def supported_platforms(request: Request) -> Response:
     """``none`` for a cluster without hosts or of a single node, else what every host supports (baremetal and
     none: no host here runs on vSphere, Nutanix or OCI)."""
     svc = service_of(request)
-    cid = request.path_params["cluster_id"]
-    cluster = svc.store.get_cluster(cid)
-    if cluster is None:
-        raise ServiceRefusal(404, f"cluster {cid} not found")
+    cluster = session_routes._cluster(svc, request)
+    cid = cluster["id"]
     if not svc.store.list_hosts(cluster_id=cid) or is_sno(cluster):
         return JSONResponse(["none"])
     return JSONResponse(["baremetal", "none"])
@@ -41,10 +39,8 @@ async def supported_platforms(request: Request) -> Response:
 async def allow_add_hosts(request: Request) -> Response:
     """An installed cluster becomes one hosts are added to (``TransformClusterToDay2``): 400 otherwise."""
     svc = service_of(request)
-    cid = request.path_params["cluster_id"]
-    cluster = svc.store.get_cluster(cid)
-    if cluster is None:
-        raise ServiceRefusal(404, f"cluster {cid} not found")
+    cluster = session_routes._cluster(svc, request)
+    cid = cluster["id"]
     if cluster.get("status") != "installed":
         raise ServiceRefusal(400, f"cannot transform cluster {cid} to day2. Expected cluster status: installed, "
                                   f"but cluster status is: {cluster.get('status')}")
