@@ -12,7 +12,7 @@ import asyncio
 import uuid
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -68,12 +68,9 @@ async def read_bounded(request: Request, limit: int, stall: float, min_rate: flo
             if pending.done():
                 break
             now = loop.time()
-            slow = min_rate and now - started > MIN_RATE_GRACE and size / (now - started) < min_rate
-            if now - last >= stall or slow:
+            if now - last >= stall or _too_slow(size, now - started, min_rate):
                 pending.cancel()
-                why = (f"stalled: nothing for {stall:g} s" if not slow else
-                       f"too slow: under {min_rate:g} bytes/s")
-                raise ServiceRefusal(408, f"request body {why} after {size} bytes", close=True)
+                _refuse_slow(size, stall, min_rate, stalled=now - last >= stall)
         try:
             chunk = pending.result()
         except StopAsyncIteration:
@@ -82,8 +79,20 @@ async def read_bounded(request: Request, limit: int, stall: float, min_rate: flo
         size += len(chunk)
         if size > limit:
             raise ServiceRefusal(413, f"request body exceeds this route's limit of {limit} bytes", close=True)
+        # also judged as bytes arrive: a sender trickling a byte just inside each wait never lets one time out
+        if _too_slow(size, last - started, min_rate):
+            _refuse_slow(size, stall, min_rate, stalled=False)
         chunks.append(chunk)
     request._body = b"".join(chunks)
+
+
+def _too_slow(size: int, elapsed: float, min_rate: float) -> bool:
+    return bool(min_rate) and elapsed > MIN_RATE_GRACE and size / elapsed < min_rate
+
+
+def _refuse_slow(size: int, stall: float, min_rate: float, *, stalled: bool) -> NoReturn:
+    why = f"stalled: nothing for {stall:g} s" if stalled else f"too slow: under {min_rate:g} bytes/s"
+    raise ServiceRefusal(408, f"request body {why} after {size} bytes", close=True)
 
 
 def canonical_ids(request: Request) -> None:

@@ -14,10 +14,12 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
+from common.errors import ServiceRefusal
 from reference_service.http import routing
 from reference_service.http.auth import Auth
 from tests.support.service import start_service
@@ -108,3 +110,33 @@ def test_a_body_that_stalls_is_refused_and_frees_its_slot(tmp_path: Path) -> Non
         assert time.monotonic() - started < 8
         for conn in [*stalled, late]:
             conn.close()
+
+
+def test_a_body_trickled_faster_than_each_check_is_still_refused_as_too_slow(monkeypatch: Any) -> None:
+    """The rate was judged only when a wait for the next bytes timed out (after 1 s): a sender trickling a byte
+    every 0.2 s never let one time out and held its big-body slot for as long as it liked (in CI, eight such
+    senders kept another host's 100 KB reply waiting 20 s). It is judged as the bytes arrive too."""
+    monkeypatch.setattr(routing, "MIN_RATE_GRACE", 0.5)
+    async def endpoint(request: Request) -> Response:
+        return Response(status_code=204)
+
+    app = Starlette(routes=[routing.route("/r", endpoint, methods=["POST"], auth=Auth.PUBLIC)])
+    app.state.service = SimpleNamespace(settings=SimpleNamespace(auth="none", body_stall_seconds=30.0))
+
+    async def receive() -> dict[str, Any]:
+        await asyncio.sleep(0.2)
+        return {"type": "http.request", "body": b" ", "more_body": True}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        pass  # the refusal comes out of this bare app; the service's own app turns it into the answer
+
+    scope = {"type": "http", "method": "POST", "path": "/r", "query_string": b"", "app": app,
+             "headers": [(b"transfer-encoding", b"chunked")]}
+
+    async def main() -> None:
+        await asyncio.wait_for(app(scope, receive, send), 20)  # without the check: never answered
+
+    with pytest.raises(ServiceRefusal) as refused:
+        asyncio.run(main())
+    assert refused.value.status == 408 and refused.value.close
+    assert refused.value.reason.startswith("request body too slow: under 8192 bytes/s after ")
