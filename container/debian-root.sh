@@ -9,9 +9,10 @@ drop_tree() {
 
 # debootstrap_root ROOT LOG SUITE MIRROR: a minbase root. Debian's mirror is across the Internet, and one fetch
 # that fails (a dropped connection, a mirror mid-sync: "Failed getting release file", seen in a CI run) must not
-# fail a build of several minutes, so a failed run is started again from an empty root, three times in all.
+# fail a build of several minutes, so a failed run is started again from an empty root, three times in all, after
+# 15 then 30 s (DEBIAN_RETRY_SECONDS=15: the first pause; tests that fail debootstrap on purpose set it to 0).
 debootstrap_root() {
-  local root=$1 logfile=$2 suite=$3 mirror=$4 attempt
+  local root=$1 logfile=$2 suite=$3 mirror=$4 attempt pause=${DEBIAN_RETRY_SECONDS:-15}
   for attempt in 1 2 3; do
     if debootstrap --variant=minbase "$suite" "$root" "$mirror" >"$logfile" 2>&1; then
       return 0
@@ -21,9 +22,9 @@ debootstrap_root() {
       log "debootstrap of $suite from $mirror failed 3 times (its log: $logfile)"
       return 1
     fi
-    log "debootstrap failed (attempt $attempt of 3); starting again from an empty root in $((attempt * 15)) s"
+    log "debootstrap failed (attempt $attempt of 3); starting again from an empty root in $((attempt * pause)) s"
     drop_tree "$root"
     mkdir -p "$root"
-    sleep $((attempt * 15))
+    sleep $((attempt * pause))
   done
 }

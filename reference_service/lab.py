@@ -14,8 +14,10 @@ OS image written to their disks, rebooted into, reporting done) and prints their
 ``lab-report.json`` in the work directory (phases' times, what QEMU was told, the inventories the hosts
 reported; bench/lab.py reads it).
 
-The program re-executes itself inside the namespace it made (``ip netns exec``), so that the service, dnsmasq,
-the registry and QEMU's tap devices all live there, and removes the namespace on the way out, also on Ctrl-C or
+The agent image, the ISO and the OS image are built first (once; cached in ``.image-cache/``), here, in this
+machine's network namespace, where Debian's mirror is reachable (``reference_service.lab_build``). Then the
+program re-executes itself inside a namespace it makes (``ip netns exec``), so that the service, dnsmasq, the
+registry and QEMU's tap devices all live there, and removes the namespace on the way out, also on Ctrl-C or
 SIGTERM. Needs root, qemu-system-x86, dnsmasq, chrony, docker-registry, podman (scripts/setup.sh).
 """
 
@@ -34,7 +36,9 @@ from pathlib import Path
 from common.argparser import Parser
 from common.errors import ConfigError
 from common.usage import run_main
+from reference_service.lab_build import build
 from reference_service.lab_install import HARDWARE_VALIDATIONS
+from reference_service.lab_run import say
 
 PROG = "assisted-reference-service lab"
 INSIDE_ENV = "ASSISTED_LAB_INSIDE"
@@ -72,6 +76,7 @@ def parser() -> argparse.ArgumentParser:
                    "is known, the OS image written, the machines rebooted into it and reported done (default)")
     p.add_argument("--keep-running", action="store_true", help="leave it all running until Ctrl-C")
     p.add_argument("--namespace", default=f"lab-{os.getpid()}", help=argparse.SUPPRESS)
+    p.add_argument("--build-seconds", type=float, default=0.0, help=argparse.SUPPRESS)  # for the inner run's report
     return p
 
 
@@ -108,7 +113,10 @@ def _main(args: list[str]) -> int:
         return Lab(ns).run()
     work = Path(ns.work or tempfile.mkdtemp(prefix="assisted-lab-", dir="/var/tmp")).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    inner = [sys.executable, "-m", "reference_service.lab", *args, "--work", str(work), "--namespace", ns.namespace]
+    # Every build before the namespace exists: debootstrap, apt and pip need the way out the namespace lacks.
+    built = build(ns, say)
+    inner = [sys.executable, "-m", "reference_service.lab", *args, "--work", str(work), "--namespace", ns.namespace,
+             "--iso", str(built.iso), "--os-image", str(built.os_image), "--build-seconds", str(built.seconds)]
     subprocess.run(["ip", "netns", "add", ns.namespace], check=True, capture_output=True, timeout=30)
     proc = None
     try:

@@ -13,31 +13,17 @@ host and the cluster are ``installed``. Phases: ``preparing`` (install to instal
 from __future__ import annotations
 
 import json
-import subprocess
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from reference_service.lab_run import Lab
 
-ROOT = Path(__file__).resolve().parents[1]
 #: Host validations a lab's small virtual machines fail by design (an OpenShift role's cores and memory):
 #: ignored through the cluster's ignored-validations, as users of the real service do with such labs.
 HARDWARE_VALIDATIONS = ("has-min-cpu-cores", "has-min-memory", "has-cpu-cores-for-role", "has-memory-for-role")
 #: What the installed system prints on its console once its report is in (container/os-image/assisted-firstboot).
 REPORTED = "assisted-firstboot: reported Done"
-
-
-def build_os_image(say: Any) -> Path:
-    """The lab's OS image, built once per container/os-image/ (cached in .image-cache/os-image)."""
-    script = ROOT / "container" / "os-image" / "build-os-image.sh"
-    if not script.exists():
-        raise RuntimeError("no --os-image and no container/os-image/build-os-image.sh beside this program "
-                           "(run from a clone)")
-    say("building the lab's OS image (container/os-image/build-os-image.sh; once)")
-    out = subprocess.run(["bash", str(script)], check=True, timeout=3600, stdout=subprocess.PIPE, text=True)
-    return Path(out.stdout.strip().splitlines()[-1])
 
 
 def ignore_validations(lab: Lab, ids: list[str]) -> None:

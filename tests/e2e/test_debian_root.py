@@ -31,7 +31,7 @@ def run(tmp_path: Path, fail_times: int) -> subprocess.CompletedProcess[str]:
     script = ('set -euo pipefail; log() { echo "test: $*" >&2; }; . container/debian-root.sh; '
               f'debootstrap_root {root} {tmp_path / "log"} bookworm http://mirror.invalid/debian')
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "CALLS": str(tmp_path / "calls"),
-           "FAIL_TIMES": str(fail_times)}
+           "FAIL_TIMES": str(fail_times), "DEBIAN_RETRY_SECONDS": "0"}
     return subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 

@@ -67,12 +67,12 @@ def podman_config(work: Path, *, graphroot: Path | None = None, runroot: Path | 
     graphroot, runroot = graphroot or work / "storage", runroot or work / "run"
     graphroot.mkdir(exist_ok=True)
     runroot.mkdir(exist_ok=True)
-    (work / "storage.conf").write_text(
-        f'[storage]\ndriver = "overlay"\ngraphroot = "{graphroot}"\nrunroot = "{runroot}"\n')
-    (work / "containers.conf").write_text(
-        '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\nnetns = "none"\n'
-        '[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
-        f'tmp_dir = "{runroot / "libpod"}"\n')
+    write_new(work / "storage.conf",
+              f'[storage]\ndriver = "overlay"\ngraphroot = "{graphroot}"\nrunroot = "{runroot}"\n')
+    write_new(work / "containers.conf",
+              '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\nnetns = "none"\n'
+              '[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
+              f'tmp_dir = "{runroot / "libpod"}"\n')
     return {"CONTAINERS_CONF": str(work / "containers.conf"),
             "CONTAINERS_STORAGE_CONF": str(work / "storage.conf")}
 
@@ -100,10 +100,38 @@ def inputs_digest(root: Path = ROOT) -> str:
     return digest.hexdigest()
 
 
+def write_new(path: Path, text: str) -> None:
+    """``text`` as a new file: ``path`` may be a hard link into the session's shared cache (``cp -al``), which
+    writing in place would change for every clone."""
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def unshare_store(store: Path) -> None:
+    """A store copied with ``cp -al`` shares its files with the cache and the other clones. podman and buildah
+    write their lock files in place, so each gets a copy of its own; and libpod's database goes: podman 4 takes
+    the graph root recorded there over storage.conf's, so a copied one sends this clone's podman to the store of
+    the clone that made it (buildah, reading storage.conf, builds here: podman then cannot find the image). The
+    database holds no image, only containers, and podman makes a new one."""
+    graph = store / "storage"
+    for path in [*graph.glob("*"), *(p for d in ("libpod", "overlay-images", "overlay-layers", "overlay-containers")
+                                    for p in (graph / d).glob("*"))]:
+        if not path.is_file() or path.is_symlink() or path.stat().st_nlink == 1:
+            continue
+        if path.parent.name == "libpod":
+            path.unlink()
+            continue
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        shutil.copy2(path, tmp)
+        os.replace(tmp, path)
+
+
 def store_config(store: Path = STORE) -> dict[str, str]:
     """podman/buildah configuration of a persistent store; its runroot is short and in /tmp (podman wants both
     fixed for a store's lifetime, and a short runroot)."""
     store.mkdir(parents=True, exist_ok=True)
+    unshare_store(store)
     run = Path(tempfile.gettempdir()) / f"aimg-{hashlib.sha256(str(store).encode()).hexdigest()[:10]}"
     run.mkdir(exist_ok=True)
     return podman_config(store, graphroot=store / "storage", runroot=run)
