@@ -134,7 +134,20 @@ def store_config(store: Path = STORE) -> dict[str, str]:
     unshare_store(store)
     run = Path(tempfile.gettempdir()) / f"aimg-{hashlib.sha256(str(store).encode()).hexdigest()[:10]}"
     run.mkdir(exist_ok=True)
-    return podman_config(store, graphroot=store / "storage", runroot=run)
+    env = podman_config(store, graphroot=store / "storage", runroot=run)
+    forget_moved_store(store / "storage", env)
+    return env
+
+
+def forget_moved_store(graphroot: Path, env: dict[str, str]) -> None:
+    """podman's database (libpod/bolt_state.db) records the graphroot it was made in and, when the store has been
+    copied or moved (a clone's ``.image-cache`` copied from another's), silently keeps using the old path: the
+    tests then saw another clone's images, and none at all once that clone was deleted. Such a database goes;
+    podman makes a new one (the images are in the layers, not in it)."""
+    seen = subprocess.run(["podman", "info", "--format", "{{.Store.GraphRoot}}"], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, **env}).stdout.strip()
+    if seen and Path(seen) != graphroot:
+        (graphroot / "libpod" / "bolt_state.db").unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
