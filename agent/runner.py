@@ -34,7 +34,7 @@ from common.logs import redact_url
 if TYPE_CHECKING:
     from agent.forks import ForkServer, Spawned
 
-# agent.forks and steps.registry (importlib.metadata) are imported at the first step, not on the way to the
+# agent.forks and steps.registry are imported at the first step, not on the way to the
 # first register (tests/e2e/test_packaging.py keeps that path short).
 
 log = logging.getLogger(__name__)
@@ -124,11 +124,11 @@ class StepRunner:
         from agent.forks import ForkServerGone
         from steps import registry
 
-        plugin = registry.available().get(step_type)
+        plugin = registry.declared().get(step_type)
         if plugin is None:
             return Reply(step_id, step_type, -1, "", str(UnknownStepType(step_type))).bounded()
         request = {"step_type": step_type, "step_id": step_id, "args": args, "config": self.config.to_dict(),
-                   "validate_only": validate_only, "plugin": plugin.value}
+                   "validate_only": validate_only, "plugin": plugin}
         accepted = on_accepted or (lambda: None)
         for attempt in range(1, RUNS_IF_SERVER_ENDS + 1):
             try:

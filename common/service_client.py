@@ -55,6 +55,7 @@ USER_AGENT = f"assisted-agent/{__version__} (python)"
 _PROXY_ENV = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 _CA_BUNDLE_ENV = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 #: Requests that go out on a plain socket before requests is loaded: the first register and the first poll.
+#: Step replies posted while requests is still loading go out so too (see post_reply).
 FIRST_CONTACTS = 2
 _NOT_SENT = object()
 
@@ -107,8 +108,11 @@ class ServiceClient:
         self._session = session
         self._session_lock = threading.Lock()
         self._tls: ssl.SSLContext | None = None  # the first contact's, handed on to the session
-        #: requests still to go out on a plain socket; none when requests would do what the first contact cannot
-        self._first_contacts = FIRST_CONTACTS if session is None and _first_contact_can(config) else 0
+        #: whether a plain socket may carry a request: not when requests would do what the first contact cannot,
+        #: nor after a first contact that failed short of an answer
+        self._plain = session is None and _first_contact_can(config)
+        #: registers and polls still to go out on a plain socket
+        self._first_contacts = FIRST_CONTACTS if self._plain else 0
         self.request_id = random_uuid()
         self.aborted = False
         self._main_in_flight = False
@@ -235,12 +239,16 @@ class ServiceClient:
         return answer
 
     def _first_contact(self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None,
-                       expected: int, what: str) -> Any:
+                       expected: int, what: str, reply: bool = False) -> Any:
         """The decoded answer of ``method path`` sent on a plain socket (common.first_contact), or _NOT_SENT
         when it must go through requests: the first contacts are over, or this one failed short of an answer
         (then requests asks again, with its retries and its words for the failure), or was a redirect or a
-        503/504 (requests follows and retries those)."""
-        if self._first_contacts <= 0 or threading.current_thread() is not threading.main_thread():
+        503/504 (requests follows and retries those). A ``reply`` (from any thread, answered without a body)
+        goes out so as long as the requests session is not built yet; it does not count as a first contact."""
+        if reply:
+            if not self._plain or self._session is not None:
+                return _NOT_SENT
+        elif self._first_contacts <= 0 or threading.current_thread() is not threading.main_thread():
             return _NOT_SENT
         config = self.config
         parts = urlsplit(self.base)
@@ -267,17 +275,20 @@ class ServiceClient:
                 answer = exchange(parts.hostname or "", port, f"{method} {target} HTTP/1.1\r\n{head}\r\n"
                                   .encode("ascii"), data, timeout=DEFAULT_TIMEOUT, limit=MAX_ANSWER_BYTES, tls=tls)
         except (OSError, Unreadable, ValueError):  # ValueError: a port, a header or a host name not plain
-            self._first_contacts = 0
+            self._first_contacts, self._plain = 0, False
             return _NOT_SENT
         if 300 <= answer.status < 400 or answer.status in (503, 504):
-            self._first_contacts = 0
+            self._first_contacts, self._plain = 0, False
             return _NOT_SENT
-        self._first_contacts -= 1
-        if self._first_contacts == 0:
-            self.prefetch()
+        if not reply:
+            self._first_contacts -= 1
+            if self._first_contacts == 0:
+                self.prefetch()
         if answer.status != expected:
             reason, from_service = _reason(answer.body.decode("utf-8", "replace"), answer.phrase)
             raise ServiceResponseError(answer.status, reason, from_service=from_service)
+        if reply:
+            return None
         from common.answers import decode_json
 
         return decode_json(answer.body, answer.headers.get("content-type", ""), what, where)
@@ -311,9 +322,13 @@ class ServiceClient:
         return decode_json(b"".join(chunks), resp.headers.get("Content-Type", ""), what, where)
 
     def post_reply(self, infra_env_id: str, host_id: str, reply: dict[str, Any]) -> None:
-        self.request(
-            "POST", f"/v2/infra-envs/{infra_env_id}/hosts/{host_id}/instructions", json=reply, expected=(204,)
-        ).close()
+        """Post one step reply. While requests is still loading (right after the first poll) the reply goes out
+        on a plain socket rather than waiting for it: loading it costs about 0.1 s of CPU, several times that
+        in wall time on a loaded machine, and the first poll's quick replies (an unknown step type, bad
+        arguments) would all wait for it; the Go agent posts them within milliseconds of the poll."""
+        path = f"/v2/infra-envs/{infra_env_id}/hosts/{host_id}/instructions"
+        if self._first_contact("POST", path, body=reply, expected=204, what="", reply=True) is _NOT_SENT:
+            self.request("POST", path, json=reply, expected=(204,)).close()
 
     def update_progress(self, infra_env_id: str, host_id: str, stage: str, info: str = "") -> None:
         body = {"current_stage": stage}
