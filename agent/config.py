@@ -10,12 +10,11 @@ agent.conf is the same KEY=VALUE file systemd reads with ``EnvironmentFile=``: f
 underscores (``URL``, ``INFRA_ENV_ID``, ...), plus ``PULL_SECRET_TOKEN`` and the proxy variables.
 """
 
-from __future__ import annotations
-
+# No "from __future__ import annotations": the NamedTuples here are made from evaluated annotations (common.host).
 import os
-from dataclasses import dataclass, field, fields
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
 from agent.settings import DEFAULT_CONF, DEFAULT_STATE_DIR, PROXY_VARS
@@ -23,13 +22,18 @@ from common.errors import ConfigError
 from common.uuids import is_uuid
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from common.dry_run import DrySettings
 
 __all__ = ["DEFAULT_CONF", "PROXY_VARS", "AgentConfig", "read_conf"]
 
 
-@dataclass
-class AgentConfig:
+class AgentConfig(NamedTuple):
+    """Resolved once at start and never changed (``_replace`` makes a changed copy). A NamedTuple, not a
+    dataclass: ``dataclasses`` (with inspect, ast, dis and tokenize) and the making of a forty-field dataclass
+    were a fifth of the daemon's CPU before its first register (issue 29, docs/agent-cost.md)."""
+
     url: str = ""
     infra_env_id: str = ""
     agent_version: str = ""
@@ -37,7 +41,7 @@ class AgentConfig:
     cacert: str | None = None
     insecure: bool = False
     host_id: str | None = None
-    token: str = field(default="", repr=False)
+    token: str = ""  # never in repr()
     #: Root of the host's filesystem as this process sees it (``/host`` in the container image).
     host_root: str = "/"
     log_json: bool = False
@@ -62,7 +66,7 @@ class AgentConfig:
     with_stdout_logging: bool | None = None
     #: agent.conf's proxy variables the environment lacks: a hand-run agent honours them as systemd would, in
     #: its requests (common.service_client) and in the environment of what it starts (agent.runner, launcher).
-    proxies: dict[str, str] = field(default_factory=dict)
+    proxies: Mapping[str, str] = MappingProxyType({})
     #: AGENT_NEXT_STEP_RUNNER: "container", "inline" or "" (agent.launcher.container_mode decides).
     runner_mode: str = ""
     #: Steps show their progress on stderr (``agent step`` on a terminal); never under the daemon.
@@ -76,23 +80,36 @@ class AgentConfig:
     reboot_dry_run: bool = False
     reboot_marker: str = ""
 
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={value!r}" for name, value in zip(self._fields, self, strict=True)
+                          if name != "token")
+        return f"AgentConfig({shown})"
+
     def to_dict(self) -> dict[str, Any]:
         """Every setting, the token included: the request a step's child process gets on its stdin (never argv
         or the environment, which other users can read in /proc), so the child reads nothing else."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {**self._asdict(), "proxies": dict(self.proxies)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AgentConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+    def from_dict(cls, data: dict[str, Any]) -> "AgentConfig":
+        return cls(**{k: v for k, v in data.items() if k in cls._fields})
 
     @property
-    def state_path(self) -> Path | None:
-        """The state directory as an absolute path, or None when the agent keeps none."""
+    def state_path(self) -> "Path | None":
+        """The state directory as an absolute path, or None when the agent keeps none. (pathlib is imported
+        here and not at start: it is not needed on the way to the first register.)"""
+        from pathlib import Path
+
         return Path(self.state_dir).absolute() if self.state_dir else None
 
     @property
-    def dry(self) -> DrySettings:
+    def state_mark(self) -> str:
+        """The state directory as an absolute path string, or "" when the agent keeps none: the directory the
+        daemon locks before its first register, and the mark its steps carry (agent.state)."""
+        return os.path.abspath(self.state_dir) if self.state_dir else ""
+
+    @property
+    def dry(self) -> "DrySettings":
         """The dry-run settings in the Go agent's terms."""
         from common.dry_run import DrySettings
 
@@ -114,7 +131,7 @@ class AgentConfig:
             _check_uuid("--host-id", self.host_id)
         if self.interval <= 0:
             raise ConfigError(f"--interval must be a positive number of seconds, got {self.interval:g}")
-        if self.cacert and not Path(self.cacert).is_file():
+        if self.cacert and not os.path.isfile(self.cacert):
             raise ConfigError(f"--cacert {self.cacert}: no such file", hint="pass a PEM file with the service's CA")
 
 
@@ -126,7 +143,8 @@ def _check_uuid(flag: str, value: str) -> None:
 def read_conf(path: str | os.PathLike[str]) -> dict[str, str]:
     """Parse a KEY=VALUE file as systemd's EnvironmentFile does: comments, blank lines, optional quotes."""
     try:
-        text = Path(path).read_text()
+        with open(path) as stream:
+            text = stream.read()
     except FileNotFoundError:
         return {}
     except OSError as exc:

@@ -37,6 +37,8 @@ from common.logs import redact_url
 from common.service_client import ServiceClient
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from agent.dispatch import Dispatcher
     from agent.media import MediaCheck
     from agent.runner import Reply, StepRunner
@@ -62,8 +64,7 @@ class Daemon:
                  runner: StepRunner | None = None, notifier: Notifier | None = None,
                  host: Host | None = None) -> None:
         self.config = config
-        self.state = config.state_path
-        self.mark = str(self.state or "")
+        self.mark = config.state_mark
         self.client = client or ServiceClient(config)
         if runner is not None:
             self.runner = runner
@@ -102,6 +103,12 @@ class Daemon:
         return Dispatcher(self.runner, self._deliver, self._finished, self.cancel, diagnose=self.media.problem)
 
     @cached_property
+    def state(self) -> Path | None:
+        """The state directory (AgentConfig.state_path), once the host is registered: pathlib is not needed
+        before."""
+        return self.config.state_path
+
+    @cached_property
     def _history(self) -> History:
         from agent.state import History
 
@@ -109,7 +116,7 @@ class Daemon:
 
     # -- top level --------------------------------------------------------------------------------------
     def run(self) -> int:
-        if not self.life.start(self.config.url, self.config.token, self.state):
+        if not self.life.start(self.config.url, self.config.token, self.mark):
             return 1
         # What a previous life left running is found and killed beside the first register, not before it: the
         # scan of every process costs more CPU than the whole way to the first request.

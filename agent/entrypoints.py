@@ -19,7 +19,6 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 
 from common.go_bool import parse_bool
 
@@ -58,7 +57,7 @@ def run_step_once(step_type: str, args: list[str], ns: argparse.Namespace) -> in
     from common.logs import setup_logging
 
     known = resolve(None, read_file=False)  # the environment's settings (the image's commands read no agent.conf)
-    config = replace(known, url=ns.url or "", infra_env_id=ns.infra_env_id or "", cacert=ns.cacert,
+    config = known._replace(url=ns.url or "", infra_env_id=ns.infra_env_id or "", cacert=ns.cacert,
                      insecure=_flag(ns, "insecure"), host_root=default_host_root(),
                      dry_run=_flag(ns, "dry-run") or known.dry_run, log_level="warning",
                      token=ns.pull_secret_token or known.token)

@@ -39,10 +39,19 @@ PLACEHOLDER_UUIDS = frozenset(
 
 def md5_uuid(text: str) -> str:
     """md5 of ``text`` laid out as a UUID, without version bits: the Go agent's format."""
-    import hashlib  # here: a host with a usable system UUID never needs it
-
-    h = hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+    h = _md5_hex(text.encode())
     return f"{h[0:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
+def _md5_hex(data: bytes) -> str:
+    """CPython's own MD5 (the ``_md5`` extension hashlib falls back on): ``import hashlib`` loads OpenSSL's
+    libcrypto first, about 5 ms of CPU on the way to the first register (issue 29), for a digest that is an id,
+    not a security measure (so FIPS mode has no say in it either). hashlib where a Python lacks ``_md5``."""
+    try:
+        from _md5 import md5  # type: ignore[import-not-found]
+    except ImportError:
+        from hashlib import md5
+    return str(md5(data, usedforsecurity=False).hexdigest())
 
 
 def board_serial(host: Host) -> str | None:

@@ -139,7 +139,7 @@ class Launcher:
         self.registrar = Registrar(config, self.client, host or Host.at(config.host_root), config.dry, self.life)
 
     def run(self) -> int:
-        if not self.life.start(self.config.url, self.config.token, self.config.state_path):
+        if not self.life.start(self.config.url, self.config.token, self.config.state_mark):
             return 1
         while not self.stop.is_set():
             registration = self.registrar.register()

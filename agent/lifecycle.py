@@ -7,11 +7,11 @@ differ in what they do between registrations but must stop alike: at once on SIG
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from agent.notify import Notifier
 from agent.state import StateLock
@@ -32,11 +32,11 @@ class Lifecycle:
         self.cancel = threading.Event()  # kill running steps (grace period over)
         self._signalled = False
 
-    def start(self, url: str, token: str, state: Path | None) -> bool:
+    def start(self, url: str, token: str, state: str | os.PathLike[str] | None) -> bool:
         """What every loop does first; False when another agent already uses this state directory (its steps
         are its own: none is reaped, nothing is run)."""
         self.install_signal_handlers()
-        if state is not None:
+        if state:  # "" keeps no state
             try:
                 self.lock = StateLock.acquire(state)
             except StateLocked as exc:

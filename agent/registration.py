@@ -6,11 +6,9 @@ Answers the Go agent freezes on forever (401/403/404/409) are retried here with 
 deliberate difference: fixing the cause on the service's side is then enough, no restart of the host needed.
 """
 
-from __future__ import annotations
-
+# No "from __future__ import annotations": the NamedTuples here are made from evaluated annotations (common.host).
 import logging
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from agent.config import AgentConfig
 from agent.identity import derive_host_id
@@ -40,8 +38,7 @@ REGISTER_FATAL = {
 REGISTER_FATAL_MAX_DELAY = 300.0
 
 
-@dataclass(frozen=True)
-class Registration:
+class Registration(NamedTuple):
     """The service's answer to a successful registration, and which host id was sent (and where it came from)."""
 
     response: dict[str, Any]

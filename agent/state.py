@@ -16,7 +16,6 @@ import select
 import signal
 import threading
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.step_env import MARK_ENV
@@ -24,6 +23,8 @@ from common.errors import StateLocked
 from common.limits import HISTORY_MAX_BYTES, HISTORY_MAX_OUTPUT_CHARS, clip
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from agent.runner import Reply  # the step machinery is not loaded by the lock taken at start (agent.lifecycle)
 
 log = logging.getLogger("agent")
@@ -80,9 +81,10 @@ class StateLock:
         self.fd = fd
 
     @classmethod
-    def acquire(cls, directory: Path) -> StateLock:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = directory / cls.NAME
+    def acquire(cls, directory: str | os.PathLike[str]) -> StateLock:
+        """Taken before the first register: os.path, not pathlib, which that way does not need."""
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        path = os.path.join(directory, cls.NAME)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -137,7 +137,7 @@ def run_step(argv: list[str]) -> int:
     from common.logs import setup_logging
 
     setup_logging(json_lines=cfg.log_json, level=cfg.log_level or "warning", journal=False, secrets=[cfg.token])
-    cfg.progress = True  # the step's process shows how far it is on this terminal, never in a reply
+    cfg = cfg._replace(progress=True)  # the step's process shows how far it is on this terminal, never in a reply
     runner = StepRunner(cfg)
     try:
         reply = runner.run(ns.name, f"{ns.name}-cli", args)

@@ -5,16 +5,16 @@ HTML error page served with status 200, a JSON list, a number where a string bel
 is wrong is refused whole (:class:`~common.errors.MalformedAnswer`: the daemon logs it and backs off as for a
 network error, which is what the Go agent's failed unmarshal amounts to). Inside a well-formed answer, one bad
 instruction spoils only itself: it becomes a :class:`BadInstruction`, answered with a reply that says why.
+
+The records are NamedTuples and UUIDs are checked as text: ``dataclasses`` and ``uuid`` cost more CPU than the
+rest of the way from the register answer to the first poll (issue 29).
 """
 
-from __future__ import annotations
-
+# No "from __future__ import annotations": the NamedTuples here are made from evaluated annotations (common.host).
 import json
 import math
 import re
-import uuid
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from common.errors import MalformedAnswer
 from common.limits import DEFAULT_DELAY_ON_ERROR, MAX_INSTRUCTIONS_PER_POLL, MAX_NEXT_INSTRUCTION_SECONDS, clip
@@ -23,15 +23,13 @@ from common.limits import DEFAULT_DELAY_ON_ERROR, MAX_INSTRUCTIONS_PER_POLL, MAX
 QUOTE_CHARS = 120
 
 
-@dataclass(frozen=True)
-class Instruction:
+class Instruction(NamedTuple):
     step_type: str
     step_id: str
     args: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class BadInstruction:
+class BadInstruction(NamedTuple):
     """An instruction the agent cannot run; ``step_id`` is empty when it had none to answer to."""
 
     step_type: str
@@ -39,8 +37,7 @@ class BadInstruction:
     reason: str
 
 
-@dataclass(frozen=True)
-class Steps:
+class Steps(NamedTuple):
     instructions: tuple[Instruction | BadInstruction, ...]
     next_instruction_seconds: float
     exit: bool
@@ -140,8 +137,7 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 MAX_RUNNER_ARG_CHARS = 65536
 
 
-@dataclass(frozen=True)
-class RunnerRequest:
+class RunnerRequest(NamedTuple):
     """The register answer's NextStepCmdRequest (``next_step_runner_command.args[0]``), validated."""
 
     agent_version: str
@@ -183,7 +179,8 @@ def parse_runner_command(response: Any) -> tuple[RunnerRequest | None, float, st
     ids = []
     for name in ("host_id", "infra_env_id"):
         value = fields.get(name)
-        ids.append(str(uuid.UUID(value)) if isinstance(value, str) and _UUID.fullmatch(value) else "")
+        # the canonical form, as str(uuid.UUID(value)) would give it
+        ids.append(value.lower() if isinstance(value, str) and _UUID.fullmatch(value) else "")
         if not value:
             problems.append(f"{name} in body is required")
         elif not ids[-1]:

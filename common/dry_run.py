@@ -22,11 +22,9 @@ address's prefix (inventory addresses are CIDRs). Everything here is pure: the v
 (agent.settings declares the variables and the flags).
 """
 
-from __future__ import annotations
-
+# No "from __future__ import annotations": the NamedTuples here are made from evaluated annotations (common.host).
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from common.uuids import is_uuid
 
@@ -40,8 +38,9 @@ ENV_REBOOT_MARKER = "DRY_FAKE_REBOOT_MARKER_PATH"
 _TRUE = ("1", "t", "true", "yes", "y", "on")  # Go's strconv.ParseBool, which envconfig uses
 
 
-@dataclass(frozen=True)
-class DrySettings:
+class DrySettings(NamedTuple):
+    """A NamedTuple, not a dataclass: every agent start reads these (docs/agent-cost.md)."""
+
     enabled: bool = False
     host_id: str = ""
     mac_address: str = ""
@@ -50,7 +49,7 @@ class DrySettings:
     reboot_marker: str = ""
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], *, flag: bool = False) -> DrySettings:
+    def from_env(cls, env: Mapping[str, str], *, flag: bool = False) -> "DrySettings":
         """``flag`` is ``--dry-run``: either it or ``DRY_ENABLE`` turns dry-run on."""
         return cls.of(flag or env.get(ENV_ENABLE, "").strip().lower() in _TRUE, host_id=env.get(ENV_HOST_ID, ""),
                       mac_address=env.get(ENV_FORCED_MAC, ""), hostname=env.get(ENV_FORCED_HOSTNAME, ""),
@@ -58,7 +57,7 @@ class DrySettings:
 
     @classmethod
     def of(cls, enabled: bool, *, host_id: str = "", mac_address: str = "", hostname: str = "", host_ipv4: str = "",
-           reboot_marker: str = "") -> DrySettings:
+           reboot_marker: str = "") -> "DrySettings":
         """The settings from values as given (by flags, agent.conf or the environment), normalised."""
         return cls(enabled=enabled, host_id=host_id.strip(), mac_address=mac_address.strip().lower(),
                    hostname=hostname.strip(), host_ipv4=host_ipv4.strip(), reboot_marker=reboot_marker.strip())

@@ -59,7 +59,10 @@ def exchange(host: str, port: int, head: bytes, body: bytes, *, timeout: tuple[f
     """Send ``head`` (request line and headers, ending in an empty line) and ``body`` to ``host:port`` on a new
     connection, and read the whole answer. ``timeout``: (connect, read) seconds, as requests takes them.
     Raises OSError (ssl.SSLError included) when the exchange fails, Unreadable as said above."""
-    sock = socket.create_connection((host, port), timeout=timeout[0])
+    # An ASCII name as bytes, which getaddrinfo takes as is (typeshed says str only): for a str it loads the
+    # idna codec (stringprep, unicodedata) first, a millisecond or two of the way to the first register.
+    name = host.encode() if host.isascii() else host
+    sock = socket.create_connection((name, port), timeout=timeout[0])  # type: ignore[arg-type]
     try:
         if tls is not None:
             sock = tls.wrap_socket(sock, server_hostname=host)  # the handshake within the connect timeout

@@ -8,7 +8,6 @@ fixture tree may carry a ``.recorded/`` folder with ``commands.json`` (argv -> e
 of touching this machine, so collectors are tested on what other machines looked like.
 """
 
-from __future__ import annotations
 
 import json
 import os
@@ -18,9 +17,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 if TYPE_CHECKING:
     from pathlib import Path
 
-# subprocess, shutil and pathlib are imported where they are used, not here: ``agent inventory`` runs no command
-# on most hosts and reads through str paths, and those imports (signal, selectors, bz2, lzma, urllib.parse...)
-# were a tenth of its start-up (bench/inventory_speed.py).
+# No "from __future__ import annotations" here: it would make CommandResult's annotations strings, which typing
+# compiles one by one when it makes the NamedTuple (about 0.3 ms a field; docs/agent-cost.md). subprocess, shutil
+# and pathlib are imported where they are used, not here: ``agent inventory`` runs no command on most hosts and
+# reads through str paths, and those imports (signal, selectors, bz2, lzma, urllib.parse...) were a tenth of its
+# start-up (bench/inventory_speed.py).
 
 RECORDED_DIR = ".recorded"
 
@@ -133,7 +134,7 @@ class RecordedRunner:
         self._records = {tuple(r["argv"]): r for r in records}
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> RecordedRunner:
+    def load(cls, path: str | os.PathLike[str]) -> "RecordedRunner":
         try:
             with open(path, encoding="utf-8") as fh:
                 return cls(json.load(fh))
@@ -181,7 +182,7 @@ class Host:
         self.recorded_netlink = recorded_netlink
 
     @property
-    def root(self) -> Path:
+    def root(self) -> "Path":
         from pathlib import Path
 
         return Path(self._root)
@@ -190,7 +191,7 @@ class Host:
         return f"{type(self).__name__}(root={self.root!r})"
 
     @classmethod
-    def at(cls, root: str | os.PathLike[str] = "/") -> Host:
+    def at(cls, root: str | os.PathLike[str] = "/") -> "Host":
         """A host rooted at ``root``, replaying commands and netlink if the tree carries recordings."""
         rec = os.path.join(root, RECORDED_DIR)
         if os.path.isdir(rec):
@@ -209,7 +210,7 @@ class Host:
         return isinstance(self.commands, SubprocessRunner) and self.recorded_netlink is None
 
     # -- files -------------------------------------------------------------------------------------------
-    def path(self, p: str | os.PathLike[str]) -> Path:
+    def path(self, p: str | os.PathLike[str]) -> "Path":
         """Where the host path ``p`` is on this machine's filesystem."""
         from pathlib import Path
 

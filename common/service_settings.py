@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 
@@ -22,4 +23,4 @@ class ServiceSettings(Protocol):
     @property
     def token(self) -> str: ...
     @property
-    def proxies(self) -> dict[str, str]: ...
+    def proxies(self) -> Mapping[str, str]: ...

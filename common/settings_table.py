@@ -1,17 +1,15 @@
 """The row of a program's settings table (agent.settings, reference_service.settings): one setting declared once,
 with its flag, its file key, its environment variable, its default, its type and its help, so that the parser,
 ``--help``, the resolution and docs/settings.md are all made from one place. Standard library only: both programs'
-start-up imports it."""
+start-up imports it, which is why a row is a NamedTuple, not a dataclass (dataclasses and what it imports cost
+about a sixth of the agent's CPU before its first register: issue 29, docs/agent-cost.md)."""
 
-from __future__ import annotations
-
+# No "from __future__ import annotations": the NamedTuples here are made from evaluated annotations (common.host).
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
     """One setting. ``name`` is its field in the program's settings object; ``where`` says which command lines
     take its flag (the agent: ``all`` for the daemon and ``agent step``, ``daemon`` for the daemon only)."""
 

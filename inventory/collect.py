@@ -10,8 +10,7 @@ The output follows Go's encoding of ``models.Inventory``: keys sorted, empty sca
 arrays always present, ``not_eligible_reasons`` null for eligible disks.
 """
 
-from __future__ import annotations
-
+# No "from __future__ import annotations": the NamedTuples here are made from evaluated annotations (common.host).
 import json
 import threading
 import time
@@ -64,7 +63,7 @@ COLLECTORS: tuple[Collector, ...] = (
 ARRAYS = frozenset({"disks", "gpus", "interfaces", "routes", "flags", "ipv4_addresses", "ipv6_addresses"})
 
 
-def _log() -> logging.Logger:
+def _log() -> "logging.Logger":
     """The logger, imported on first failure: logging is a cost at every start of ``agent inventory``."""
     import logging
 

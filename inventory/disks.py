@@ -9,8 +9,7 @@ Where udev has no serial (no udev running, or a virtio disk) the kernel's ``seri
 the Go agent would leave it empty.
 """
 
-from __future__ import annotations
-
+# No "from __future__ import annotations": the NamedTuples here are made from evaluated annotations (common.host).
 import os
 from collections.abc import Sequence
 from typing import Any, NamedTuple

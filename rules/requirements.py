@@ -4,8 +4,7 @@ The per-role minimums (``default_hw_requirements.json``) and the drive types a v
 are what both the service's validations and the agent's inventory table judge a host by.
 """
 
-from __future__ import annotations
-
+# No "from __future__ import annotations": the NamedTuples here are made from evaluated annotations (common.host).
 import math
 import re
 from typing import Any, NamedTuple

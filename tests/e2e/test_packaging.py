@@ -73,11 +73,14 @@ def test_building_the_wheel_is_quiet_and_ships_the_pages(tmp_path: Path) -> None
 #: Loaded only once there is a step to run, never on the daemon's way to its first register (issue 29: that
 #: way is the CPU a host spends before the service hears of it). requests and urllib3 (about 0.1 s of CPU),
 #: http.client (the email package) and ssl are loaded after it too: the first register and poll go out on a plain
-#: socket (common.first_contact); uuid (platform), random and shutil are not needed on the way.
+#: socket (common.first_contact); uuid (platform), random and shutil are not needed on the way, nor dataclasses
+#: (with inspect, ast, dis, tokenize: the settings are NamedTuples) nor the idna codec (an ASCII host name goes to
+#: getaddrinfo as bytes), nor pathlib (the state directory is locked through os.path).
 NOT_BEFORE_REGISTER = ("psutil", "steps", "agent.forks", "agent.fork_server", "agent.step_process", "agent.runner",
                        "agent.dispatch", "common.answers", "subprocess", "inventory", "pyudev", "scapy", "pyroute2",
                        "argcomplete", "shtab", "requests", "urllib3", "http", "email", "ssl", "uuid", "platform",
-                       "random", "shutil", "common.http_session")
+                       "random", "shutil", "common.http_session", "dataclasses", "inspect", "ast", "dis",
+                       "encodings.idna", "stringprep", "unicodedata", "pathlib")
 
 _FIRST_REGISTER = """
 import json, os, sys
@@ -115,6 +118,37 @@ def test_the_way_to_the_first_register_imports_no_step_machinery_no_requests_and
         assert f"\r\n{field}\r\n" in head
     assert json.loads(seen["body"]) == {"host_id": "00000000-0000-0000-0000-0000000000aa",
                                         "discovery_agent_version": "v"}
+
+
+def test_the_records_made_at_start_have_evaluated_annotations() -> None:
+    """typing makes a NamedTuple's fields from its annotations and compiles each one that is a string (what
+    ``from __future__ import annotations`` makes of them), about 0.3 ms a field: the forty of AgentConfig were
+    more CPU than the dataclass they replaced. Every NamedTuple the agent's start-up, ``agent inventory`` and
+    ``agent check`` define must be declared
+    in a module without that import (typing keeps the compiled ForwardRefs as the annotations)."""
+    import typing
+
+    import agent.check
+    import agent.cli
+    import agent.inventory_report
+    import agent.launcher
+    import common.answers
+
+    assert agent.cli and agent.launcher and common.answers and agent.check and agent.inventory_report
+    ours = [m for name, m in sorted(sys.modules.items()) if name.split(".")[0] in ("agent", "common", "inventory",
+                                                                                 "rules")]
+    records = [v for m in ours for v in vars(m).values()
+               if isinstance(v, type) and issubclass(v, tuple) and hasattr(v, "_fields") and v.__module__ == m.__name__]
+    assert {r.__name__ for r in records} >= {"AgentConfig", "Setting", "DrySettings", "Registration", "CommandResult",
+                                             "Instruction", "Steps", "RunnerRequest", "Collector", "Requirements"}
+    stringly = [f"{r.__module__}.{r.__name__}" for r in records
+                if any(isinstance(a, str | typing.ForwardRef) for a in r.__annotations__.values())]
+    assert stringly == []
+
+
+def test_the_first_poll_answer_is_read_without_dataclasses_or_uuid() -> None:
+    loaded = _modules_after("import agent.daemon, common.answers")
+    assert [m for m in ("dataclasses", "inspect", "uuid", "platform") if m in loaded] == []
 
 
 def test_the_fork_server_carries_only_the_step_framework() -> None:

@@ -57,7 +57,7 @@ def test_any_poll_answer_is_steps_or_malformed(body: Any) -> None:
         assert isinstance(item, Instruction | BadInstruction)
         if isinstance(item, Instruction):
             assert item.step_type and all(isinstance(a, str) for a in item.args)
-        json.dumps(item.__dict__)  # every part is plain data a reply can carry
+        json.dumps(item._asdict())  # every part is plain data a reply can carry
 
 
 @FUZZ

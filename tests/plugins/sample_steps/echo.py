@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Any
 
@@ -35,7 +34,7 @@ class SettingsStep(Step[list[str]]):
         return args
 
     def run(self, params: list[str], ctx: StepContext) -> StepResult:
-        return StepResult(dataclasses.asdict(ctx.config))  # type: ignore[call-overload]
+        return StepResult(ctx.config.to_dict())  # type: ignore[attr-defined]  # AgentConfig in a step process
 
 
 class WhoAmIStep(Step[list[str]]):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,21 @@ def test_md5_layout_matches_the_go_agent() -> None:
     assert md5_uuid("123-456-789") == "856f4f9c-3c08-4d97-8ec7-ea0ad7d4cadf"
     assert md5_uuid("Other") == "6311ae17-c1ee-52b3-6e68-aaf4ad066387"
     assert md5_uuid("02:03:fd:19:dd:9d") == "6fde0f02-fb37-b620-d208-51bf93374c7d"
+
+
+def test_the_md5_is_the_same_where_python_lacks_its_own_md5_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "_md5", None)  # import _md5 now raises ImportError: hashlib's is used
+    assert md5_uuid("123-456-789") == "856f4f9c-3c08-4d97-8ec7-ea0ad7d4cadf"
+
+
+def test_a_host_id_from_a_mac_loads_no_openssl(tmp_path: Path) -> None:
+    """hashlib loads OpenSSL's libcrypto (about 5 ms of CPU before the first register, issue 29)."""
+    tree(tmp_path, NICS)
+    code = (f"import sys\nfrom agent.identity import derive_host_id\nfrom common.host import Host\n"
+            f"print(derive_host_id(Host.at({str(tmp_path)!r}))[1],\n"
+            f"      sorted({{'_hashlib', 'hashlib'}} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60).stdout
+    assert out.strip() == "smallest MAC address (02:03:fd:19:dd:9d) []"
 
 
 def test_board_serial_wins(tmp_path: Path) -> None:

@@ -113,7 +113,7 @@ def test_the_host_id_follows_gos_rules(tmp_path: Path) -> None:
     registrar, service = _registrar([], tmp_path)
     service.server_close()
     assert registrar.host_id() == derive_host_id(Host.at(FIXTURES / "kvm-vm"))
-    registrar.config.host_id = HOST
+    registrar.config = registrar.config._replace(host_id=HOST)
     assert registrar.host_id() == (HOST, "--host-id")
 
 
