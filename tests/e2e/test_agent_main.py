@@ -60,3 +60,41 @@ def test_the_names_steps_share_import_nothing() -> None:
              "print(sorted(m for m in set(sys.modules) - before if not m.startswith(('agent', 'common'))))")
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert (out.returncode, out.stdout.strip()) == (0, "[]"), out.stderr
+
+
+def test_sigterm_during_start_up_stops_the_agent_even_as_pid_1_of_a_container(tmp_path: Path) -> None:
+    """PID 1 of a PID namespace (a container without an init, as the Go suite's compose service) never dies of
+    a signal it has no handler for: a SIGTERM before the daemon's handler was dropped and `docker stop` waited
+    10 s for SIGKILL. Here the agent, PID 1 of its own namespace, blocks in start-up opening its agent.conf (a
+    FIFO nobody writes), before the daemon's handler exists; SIGTERM must end it at once, exit 0."""
+    conf = tmp_path / "agent.conf"
+    os.mkfifo(conf)
+    env = {**os.environ, "AGENT_CONFIG": str(conf), "AGENT_STATE_DIR": str(tmp_path / "state"),
+           "PULL_SECRET_TOKEN": "tok"}
+    outer = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-m", "agent",
+                              "--url", "http://127.0.0.1:9", "--infra-env-id", "11111111-1111-1111-1111-111111111111"],
+                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    pid = 0
+    try:
+        deadline = time.monotonic() + 120  # start-up at load 20 takes seconds, not minutes
+        caught = 0
+        while time.monotonic() < deadline and outer.poll() is None:
+            try:
+                pid = int(Path(f"/proc/{outer.pid}/task/{outer.pid}/children").read_text().split()[0])
+                status = Path(f"/proc/{pid}/status").read_text()
+                caught = int(next(line for line in status.splitlines() if line.startswith("SigCgt:")).split()[1], 16)
+            except (OSError, IndexError, ValueError):
+                pass
+            if caught & (1 << (15 - 1)):  # a handler for SIGTERM (15), while agent.conf still blocks start-up
+                break
+            time.sleep(0.05)
+        assert caught & (1 << 14), "no SIGTERM handler while the agent starts"
+        os.kill(pid, 15)
+        out, _ = outer.communicate(timeout=30)
+        assert outer.returncode == 0, out
+    finally:
+        if outer.poll() is None:
+            if pid:
+                os.kill(pid, 9)
+            outer.kill()
+            outer.wait(30)
