@@ -1,7 +1,8 @@
 """What assisted-service releases answer a cluster creation with, ported as facts from the real service's source
 (its tags' ``swagger.yaml`` and ``internal/cluster/validations/validations.go``), and a loopback stand-in of
-such a release's user API for the swarm's setup. The real service cannot run here (it needs PostgreSQL, a Go
-build and an object store), so the swarm's requests are checked against these facts instead.
+such a release's user API for the swarm's setup. The real service cannot run in CI (a 35-minute Go build and
+PostgreSQL), so the tests check the swarm's requests against these facts; bench/real_service.py runs the real
+service of today on this machine (docs/real-service.md), and these facts cover the releases before it.
 
 - before 2.12: only ``api_vip`` / ``ingress_vip`` exist (lists are unknown fields, dropped: the VIPs are lost);
 - 2.12: both spellings; 2.13 to 2.28: ``api_vips`` without ``api_vip`` alongside is refused with 400 "request
