@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, NoReturn
 
 from starlette.requests import Request
@@ -52,12 +52,20 @@ async def read_bounded(request: Request, limit: int, stall: float, min_rate: flo
     """Read the body while it streams, refusing it with 413 as soon as it passes ``limit``, and with 408 when
     ``stall`` seconds pass without a byte or, with ``min_rate``, when it comes slower than that (bytes per
     second, after ``MIN_RATE_GRACE``); the handler then reads it from memory (``request.body()``)."""
-    declared = request.headers.get("content-length", "")
+    headers = request.headers
+    declared = headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise ServiceRefusal(413, f"request body of {declared} bytes exceeds this route's limit of {limit} bytes")
+    if declared == "0" or (not declared and "transfer-encoding" not in headers):
+        request._body = b""  # HTTP/1.1: a request with neither header has no body (every poll)
+        return
     chunks: list[bytes] = []
     size = 0
     stream = request.stream()
+    if not min_rate:
+        await _read_chunks(stream, chunks, limit, stall)
+        request._body = b"".join(chunks)
+        return
     loop = asyncio.get_running_loop()
     started = last = loop.time()
     while True:
@@ -84,6 +92,24 @@ async def read_bounded(request: Request, limit: int, stall: float, min_rate: flo
             _refuse_slow(size, stall, min_rate, stalled=False)
         chunks.append(chunk)
     request._body = b"".join(chunks)
+
+
+async def _read_chunks(stream: AsyncIterator[bytes], chunks: list[bytes], limit: int, stall: float) -> None:
+    """``read_bounded`` without a minimum rate: one timeout per chunk. The task and ``asyncio.wait`` per chunk
+    that judging a rate needs were a tenth of a poll's CPU in bench/scale.py's saturation (``docs/scale.md``)."""
+    size = 0
+    while True:
+        try:
+            async with asyncio.timeout(stall):
+                chunk = await anext(stream)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            _refuse_slow(size, stall, 0.0, stalled=True)
+        size += len(chunk)
+        if size > limit:
+            raise ServiceRefusal(413, f"request body exceeds this route's limit of {limit} bytes", close=True)
+        chunks.append(chunk)
 
 
 def _too_slow(size: int, elapsed: float, min_rate: float) -> bool:
