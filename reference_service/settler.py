@@ -49,6 +49,11 @@ MONITOR_SECONDS = 8.0
 REEVALUATE_SECONDS = 60.0
 #: A big cluster's host whose document a reply changed is evaluated this long after that reply.
 SETTLE_SECONDS = 0.5
+#: A big cluster whose hosts moved is evaluated at most this often between monitor passes. Its evaluation
+#: reads every host (its own validations: about 7 ms at 1,000 hosts), and in a discovery a host moves every
+#: few milliseconds: evaluated whenever the settler had no host ready, it took a quarter of the service's
+#: CPU in bench/scale.py's 1,000-host runs (docs/scale.md).
+CLUSTER_SETTLE_SECONDS = 1.0
 #: The cluster's fields that sum up its hosts (written by :meth:`Settler.evaluate_cluster`) and that no host
 #: rule reads: a change of them alone does not make every host of a big cluster due. Each host that became
 #: known changed ``ready_host_count`` and ``status_info`` ("N of M hosts are known"): at 1,000 hosts a
@@ -65,6 +70,8 @@ class Settler:
         self.dirty: dict[str, tuple[str, float]] = {}
         #: Big clusters with a host whose status, role or cluster changed since the cluster was evaluated.
         self.dirty_clusters: set[str] = set()
+        #: When each cluster was last evaluated (time.monotonic()).
+        self.clusters_evaluated: dict[str, float] = {}
         #: When each host of a big cluster was last evaluated (time.monotonic()) and its cluster's version then.
         self.evaluated: dict[str, tuple[float, int]] = {}
         #: Per big cluster, what the hosts are judged by as last seen: (model version, cluster document), and
@@ -120,6 +127,9 @@ class Settler:
             done += 1
         if not done:
             for cluster_id in list(self.dirty_clusters):
+                last = self.clusters_evaluated.get(cluster_id)
+                if last is not None and now - last < CLUSTER_SETTLE_SECONDS:
+                    continue  # (a later pass evaluates it, the hosts that move meanwhile with it)
                 self.dirty_clusters.discard(cluster_id)
                 self.evaluate_cluster(cluster_id, full=False)
         return done
@@ -151,9 +161,11 @@ class Settler:
         if at_once:
             view.model.regroup()
         results = self.validations(view)
-        for message, severity in validation_changes(host.get("validations_info"), results, host_name(host)):
-            self.service.event(message, host, severity)  # what changed, not every reply (rules.events)
-        host["validations_info"] = json.dumps(results)
+        encoded = json.dumps(results)
+        if encoded != host.get("validations_info"):  # (the same text: no validation changed)
+            for message, severity in validation_changes(host.get("validations_info"), results, host_name(host)):
+                self.service.event(message, host, severity)  # what changed, not every reply (rules.events)
+        host["validations_info"] = encoded
         connected = view.now - float(host.get("_checked_in", view.now)) < states.DISCONNECTION_TIMEOUT
         change = states.host_status(host, results, connected, states.ignored_host_validations(view.cluster))
         if change:
@@ -174,6 +186,7 @@ class Settler:
         cluster = self.store.get_cluster(cluster_id)
         if cluster is None:
             return
+        self.clusters_evaluated[cluster_id] = time.monotonic()
         hosts = self.store.peers(cluster_id=cluster_id)
         statuses = [h["status"] for h in hosts]  # before the hosts the cluster takes along move
         change = states.cluster_status(cluster, hosts)  # (its machine networks and validations too)
@@ -217,8 +230,10 @@ class Settler:
                 host = self.store.get_host(shared["infra_env_id"], shared["id"])
                 if host is not None:
                     self.evaluate(host)
-        for cluster_id in self.store.list_cluster_ids():
+        cluster_ids = self.store.list_cluster_ids()
+        for cluster_id in cluster_ids:
             self.evaluate_cluster(cluster_id, full=True)
+        self.clusters_evaluated = {c: t for c, t in self.clusters_evaluated.items() if c in cluster_ids}
         self.service.forget_models()
 
     async def _regroup(self, cluster_id: str) -> None:

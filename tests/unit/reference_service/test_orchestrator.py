@@ -183,3 +183,30 @@ def test_each_clusters_model_follows_every_saved_document_without_scanning_the_c
     assert model.hostname_taken(ids[0], "taken") and model.label(ids[1]) == "taken"
     svc.store.delete_host(ie, ids[1])
     assert model.peer(ids[1]) is None and not model.hostname_taken(ids[0], "taken")
+
+
+def test_a_big_cluster_whose_hosts_move_is_evaluated_at_most_once_a_settle_period(
+        big: tuple[ReferenceService, str, list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A big cluster's evaluation reads every host; evaluated on every settler pass that found no host ready, it
+    took a quarter of the service's CPU in a 1,000-host discovery (docs/scale.md)."""
+    svc, ie, ids = big
+    settler = svc.settler
+    cluster_id = str((svc.store.get_host(ie, ids[0]) or {})["cluster_id"])
+    evaluated: list[str] = []
+    real = settler.evaluate_cluster
+
+    def counted(cid: str, full: bool = True) -> None:
+        evaluated.append(cid)
+        real(cid, full)
+
+    monkeypatch.setattr(settler, "evaluate_cluster", counted)
+    monkeypatch.setattr(settler_module, "CLUSTER_SETTLE_SECONDS", 3600.0)  # (no clock in this test)
+    settler.clusters_evaluated.pop(cluster_id, None)  # (evaluated as its hosts were made)
+    settler.dirty_clusters.add(cluster_id)
+    assert settler.settle() == 0 and evaluated == [cluster_id] and not settler.dirty_clusters
+    settler.dirty_clusters.add(cluster_id)  # a host moved again
+    settler.settle()
+    assert evaluated == [cluster_id] and settler.dirty_clusters == {cluster_id}  # not yet: it stays dirty
+    settler.clusters_evaluated[cluster_id] -= 3600.0  # the period has passed
+    settler.settle()
+    assert evaluated == [cluster_id, cluster_id] and not settler.dirty_clusters
