@@ -17,6 +17,11 @@ Frames, both ways: a 4-byte big-endian length and a pickle. To the process: ``(u
 ``("e", reason)`` a commit or a sync failed (the batch is kept and retried with back-off). The process exits
 once the socket is closed and what it got is committed and synced. With ``--no-sync`` (the service's
 ``--db-sync off``) a commit is reported synced at once: it survives a kill -9, not a power cut.
+
+A committer that dies is replaced by the service (``Writer``), which sends again every batch not reported
+committed. So that none is committed twice, each transaction also records the ``upto`` it reached under the
+writer's run token (``--run``, table ``commit_marks``); a new process of the same run starts from that mark,
+reports it, and skips what it already holds.
 """
 
 from __future__ import annotations
@@ -28,10 +33,14 @@ import signal
 import socket
 import sqlite3
 import struct
+import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
+
+from common import json_codec
 
 #: Back-off between retries of a batch (or a sync) that failed.
 RETRY_SECONDS = (0.1, 0.5, 1.0, 2.0, 5.0)
@@ -59,6 +68,43 @@ class Frames:
             out.append(pickle.loads(self._buf[_HEAD.size:_HEAD.size + size]))
             del self._buf[:_HEAD.size + size]
         return out
+
+
+def spawn(path: str, run: str, durable: bool) -> tuple[subprocess.Popen[bytes], socket.socket]:
+    """This module's ``main`` in a process of its own, and the service's end of its socket (non-blocking)."""
+    mine, theirs = socket.socketpair()
+    # -c, not -m: found from this file's tree whatever the service's sys.path and working directory were
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r}); "
+            "from reference_service.store.committer import main; sys.exit(main())")
+    with theirs:
+        proc = subprocess.Popen([sys.executable, "-c", code, path, str(theirs.fileno()), f"--run={run}",
+                                 *([] if durable else ["--no-sync"])], pass_fds=(theirs.fileno(),),
+                                stdin=subprocess.DEVNULL)
+    mine.setblocking(False)
+    return proc, mine
+
+
+class AsJson:
+    """A document to store as JSON, encoded when its batch is handed over rather than when it was saved (a
+    document saved twice in one turn of the loop is encoded twice at most, never for nothing). The document
+    must not change after it is submitted: the store submits its own copies, which it replaces, never changes."""
+
+    __slots__ = ("doc",)
+
+    def __init__(self, doc: Any) -> None:
+        self.doc = doc
+
+    def encode(self) -> str:
+        return json_codec.dumps(self.doc)
+
+
+def reap(proc: subprocess.Popen[bytes]) -> None:
+    """Waits for a process whose socket closed (it is gone, or going)."""
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def connect(path: str) -> sqlite3.Connection:
@@ -111,14 +157,19 @@ class Committer:
     on a busy disk takes seconds), so what readers wait for (committed) is not held up by what acknowledgements
     wait for (synced)."""
 
-    def __init__(self, path: str, sock: socket.socket, *, durable: bool = True) -> None:
+    def __init__(self, path: str, sock: socket.socket, *, durable: bool = True, run: str = "") -> None:
         self.path = path
         self.durable = durable
         self.sock = sock
         self.db = connect(path)
+        self.run_token = run
         self.frames = Frames()
         self.pending: list[tuple[int, list[tuple[str, tuple[Any, ...]]]]] = []
         self.committed = self.synced = 0
+        if run:  # (a replacement: what its predecessor committed, to be synced and reported, not committed again)
+            self.db.execute("CREATE TABLE IF NOT EXISTS commit_marks (run TEXT PRIMARY KEY, upto INTEGER NOT NULL)")
+            found = self.db.execute("SELECT upto FROM commit_marks WHERE run = ?", (run,)).fetchone()
+            self.committed = int(found[0]) if found else 0
         self.failures = 0
         self.eof = False
         #: A failure once the service closed the socket: nobody waits for a retry (the service is stopping).
@@ -128,6 +179,8 @@ class Committer:
         self._say_lock = threading.Lock()
 
     def run(self) -> None:
+        if self.committed:
+            self._say(("c", self.committed))
         syncer = threading.Thread(target=self._syncs, name="store-sync", daemon=True)
         syncer.start()
         while not (self.eof and not self.pending) and not self.giving_up:
@@ -157,7 +210,13 @@ class Committer:
             ready, _, _ = select.select([self.sock], [], [], 0)
 
     def _commit(self) -> None:
+        self.pending = [(upto, statements) for upto, statements in self.pending if upto > self.committed]
+        if not self.pending:
+            return
         batch = [statement for _, statements in self.pending for statement in statements]
+        if self.run_token:
+            batch.append(("INSERT OR REPLACE INTO commit_marks (run, upto) VALUES (?, ?)",
+                          (self.run_token, self.pending[-1][0])))
         try:
             commit(self.db, batch)
         except sqlite3.Error as exc:
@@ -214,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     args = argv if argv is not None else sys.argv[1:]
-    Committer(args[0], socket.socket(fileno=int(args[1])), durable="--no-sync" not in args).run()
+    run = next((a.removeprefix("--run=") for a in args if a.startswith("--run=")), "")
+    Committer(args[0], socket.socket(fileno=int(args[1])), durable="--no-sync" not in args, run=run).run()
     return 0
 
 

@@ -25,9 +25,10 @@ from typing import Any
 
 from common import json_codec
 from reference_service.store import refs as store_refs
+from reference_service.store.committer import AsJson
 from reference_service.store.history import History, _iso
 from reference_service.store.schema import INDEXES, SCHEMA, migrate, private_key
-from reference_service.store.writer import AsJson, Writer
+from reference_service.store.writer import Writer
 from rules.stored_text import StoredText
 
 #: What a poll changes when nothing else does (orchestrator.next_steps); ``updated_at`` moves with every save.

@@ -24,16 +24,14 @@ import select
 import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
+import uuid
 from collections import deque
-from pathlib import Path
 from typing import Any
 
-from common import json_codec
 from reference_service.store import committer
-from reference_service.store.committer import RETRY_SECONDS, Frames, frame
+from reference_service.store.committer import RETRY_SECONDS, AsJson, Frames, frame
 
 log = logging.getLogger("reference_service")
 
@@ -46,20 +44,8 @@ FAILING_TIMEOUT = 5.0
 STUCK_SECONDS = 2.0
 #: How long a history read on the event loop's thread (which must see its writes) waits for a commit.
 FLUSH_TIMEOUT = 1.0
-
-
-class AsJson:
-    """A document to store as JSON, encoded when its batch is handed over rather than when it was saved (a
-    document saved twice in one turn of the loop is encoded twice at most, never for nothing). The document
-    must not change after it is submitted: the store submits its own copies, which it replaces, never changes."""
-
-    __slots__ = ("doc",)
-
-    def __init__(self, doc: Any) -> None:
-        self.doc = doc
-
-    def encode(self) -> str:
-        return json_codec.dumps(self.doc)
+#: A committing process that dies is replaced, unless it had run less than this long (it cannot work).
+RESTART_SECONDS = 5.0
 
 
 class StoreUnavailable(Exception):
@@ -99,22 +85,33 @@ class Writer:
         self._proc: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
         self._watched: asyncio.AbstractEventLoop | None = None
-        #: Why the committing process is gone (it died): writes wait, refused, until the service restarts.
+        #: Why the committing process is gone for good (it died within RESTART_SECONDS of its start).
         self._gone: str | None = None
+        #: Frames handed over and not reported committed: sent again to a replacement (``committer``).
+        self._sent: deque[tuple[int, bytes]] = deque()
+        self._run = uuid.uuid4().hex
+        self._started = 0.0
         if not _in_memory(path):
             self._start_committer()
 
     def _start_committer(self) -> None:
-        mine, theirs = socket.socketpair()
-        # -c, not -m: found from this file's tree whatever the service's sys.path and working directory were
-        code = (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r}); "
-                "from reference_service.store.committer import main; sys.exit(main())")
-        with theirs:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-c", code, self.path, str(theirs.fileno()), *([] if self._sync else ["--no-sync"])],
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
-        mine.setblocking(False)
-        self._sock = mine
+        self._proc, self._sock = committer.spawn(self.path, self._run, self._sync)
+        self._frames = Frames()
+        self._started = time.monotonic()
+
+    def _restart_committer(self, reason: str) -> bool:
+        """A new committing process for one that died, sent every batch not reported committed; False when
+        the last one died within RESTART_SECONDS of its start (then writes are refused, as they cannot be made)."""
+        if self._sock is None or time.monotonic() - self._started < RESTART_SECONDS:
+            return False
+        log.error("%s: starting another", reason)
+        self._sock.close()
+        if self._proc is not None:
+            committer.reap(self._proc)
+        self._start_committer()
+        self._out = bytearray(b"".join(data for _, data in self._sent))
+        self._pump()
+        return True
 
     def _checkpoints(self, path: str) -> None:
         db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, uri=True)
@@ -183,7 +180,9 @@ class Writer:
                 return False
             if self._sock is not None:
                 now = time.monotonic()
-                self._out += frame((upto, encoded))
+                data = frame((upto, encoded))
+                self._sent.append((upto, data))
+                self._out += data
                 self._uncommitted.append((upto, now))
                 self._unsynced.append((upto, now))
                 self._pump()
@@ -260,6 +259,8 @@ class Writer:
             self.done = value
             while self._uncommitted and self._uncommitted[0][0] <= value:
                 self._uncommitted.popleft()
+            while self._sent and self._sent[0][0] <= value:
+                self._sent.popleft()
             return
         if kind == "e":
             self.error = value
@@ -279,6 +280,8 @@ class Writer:
             self._watched.remove_reader(self._sock.fileno())
             self._watched.remove_writer(self._sock.fileno())
         self._watched = None
+        if self._restart_committer(reason):
+            return
         self.error = self._gone = reason
         log.error("%s", reason)
         waiting, self._waiters = self._waiters, []
