@@ -2,7 +2,7 @@
 with its flag, its file key, its environment variable, its default, its type and its help, so that the parser,
 ``--help``, the resolution and docs/settings.md are all made from one place. Standard library only: both programs'
 start-up imports it, which is why a row is a NamedTuple, not a dataclass (dataclasses and what it imports cost
-about a sixth of the agent's CPU before its first register: issue 29, docs/agent-cost.md)."""
+about a fifth of the agent's CPU before its first register: issue 29, docs/agent-cost.md)."""
 
 # No "from __future__ import annotations": the NamedTuples here are made from evaluated annotations (common.host).
 from collections.abc import Iterable
