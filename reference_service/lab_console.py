@@ -3,7 +3,8 @@
 QEMU logs each console to ``WORK/NAME.console`` without times. A thread per machine follows that file and writes
 ``WORK/NAME.console.timed`` (each line with the seconds since QEMU started), and notes when the first line of each
 milestone of a discovery boot appeared (the kernel starting ``/init``, systemd, the Ignition applied, the agent
-unit starting and started). Those go to lab-report.json; bench/lab.py prints them.
+unit starting and started; at the reboot into the installed disk, the agent unit stopping and stopped). Those go
+to lab-report.json; bench/lab.py prints them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ MILESTONES: tuple[tuple[str, str], ...] = (
     ("Ignition applied", "Finished assisted-ignition"),  # systemd shortens the rest
     ("agent.service starting", "Starting agent.service"),
     ("agent started", "Started agent.service"),
+    # the reboot into the installed disk: systemd stops the stock unit (its stop timeout is 90 s)
+    ("agent.service stopping", "Stopping agent.service"),
+    ("agent.service stopped", "Stopped agent.service"),
 )
 
 

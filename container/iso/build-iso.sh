@@ -48,7 +48,7 @@ iso_key=$( (for f in container/iso/*; do echo "$f"; cat "$f"; done; echo "$prelo
   | sha256sum | cut -c1-12)
 # The live system (squashfs, kernel, initrd) is made from these; isolinux.cfg only goes into the ISO.
 live_key=$( (for f in container/iso/packages.txt container/iso/ignition-apply container/iso/initrd-ignition \
-  container/iso/agent-image-store; do
+  container/iso/agent-image-store container/iso/hostname-from-dhcp; do
   echo "$f"; cat "$f"; done; sed '/^# ---- the ISOs/q' container/iso/build-iso.sh) | sha256sum | cut -c1-12)
 iso=$OUT/discovery-$iso_key.iso
 if [ -s "$iso" ] && [ -s "$iso.json" ]; then
@@ -104,8 +104,25 @@ ln -sf /run/systemd/resolve/stub-resolv.conf "$root/etc/resolv.conf"
 chroot "$root" systemctl enable systemd-networkd systemd-resolved chrony >/dev/null 2>&1
 # chrony: no public pool (the lab has no way out); the agent's ntp-synchronizer step adds the sources it is given.
 sed -i -e '/^pool /d' -e '/^server /d' "$root/etc/chrony/chrony.conf"
-# The hostname comes from DHCP (unique per machine), as on a discovery host.
+# The hostname comes from DHCP (unique per machine), as on a discovery host: hostname-from-dhcp sets it from
+# networkd's lease before network-online (networkd's own request is refused without polkit).
 rm -f "$root/etc/hostname"
+install -m 0755 container/iso/hostname-from-dhcp "$root/usr/local/sbin/hostname-from-dhcp"
+cat >"$root/etc/systemd/system/assisted-hostname.service" <<'UNIT'
+[Unit]
+Description=Name the host as its DHCP lease says
+After=systemd-networkd-wait-online.service
+Before=network-online.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/hostname-from-dhcp
+
+[Install]
+WantedBy=network-online.target
+UNIT
+chroot "$root" systemctl enable assisted-hostname.service >/dev/null 2>&1
 # podman: its store on a tmpfs of its own (overlay cannot sit on the live system's overlay root); containers
 # that name no network share the host's (the stock unit's `cp` needs none, the runner says --net=host).
 echo 'tmpfs /var/lib/containers tmpfs mode=0700,size=80% 0 0' >>"$root/etc/fstab"

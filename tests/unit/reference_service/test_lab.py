@@ -112,3 +112,15 @@ def test_the_console_clock_times_each_line_and_notes_the_boot_milestones(tmp_pat
     timed = (tmp_path / "lab-0.console.timed").read_text().splitlines()
     assert [line.split(None, 1)[1] for line in timed] == ["[    1.5] Run /init as init process",
                                                           "[  OK  ] Started agent.service - agent."]
+
+
+def test_the_reboot_notes_when_the_agent_unit_stops() -> None:
+    """How long systemd took to stop the stock agent.service at the reboot (its stop timeout is 90 s): the lines
+    as a lab machine's console showed them, without their colours."""
+    clock = lab_console.ConsoleClock(Path("unused.console"), 0.0)
+    for at, line in ((293.4, "Starting agent.service - agent..."), (329.5, "[  OK  ] Started agent.service - agent."),
+                     (525.6, "Stopping agent.service - agent..."),
+                     (530.1, "[**    ] Job agent.service/stop running (5s / 1min 30s)"),
+                     (536.1, "[  OK  ] Stopped agent.service - agent.")):
+        clock.note(line, at)
+    assert clock.seen["agent.service stopping"] == 525.6 and clock.seen["agent.service stopped"] == 536.1
