@@ -2,6 +2,7 @@
 
     assisted-reference-service lab [--hosts 1] [--memory 4096] [--cpus 1] [--disk-size 120] [--kvm auto|on|off]
                                    [--url URL] [--iso PATH] [--agent-image IMAGE] [--pull] [--os-image PATH]
+                                   [--image-type full-iso|minimal-iso]
                                    [--until registered|discovered|known|installed] [--ignore-validations IDS]
                                    [--work DIR] [--timeout S] [--keep-running]
 
@@ -62,6 +63,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pull", action="store_true",
                    help="hosts pull the agent image from the lab's registry (default: the ISO carries it, built once "
                    "per agent image, and hosts start it at once; an emulated CPU takes ten minutes to pull it)")
+    p.add_argument("--image-type", choices=["full-iso", "minimal-iso"], default="full-iso",
+                   help="the infra-env's image type: full-iso (default) or minimal-iso (kernel and initrd; the root "
+                   "file system is fetched from the service at boot, and the agent image pulled from the registry)")
     p.add_argument("--os-image", help="OS image installs write (default: container/os-image/build-os-image.sh's, "
                    "built once: Debian on a raw disk whose first boot reports the host done)")
     p.add_argument("--ignore-validations", type=_ids, default=list(HARDWARE_VALIDATIONS), metavar="IDS",

@@ -144,7 +144,8 @@ class Lab:
             "high_availability_mode": "None" if hosts == 1 else "Full",
             "machine_networks": [{"cidr": f"{lab_net.SUBNET}.0/24"}]})
         infra = self.api("POST", "/v2/infra-envs", json={"name": "lab", "cluster_id": cluster["id"],
-                                                         "pull_secret": SAMPLE_PULL_SECRET, "image_type": "full-iso"})
+                                                         "pull_secret": SAMPLE_PULL_SECRET,
+                                                         "image_type": self.ns.image_type})
         self.cluster_id, self.infra_env_id = cluster["id"], infra["id"]
         lab_install.ignore_validations(self, self.ns.ignore_validations)
         presigned = self.api("GET", f"/v2/infra-envs/{infra['id']}/downloads/image-url")

@@ -124,3 +124,28 @@ def test_the_reboot_notes_when_the_agent_unit_stops() -> None:
                      (536.1, "[  OK  ] Stopped agent.service - agent.")):
         clock.note(line, at)
     assert clock.seen["agent.service stopping"] == 525.6 and clock.seen["agent.service stopped"] == 536.1
+
+
+@pytest.mark.parametrize("image_type", ["full-iso", "minimal-iso"])
+def test_the_infra_env_asks_for_the_image_type(image_type: str, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--image-type minimal-iso`` boots the minimal ISO (kernel and initrd; the root fetched from the service,
+    the agent image pulled from the lab's registry): the infra-env is created with that type."""
+    ns = lab.parser().parse_args(["--image-type", image_type, "--work", str(tmp_path)])
+    run = lab_run.Lab(ns)
+    sent: list[tuple[str, str, object]] = []
+
+    class Downloaded(Exception):
+        pass
+
+    def api(method: str, path: str, **kw: object) -> object:
+        sent.append((method, path, kw.get("json")))
+        if path.endswith("/image-url"):
+            raise Downloaded  # what follows is the download, as for any image type
+        return {"id": path.rsplit("/", 1)[-1]}
+
+    monkeypatch.setattr(run, "api", api)
+    with pytest.raises(Downloaded):
+        run.discovery_iso()
+    (infra_env,) = [body for _, path, body in sent if path == "/v2/infra-envs"]
+    assert isinstance(infra_env, dict) and infra_env["image_type"] == image_type
