@@ -72,7 +72,7 @@ async def read_bounded(request: Request, limit: int, stall: float, min_rate: flo
         # the pending read is kept across checks (cancelling it would end the request's stream)
         pending = asyncio.ensure_future(anext(stream))
         while not pending.done():
-            await asyncio.wait({pending}, timeout=min(stall, 1.0) if min_rate else stall)
+            await asyncio.wait({pending}, timeout=min(stall, 1.0))
             if pending.done():
                 break
             now = loop.time()
