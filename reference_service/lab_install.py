@@ -26,6 +26,17 @@ HARDWARE_VALIDATIONS = ("has-min-cpu-cores", "has-min-memory", "has-cpu-cores-fo
 REPORTED = "assisted-firstboot: reported Done"
 
 
+def booted_installed_disk(machines: list[Any], deadline: float, pause: float = 1.0) -> list[bool]:
+    """Whether each machine's console shows its installed system's report. The service marks the host installed
+    when the report arrives, but the guest prints the line only once the answer is back: read at once, the
+    console could still lack it (seen in a CI-like run: "reported Joined", then installed, line not yet there)."""
+    while True:
+        seen = [REPORTED in m.console_text() for m in machines]
+        if all(seen) or time.monotonic() >= deadline:
+            return seen
+        time.sleep(pause)
+
+
 def ignore_validations(lab: Lab, ids: list[str]) -> None:
     """The cluster's ignored host validations (v2SetIgnoredValidations), before any host is judged."""
     if not ids:
@@ -69,7 +80,7 @@ def install(lab: Lab, deadline: float) -> bool:
                 reached.add(phase)
                 lab.phase(phase)
         if "installed" in reached:
-            lab.report["booted_installed_disk"] = [REPORTED in m.console_text() for m in lab.machines]
+            lab.report["booted_installed_disk"] = booted_installed_disk(lab.machines, time.monotonic() + 60)
             lab.save()
             return True
         time.sleep(3)

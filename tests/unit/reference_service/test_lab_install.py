@@ -31,3 +31,21 @@ def test_the_lab_ignores_the_hardware_validations_small_machines_fail_unless_tol
     assert lab.parser().parse_args(["--ignore-validations", "none"]).ignore_validations == []
     ns = lab.parser().parse_args(["--ignore-validations", "has-min-memory, ntp-synced"])
     assert ns.ignore_validations == ["has-min-memory", "ntp-synced"]
+
+
+def test_the_installed_systems_report_is_waited_for_on_the_console() -> None:
+    """The host is installed when the service has the report; the guest prints it a moment later."""
+    import time
+
+    from reference_service.lab_install import REPORTED, booted_installed_disk
+
+    class Machine:
+        reads = 0
+
+        def console_text(self) -> str:
+            self.reads += 1
+            return "reported Joined\n" + (REPORTED if self.reads > 2 else "")
+
+    assert booted_installed_disk([Machine()], time.monotonic() + 10, pause=0.01) == [True]
+    assert booted_installed_disk([type("Silent", (), {"console_text": lambda self: ""})()],
+                                 time.monotonic() + 0.05, pause=0.01) == [False]
