@@ -34,15 +34,25 @@ def _run_daemon(argv: list[str], role: str = "agent") -> int:
     dry = cfg.dry
     if dry.enabled and validate(dry):
         raise ConfigError("; ".join(validate(dry)), hint="fix or unset the DRY_* environment variables")
-    from common.logs import setup_logging
+    from common.lazy_log import LOGGING
 
     journal = None
     if cfg.with_journal_logging is False or cfg.with_stdout_logging:
         journal = False
-    setup_logging(json_lines=cfg.log_json, level=cfg.log_level, journal=journal, secrets=[cfg.token])
+
+    def setup() -> None:
+        from common.logs import setup_logging
+
+        setup_logging(json_lines=cfg.log_json, level=cfg.log_level, journal=journal, secrets=[cfg.token])
+
+    # applied at the first record, after the first register when all is well (common.lazy_log: issue 29)
+    LOGGING.configure(setup)
     from agent.launcher import daemon_class
 
-    return daemon_class(role, cfg.runner_mode)(cfg).run()
+    try:
+        return daemon_class(role, cfg.runner_mode)(cfg).run()
+    finally:
+        LOGGING.apply()  # a warning held for the first record is written even if none came
 
 
 def _dispatch(args: list[str], role: str = "agent") -> int:

@@ -15,10 +15,10 @@ import os
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
-from urllib.parse import urlsplit
 
 from agent.settings import DEFAULT_CONF, DEFAULT_STATE_DIR, PROXY_VARS
 from common.errors import ConfigError
+from common.first_contact import plain_url
 from common.uuids import is_uuid
 
 if TYPE_CHECKING:
@@ -121,9 +121,13 @@ class AgentConfig(NamedTuple):
         """The checks that make a daemon start pointless if they fail; messages say what to fix."""
         if not self.url:
             raise ConfigError("--url is required", hint="pass the assisted-service URL, e.g. --url http://host:8090")
-        parts = urlsplit(self.url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError(f"--url {self.url!r} is not an http(s) URL", hint="e.g. --url https://service:8090")
+        if plain_url(self.url) is None:  # urllib.parse only for a URL that is not plain (~5 ms of CPU)
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(self.url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ConfigError(f"--url {self.url!r} is not an http(s) URL",
+                                  hint="e.g. --url https://service:8090")
         if not self.infra_env_id:
             raise ConfigError("--infra-env-id is required", hint="the UUID of the infra-env this host boots from")
         _check_uuid("--infra-env-id", self.infra_env_id)

@@ -17,7 +17,6 @@ once, in words that say what was expected, what came and from where, and backed 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import threading
@@ -32,8 +31,8 @@ from agent.notify import Notifier
 from agent.registration import Registrar
 from common.errors import ServiceError, ServiceResponseError, TransportError
 from common.host import Host
+from common.lazy_log import DEBUG, INFO, WARNING, LazyLogger, redact_url
 from common.limits import DEFAULT_DELAY_ON_ERROR, MAX_PENDING_REPLIES, clip
-from common.logs import redact_url
 from common.service_client import ServiceClient
 
 if TYPE_CHECKING:
@@ -48,7 +47,7 @@ if TYPE_CHECKING:
 # (common.answers) is imported once the host is registered, not on the way to the first register (issue 29:
 # the CPU spent before the service hears of the host).
 
-log = logging.getLogger("agent")
+log = LazyLogger("agent")
 
 #: A successful reply identical to the last one of its step type is not re-posted within this many seconds.
 REPLY_CACHE_TTL = 3600.0
@@ -243,14 +242,14 @@ class Daemon:
         """A failed poll, logged once per kind of failure in a row (a storm of identical lines helps no one)."""
         text = exc.describe()
         kind = f"{type(exc).__name__}:{getattr(exc, 'status', '')}:{text[:60]}"
-        level = logging.WARNING if kind != self._last_problem else logging.DEBUG
+        level = WARNING if kind != self._last_problem else DEBUG
         self._last_problem = kind
         log.log(level, "failed to get next steps: %s; retrying in %.1fs", text, wait)
         self.notifier.status(f"cannot get next steps: {exc.message[:200]}")
 
     def _finished(self, reply: Reply, seconds: float) -> None:
         step_type, step_id = reply.step_type, reply.step_id
-        level = logging.INFO if reply.exit_code == 0 else logging.WARNING
+        level = INFO if reply.exit_code == 0 else WARNING
         log.log(level, "%s (%s) finished in %.2fs with exit code %d%s", step_type, step_id,
                 seconds, reply.exit_code, f": {reply.error}" if reply.error else "",
                 extra={"step_type": step_type, "step_id": step_id})

@@ -15,7 +15,6 @@ steps with), the in-process poll loop (agent.daemon) in a pip-installed agent. `
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import time
@@ -28,12 +27,13 @@ from agent.notify import Notifier
 from agent.registration import Registrar
 from common.errors import ConfigError, InvalidStepArguments
 from common.host import Host
+from common.lazy_log import LazyLogger
 from common.service_client import ServiceClient
 
 if TYPE_CHECKING:
     from common.answers import RunnerRequest
 
-log = logging.getLogger("agent")
+log = LazyLogger("agent")
 
 MODE_ENV = "AGENT_NEXT_STEP_RUNNER"
 CONTAINER_NAME = "next-step-runner"

@@ -6,7 +6,6 @@ differ in what they do between registrations but must stop alike: at once on SIG
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import threading
@@ -16,9 +15,9 @@ from collections.abc import Callable
 from agent.notify import Notifier
 from agent.state import StateLock
 from common.errors import StateLocked
-from common.logs import redact_url
+from common.lazy_log import LOGGING, WARNING, LazyLogger, redact_url
 
-log = logging.getLogger("agent")
+log = LazyLogger("agent")
 
 
 class Lifecycle:
@@ -44,7 +43,8 @@ class Lifecycle:
                 return False
         self.notifier.ready(f"registering with {redact_url(url)}")
         if not token:
-            log.warning("Agent Authentication Token not set (PULL_SECRET_TOKEN is empty)")
+            # written with the first record after the register (common.lazy_log), in this order
+            LOGGING.hold("agent", WARNING, "Agent Authentication Token not set (PULL_SECRET_TOKEN is empty)")
         return True
 
     def release(self) -> None:

@@ -6,11 +6,12 @@ notification socket must not stop the agent, systemd's watchdog will notice on i
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 
-log = logging.getLogger(__name__)
+from common.lazy_log import LazyLogger
+
+log = LazyLogger(__name__)
 
 
 class Notifier:

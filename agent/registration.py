@@ -7,7 +7,6 @@ deliberate difference: fixing the cause on the service's side is then enough, no
 """
 
 # No "from __future__ import annotations": the NamedTuples here are made from evaluated annotations (common.host).
-import logging
 from typing import Any, NamedTuple
 
 from agent.config import AgentConfig
@@ -16,11 +15,11 @@ from agent.lifecycle import Lifecycle
 from common.dry_run import ENV_HOST_ID, DrySettings
 from common.errors import MalformedAnswer, ServiceResponseError, TransportError
 from common.host import Host
+from common.lazy_log import LOGGING, LazyLogger, redact_url
 from common.limits import backoff
-from common.logs import redact_url
 from common.service_client import BASE_PATH, ServiceClient
 
-log = logging.getLogger("agent")
+log = LazyLogger("agent")
 
 #: How the registration log line names a host id taken from the dry-run environment.
 DRY_HOST_ID_SOURCE = ENV_HOST_ID
@@ -95,5 +94,6 @@ class Registrar:
                 notifier.status(f"service unreachable: {exc.message}")
                 self.life.sleep(delay)
                 continue
+            LOGGING.apply()  # the register is out: what comes next may log through the logging package itself
             return Registration(response, host_id, how)
         return None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import logging
 import os
 import select
 import signal
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from agent.step_env import MARK_ENV
 from common.errors import StateLocked
+from common.lazy_log import LazyLogger
 from common.limits import HISTORY_MAX_BYTES, HISTORY_MAX_OUTPUT_CHARS, clip
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from agent.runner import Reply  # the step machinery is not loaded by the lock taken at start (agent.lifecycle)
 
-log = logging.getLogger("agent")
+log = LazyLogger("agent")
 
 def write_private(path: Path, text: str, *, append: bool = False) -> int:
     """Write (or append) ``text`` to a 0600 file in a 0700 directory; returns the file's size after."""

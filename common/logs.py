@@ -13,28 +13,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import sys
 import time
 from typing import Any
 
+from common.lazy_log import redact_url as redact_url  # re-exported: the steps and runner import it from here
 from common.limits import MAX_LOG_CHARS, clip
 
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-#: ``://user:password@`` in any text; group 1 keeps ``://user``. No part can run past the next ``/`` or ``:``
-#: it excludes, so a text costs linear time whatever it holds; quotes and backslashes end a match (a URL cannot
-#: hold them unescaped), so redacting a JSON document keeps it JSON.
-_URL_PASSWORD = re.compile(r"(://[^/\s\"'\\<>?#@:]*):[^/\s\"'\\<>?#@]*@")
-
-
-def redact_url(text: str) -> str:
-    """``text`` with the password of every URL in it replaced by ``***`` (the user name stays: it helps)."""
-    if "://" not in text:
-        return text
-    return _URL_PASSWORD.sub(r"\1:***@", text)
-
-
 class RedactFilter(logging.Filter):
     """Replaces secrets in every record, wherever a careless message or exception put them."""
 

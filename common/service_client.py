@@ -19,19 +19,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import re
 import threading
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode, urlsplit
 
 from common import __version__
 from common.errors import MalformedAnswer, ServiceResponseError, TransportError
-from common.first_contact import Unreadable, exchange, trust_context
+from common.first_contact import Unreadable, exchange, plain_url, trust_context
+from common.lazy_log import LOGGING, LazyLogger, redact_url
 from common.limits import MAX_ANSWER_BYTES
-from common.logs import redact_url
 from common.uuids import random_uuid
 
 if TYPE_CHECKING:
@@ -41,7 +39,7 @@ if TYPE_CHECKING:
 
     from common.service_settings import ServiceSettings
 
-log = logging.getLogger(__name__)
+log = LazyLogger(__name__)
 
 
 BASE_PATH = "/api/assisted-install"
@@ -122,6 +120,7 @@ class ServiceClient:
         """The requests session, built (requests loaded) at its first use; no first contact after that."""
         with self._session_lock:
             if self._session is None:
+                LOGGING.apply()  # urllib3 logs through the logging package: configured (redacting) first
                 from common.http_session import build_session as build
 
                 self._first_contacts = 0
@@ -251,10 +250,18 @@ class ServiceClient:
         elif self._first_contacts <= 0 or threading.current_thread() is not threading.main_thread():
             return _NOT_SENT
         config = self.config
-        parts = urlsplit(self.base)
-        target = (parts.path or "/") + path + (f"?{urlencode(params)}" if params else "")
+        parts = plain_url(self.base)
+        if parts is None:  # not after _first_contact_can: the base is the plain --url and a plain path
+            return _NOT_SENT
+        scheme, netloc, hostname, port, base_path = parts
+        query = ""
+        if params:
+            from urllib.parse import urlencode
+
+            query = f"?{urlencode(params)}"
+        target = (base_path or "/") + path + query
         data = b"" if body is None else json.dumps(body, allow_nan=False).encode()
-        fields = {"Host": parts.netloc, "User-Agent": USER_AGENT, "Accept": "application/json",
+        fields = {"Host": netloc, "User-Agent": USER_AGENT, "Accept": "application/json",
                   "Connection": "close", "X-Request-Id": self.request_id}
         if config.agent_version:
             fields[AGENT_VERSION_HEADER] = config.agent_version
@@ -267,12 +274,11 @@ class ServiceClient:
             if any("\r" in v or "\n" in v for v in fields.values()):
                 raise ValueError("a header value with a line break")  # requests refuses it, in its words
             head = "".join(f"{k}: {v}\r\n" for k, v in fields.items())
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-            if parts.scheme == "https" and self._tls is None:
+            if scheme == "https" and self._tls is None:
                 self._tls = trust_context(config.cacert, insecure=config.insecure)
-            tls = self._tls if parts.scheme == "https" else None
+            tls = self._tls if scheme == "https" else None
             with self._abortable(f"{method} {path}"):
-                answer = exchange(parts.hostname or "", port, f"{method} {target} HTTP/1.1\r\n{head}\r\n"
+                answer = exchange(hostname, port, f"{method} {target} HTTP/1.1\r\n{head}\r\n"
                                   .encode("ascii"), data, timeout=DEFAULT_TIMEOUT, limit=MAX_ANSWER_BYTES, tls=tls)
         except (OSError, Unreadable, ValueError):  # ValueError: a port, a header or a host name not plain
             self._first_contacts, self._plain = 0, False
@@ -342,11 +348,13 @@ class ServiceClient:
 def _first_contact_can(config: ServiceSettings) -> bool:
     """Whether the first register and poll may go out on a plain socket: to an http(s) URL without credentials
     in it, with no proxy, and over https with no CA bundle variable requests would add to the trust (the first
-    contact knows neither)."""
-    parts = urlsplit(config.url)
-    blocking = _PROXY_ENV + (_CA_BUNDLE_ENV if parts.scheme == "https" else ())
-    return (parts.scheme in ("http", "https") and not parts.username and not parts.password
-            and not config.proxies and not any(os.environ.get(name) for name in blocking))
+    contact knows neither); a URL that is not plain (common.first_contact.plain_url: credentials, a query, an
+    escape...) is left to requests."""
+    parts = plain_url(config.url)
+    if parts is None:
+        return False
+    blocking = _PROXY_ENV + (_CA_BUNDLE_ENV if parts[0] == "https" else ())
+    return not config.proxies and not any(os.environ.get(name) for name in blocking)
 
 
 def tls_hint(reason: str) -> str:

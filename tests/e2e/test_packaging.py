@@ -75,8 +75,11 @@ def test_building_the_wheel_is_quiet_and_ships_the_pages(tmp_path: Path) -> None
 #: http.client (the email package) and ssl are loaded after it too: the first register and poll go out on a plain
 #: socket (common.first_contact); uuid (platform), random and shutil are not needed on the way, nor dataclasses
 #: (with inspect, ast, dis, tokenize: the settings are NamedTuples) nor the idna codec (an ASCII host name goes to
-#: getaddrinfo as bytes), nor pathlib (the state directory is locked through os.path).
-NOT_BEFORE_REGISTER = ("psutil", "steps", "agent.forks", "agent.fork_server", "agent.step_process", "agent.runner",
+#: getaddrinfo as bytes), nor pathlib (the state directory is locked through os.path), nor logging (traceback,
+#: linecache, tokenize, string: common.lazy_log loads it at the first record, after the register when all is well),
+#: nor urllib.parse with ipaddress (a plain --url is read by common.first_contact.plain_url).
+NOT_BEFORE_REGISTER = ("logging", "traceback", "linecache", "tokenize", "common.logs", "urllib", "ipaddress",
+                       "psutil", "steps", "agent.forks", "agent.fork_server", "agent.step_process", "agent.runner",
                        "agent.dispatch", "common.answers", "subprocess", "inventory", "pyudev", "scapy", "pyroute2",
                        "argcomplete", "shtab", "requests", "urllib3", "http", "email", "ssl", "uuid", "platform",
                        "random", "shutil", "common.http_session", "dataclasses", "inspect", "ast", "dis",
@@ -118,6 +121,17 @@ def test_the_way_to_the_first_register_imports_no_step_machinery_no_requests_and
         assert f"\r\n{field}\r\n" in head
     assert json.loads(seen["body"]) == {"host_id": "00000000-0000-0000-0000-0000000000aa",
                                         "discovery_agent_version": "v"}
+
+
+def test_without_a_token_the_way_to_the_first_register_still_loads_no_logging(tmp_path: Path) -> None:
+    """The warning of the empty token waits for the first record after the register (common.lazy_log)."""
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and k != "PULL_SECRET_TOKEN"}
+    env.update(AGENT_STATE_DIR=str(tmp_path / "state"), AGENT_CONFIG="/nonexistent")
+    out = subprocess.run([sys.executable, "-c", _FIRST_REGISTER], capture_output=True, text=True, check=True,
+                         timeout=60, env=env)
+    seen = json.loads(out.stdout.splitlines()[-1])
+    assert [m for m in seen["modules"] if m == "logging" or m.startswith("logging.")] == []
+    assert "X-Secret-Key" not in seen["head"]
 
 
 def test_the_records_made_at_start_have_evaluated_annotations() -> None:

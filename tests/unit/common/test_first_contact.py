@@ -10,12 +10,15 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.config import AgentConfig
 from common.errors import ServiceResponseError
-from common.first_contact import Unreadable, exchange
+from common.first_contact import Unreadable, exchange, plain_url
 from common.service_client import ServiceClient
 from common.uuids import is_uuid, random_uuid
 
@@ -218,3 +221,43 @@ def test_uuids_without_the_uuid_module() -> None:
         assert is_uuid(text)
     for text in ("", "x", HOST[:-1], HOST + "0", HOST.replace("0", "g", 1)):
         assert not is_uuid(text)
+
+
+def _as_urlsplit_reads(url: str) -> tuple[str, str, str | None, int, str]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), \
+        parts.path
+
+
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1:8090", "https://service.example:8443/", "http://Service.Example/prefix/api",
+    "https://[::1]:9443/x", "http://[FE80::1]/", "http://h:65535", "https://h/a;b=c/d:e@f/~g_(h)",
+])
+def test_a_plain_url_is_read_as_urlsplit_reads_it(url: str) -> None:
+    assert plain_url(url) == _as_urlsplit_reads(url)
+
+
+@pytest.mark.parametrize("url", [
+    "http://user:pw@h/", "http://h/?q=1", "http://h/#f", "http://h/%41", "HTTP://h/", "ftp://h/", "http://h:0/",
+    "http://h:65536/", "http://h:/", "http:///x", "http://h /", " http://h/", "http://h/\t", "http://[fe80::1%25e]/",
+    "http://h\u00e9/", "",
+])
+def test_any_other_url_is_left_to_urllib(url: str) -> None:
+    assert plain_url(url) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="htps:/[]@?#%.-_~ 09aAzZ:;=!$&'()*+,\t\u00e9", max_size=30))
+def test_whatever_plain_url_reads_urlsplit_reads_alike(tail: str) -> None:
+    for url in (tail, "http://" + tail, "https://" + tail):
+        got = plain_url(url)
+        if got is not None:
+            assert got == _as_urlsplit_reads(url)
+
+
+def test_a_url_that_is_not_plain_leaves_even_the_first_request_to_requests() -> None:
+    with raw_server(_registered()) as server:
+        client = ServiceClient(AgentConfig(url=f"http://127.0.0.1:{server.port}/prefix?x=1", infra_env_id=IE,
+                                           agent_version="v1", token="tok-1"))
+        assert client.register(HOST)["id"] == HOST
+    assert b"Connection: close" not in server.requests[0]
