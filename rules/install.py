@@ -5,7 +5,8 @@ Ignition endpoint, the installation disk), and once that succeeded ``reboot``. P
 real service's rules (``UpdateInstallProgress``): the stage must belong to the host's role list and may not go
 backwards (409 otherwise), the same stage only updates its info, ``Failed`` puts the host in ``error``,
 ``Done`` makes it ``installed`` -- and so does ``Rebooting`` when the service runs with ``--dry-run-install``,
-since no cluster will come up to report ``Done``. Hosts in ``error``/``cancelled`` get ``logs-gather`` and
+since no cluster will come up to report ``Done`` (its progress then says ``Done``, 100 %, as an installed host's
+does on the real service). Hosts in ``error``/``cancelled`` get ``logs-gather`` and
 ``stop-installation``.
 """
 
@@ -156,6 +157,9 @@ def progress_update(host: dict[str, Any], cluster: dict[str, Any] | None, stage:
     if not host.get("cluster_id"):
         raise ServiceRefusal(400, f"Host {host['id']} is not bound to any cluster")
     progress = dict(host.get("progress") or {})
+    done = (host.get("status"), progress.get("current_stage")) == ("installed", "Done")
+    if dry_run and stage == "Rebooting" and done:
+        return None  # the dry run's last report again (a retried PUT): it made the host installed already
     if progress.get("current_stage") == stage:
         if progress.get("progress_info", "") == info:
             return None
@@ -180,6 +184,8 @@ def progress_update(host: dict[str, Any], cluster: dict[str, Any] | None, stage:
         status = ("added-to-existing-cluster", "Host has rebooted and no further updates will be posted")
     elif stage == "Done" or (stage == "Rebooting" and dry_run):
         status = ("installed", "Done")
+        # an installed host's progress is the real service's last stage, also where a dry run stopped reporting
+        progress.update(current_stage="Done", installation_percentage=100)
     else:
         status = ("installing-in-progress", stage)
     return ProgressUpdate(progress, stages, status,

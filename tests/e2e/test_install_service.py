@@ -92,7 +92,13 @@ def test_sno_stage_order_and_dry_run_rebooting_is_final(dry_service: RefService)
     for stage in ("Starting installation", "Installing", "Waiting for bootkube", "Writing image to disk"):
         progress(dry_service, ie, stage)
     progress(dry_service, ie, "Rebooting", "Installation completed, server is going to reboot.")
-    assert dry_service.host(ie, HOST)["status"] == "installed"
+    host = dry_service.host(ie, HOST)
+    # installed, and its progress what the console shows and the real service's installed hosts say
+    assert host["status"] == "installed"
+    assert (host["progress"]["current_stage"], host["progress"]["installation_percentage"]) == ("Done", 100)
+    assert spec.errors("host-progress-info", host["progress"]) == []
+    progress(dry_service, ie, "Rebooting", "Installation completed, server is going to reboot.")  # retried
+    assert dry_service.host(ie, HOST)["progress"] == host["progress"]
 
 
 def test_a_day2_host_rebooting_is_added_to_the_cluster(service: RefService) -> None:
