@@ -26,7 +26,6 @@ import ipaddress
 import json
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from common import json_codec
@@ -74,41 +73,42 @@ def _same(a: Any, b: Any) -> bool:
 _READ = ("inventory", "requested_hostname", "role", "suggested_role", "connectivity")
 
 
-@dataclass
 class _Host:
-    """What the model took from one host document."""
+    """What the model took from one host document (plain classes: dataclasses cost ``agent check`` a tenth)."""
 
-    doc: dict[str, Any]
-    #: The name ``hostname-unique`` counts (None without an inventory object).
-    name: str | None
-    #: (effective role, how messages name the host).
-    peer: tuple[str, str]
-    has_inventory: bool
-    #: Per machine network, the hosts its report reached (bits by model index), and the report it came from.
-    reach: tuple[int, ...]
-    reach_from: Any
-    #: The fields read from the document (``_READ``), as they were: a save that changed none costs a compare.
-    fields: tuple[Any, ...] = ()
+    __slots__ = ("doc", "fields", "has_inventory", "name", "peer", "reach", "reach_from")
+
+    def __init__(self, doc: dict[str, Any], name: str | None, peer: tuple[str, str], has_inventory: bool,
+                 reach: tuple[int, ...], reach_from: Any, fields: tuple[Any, ...] = ()) -> None:
+        self.doc = doc
+        #: The name ``hostname-unique`` counts (None without an inventory object).
+        self.name = name
+        #: (effective role, how messages name the host).
+        self.peer = peer
+        self.has_inventory = has_inventory
+        #: Per machine network, the hosts its report reached (bits by model index), and the report it came from.
+        self.reach, self.reach_from = reach, reach_from
+        #: The fields read from the document (``_READ``), as they were: a save that changed none costs a compare.
+        self.fields = fields
 
 
-@dataclass(frozen=True)
 class GroupInputs:
     """What computing the majority groups needs, copied, so that it may run in another thread."""
 
-    networks: tuple[str, ...]
-    reach: tuple[dict[int, int], ...]
-    previous: tuple[tuple[dict[int, int], dict[int, int]] | None, ...]
-    ids: dict[int, str]
-    stamp: int
+    __slots__ = ("ids", "networks", "previous", "reach", "stamp")
+
+    def __init__(self, networks: tuple[str, ...], reach: tuple[dict[int, int], ...],
+                 previous: tuple[tuple[dict[int, int], dict[int, int]] | None, ...], ids: dict[int, str],
+                 stamp: int) -> None:
+        self.networks, self.reach, self.previous, self.ids, self.stamp = networks, reach, previous, ids, stamp
 
 
-@dataclass(frozen=True)
 class Groups:
-    networks: tuple[str, ...]
-    reach: tuple[dict[int, int], ...]
-    mutual: tuple[dict[int, int], ...]
-    members: tuple[frozenset[str], ...]
-    stamp: int
+    __slots__ = ("members", "mutual", "networks", "reach", "stamp")
+
+    def __init__(self, networks: tuple[str, ...], reach: tuple[dict[int, int], ...],
+                 mutual: tuple[dict[int, int], ...], members: tuple[frozenset[str], ...], stamp: int) -> None:
+        self.networks, self.reach, self.mutual, self.members, self.stamp = networks, reach, mutual, members, stamp
 
 
 def compute_groups(inputs: GroupInputs) -> Groups:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from rules.cluster_model import ClusterModel, decode
@@ -56,25 +55,24 @@ class WithHost(Sequence[dict[str, Any]]):
         return self._host if doc.get("id") == self._id else doc
 
 
-@dataclass
 class HostView:
-    """One host document in its neighbourhood: what every rule reads (see the module docstring)."""
+    """One host document in its neighbourhood: what every rule reads (see the module docstring). A plain class,
+    not a dataclass: ``agent check`` would import dataclasses (with inspect, ast and dis) for it (issue 29)."""
 
-    host: dict[str, Any]
-    infra_env: dict[str, Any]
-    cluster: dict[str, Any] | None = None
-    #: Every host of the cluster (or of the infra-env when unbound), this one included.
-    hosts: Sequence[dict[str, Any]] = field(default_factory=list)
-    #: The service port (see the module docstring); None where a rule is evaluated on documents alone.
-    service: Any = None
-    #: What the rules know of the cluster beyond this host (``cluster_model``): the service's, brought up to
-    #: date with ``hosts``; when none is given, one made from ``hosts`` (documents evaluated on their own).
-    model: ClusterModel = field(default_factory=ClusterModel)
-    #: The time the rules judge by (``time.time()``), the caller's: rules keep no clock of their own.
-    now: float = field(default_factory=time.time)
-    _decoded: dict[str, tuple[Any, Any]] = field(default_factory=dict, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
+    def __init__(self, host: dict[str, Any], infra_env: dict[str, Any], cluster: dict[str, Any] | None = None,
+                 hosts: Sequence[dict[str, Any]] | None = None, service: Any = None,
+                 model: ClusterModel | None = None, now: float | None = None) -> None:
+        self.host, self.infra_env, self.cluster = host, infra_env, cluster
+        #: Every host of the cluster (or of the infra-env when unbound), this one included.
+        self.hosts: Sequence[dict[str, Any]] = [] if hosts is None else hosts
+        #: The service port (see the module docstring); None where a rule is evaluated on documents alone.
+        self.service = service
+        #: What the rules know of the cluster beyond this host (``cluster_model``): the service's, brought up to
+        #: date with ``hosts``; when none is given, one made from ``hosts`` (documents evaluated on their own).
+        self.model = ClusterModel() if model is None else model
+        #: The time the rules judge by (``time.time()``), the caller's: rules keep no clock of their own.
+        self.now = time.time() if now is None else now
+        self._decoded: dict[str, tuple[Any, Any]] = {}
         if not self.model.synced:  # documents evaluated on their own: a model of just them
             self.model.sync(self.cluster, self.hosts)
             self.model.regroup()

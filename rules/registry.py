@@ -16,25 +16,26 @@ table`` and ``agent check`` need the disk and hardware rules, not the ~0.1 s of 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rules.documents import HostView, Outcome
 
 
-@dataclass(frozen=True)
 class Validation:
-    """A registered host validation (with a docstring, dataclass does not build one with inspect.signature)."""
+    """A registered host validation. A plain class, not a dataclass: ``agent check`` would import dataclasses
+    (with inspect, ast and dis) for it, a tenth of its CPU (issue 29)."""
 
-    id: str
-    category: str
-    func: Callable[[HostView], Outcome | None]
-    #: Blocking validations gate ``known``; non-blocking ones are shown only (ntp-synced, mtu-valid, ...).
-    blocking: bool = True
-    #: Part of hasMinRequiredHardware: failing it makes the host ``insufficient`` even before other checks.
-    hardware_gate: bool = False
-    #: Applies to hosts of an infra-env with no cluster (the pool) too.
-    unbound: bool = False
+    __slots__ = ("blocking", "category", "func", "hardware_gate", "id", "unbound")
+
+    def __init__(self, id: str, category: str, func: Callable[[HostView], Outcome | None], blocking: bool = True,
+                 hardware_gate: bool = False, unbound: bool = False) -> None:
+        self.id, self.category, self.func = id, category, func
+        #: Blocking validations gate ``known``; non-blocking ones are shown only (ntp-synced, mtu-valid, ...).
+        self.blocking = blocking
+        #: Part of hasMinRequiredHardware: failing it makes the host ``insufficient`` even before other checks.
+        self.hardware_gate = hardware_gate
+        #: Applies to hosts of an infra-env with no cluster (the pool) too.
+        self.unbound = unbound
 
 
 _VALIDATIONS: dict[str, Validation] = {}
