@@ -91,10 +91,14 @@ class ReferenceService:
                 del self.models[key]
 
     # -- the rules' port ----------------------------------------------------------------------------------
-    def view(self, host: dict[str, Any]) -> HostView:
+    def view(self, host: dict[str, Any], reading: bool = False) -> HostView:
+        """The host in its neighbourhood for the rules. ``reading``: the caller's rules only read the cluster
+        (validations, step arguments), so the view holds the stored document itself, not a copy (at 1,000
+        hosts the copy was a fifth of a view's cost, docs/scale.md); a reply's handlers get a copy to change."""
         infra_env = self.store.get_infra_env(host["infra_env_id"]) or {}
         cluster_id = host.get("cluster_id")
-        cluster = self.store.get_cluster(cluster_id) if cluster_id else None
+        cluster = None if not cluster_id else self.store.peek_cluster(cluster_id) if reading else \
+            self.store.get_cluster(cluster_id)
         stored = self.store.peers(cluster_id=cluster_id) if cluster_id else \
             self.store.peers(infra_env_id=host["infra_env_id"])
         hosts = WithHost(stored, host)  # the stored documents, shared (rules only read them), with this one's copy
@@ -181,7 +185,7 @@ class ReferenceService:
         seconds = states.SLOW_POLL_SECONDS if status in states.SLOW_STATES else self.settings.next_step_seconds
         if status in states.EXIT_STATES:
             return {"next_instruction_seconds": 0, "post_step_action": "exit", "instructions": []}
-        view = self.view(host)
+        view = self.view(host, reading=True)
         if states.needs_upgrade(host, self.settings.agent_image):
             step_types = ["upgrade-agent"]
         else:

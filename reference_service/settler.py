@@ -157,7 +157,7 @@ class Settler:
         status changed, as what else changed is derived again after a restart."""
         self.dirty.pop(host["id"], None)
         at_once = self.at_once(host)
-        view = self.service.view(host)
+        view = self.service.view(host, reading=True)  # (validations read the cluster; its evaluation changes it)
         if at_once:
             view.model.regroup()
         results = self.validations(view)
@@ -189,7 +189,7 @@ class Settler:
         self.clusters_evaluated[cluster_id] = time.monotonic()
         hosts = self.store.peers(cluster_id=cluster_id)
         statuses = [h["status"] for h in hosts]  # before the hosts the cluster takes along move
-        change = states.cluster_status(cluster, hosts)  # (its machine networks and validations too)
+        change = states.cluster_status(cluster, hosts, self.service.model(cluster_id))  # (networks too)
         for message, severity in change.events:
             self.store.add_event(message, severity=severity, cluster_id=cluster_id)
         if change.install_started:

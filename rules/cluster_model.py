@@ -23,7 +23,6 @@ last computed (none at first: its hosts are pending, as under the real service b
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -36,19 +35,24 @@ from rules.stored_text import StoredText
 
 
 def machine_cidrs(cluster: dict[str, Any] | None) -> list[Network]:
-    """The cluster's machine networks (``machine_networks``, else the older ``machine_network_cidr``)."""
-    if not cluster:
-        return []
-    cidrs = [n.get("cidr") for n in cluster.get("machine_networks") or [] if isinstance(n, dict)]
-    if not cidrs and cluster.get("machine_network_cidr"):
-        cidrs = [cluster["machine_network_cidr"]]
+    """The cluster's machine networks (``machine_networks``, else the older ``machine_network_cidr``), parsed
+    now: rules read them once per view from the model (``ClusterModel.machine_networks``)."""
+    return list(_parse_cidrs(_cidr_texts(cluster)))
+
+
+def _cidr_texts(cluster: dict[str, Any] | None) -> tuple[Any, ...]:
+    cidrs = tuple(n.get("cidr") for n in (cluster or {}).get("machine_networks") or [] if isinstance(n, dict))
+    return cidrs or ((cluster["machine_network_cidr"],) if cluster and cluster.get("machine_network_cidr") else ())
+
+
+def _parse_cidrs(cidrs: tuple[Any, ...]) -> tuple[Network, ...]:
     out = []
     for c in cidrs:
         try:
             out.append(ipaddress.ip_network(str(c), strict=False))
         except ValueError:
             continue
-    return out
+    return tuple(out)
 
 
 def decode(raw: Any) -> Any:
@@ -147,6 +151,20 @@ class ClusterModel:
         self._cluster_seen: dict[str, Any] | None = None
         #: Moves with every change of the groups' inputs; the groups are current when their stamp equals it.
         self._stamp = 0
+        #: What was parsed from the cluster document's texts, per parser: (the texts, the result) (``parsed``).
+        self._parsed: dict[str, tuple[tuple[Any, ...], Any]] = {}
+
+    def parsed(self, texts: tuple[Any, ...], parse: Callable[[tuple[Any, ...]], Any]) -> Any:
+        """``parse(texts)`` (the cluster's networks, VIPs), kept while they stay the same (a host's evaluation
+        reads the machine networks in five rules; docs/scale.md). Its value is only read."""
+        held = self._parsed.get(parse.__qualname__)
+        if held is None or held[0] != texts:
+            held = self._parsed[parse.__qualname__] = (texts, parse(texts))
+        return held[1]
+
+    def machine_networks(self, cluster: dict[str, Any] | None) -> tuple[Network, ...]:
+        networks: tuple[Network, ...] = self.parsed(_cidr_texts(cluster), _parse_cidrs)  # (machine_cidrs)
+        return networks
 
     # -- facts ---------------------------------------------------------------------------------------------
     def fact(self, host: dict[str, Any], name: str, derive: Callable[[Any], Any]) -> Any:
@@ -184,7 +202,7 @@ class ClusterModel:
     # -- keeping up with the documents ---------------------------------------------------------------------
     def sync(self, cluster: dict[str, Any] | None, hosts: Sequence[dict[str, Any]]) -> None:
         """Up to ``cluster`` and ``hosts`` (all its hosts): an unchanged document costs an identity check."""
-        networks = tuple(machine_cidrs(cluster))
+        networks = self.machine_networks(cluster)
         if networks != self._networks:
             self._networks = networks
             self._forget_hosts()
@@ -210,7 +228,7 @@ class ClusterModel:
         """In full (``hosts()``) at first and when the machine networks change, else host by host (update)."""
         if cluster is not self._cluster_seen:
             self._cluster_seen = cluster
-            if tuple(machine_cidrs(cluster)) != self._networks:
+            if self.machine_networks(cluster) != self._networks:
                 self._synced = False
         if not self._synced:
             self.sync(cluster, hosts())
@@ -380,21 +398,3 @@ def _hostname(inventory: Any) -> tuple[bool, str | None]:
         return False, None
     name = inventory.get("hostname")
     return True, (str(name) if name else None)
-
-
-def peer_entry(model: ClusterModel, host: dict[str, Any], nics: Callable[[Any], str | None]) -> str | None:
-    """A peer's entry in connectivity-check's arguments, made once per inventory (150 polls list 1,000 hosts)."""
-    entry: str | None = model.fact(host, "inventory", _Entry(str(host.get("id")), nics))
-    return entry
-
-
-class _Entry:
-    """``nics`` as a deriver whose value is the peer's whole entry; it is remembered under ``nics``'s name."""
-
-    def __init__(self, host_id: str, nics: Callable[[Any], str | None]) -> None:
-        self.host_id, self.nics = host_id, nics
-        self.__qualname__ = f"{nics.__qualname__}:entry"
-
-    def __call__(self, inventory: Any) -> str | None:
-        listed = self.nics(inventory)
-        return None if listed is None else f'{{"host_id": {json.dumps(self.host_id)}, "nics": {listed}}}'

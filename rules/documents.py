@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
 from rules.cluster_model import ClusterModel, decode
+from rules.majority import Network
 from rules.requirements import is_sno as is_sno  # here for the rules that read documents; defined with the sizes
 
 #: Validation outcome: (status, message) with status one of success, failure, pending, error, disabled.
@@ -92,6 +93,11 @@ class HostView:
     def inventory(self) -> dict[str, Any] | None:
         inv = self.json("inventory")
         return inv if isinstance(inv, dict) else None
+
+    @property
+    def machine_networks(self) -> tuple[Network, ...]:
+        """The cluster's machine networks (``cluster_model.machine_cidrs``), parsed once by the model."""
+        return self.model.machine_networks(self.cluster)
 
     @property
     def role(self) -> str:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+from collections.abc import Callable
 from typing import Any
 
-from rules.cluster_model import machine_cidrs, peer_entry
+from rules.cluster_model import ClusterModel
 from rules.documents import HostView, effective_role, is_sno
 from rules.registry import reply_handler, step_arguments
 
@@ -225,7 +226,7 @@ def vip_mac(cluster_id: str, kind: str) -> str:
 def dhcp_lease_args(view: HostView) -> list[str] | None:
     """Only for clusters that let DHCP choose their VIPs, on the host's NIC in the machine network."""
     cluster = view.cluster
-    cidrs = [c for c in machine_cidrs(cluster) if c.version == 4]
+    cidrs = [c for c in view.machine_networks if c.version == 4]
     if not cluster or not cluster.get("vip_dhcp_allocation") or not cidrs or not view.inventory:
         return None
     nic = next((i.get("name") for i in view.inventory.get("interfaces") or []
@@ -254,7 +255,7 @@ def dhcp_lease_reply(view: HostView, output: Any, reply: dict[str, Any]) -> None
     cluster = view.cluster
     if not isinstance(output, dict) or cluster is None:
         return
-    cidrs = machine_cidrs(cluster)
+    cidrs = view.model.machine_networks(cluster)
     addresses = {kind: str(output.get(f"{kind}_vip_address") or "") for kind in ("api", "ingress")}
     if not all(any(_in(a, c) for c in cidrs) for a in addresses.values()):
         return
@@ -275,3 +276,21 @@ def verify_vips_reply(view: HostView, output: Any, reply: dict[str, Any]) -> Non
             verdict = verdicts.get((entry.get("ip"), kind))
             if isinstance(entry, dict) and verdict and entry.get("verification") != verdict:
                 entry["verification"] = verdict
+
+
+def peer_entry(model: ClusterModel, host: dict[str, Any], nics: Callable[[Any], str | None]) -> str | None:
+    """A peer's entry in connectivity-check's arguments, made once per inventory (150 polls list 1,000 hosts)."""
+    entry: str | None = model.fact(host, "inventory", _Entry(str(host.get("id")), nics))
+    return entry
+
+
+class _Entry:
+    """``nics`` as a deriver whose value is the peer's whole entry; it is remembered under ``nics``'s name."""
+
+    def __init__(self, host_id: str, nics: Callable[[Any], str | None]) -> None:
+        self.host_id, self.nics = host_id, nics
+        self.__qualname__ = f"{nics.__qualname__}:entry"
+
+    def __call__(self, inventory: Any) -> str | None:
+        listed = self.nics(inventory)
+        return None if listed is None else f'{{"host_id": {json.dumps(self.host_id)}, "nics": {listed}}}'

@@ -12,7 +12,6 @@ import ipaddress
 import itertools
 from typing import Any
 
-from rules.cluster_model import machine_cidrs
 from rules.documents import HostView, Outcome, deriver, effective_role, host_name, is_sno
 from rules.network import (
     APPS_PROBE,
@@ -34,7 +33,7 @@ def machine_cidr_defined(view: HostView) -> Outcome:
         return "success", "No Machine Network CIDR needed: User Managed Networking"
     if (view.cluster or {}).get("kind") == "AddHostsCluster":
         return "success", "No Machine Network CIDR needed: Day2 cluster"
-    if machine_cidrs(view.cluster):
+    if view.machine_networks:
         return "success", "Machine Network CIDR is defined"
     if (view.cluster or {}).get("vip_dhcp_allocation"):
         return "failure", "Machine Network CIDR is undefined"
@@ -48,7 +47,7 @@ def belongs_to_machine_cidr(view: HostView) -> Outcome:
         return "success", "No machine network CIDR validation needed: Day2 host"
     if user_managed_networking(view.cluster) and len(view.hosts) > 1:
         return "success", "No machine network CIDR validation needed: User Managed Networking"
-    cidrs = machine_cidrs(view.cluster)
+    cidrs = view.machine_networks
     inv = view.inventory
     if not inv or not cidrs:
         return "pending", "Missing inventory or machine network CIDR"
@@ -65,7 +64,7 @@ def belongs_to_majority_group(view: HostView) -> Outcome:
         return "success", "Day2 host is not required to be connected to other hosts in the cluster"
     if len(view.hosts) == 1 and user_managed_networking(view.cluster):
         return "success", "Host has connectivity to the majority of hosts in the cluster"
-    cidrs = machine_cidrs(view.cluster)
+    cidrs = view.machine_networks
     if not cidrs or not view.host.get("connectivity"):
         return "pending", "Machine Network CIDR or Connectivity Majority Groups missing"
     if view.model.inventory_hosts < 3:
@@ -152,13 +151,18 @@ def sufficient_packet_loss(view: HostView) -> Outcome:
                                   "Packet loss percentage requirement")
 
 
-def _address_families(cluster: dict[str, Any]) -> list[int]:
+def _address_families(view: HostView, cluster: dict[str, Any]) -> list[int]:
     """IP versions the cluster uses, from its machine, cluster and service networks (and VIPs)."""
     texts = [str(n.get("cidr")) for kind in ("machine_networks", "cluster_networks", "service_networks")
              for n in cluster.get(kind) or [] if isinstance(n, dict) and n.get("cidr")]
     texts += [cluster[k] for k in ("machine_network_cidr", "cluster_network_cidr", "service_network_cidr")
               if cluster.get(k)]
     texts += cluster_vips(cluster, "api") + cluster_vips(cluster, "ingress")
+    families: list[int] = view.model.parsed(tuple(texts), _families)
+    return families
+
+
+def _families(texts: tuple[str, ...]) -> list[int]:
     versions = set()
     for text in texts:
         try:
@@ -177,7 +181,7 @@ def non_overlapping_subnets(view: HostView) -> Outcome | None:
         return "pending", "Missing inventory"
     if not view.cluster:
         return None
-    for version in _address_families(view.cluster):
+    for version in _address_families(view, view.cluster):
         networks = []
         for iface in inv.get("interfaces") or []:
             key = "ipv4_addresses" if version == 4 else "ipv6_addresses"
@@ -213,7 +217,7 @@ def no_iscsi_nic_in_machine_network(view: HostView) -> Outcome | None:
         ip = ipaddress.ip_address(str((disk.get("iscsi") or {}).get("host_ip_address")))
     except ValueError:
         return "error", "Cannot find the network interface connected to the iSCSI disk"
-    if any(ip in cidr for cidr in machine_cidrs(view.cluster)):
+    if any(ip in cidr for cidr in view.machine_networks):
         return "failure", "Network interface connected to iSCSI disk cannot belong to machine network CIDRs"
     return "success", "Network interface connected to iSCSI disk does not belong to machine network CIDRs"
 

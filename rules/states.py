@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common.errors import ServiceRefusal
-from rules import cluster_validations
+from rules import cluster_validations, machine_network
+from rules.cluster_model import ClusterModel
 from rules.documents import is_sno
 from rules.events import validation_changes
 from rules.registry import VALIDATIONS
@@ -192,15 +193,17 @@ class ClusterChange:
     events: list[tuple[str, str]] = field(default_factory=list)
 
 
-def cluster_status(cluster: dict[str, Any], hosts: list[dict[str, Any]]) -> ClusterChange:
+def cluster_status(cluster: dict[str, Any], hosts: list[dict[str, Any]],
+                   model: ClusterModel | None = None) -> ClusterChange:
     """Where a cluster's hosts and its own validations put it (its current status and info when nothing moves
     it). As the real monitor, it first assigns the machine network where it can, and it records the cluster's
-    ``validations_info`` (the events of the validations that changed are the change's)."""
+    ``validations_info`` (the events of the validations that changed are the change's). ``model``: the
+    cluster's (``cluster_model``), which derives what the validations read of the hosts once per report."""
     status = cluster.get("status")
     statuses = [h["status"] for h in hosts]
-    cluster_validations.assign_machine_networks(cluster, hosts)
+    machine_network.assign_machine_networks(cluster, hosts, model)
     change = ClusterChange(str(status), str(cluster.get("status_info", "")),
-                           validations=cluster_validations.cluster_validations(cluster, hosts))
+                           validations=cluster_validations.cluster_validations(cluster, hosts, model))
     change.events = list(validation_changes(cluster.get("validations_info"), change.validations, None))
     cluster["validations_info"] = json.dumps(change.validations)
     if status in ("insufficient", "ready", "pending-for-input"):

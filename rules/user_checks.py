@@ -16,8 +16,8 @@ import re
 from typing import Any
 
 from common.errors import ServiceRefusal
-from rules.cluster_validations import vip_network
 from rules.documents import is_sno
+from rules.machine_network import vip_network
 
 #: The OpenShift versions this service offers (``/v2/openshift-versions``), newest last; 4.22 is aicli's default.
 OPENSHIFT_VERSIONS = tuple(f"4.{minor}" for minor in range(12, 23))

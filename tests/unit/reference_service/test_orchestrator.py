@@ -210,3 +210,29 @@ def test_a_big_cluster_whose_hosts_move_is_evaluated_at_most_once_a_settle_perio
     settler.clusters_evaluated[cluster_id] -= 3600.0  # the period has passed
     settler.settle()
     assert evaluated == [cluster_id, cluster_id] and not settler.dirty_clusters
+
+
+def test_an_evaluation_and_a_poll_read_the_stored_cluster_and_a_reply_changes_a_copy(
+        big: tuple[ReferenceService, str, list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every view copied the cluster document (now with its validations, networks and VIPs: a fifth of a
+    view's cost at 1,000 hosts, docs/scale.md). The validations and step arguments only read it, so their
+    views hold the stored document; a reply's handlers may change it (a DHCP lease, a VIP verdict) and get a
+    copy, saved only if it changed."""
+    svc, ie, ids = big
+    stored = svc.store.peek_cluster(svc.store.get_host(ie, ids[0])["cluster_id"])  # type: ignore[index]
+    seen: list[Any] = []
+    real = svc.settler.validations
+
+    def held(view: Any) -> Any:
+        seen.append(view.cluster)
+        return real(view)
+
+    monkeypatch.setattr(svc.settler, "validations", held)
+    svc.next_steps(ie, ids[0], None, None)
+    while svc.settler.settle(older_than=0):
+        pass
+    host = svc.store.get_host(ie, ids[0])
+    assert seen and all(c is stored for c in seen)
+    assert svc.view(host, reading=True).cluster is stored  # type: ignore[arg-type]
+    mine = svc.view(host).cluster  # type: ignore[arg-type]
+    assert mine == stored and mine is not stored

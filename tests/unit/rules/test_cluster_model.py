@@ -3,6 +3,7 @@ that it forgets hosts that left, and that its version moves exactly when a clust
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import random
 from typing import Any
@@ -122,3 +123,76 @@ def test_a_network_without_computed_groups_is_pending_as_in_the_real_service() -
     model.regroup()
     assert VALIDATIONS["belongs-to-majority-group"].func(view) == (
         "success", "Host has connectivity to the majority of hosts in the cluster")
+
+
+def _validate(view: HostView) -> list[Any]:
+    return [v.func(view) for v in VALIDATIONS.values()]
+
+
+def test_the_machine_networks_are_parsed_once_while_they_stay_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host's evaluation read the machine networks in five rules, each parsing them with ``ipaddress``; the
+    model parses them once, and again only when their texts change (docs/scale.md, issue 28's leftovers)."""
+    parsed: list[str] = []
+    real = ipaddress.ip_network
+
+    def counted(text: Any, strict: bool = True) -> Any:
+        parsed.append(str(text))
+        return real(text, strict=strict)
+
+    monkeypatch.setattr(ipaddress, "ip_network", counted)  # (the module the model parses with)
+    model, hosts = ClusterModel(), mesh(5)
+    inventory = {"hostname": "h0", "interfaces": [{"name": "eth0", "ipv4_addresses": ["10.0.0.1/16"]}]}
+    hosts[0]["inventory"] = json.dumps(inventory)
+    counts = []
+    for _ in range(3):
+        _validate(HostView(host=hosts[0], infra_env={}, cluster=dict(CLUSTER), hosts=hosts, model=model))
+        counts.append(parsed.count("10.0.0.0/16"))
+    assert counts[0] >= 1 and counts[1] == counts[2] == counts[0]  # (parsed by the first evaluation only)
+    moved = {**CLUSTER, "machine_networks": [{"cidr": "10.1.0.0/16"}]}
+    counts = []
+    for _ in range(3):
+        _validate(HostView(host=hosts[0], infra_env={}, cluster=moved, hosts=hosts, model=model))
+        counts.append(parsed.count("10.1.0.0/16"))
+    assert counts[0] >= 1 and counts[1] == counts[2] == counts[0]
+    assert str(model.machine_networks(moved)[0]) == "10.1.0.0/16"
+
+
+def test_a_cluster_evaluation_derives_what_it_reads_of_each_host_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The VIP validations read every host's free-address report and inventory: decoded on every evaluation of
+    a 1,000-host cluster (1,000 lists of 700 addresses, twice), they are now derived once per report by the
+    model, with the same verdicts."""
+    from rules import cluster_validations, documents
+
+    decoded: list[Any] = []
+    real = cluster_model.decode
+
+    def counted(raw: Any) -> Any:
+        decoded.append(raw)
+        return real(raw)
+
+    monkeypatch.setattr(cluster_model, "decode", counted)
+    monkeypatch.setattr(documents, "decode", counted)
+    cluster = {"id": "c", "control_plane_count": 3, "machine_networks": [{"cidr": "10.0.0.0/24"}],
+               "api_vips": [{"ip": "10.0.0.200"}], "ingress_vips": [{"ip": "10.0.0.201"}]}
+    hosts = [{"id": f"h{i}", "status": "known", "role": "master",
+              "inventory": json.dumps({"interfaces": [{"ipv4_addresses": [f"10.0.0.{i + 1}/24"]}]}),
+              "free_addresses": json.dumps([{"network": "10.0.0.0/24",
+                                             "free_addresses": [f"10.0.0.{a}" for a in range(100, 201)]}])}
+             for i in range(4)]
+    model = ClusterModel()
+
+    def verdicts() -> dict[str, str]:
+        results = cluster_validations.cluster_validations(cluster, hosts, model)
+        return {r["id"]: r["message"] for r in results["network"] if r["id"].endswith("vips-valid")}
+
+    first = verdicts()
+    assert first == {"api-vips-valid": "api vips 10.0.0.200 belongs to the Machine CIDR and is not in use.",
+                     "ingress-vips-valid": "ingress vips <10.0.0.201> is already in use in cidr 10.0.0.0/24"}
+    assert decoded
+    decoded.clear()
+    assert verdicts() == first and decoded == []
+    scan = [{"network": "10.0.0.0/24", "free_addresses": ["10.0.0.201"]}]
+    hosts[2] = {**hosts[2], "free_addresses": json.dumps(scan)}
+    assert verdicts()["ingress-vips-valid"].startswith("ingress vips 10.0.0.201 belongs") and len(decoded) == 1
+    assert cluster_validations.cluster_validations(cluster, hosts) == cluster_validations.cluster_validations(
+        cluster, hosts, model)  # (a model of its own when none is given: the same results)

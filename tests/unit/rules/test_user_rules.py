@@ -9,7 +9,7 @@ import pytest
 from starlette.datastructures import QueryParams
 
 from common.errors import ServiceRefusal
-from rules import cluster_validations, events, presentation, states, user_checks
+from rules import cluster_validations, events, machine_network, presentation, states, user_checks
 
 
 def _host(address: str, gateway: str | None = None) -> dict[str, object]:
@@ -21,13 +21,13 @@ def _host(address: str, gateway: str | None = None) -> dict[str, object]:
 def test_machine_networks_are_assigned_as_the_real_service_does() -> None:
     sno = {"id": "c", "status": "pending-for-input", "control_plane_count": 1,
            "cluster_networks": [{"cidr": "10.128.0.0/14"}], "service_networks": [{"cidr": "172.30.0.0/16"}]}
-    assert cluster_validations.auto_machine_networks(sno, [_host("192.168.5.7/24")]) == ["192.168.5.0/24"]
+    assert machine_network.auto_machine_networks(sno, [_host("192.168.5.7/24")]) == ["192.168.5.0/24"]
     two = {"interfaces": [{"ipv4_addresses": ["10.0.0.5/24", "192.168.5.7/24"]}],
            "routes": [{"destination": "0.0.0.0", "gateway": "192.168.5.1", "metric": 1}]}
-    assert cluster_validations.auto_machine_networks(sno, [{"inventory": json.dumps(two)}]) == ["192.168.5.0/24"]
+    assert machine_network.auto_machine_networks(sno, [{"inventory": json.dumps(two)}]) == ["192.168.5.0/24"]
     multi = {"id": "c", "status": "insufficient", "control_plane_count": 3, "api_vips": [{"ip": "192.168.5.200"}]}
-    assert cluster_validations.auto_machine_networks(multi, [_host("192.168.5.7/24")]) == ["192.168.5.0/24"]
-    assert cluster_validations.auto_machine_networks({**multi, "status": "installing"}, [_host("192.168.5.7/24")]) \
+    assert machine_network.auto_machine_networks(multi, [_host("192.168.5.7/24")]) == ["192.168.5.0/24"]
+    assert machine_network.auto_machine_networks({**multi, "status": "installing"}, [_host("192.168.5.7/24")]) \
         is None
 
 
