@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.hostile import HostileService
 from tests.support.install_images import RecordingServer
 from tests.support.service import SPEC, RefService, start_service
 
@@ -43,3 +44,13 @@ def server() -> Iterator[RecordingServer]:
         yield srv
     finally:
         srv.close()
+
+
+@pytest.fixture
+def hostile() -> Iterator[HostileService]:
+    """A service that answers the agent as a test scripts it, however wrongly (tests/support/hostile.py)."""
+    svc = HostileService()
+    try:
+        yield svc
+    finally:
+        svc.close()

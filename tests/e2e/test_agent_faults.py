@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
@@ -29,15 +28,6 @@ from tests.support.service import RefService, start_agent
 
 HOST_ID = "11111111-2222-3333-4444-555555555555"
 IE = "22222222-3333-4444-5555-666666666666"
-
-
-@pytest.fixture
-def hostile() -> Iterator[HostileService]:
-    svc = HostileService()
-    try:
-        yield svc
-    finally:
-        svc.close()
 
 
 def _step(step_id: str, step_type: str, *args: object) -> dict[str, object]:

@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from reference_service import spec
+from tests.support.loopback_http import serving
 from tests.support.service import RefService, start_agent, start_service
 
 AGENT_IMAGE = "quay.io/edge-infrastructure/assisted-installer-agent:latest"
@@ -415,30 +416,11 @@ def test_instructions_of_one_poll_run_concurrently(service: RefService, tmp_path
 def test_a_wrong_path_404_is_not_taken_for_a_missing_infra_env(tmp_path: Path) -> None:
     """A web server answering 404 pages (a wrong path in --url) is retried every interval, as the Go agent
     does when the 404 is not the API's, and the log says to check the path, not the infra-env."""
-    import http.server
-    import threading
-
-    class NotHere(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = b"<html><body><h1>404 Not Found</h1></body></html>"
-            self.send_response(404)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            return
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotHere)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/wrong/prefix"
-        with start_agent(url, HOST_ID, log=tmp_path / "agent.log") as agent:
+    with serving() as server:
+        server.fallback = (404, b"<html><body><h1>404 Not Found</h1></body></html>", {"Content-Type": "text/html"})
+        with start_agent(server.url + "/wrong/prefix", HOST_ID, log=tmp_path / "agent.log") as agent:
             agent.wait_log("check the path in --url", timeout=30)
             time.sleep(2.5)
-    finally:
-        server.shutdown()
     log = agent.log
     assert "[404] 404 Not Found" in log and "does not exist" not in log
     assert log.count("check the path in --url") >= 2  # every --interval (1 s), not a growing back-off

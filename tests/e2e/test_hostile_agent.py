@@ -15,7 +15,6 @@ import tarfile
 import threading
 import time
 import zlib
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -44,15 +43,6 @@ HOST_ID = "11111111-2222-3333-4444-555555555555"
 IE = "22222222-3333-4444-5555-666666666666"
 TOKEN = "agent-secret-token-26"
 AGENT = str(Path(sys.executable).parent / "agent")
-
-
-@pytest.fixture
-def hostile() -> Iterator[HostileService]:
-    svc = HostileService()
-    try:
-        yield svc
-    finally:
-        svc.close()
 
 
 class Server:

@@ -1,6 +1,7 @@
-"""A loopback HTTP server for unit tests: it answers GET requests from a table (path -> status, body, headers),
-remembers the headers of each request, and runs in a thread for as long as the ``serving`` context lasts.
-One helper for what the steps' tests (bounded bodies, tang servers, the API VIP's Ignition) each wrote."""
+"""A loopback HTTP server for unit tests: it answers GET and POST requests from a script (answers given in order,
+whatever the path) and then a table (path -> status, body, headers), remembers the headers of each request and
+the body of each POST, and runs in a thread for as long as the ``serving`` context lasts. One helper for what the
+steps' tests (bounded bodies, tang servers, the API VIP's Ignition) and the registration's each wrote."""
 
 from __future__ import annotations
 
@@ -15,8 +16,12 @@ class LoopbackHTTP(http.server.ThreadingHTTPServer):
         #: path -> (status, body, extra headers); other paths are 404 with no body, or ``fallback`` when set.
         self.answers: dict[str, tuple[int, bytes, dict[str, str]]] = {}
         self.fallback: tuple[int, bytes, dict[str, str]] | None = None
+        #: Answers taken before the table's, one a request, in order (what a service says to each attempt).
+        self.script: list[tuple[int, bytes, dict[str, str]]] = []
         #: The headers of every request, in order.
         self.seen: list[dict[str, str]] = []
+        #: The body of every POST, in order.
+        self.posted: list[bytes] = []
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -25,7 +30,18 @@ class LoopbackHTTP(http.server.ThreadingHTTPServer):
 
             def do_GET(self) -> None:
                 outer.seen.append(dict(self.headers))
-                status, body, headers = outer.answers.get(self.path, outer.fallback or (404, b"", {}))
+                self.answer()
+
+            def do_POST(self) -> None:
+                outer.seen.append(dict(self.headers))
+                outer.posted.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+                self.answer()
+
+            def answer(self) -> None:
+                try:
+                    status, body, headers = outer.script.pop(0)
+                except IndexError:
+                    status, body, headers = outer.answers.get(self.path, outer.fallback or (404, b"", {}))
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)

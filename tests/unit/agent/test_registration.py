@@ -3,7 +3,6 @@ the unit's status, and a stop ending the loop. Against a loopback server answeri
 
 from __future__ import annotations
 
-import http.server
 import json
 import socket
 import threading
@@ -20,38 +19,21 @@ from agent.registration import Registrar
 from common.dry_run import DrySettings
 from common.host import Host
 from common.service_client import ServiceClient
+from tests.support.loopback_http import LoopbackHTTP
 from tests.support.paths import FIXTURES
 
 ENV = "11111111-1111-1111-1111-111111111111"
 HOST = "22222222-2222-2222-2222-222222222222"
 
 
-class Service(http.server.ThreadingHTTPServer):
-    """Answers registrations from a script of (status, body); records the bodies it got."""
-
-    def __init__(self, script: list[tuple[int, dict[str, object] | str]]) -> None:
-        self.script = list(script)
-        self.bodies: list[object] = []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-            def do_POST(self) -> None:
-                outer.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                status, body = outer.script.pop(0) if outer.script else (500, {})
-                data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "text/html" if isinstance(body, str) else "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+def _service(script: list[tuple[int, dict[str, object] | str]]) -> LoopbackHTTP:
+    """Answers registrations from a script of (status, body: JSON, or a web server's page), then 500."""
+    service = LoopbackHTTP()
+    service.script = [(status, body.encode() if isinstance(body, str) else json.dumps(body).encode(),
+                       {"Content-Type": "text/html" if isinstance(body, str) else "application/json"})
+                      for status, body in script]
+    service.fallback = (500, b"{}", {"Content-Type": "application/json"})
+    return service
 
 
 @pytest.fixture
@@ -64,8 +46,8 @@ def notify(tmp_path: Path) -> Iterator[socket.socket]:
 
 
 def _registrar(script: list[tuple[int, dict[str, object] | str]], tmp_path: Path, *, host_id: str = "",
-               dry: DrySettings | None = None) -> tuple[Registrar, Service]:
-    service = Service(script)
+               dry: DrySettings | None = None) -> tuple[Registrar, LoopbackHTTP]:
+    service = _service(script)
     threading.Thread(target=service.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     config = AgentConfig(url=service.url, infra_env_id=ENV, agent_version="v1", token="t", host_id=host_id or None,
                          interval=0.01)
@@ -83,7 +65,7 @@ def test_refusals_are_retried_and_said_then_the_answer_is_returned(
     finally:
         service.shutdown()
     assert got is not None and got.response["id"] == HOST and (got.host_id, got.how) == (HOST, "--host-id")
-    assert service.bodies == [{"host_id": HOST, "discovery_agent_version": "v1"}] * 3
+    assert [json.loads(b) for b in service.posted] == [{"host_id": HOST, "discovery_agent_version": "v1"}] * 3
     assert notify.recv(4096) == b"STATUS=registration refused (401): the service rejected the agent's token"
     assert notify.recv(4096).startswith(b"STATUS=registration refused (409): the cluster cannot accept")
 
@@ -124,4 +106,4 @@ def test_a_stop_ends_the_loop_without_an_answer(tmp_path: Path) -> None:
         assert registrar.register() is None
     finally:
         service.shutdown()
-    assert len(service.bodies) >= 1
+    assert len(service.posted) >= 1
