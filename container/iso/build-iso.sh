@@ -165,6 +165,17 @@ WantedBy=multi-user.target
 EOF
 chroot "$root" systemctl enable assisted-agent-image.service >/dev/null 2>&1
 echo "discovery" >"$root/etc/issue.net"
+# Every boot its own machine id, as on other live images: the image's is empty, so systemd makes one as it starts
+# (in the live root's tmpfs overlay: each boot of each machine), where one built into the image made every host
+# booted from it the same machine (journald's, D-Bus's and networkd's DHCP DUID). Should systemd take it for a
+# first boot (this one, 252, does so only for a missing or "uninitialized" id), its wizard would stop the boot to
+# ask on the console for a locale and a root password (masked: a discovery host is set up by its image and its
+# Ignition), and its presets would enable every unit this image leaves disabled (a preset that enables none).
+: >"$root/etc/machine-id"
+ln -sf /etc/machine-id "$root/var/lib/dbus/machine-id"
+mkdir -p "$root/etc/systemd/system-preset"
+echo 'disable *' >"$root/etc/systemd/system-preset/00-discovery.preset"
+chroot "$root" systemctl mask systemd-firstboot.service >/dev/null 2>&1
 # What a discovery host never uses, each a process start that costs seconds on an emulated CPU (a lab's TCG
 # machine): podman's API service and its restart and auto-update runs (the agent runs podman itself), the
 # package and scrub timers, a getty on a screen nobody has (the serial console has its own).
@@ -178,6 +189,7 @@ printf 'blacklist %s\n' iTCO_wdt iTCO_vendor_support pcspkr serio_raw joydev i2c
 # the real image service's pxe-initrd: the initramfs keeps it in /run for ignition-apply.
 install -m 0755 container/iso/initrd-ignition "$root/etc/initramfs-tools/scripts/init-bottom/assisted-ignition"
 mount -t proc proc "$root/proc"
+rm -f "$OUT/initramfs.log"  # a new file, as xorriso.log below
 chroot "$root" update-initramfs -u -k all >"$OUT/initramfs.log" 2>&1 || { umount -l "$root/proc"; tail "$OUT/initramfs.log" >&2; exit 1; }
 umount -l "$root/proc"
 
