@@ -53,7 +53,7 @@ log = LazyLogger("agent")
 REPLY_CACHE_TTL = 3600.0
 #: Poll back-off: cenkalti/backoff defaults, as the Go agent uses them.
 POLL_BACKOFF_INITIAL, POLL_BACKOFF_FACTOR, POLL_BACKOFF_MAX, POLL_BACKOFF_JITTER = 0.5, 1.5, 60.0, 0.5
-#: Seconds after start (or at the first registration, if sooner) the leftovers of a previous life are killed.
+#: Seconds after start (or at the first poll answer, if sooner) the leftovers of a previous life are killed.
 LEFTOVERS_DELAY = 2.0
 #: After this long without a successful poll, register again (the Go runner exits and the agent re-registers).
 POLL_GIVE_UP = 15 * 60.0
@@ -82,6 +82,10 @@ class Daemon:
         self.runner_problem = ""  # why the last register answer's next_step_runner_command is unusable
         self.delay_on_error = DEFAULT_DELAY_ON_ERROR
         self.registrar = Registrar(config, self.client, self.host, self.dry, self.life)
+        #: the reaper of a previous life's leftovers: by itself LEFTOVERS_DELAY after start, or at once when the
+        #: first poll answer comes (_leftovers_gone), whichever is first
+        self._reap_now = threading.Event()
+        self._reaper = threading.Thread(target=self._reap_leftovers, name="leftovers", daemon=True)
 
     @cached_property
     def runner(self) -> StepRunner:
@@ -117,16 +121,12 @@ class Daemon:
     def run(self) -> int:
         if not self.life.start(self.config.url, self.config.token, self.mark):
             return 1
-        # What a previous life left running is found and killed beside the first register, not before it: the
-        # scan of every process costs more CPU than the whole way to the first request.
-        registered = threading.Event()
-        reaper = threading.Thread(target=self._reap_leftovers, args=(registered,), name="leftovers", daemon=True)
-        reaper.start()
+        # What a previous life left running is found and killed after the first register and poll, not before
+        # them: the scan of every process costs more CPU than the whole way to the first request.
+        self._reaper.start()
         while not self.stop.is_set():
             if not self._register():
                 break
-            registered.set()
-            reaper.join()  # nothing of a previous life runs beside this life's steps
             if self.runner_problem:  # as the Go agent: register again after the delay, without polling
                 log.error("cannot use the service's next_step_runner_command: %s; registering again in %.0fs",
                           self.runner_problem, self.delay_on_error)
@@ -134,17 +134,24 @@ class Daemon:
                                      f"{self.delay_on_error:.0f}s")
                 self._sleep(self.delay_on_error)
                 continue
-            self.runner.warm_up()  # the fork server imports the step framework while the first poll goes out
             self._poll_loop()
         self._shutdown()
         self.life.release()
         return 0
 
-    def _reap_leftovers(self, registered: threading.Event) -> None:
-        registered.wait(LEFTOVERS_DELAY)
+    def _reap_leftovers(self) -> None:
+        self._reap_now.wait(LEFTOVERS_DELAY)
         from agent.state import reap_leftovers
 
         reap_leftovers(self.mark)
+
+    def _leftovers_gone(self) -> None:
+        """Have what a previous life left running killed now, if the reaper has not done it yet, and wait for it:
+        nothing of a previous life runs beside this life's steps, nor beside its fork server (which carries the
+        same mark)."""
+        self._reap_now.set()
+        if self._reaper.is_alive():
+            self._reaper.join()
 
     def request_stop(self, reason: str) -> None:
         self.life.request_stop(reason)
@@ -189,6 +196,7 @@ class Daemon:
         from common.answers import parse_steps
 
         failing_since: float | None = None
+        warm = False
         while not self.stop.is_set():
             self.client.new_request_id()
             try:
@@ -212,13 +220,26 @@ class Daemon:
                 if self._sleep(wait) and gone:
                     return
                 continue
+            # The next poll is due next_instruction_seconds after this one's answer came (Go: the delay follows
+            # handleSteps, which only starts goroutines); what the agent does meanwhile (the step machinery's
+            # first import, the fork server's start) does not push it back.
+            next_poll = time.monotonic() + max(0.1, steps.next_instruction_seconds)
             failing_since = None
             if self._last_problem:
                 log.info("the service answers as expected again")
                 self._last_problem = ""
             self._flush_pending()
+            self._leftovers_gone()
             for instruction in steps.instructions:
                 self.dispatcher.dispatch(instruction)
+            if not warm and not steps.instructions:
+                # After a poll with nothing to run, not before the first poll nor beside its steps: the step
+                # framework's imports and the fork server's start are CPU that the service, waiting for the host's
+                # first poll and for the quick replies of its steps (an unknown step type), would wait for too
+                # (several times over on a loaded machine: docs/go-differences.md). Steps that need the server
+                # start it at their first fork.
+                warm = True
+                self.runner.warm_up()
             if steps.exit:
                 wait = self._next_backoff() if self._exits_in_row else 0.0
                 self._exits_in_row += 1
@@ -228,7 +249,7 @@ class Daemon:
                 return
             self._poll_delay, self._exits_in_row = POLL_BACKOFF_INITIAL, 0
             self.notifier.status(f"host {self.host_id}: {len(self.dispatcher.threads())} step(s) running")
-            self._sleep(max(0.1, steps.next_instruction_seconds))
+            self._sleep(next_poll - time.monotonic())
 
     def _next_backoff(self) -> float:
         """The next wait of the poll back-off (jittered), and grow it for the one after."""
@@ -253,7 +274,6 @@ class Daemon:
         log.log(level, "%s (%s) finished in %.2fs with exit code %d%s", step_type, step_id,
                 seconds, reply.exit_code, f": {reply.error}" if reply.error else "",
                 extra={"step_type": step_type, "step_id": step_id})
-        self._history.record(reply)
         if self.terminate.is_set() and reply.signal:
             # The whole unit is stopping (the ISO's agent.service has KillMode=control-group: every process of
             # it got SIGTERM, this step's and its fork server's too, whose end takes its steps with SIGKILL). As
@@ -262,8 +282,10 @@ class Daemon:
             # KillMode=mixed: the steps are not signalled, they finish and their replies are posted.)
             log.info("%s (%s) ended by %s with the agent's unit: no reply, as the Go agent", step_type, step_id,
                      signal.Signals(reply.signal).name)
+            self._history.record(reply)
             return
         self._deliver(reply)
+        self._history.record(reply)  # after the reply, which the service waits for (the first one loads pathlib)
         if step_type == "upgrade-agent" and reply.exit_code == 0 and _result_is_success(reply.output):
             image = json.loads(reply.output).get("agent_image", "")
             self._remember_agent_image(image)

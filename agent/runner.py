@@ -121,12 +121,13 @@ class StepRunner:
         on_accepted: Callable[[], None] | None = None, validate_only: bool = False,
     ) -> Reply:
         """Run one step (or, with ``validate_only``, only parse its arguments) and say how it went."""
-        from agent.forks import ForkServerGone
         from steps import registry
 
         plugin = registry.declared().get(step_type)
-        if plugin is None:
+        if plugin is None:  # answered before agent.forks (and subprocess) is loaded: nothing here needs it
             return Reply(step_id, step_type, -1, "", str(UnknownStepType(step_type))).bounded()
+        from agent.forks import ForkServerGone
+
         request = {"step_type": step_type, "step_id": step_id, "args": args, "config": self.config.to_dict(),
                    "validate_only": validate_only, "plugin": plugin}
         accepted = on_accepted or (lambda: None)

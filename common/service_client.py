@@ -53,7 +53,9 @@ USER_AGENT = f"assisted-agent/{__version__} (python)"
 _PROXY_ENV = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 _CA_BUNDLE_ENV = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 #: Requests that go out on a plain socket before requests is loaded: the first register and the first poll.
-#: Step replies posted while requests is still loading go out so too (see post_reply).
+#: requests is loaded in the background from the next request on (by then the first poll's quick replies are out:
+#: the loading would have shared the interpreter with them), which goes out on a plain socket meanwhile, as do the
+#: step replies and the polls that come before it is loaded (see _first_contact).
 FIRST_CONTACTS = 2
 _NOT_SENT = object()
 
@@ -111,6 +113,7 @@ class ServiceClient:
         self._plain = session is None and _first_contact_can(config)
         #: registers and polls still to go out on a plain socket
         self._first_contacts = FIRST_CONTACTS if self._plain else 0
+        self._prefetching = False
         self.request_id = random_uuid()
         self.aborted = False
         self._main_in_flight = False
@@ -128,9 +131,10 @@ class ServiceClient:
             return self._session
 
     def prefetch(self) -> None:
-        """Build the session in the background, so that the request after the first contacts does not wait for
-        requests to load (the first step replies go out while it loads)."""
-        if self._session is None:
+        """Build the session in the background (once), so that no request waits for requests to load: those that
+        come meanwhile go out on a plain socket (_first_contact)."""
+        if self._session is None and not self._prefetching:
+            self._prefetching = True
             threading.Thread(target=lambda: self.session, name="service-session", daemon=True).start()
 
     def abort(self) -> None:
@@ -243,12 +247,18 @@ class ServiceClient:
         when it must go through requests: the first contacts are over, or this one failed short of an answer
         (then requests asks again, with its retries and its words for the failure), or was a redirect or a
         503/504 (requests follows and retries those). A ``reply`` (from any thread, answered without a body)
-        goes out so as long as the requests session is not built yet; it does not count as a first contact."""
+        goes out so as long as the requests session is not built yet; it does not count as a first contact. A
+        poll or a register of the main thread after the first contacts starts the loading of requests in the
+        background (prefetch) and goes out so too, as do the next ones until requests is loaded: it is about
+        0.1 s of CPU, which on a loaded machine can take longer than ``next_instruction_seconds`` (1 s in the Go
+        suite), and a poll waited for it."""
         if reply:
             if not self._plain or self._session is not None:
                 return _NOT_SENT
-        elif self._first_contacts <= 0 or threading.current_thread() is not threading.main_thread():
+        elif not self._plain or self._session is not None or threading.current_thread() is not threading.main_thread():
             return _NOT_SENT
+        elif self._first_contacts <= 0:
+            self.prefetch()
         config = self.config
         parts = plain_url(self.base)
         if parts is None:  # not after _first_contact_can: the base is the plain --url and a plain path
@@ -286,10 +296,8 @@ class ServiceClient:
         if 300 <= answer.status < 400 or answer.status in (503, 504):
             self._first_contacts, self._plain = 0, False
             return _NOT_SENT
-        if not reply:
+        if not reply and self._first_contacts > 0:
             self._first_contacts -= 1
-            if self._first_contacts == 0:
-                self.prefetch()
         if answer.status != expected:
             reason, from_service = _reason(answer.body.decode("utf-8", "replace"), answer.phrase)
             raise ServiceResponseError(answer.status, reason, from_service=from_service)
