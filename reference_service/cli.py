@@ -139,7 +139,7 @@ def _main(argv: Sequence[str] | None) -> int:
         import uvicorn
 
         from common import gc_policy
-        from reference_service import listeners, monitor, reply_workers
+        from reference_service import listeners, monitor
         from reference_service.header_guard import HeaderLimits, guarded_protocol
         from reference_service.http.app import create_app
         from reference_service.orchestrator import ReferenceService
@@ -197,7 +197,7 @@ def _main(argv: Sequence[str] | None) -> int:
             stopped.append(True)
             for t in watch:
                 t.cancel()
-            reply_workers.shutdown()
+            service.reply_workers.shutdown()
             service.store.close()
 
     class Server(uvicorn.Server):

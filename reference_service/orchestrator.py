@@ -19,6 +19,7 @@ from common.errors import ServiceRefusal
 from reference_service import reply_check
 from reference_service.os_image import OsImages
 from reference_service.reply_check import Derived
+from reference_service.reply_workers import ReplyWorkers
 from reference_service.settings import Settings
 from reference_service.settler import Settler
 from reference_service.store.database import Store, _now_iso
@@ -59,6 +60,8 @@ class ReferenceService:
         self.settler = Settler(self)
         #: The OS image write-image hands out, and its digest (computed once per file version).
         self.os_images = OsImages()
+        #: The process big step replies are checked in (started on the first one; ended with the service).
+        self.reply_workers = ReplyWorkers()
         store.host_listeners.append(self._host_changed)
 
     def model(self, key: str) -> ClusterModel:

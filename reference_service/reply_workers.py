@@ -8,9 +8,10 @@ worker process says why not, or hands the decoded reply back with what the rules
 that report, now a few kilobytes to unpickle). The loop decodes the output again (0.7 ms with orjson) only
 for a step whose reply handler reads the document (``registry.reply_handler``'s ``text_only``).
 
-The pool is started on the first big reply (a service of a few hosts never starts it). Its process asks the
-kernel to end it with the service (``PR_SET_PDEATHSIG``), so a kill -9 leaves no orphan; a pool that broke
-(its process was killed) is replaced, and the reply in hand is checked in a thread meanwhile.
+The pool is started on the first big reply (a service of a few hosts never starts it); it is the service's
+(``ReplyWorkers``), not this module's, and ends with it. Its process asks the kernel to end it with the service
+(``PR_SET_PDEATHSIG``), so a kill -9 leaves no orphan; a pool that broke (its process was killed) is replaced,
+and the reply in hand is checked in a thread meanwhile.
 """
 
 from __future__ import annotations
@@ -42,12 +43,9 @@ WORKERS = 1
 #: in bursts: the polls of that second waited p50 10 ms for the loop, 5 ms with one (docs/scale.md).
 IN_FLIGHT = 1
 
-_pool: concurrent.futures.ProcessPoolExecutor | None = None
 #: Which peer addresses are in which network, for the reports this process derives reach from (every report
 #: of a cluster names the same addresses); the worker process's own.
 _MEMBERSHIP = majority.Membership()
-_lock = threading.Lock()
-_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 
 def _start_worker(parent: int) -> None:
@@ -81,46 +79,53 @@ def verdict(raw: bytes, test_mode: bool, cidrs: tuple[str, ...] = ()
     return None, reply, Derived({field: documents.derive_all(field, parsed)}, reach)
 
 
-def _executor() -> concurrent.futures.ProcessPoolExecutor:
-    global _pool
-    with _lock:
-        if _pool is None:
-            _pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=WORKERS, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
-                initargs=(os.getpid(),))
-        return _pool
+class ReplyWorkers:
+    """The service's reply worker: its pool, started on the first big reply, and the reports handed to it at a
+    time (per event loop). The service owns it (``ReferenceService.reply_workers``) and ends it however it is
+    stopped: the command line's way out (``cli``), or the app's lifespan shutdown (``http.app``) when something
+    else serves the app; a service killed outright takes its worker with it (``_start_worker``)."""
 
+    def __init__(self) -> None:
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary())
 
-def _replace(broken: concurrent.futures.ProcessPoolExecutor) -> None:
-    global _pool
-    with _lock:
-        if _pool is broken:
-            _pool = None
-    broken.shutdown(wait=False, cancel_futures=True)
+    def executor(self) -> concurrent.futures.ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = concurrent.futures.ProcessPoolExecutor(
+                    max_workers=WORKERS, mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_start_worker, initargs=(os.getpid(),))
+            return self._pool
 
+    def _replace(self, broken: concurrent.futures.ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._pool is broken:
+                self._pool = None
+        broken.shutdown(wait=False, cancel_futures=True)
 
-async def check(raw: bytes, test_mode: bool, cidrs: tuple[str, ...] = ()) -> tuple[Any, Any, Derived | None]:
-    """The reply and its parsed output, as ``reply_check.check_reply`` accepts them, and what ``verdict``
-    derived; or ServiceRefusal(400)."""
-    loop = asyncio.get_running_loop()
-    async with _turns.setdefault(loop, asyncio.Semaphore(IN_FLIGHT)):
-        pool = _executor()
-        try:
-            refused, reply, derived = await loop.run_in_executor(pool, verdict, raw, test_mode, cidrs)
-        except BrokenProcessPool:
-            _replace(pool)
-            refused, reply, derived = await asyncio.to_thread(verdict, raw, test_mode, cidrs)
-    if refused is not None:
-        raise ServiceRefusal(*refused)
-    if derived is not None and reply.get("step_type") in registry.TEXT_ONLY:
-        return reply, registry.CHECKED, derived
-    return reply, reply_check.parsed_output(reply), derived
+    async def check(self, raw: bytes, test_mode: bool, cidrs: tuple[str, ...] = ()
+                    ) -> tuple[Any, Any, Derived | None]:
+        """The reply and its parsed output, as ``reply_check.check_reply`` accepts them, and what ``verdict``
+        derived; or ServiceRefusal(400)."""
+        loop = asyncio.get_running_loop()
+        async with self._turns.setdefault(loop, asyncio.Semaphore(IN_FLIGHT)):
+            pool = self.executor()
+            try:
+                refused, reply, derived = await loop.run_in_executor(pool, verdict, raw, test_mode, cidrs)
+            except BrokenProcessPool:
+                self._replace(pool)
+                refused, reply, derived = await asyncio.to_thread(verdict, raw, test_mode, cidrs)
+        if refused is not None:
+            raise ServiceRefusal(*refused)
+        if derived is not None and reply.get("step_type") in registry.TEXT_ONLY:
+            return reply, registry.CHECKED, derived
+        return reply, reply_check.parsed_output(reply), derived
 
-
-def shutdown() -> None:
-    """Ends the worker process (the service's exit)."""
-    global _pool
-    with _lock:
-        pool, _pool = _pool, None
-    if pool is not None:
-        pool.shutdown(wait=True, cancel_futures=True)
+    def shutdown(self) -> None:
+        """Ends the worker process (the service's exit); a later big reply would start another."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)

@@ -18,7 +18,6 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 
 from common.errors import ServiceRefusal
-from reference_service import reply_workers
 from reference_service.http.auth import Auth
 from reference_service.http.common import (
     FastJSONResponse,
@@ -31,6 +30,7 @@ from reference_service.http.common import (
 )
 from reference_service.http.routing import canonical_uuid, reply_limit, route
 from reference_service.orchestrator import BASE
+from reference_service.reply_workers import CHECK_IN_WORKER
 from reference_service.store.database import _now_iso
 from rules.cluster_model import machine_cidrs
 from rules.install import IGNITION_CLUSTER_STATES, OS_IMAGE_PATH, host_ignition
@@ -62,11 +62,11 @@ async def post_step_reply(request: Request) -> Response:
     ie, host_id = request.path_params["infra_env_id"], request.path_params["host_id"]
     svc = service_of(request)
     raw = await request.body()
-    if len(raw) >= reply_workers.CHECK_IN_WORKER:  # its checks would stall every other request
+    if len(raw) >= CHECK_IN_WORKER:  # its checks would stall every other request
         host = svc.store.peek_host(ie, host_id) or {}
         cluster = svc.store.peek_cluster(host["cluster_id"]) if host.get("cluster_id") else None
         cidrs = tuple(str(c) for c in machine_cidrs(cluster))  # a report's reach is derived over them
-        reply, parsed, derived = await reply_workers.check(raw, svc.settings.test_mode, cidrs)
+        reply, parsed, derived = await svc.reply_workers.check(raw, svc.settings.test_mode, cidrs)
     else:
         reply, derived = decode_json(raw) if raw else {}, None
         parsed = svc.check_reply(reply)

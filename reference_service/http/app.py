@@ -9,9 +9,11 @@ the real API); ``auth`` says who may call them; ``console`` and ``docs`` are the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
@@ -143,7 +145,16 @@ def create_app(service: ReferenceService) -> Any:
     undeclared = [getattr(r, "path", r) for r in routes if not isinstance(getattr(r, "auth", None), Auth)]
     if undeclared:
         raise RuntimeError(f"routes without a declared auth (use http.routing.route): {undeclared}")
-    app = Starlette(routes=routes)
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        """Whatever serves the app with its lifespan ends the reply worker with it (``cli`` serves it without,
+        and ends the worker on its own way out)."""
+        try:
+            yield
+        finally:
+            service.reply_workers.shutdown()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.service = service
     app.state.started = time.time()
 

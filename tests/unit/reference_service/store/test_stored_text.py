@@ -166,9 +166,9 @@ def test_a_big_reply_comes_back_from_its_worker_with_what_the_rules_derive(
 
     raw = json.dumps({**reply, "step_id": "connectivity-check-10"}).encode()
     try:
-        back, parsed, derived = asyncio.run(reply_workers.check(raw, False, cidrs))
+        back, parsed, derived = asyncio.run(svc.reply_workers.check(raw, False, cidrs))
     finally:
-        reply_workers.shutdown()
+        svc.reply_workers.shutdown()
     assert parsed is registry.CHECKED, "the loop does not decode a report its handler only stores"
     svc.apply_reply(ie, ids[0], back, parsed, derived)
     host = svc.store.peek_host(ie, ids[0]) or {}
