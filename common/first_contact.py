@@ -26,16 +26,16 @@ MAX_HEAD_BYTES = 64 * 1024
 _RECV = 64 * 1024
 
 
-#: An http(s) URL that urllib.parse.urlsplit reads as this reads it: a lower-case scheme, a host name or a
-#: bracketed IPv6 address, a port, a path of unreserved and sub-delimiter characters; no user, query, fragment,
-#: percent-escape, space or other character urlsplit would strip, decode or refuse.
-_PLAIN_URL = re.compile(r"(https?)://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?"
-                        r"(/[A-Za-z0-9._~!$&'()*+,;=:@/-]*)?")
+#: An http(s) URL that urllib.parse.urlsplit reads as this reads it: a lower-case scheme, a host name or IPv4
+#: address, a port, a path of unreserved and sub-delimiter characters; no user, query, fragment, percent-escape,
+#: space or other character urlsplit would strip, decode or refuse, and no bracketed IPv6 address (urlsplit checks
+#: one with ipaddress, which is what this avoids).
+_PLAIN_URL = re.compile(r"(https?)://([A-Za-z0-9.-]+)(?::([0-9]{1,5}))?(/[A-Za-z0-9._~!$&'()*+,;=:@/-]*)?")
 
 
 def plain_url(url: str) -> tuple[str, str, str, int, str] | None:
     """(scheme, netloc, host name, port, path) of ``url`` when it is plain as above, as urlsplit gives them (the
-    port filled in from the scheme; the host lower-cased, without brackets); None for any other URL (the caller
+    port filled in from the scheme; the host lower-cased); None for any other URL (the caller
     asks urllib.parse). Why: urllib.parse with ipaddress, which it imports, costs ~5 ms of CPU on the daemon's
     way to its first register, whose URL is always plain in practice."""
     match = _PLAIN_URL.fullmatch(url)
@@ -45,7 +45,7 @@ def plain_url(url: str) -> tuple[str, str, str, int, str] | None:
     number = int(port) if port else (443 if scheme == "https" else 80)
     if not 0 < number < 65536:
         return None  # urlsplit's port raises ValueError above 65535; 0 is taken for the scheme's by the callers
-    return scheme, host + (f":{port}" if port else ""), host.strip("[]").lower(), number, path or ""
+    return scheme, host + (f":{port}" if port else ""), host.lower(), number, path or ""
 
 
 class Unreadable(Exception):

@@ -232,7 +232,7 @@ def _as_urlsplit_reads(url: str) -> tuple[str, str, str | None, int, str]:
 
 @pytest.mark.parametrize("url", [
     "http://127.0.0.1:8090", "https://service.example:8443/", "http://Service.Example/prefix/api",
-    "https://[::1]:9443/x", "http://[FE80::1]/", "http://h:65535", "https://h/a;b=c/d:e@f/~g_(h)",
+    "http://h:65535", "http://h:0123/", "https://h/a;b=c/d:e@f/~g_(h)",
 ])
 def test_a_plain_url_is_read_as_urlsplit_reads_it(url: str) -> None:
     assert plain_url(url) == _as_urlsplit_reads(url)
@@ -241,6 +241,7 @@ def test_a_plain_url_is_read_as_urlsplit_reads_it(url: str) -> None:
 @pytest.mark.parametrize("url", [
     "http://user:pw@h/", "http://h/?q=1", "http://h/#f", "http://h/%41", "HTTP://h/", "ftp://h/", "http://h:0/",
     "http://h:65536/", "http://h:/", "http:///x", "http://h /", " http://h/", "http://h/\t", "http://[fe80::1%25e]/",
+    "https://[::1]:9443/x", "http://[a]/", "http://h/[x]",
     "http://h\u00e9/", "",
 ])
 def test_any_other_url_is_left_to_urllib(url: str) -> None:
