@@ -16,8 +16,8 @@ import re
 from typing import Any
 
 from common.errors import ServiceRefusal
-from rules.documents import is_sno
 from rules.machine_network import vip_network
+from rules.network import user_managed_networking
 
 #: The OpenShift versions this service offers (``/v2/openshift-versions``), newest last; 4.22 is aicli's default.
 OPENSHIFT_VERSIONS = tuple(f"4.{minor}" for minor in range(12, 23))
@@ -96,11 +96,15 @@ def _vips(body: dict[str, Any], kind: str) -> list[str] | None:
     return None
 
 
-def _check_vips(merged: dict[str, Any], hosts: list[dict[str, Any]], changed: bool) -> None:
-    """The update path's VIP checks: valid addresses, no duplicates, inside the machine network (the one
-    given, else the one the hosts' networks give the API VIP), not its broadcast address."""
-    api = [str(v.get("ip")) for v in merged.get("api_vips") or [] if isinstance(v, dict)]
-    ingress = [str(v.get("ip")) for v in merged.get("ingress_vips") or [] if isinstance(v, dict)]
+def _ips(doc: dict[str, Any], kind: str) -> list[str]:
+    return [str(v.get("ip")) for v in doc.get(f"{kind}_vips") or [] if isinstance(v, dict)]
+
+
+def _check_vips(merged: dict[str, Any], changed: bool) -> None:
+    """``validateVIPAddresses``, as creation and update both run it: valid addresses, no duplicates, and, where
+    the cluster has machine networks (given or already set), inside them and not their broadcast address.
+    Without machine networks the VIPs are taken as they are (the update path then has its own check)."""
+    api, ingress = _ips(merged, "api"), _ips(merged, "ingress")
     if not changed or (not api and not ingress):
         return
     for vip in api + ingress:
@@ -112,16 +116,14 @@ def _check_vips(merged: dict[str, Any], hosts: list[dict[str, Any]], changed: bo
         raise bad(f"The IP address \"{sorted(set(api) & set(ingress))[0]}\" appears both in apiVIPs and ingressVIPs")
     if len(set(api)) != len(api) or len(set(ingress)) != len(ingress):
         raise bad("The same VIP address appears more than once")
-    if merged.get("user_managed_networking") and not is_sno(merged):
+    if user_managed_networking(merged) or merged.get("vip_dhcp_allocation"):
         return
     cidrs = [str(n.get("cidr")) for n in merged.get("machine_networks") or [] if isinstance(n, dict)]
-    if not cidrs:
-        computed = vip_network(api[0] if api else ingress[0], hosts)
-        if computed is None:
-            if any(h.get("inventory") for h in hosts):
-                raise bad(f"No suitable matching CIDR found for VIP {api[0] if api else ingress[0]}")
-            return
-        cidrs = [str(computed)]
+    if cidrs:
+        _within(cidrs, api, ingress)
+
+
+def _within(cidrs: list[str], api: list[str], ingress: list[str]) -> None:
     for kind, vips in (("api", api), ("ingress", ingress)):
         for index, vip in enumerate(vips):
             net = ipaddress.ip_network(cidrs[min(index, len(cidrs) - 1)], strict=False)
@@ -130,6 +132,52 @@ def _check_vips(merged: dict[str, Any], hosts: list[dict[str, Any]], changed: bo
                 raise bad(f"{kind}-vip <{vip}> does not belong to machine-network-cidr <{net}>")
             if address == net.broadcast_address:
                 raise bad(f"{kind}-vip <{vip}> is the broadcast address of machine-network-cidr <{net}>")
+
+
+def _dual_stack(merged: dict[str, Any]) -> bool:
+    families = set()
+    for key in ("machine_networks", "cluster_networks", "service_networks"):
+        for entry in merged.get(key) or []:
+            try:
+                families.add(ipaddress.ip_network(str(entry.get("cidr")), strict=False).version)
+            except (AttributeError, ValueError):
+                continue
+    return len(families) > 1
+
+
+def _check_update_networks(merged: dict[str, Any], body: dict[str, Any], hosts: list[dict[str, Any]]) -> str | None:
+    """The update path's own network rules (``updateNetworkParams``): VIPs are refused with user-managed
+    networking and in VIP DHCP mode; otherwise (single stack, the cluster's own load balancer) a user may not
+    set the machine network, and VIPs are taken only when a discovered host has an address in the network of
+    the API VIP (else of the ingress VIP): that network becomes the machine network. Before any host has
+    reported its interfaces no VIP can be set: the real service answers 400 "No suitable matching CIDR"."""
+    asked = {kind: _vips(body, kind) for kind in ("api", "ingress")}
+    if user_managed_networking(merged):
+        for kind, label in (("api", "API"), ("ingress", "Ingress")):
+            if asked[kind]:
+                raise bad(f"{label} VIPs cannot be set with User Managed Networking")
+        return None
+    if merged.get("vip_dhcp_allocation"):
+        for kind, label in (("api", "API"), ("ingress", "Ingress")):
+            if asked[kind]:
+                raise bad(f"Setting {label} VIPs is forbidden when cluster is in vip-dhcp-allocation mode")
+        return None
+    dual = _dual_stack(merged)
+    user_balanced = (merged.get("load_balancer") or {}).get("type") == "user-managed"
+    if body.get("machine_networks") and not dual and not user_balanced:
+        raise bad("Setting the Machine Network CIDR is forbidden when the cluster is neither in VIP DHCP allocation "
+                  "mode nor using a user-managed load balancer")
+    if (asked["api"] is None and asked["ingress"] is None) or dual or user_balanced:
+        return None
+    api, ingress = _ips(merged, "api"), _ips(merged, "ingress")
+    vip = api[0] if api else ingress[0] if ingress else ""
+    if not vip:
+        return None
+    net = vip_network(vip, hosts)
+    if net is None:
+        raise bad(f"Calculate machine network CIDR: No suitable matching CIDR found for VIP {vip}")
+    _within([str(net)], api[:1], ingress[:1])
+    return str(net)
 
 
 def _check_networks(body: dict[str, Any]) -> None:
@@ -158,11 +206,16 @@ def check_create(body: dict[str, Any]) -> None:
         raise bad("apiVIP and apiVIPs (or ingressVIP and ingressVIPs) cannot both be set; "
                   "use apiVIPs and ingressVIPs")
     _check_networks(body)
-    _check_vips(body, [], changed=True)
+    if body.get("user_managed_networking") is True:
+        for kind, label in (("api", "API"), ("ingress", "Ingress")):
+            if _ips(body, kind):
+                raise bad(f"{label} VIPs cannot be set with User Managed Networking")
+    _check_vips({**body, "user_managed_networking": body.get("user_managed_networking") is True}, changed=True)
 
 
-def check_update(cluster: dict[str, Any], body: dict[str, Any], hosts: list[dict[str, Any]]) -> None:
-    """V2UpdateCluster's checks: the state first (409), then the values (400)."""
+def check_update(cluster: dict[str, Any], body: dict[str, Any], hosts: list[dict[str, Any]]) -> str | None:
+    """V2UpdateCluster's checks: the state first (409), then the values (400). Returns the machine network the
+    update's VIPs make (the real service stores it with the update), if they make one."""
     status = cluster.get("status")
     if status not in EDITABLE_STATES:
         raise ServiceRefusal(409, f"Cluster {cluster.get('id')} is in {status} state, cluster can be updated only in "
@@ -183,7 +236,8 @@ def check_update(cluster: dict[str, Any], body: dict[str, Any], hosts: list[dict
     _check_networks(body)
     merged = {**cluster, **{k: v for k, v in body.items() if v is not None}}
     changed = any(k in body for k in ("api_vips", "ingress_vips", "machine_networks"))
-    _check_vips(merged, hosts, changed)
+    _check_vips(merged, changed)
+    return _check_update_networks(merged, body, hosts)
 
 
 #: A well-formed pull secret for local use (the demo, the swarm, tests): it names no real registry's credentials.

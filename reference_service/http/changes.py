@@ -78,8 +78,11 @@ def update_cluster(svc: ReferenceService, cluster_id: str, body: Any) -> None:
     cluster = svc.store.get_cluster(cluster_id)
     if cluster is None:
         raise ServiceRefusal(404, f"cluster {cluster_id} not found")
-    user_checks.check_update(cluster, body, svc.store.list_hosts(cluster_id=cluster_id))
+    made = user_checks.check_update(cluster, body, svc.store.list_hosts(cluster_id=cluster_id))
     cluster.update({k: v for k, v in body.items() if k != "pull_secret" and v is not None})
+    if made:  # the VIPs' host network is the machine network (``updateNonDhcpSingleStackNetworkParams``)
+        cluster["machine_networks"] = [{"cidr": made}]
+        cluster.pop("machine_network_cidr", None)
     if "pull_secret" in body:
         cluster["pull_secret_set"] = True
     for single in ("api_vip", "ingress_vip", "machine_network_cidr"):  # the lists are the truth now

@@ -162,8 +162,11 @@ def _networks(cluster: dict[str, Any]) -> dict[str, Any]:
     machine, api, ingress = (entries(cluster, k, f) for k, f in (("machine_networks", "cidr"), ("api_vips", "ip"),
                                                                ("ingress_vips", "ip")))
     umn = bool(cluster.get("user_managed_networking")) or is_sno(cluster)
-    facts = [("Machine network", ", ".join(machine) or "not set: assigned from the hosts' network (single node) "
-              "or from the API VIP's"),
+    # the real update path refuses a machine network the user sets on a cluster that makes it from its VIPs
+    own_machine = umn or bool(cluster.get("vip_dhcp_allocation")) or \
+        (cluster.get("load_balancer") or {}).get("type") == "user-managed"
+    facts = [("Machine network", ", ".join(machine) or ("not set: assigned from the hosts' network" if umn else
+              "not set: the network of the discovered hosts that holds the API VIP, once the VIPs are set")),
              ("API VIPs", ", ".join(api) or ("not used: user-managed networking" if umn else "none: required")),
              ("Ingress VIPs", ", ".join(ingress) or ("not used: user-managed networking" if umn else "none: required")),
              ("Cluster network", ", ".join(f"{e.get('cidr')} (host prefix /{e.get('host_prefix')})"
@@ -175,7 +178,8 @@ def _networks(cluster: dict[str, Any]) -> dict[str, Any]:
             "cluster_network": ", ".join(entries(cluster, "cluster_networks", "cidr")),
             "host_prefix": str(first.get("host_prefix", "")),
             "service_network": ", ".join(entries(cluster, "service_networks", "cidr"))}
-    return {"facts": facts, "form": form, "vips": not umn, "editable": cluster.get("status") in EDITABLE_STATES}
+    return {"facts": facts, "form": form, "vips": not umn, "machine": own_machine,
+            "editable": cluster.get("status") in EDITABLE_STATES}
 
 
 def _installation(cluster: dict[str, Any], hosts: list[dict[str, Any]]) -> dict[str, Any] | None:

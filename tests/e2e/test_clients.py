@@ -83,9 +83,13 @@ def test_a_whole_session_through_the_generated_client(session: tuple[RefService,
     with pytest.raises(ApiException) as bad:
         api.v2_update_cluster(cid, models.V2ClusterUpdateParams(base_dns_domain="-bad-"))
     assert bad.value.status == 400 and "DNS format mismatch" in json.loads(bad.value.body)["reason"]
-    updated = api.v2_update_cluster(cid, models.V2ClusterUpdateParams(
-        api_vips=[models.ApiVip(ip=vip_api)], ingress_vips=[models.IngressVip(ip=vip_ingress)]))
-    assert [v.ip for v in updated.api_vips] == [vip_api]
+    vips = models.V2ClusterUpdateParams(api_vips=[models.ApiVip(ip=vip_api)],
+                                        ingress_vips=[models.IngressVip(ip=vip_ingress)])
+    with pytest.raises(ApiException) as early:  # as the real service: no host has reported the VIPs' network
+        api.v2_update_cluster(cid, vips)
+    assert early.value.status == 400 and json.loads(early.value.body)["reason"] == \
+        f"Calculate machine network CIDR: No suitable matching CIDR found for VIP {vip_api}"
+    assert api.v2_get_cluster(cid).api_vips == []
     ie = api.register_infra_env(infraenv_create_params=models.InfraEnvCreateParams(
         name="clients", pull_secret=PULL_SECRET, cluster_id=cid, openshift_version="4.18"))
     assert [e["id"] for e in c.raw("infra-env", api.list_infra_envs, cluster_id=cid)] == [ie.id]
@@ -98,6 +102,12 @@ def test_a_whole_session_through_the_generated_client(session: tuple[RefService,
     assert requests.get(signed_ign, timeout=10).json()["ignition"] == ignition["ignition"]  # no token needed
 
     with swarm_hosts(svc, ie.id, 3, seconds=120):
+        # discovered: the cluster waits for its VIPs, which the hosts' network now takes
+        until("3 hosts waiting for the VIPs", lambda: (lambda hs: len(hs) == 3 and all(
+            h["status"] == "pending-for-input" for h in hs))(api.v2_list_hosts(ie.id)))
+        updated = api.v2_update_cluster(cid, vips)
+        assert [v.ip for v in updated.api_vips] == [vip_api]
+        assert [n.cidr for n in updated.machine_networks] == [str(swarm_machine.sim_host(0).block)]
         until("3 known hosts", lambda: (lambda hs: len(hs) == 3 and all(h["status"] == "known" for h in hs))(
             api.v2_list_hosts(ie.id)))
         hosts = c.raw("host", api.v2_list_hosts, ie.id)

@@ -144,7 +144,8 @@ def test_forms_change_a_host_and_the_networks_with_the_api_checks(tmp_path: Path
         page_url = f"{svc.url}/clusters/{cluster['id']}"
         page = browser.get(page_url, timeout=10).text
         token = form_token(page)
-        assert f'id="hf-{host_id}"' in page and 'name="machine_network"' in page
+        # a cluster-managed multi-node cluster makes its machine network from its VIPs: no field to set it
+        assert f'id="hf-{host_id}"' in page and 'name="api_vip"' in page and 'name="machine_network"' not in page
         settings = f"{svc.url}/infra-envs/{ie}/hosts/{host_id}/settings"
 
         def post(url: str, **fields: str) -> requests.Response:
@@ -164,14 +165,16 @@ def test_forms_change_a_host_and_the_networks_with_the_api_checks(tmp_path: Path
         host = svc.host(ie, host_id)
         assert (host["role"], host["requested_hostname"]) == ("worker", "node-a")
         assert host["installation_disk_id"].startswith("/dev/disk/by-id/nvme-")
-        # the networks: a VIP outside the machine network is the API's 400; good values are stored
+        # the networks: a VIP in no discovered host's network (the host is in 10.1.0.0/24) is the API's 400, a
+        # machine network set by hand too; good values are stored, the machine network the VIPs' network
         networks = f"{page_url}/networks"
-        outside = post(networks, machine_network="10.1.0.0/24", api_vip="10.9.0.5", ingress_vip="10.1.0.6")
-        assert outside.status_code == 400 and "does not belong to machine-network-cidr" in outside.text
+        outside = post(networks, api_vip="10.9.0.5", ingress_vip="10.1.0.6")
+        assert outside.status_code == 400 and "No suitable matching CIDR found for VIP 10.9.0.5" in outside.text
+        by_hand = post(networks, machine_network="10.1.0.0/24", api_vip="10.1.0.5", ingress_vip="10.1.0.6")
+        assert by_hand.status_code == 400 and "Setting the Machine Network CIDR is forbidden" in by_hand.text
         assert svc.cluster(cluster["id"])["api_vips"] == []
-        assert post(networks, machine_network="10.1.0.0/24", api_vip="10.1.0.5", ingress_vip="10.1.0.6",
-                    cluster_network="10.128.0.0/14", host_prefix="23",
-                    service_network="172.30.0.0/16").status_code == 303
+        assert post(networks, api_vip="10.1.0.5", ingress_vip="10.1.0.6", cluster_network="10.128.0.0/14",
+                    host_prefix="23", service_network="172.30.0.0/16").status_code == 303
         stored = svc.cluster(cluster["id"])
         assert [v["ip"] for v in stored["api_vips"]] == ["10.1.0.5"]
         assert [n["cidr"] for n in stored["machine_networks"]] == ["10.1.0.0/24"]

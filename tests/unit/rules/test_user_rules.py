@@ -4,6 +4,7 @@ filters, documents as users read them, and the creation checks."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from starlette.datastructures import QueryParams
@@ -12,7 +13,7 @@ from common.errors import ServiceRefusal
 from rules import cluster_validations, events, machine_network, presentation, states, user_checks
 
 
-def _host(address: str, gateway: str | None = None) -> dict[str, object]:
+def _host(address: str, gateway: str | None = None) -> dict[str, Any]:
     inv = {"interfaces": [{"ipv4_addresses": [address]}],
            "routes": [{"destination": "0.0.0.0", "gateway": gateway, "metric": 100}] if gateway else []}
     return {"id": "h", "inventory": json.dumps(inv), "status": "known", "role": "master"}
@@ -93,3 +94,66 @@ def test_ignored_host_validations_let_a_small_machine_be_known() -> None:
     assert (states.host_status(host, results, True, every) or ("", ""))[0] == "insufficient"
     assert states.ignored_host_validations({}) == frozenset()
     assert states.ignored_host_validations({"_ignored_validations": {"host-validation-ids": "not json"}}) == set()
+
+
+_MULTI: dict[str, Any] = {"id": "c", "status": "pending-for-input", "control_plane_count": 3,
+                          "user_managed_networking": False, "vip_dhcp_allocation": False, "api_vips": [],
+                          "ingress_vips": []}
+_VIPS: dict[str, Any] = {"api_vips": [{"ip": "192.168.5.200"}], "ingress_vips": [{"ip": "192.168.5.201"}]}
+
+
+def _refusal(cluster: dict[str, Any], body: dict[str, Any], hosts: list[dict[str, Any]]) -> str:
+    with pytest.raises(ServiceRefusal) as refused:
+        user_checks.check_update(cluster, body, hosts)
+    assert refused.value.status == 400
+    return refused.value.reason
+
+
+def test_vips_are_set_only_once_a_host_has_reported_their_network() -> None:
+    """The real update path (``updateNonDhcpSingleStackNetworkParams``) computes the machine network from the
+    API VIP and the hosts' interfaces, a match required: before any host is discovered, or with no host in the
+    VIP's network, 400; with one, the VIPs are taken and their network becomes the machine network."""
+    assert _refusal(_MULTI, _VIPS, []) == \
+        "Calculate machine network CIDR: No suitable matching CIDR found for VIP 192.168.5.200"
+    no_inventory = {"id": "h", "status": "discovering", "role": "auto-assign"}
+    assert "No suitable matching CIDR" in _refusal(_MULTI, _VIPS, [no_inventory])
+    assert "No suitable matching CIDR" in _refusal(_MULTI, _VIPS, [_host("10.1.0.7/24")])
+    assert user_checks.check_update(_MULTI, _VIPS, [_host("10.1.0.7/24"), _host("192.168.5.7/24")]) == \
+        "192.168.5.0/24"
+    # the ingress VIP alone: its network; the API VIP's network decides when both are given
+    assert user_checks.check_update(_MULTI, {"ingress_vips": _VIPS["ingress_vips"]}, [_host("192.168.5.7/24")]) \
+        == "192.168.5.0/24"
+    split: dict[str, Any] = {"api_vips": _VIPS["api_vips"], "ingress_vips": [{"ip": "10.1.0.9"}]}
+    assert _refusal(_MULTI, split, [_host("10.1.0.7/24"), _host("192.168.5.7/24")]) == \
+        "ingress-vip <10.1.0.9> does not belong to machine-network-cidr <192.168.5.0/24>"
+    # clearing the VIPs needs no host; other fields are not held by the rule
+    assert user_checks.check_update(_MULTI, {"api_vips": [], "ingress_vips": []}, []) is None
+    assert user_checks.check_update(_MULTI, {"name": "renamed"}, []) is None
+
+
+def test_where_the_vip_rule_does_not_apply_the_real_rules_do() -> None:
+    """Machine networks are not the user's to set on a cluster-managed single-stack cluster; user-managed
+    networking and VIP DHCP mode take no VIPs at all; creation takes VIPs without hosts."""
+    hosts = [_host("192.168.5.7/24")]
+    assert _refusal(_MULTI, {**_VIPS, "machine_networks": [{"cidr": "192.168.5.0/24"}]}, hosts).startswith(
+        "Setting the Machine Network CIDR is forbidden when the cluster is neither in VIP DHCP allocation mode")
+    umn = {**_MULTI, "user_managed_networking": True}
+    assert _refusal(umn, _VIPS, hosts) == "API VIPs cannot be set with User Managed Networking"
+    assert user_checks.check_update(umn, {"machine_networks": [{"cidr": "192.168.5.0/24"}]}, hosts) is None
+    sno = {**_MULTI, "control_plane_count": 1, "user_managed_networking": True}
+    assert _refusal(sno, {"ingress_vips": _VIPS["ingress_vips"]}, hosts) == \
+        "Ingress VIPs cannot be set with User Managed Networking"
+    dhcp = {**_MULTI, "vip_dhcp_allocation": True}
+    assert _refusal(dhcp, _VIPS, hosts) == "Setting API VIPs is forbidden when cluster is in vip-dhcp-allocation mode"
+    # an existing machine network is checked first, as ValidateClusterUpdateVIPAddresses does
+    placed = {**_MULTI, "machine_networks": [{"cidr": "10.1.0.0/24"}]}
+    assert _refusal(placed, _VIPS, hosts) == "api-vip <192.168.5.200> does not belong to machine-network-cidr " \
+                                             "<10.1.0.0/24>"
+    creation = {"name": "ok", "openshift_version": "4.18", "pull_secret": user_checks.SAMPLE_PULL_SECRET, **_VIPS}
+    user_checks.check_create(creation)
+    with pytest.raises(ServiceRefusal) as refused:
+        user_checks.check_create({**creation, "user_managed_networking": True})
+    assert refused.value.reason == "API VIPs cannot be set with User Managed Networking"
+    with pytest.raises(ServiceRefusal) as refused:
+        user_checks.check_create({**creation, "machine_networks": [{"cidr": "10.1.0.0/24"}]})
+    assert "does not belong to machine-network-cidr <10.1.0.0/24>" in refused.value.reason
