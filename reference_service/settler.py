@@ -78,6 +78,8 @@ class Settler:
         #: a number that moves when it changed.
         self._seen: dict[str, tuple[int, Any]] = {}
         self.versions: dict[str, int] = {}
+        #: Per small cluster, its model's version when the monitor last evaluated all its hosts.
+        self._judged: dict[str, int] = {}
 
     # -- the schedule ------------------------------------------------------------------------------------
     def at_once(self, host: dict[str, Any]) -> bool:
@@ -222,6 +224,8 @@ class Settler:
         for cluster_id in self.store.list_cluster_ids():
             if self.store.cluster_size(cluster_id) > AT_ONCE_HOSTS:
                 await self._regroup(cluster_id)
+            else:
+                self._catch_up(cluster_id)
         for shared in self.store.peers():
             status = str(shared.get("status", ""))
             if status.startswith("disconnected") or "_checked_in" not in shared:
@@ -234,7 +238,24 @@ class Settler:
         for cluster_id in cluster_ids:
             self.evaluate_cluster(cluster_id, full=True)
         self.clusters_evaluated = {c: t for c, t in self.clusters_evaluated.items() if c in cluster_ids}
+        self._judged = {c: v for c, v in self._judged.items() if c in cluster_ids}
         self.service.forget_models()
+
+    def _catch_up(self, cluster_id: str) -> None:
+        """A small cluster's hosts evaluated again when what they are judged by moved since the last pass (a
+        peer's report changed the majority groups, a peer was named or left). Evaluated within their own
+        requests only, a host whose peers' connectivity reports came after its own stayed "No connectivity to
+        the majority" until its next poll, a whole poll interval (60 s) after the real service, whose host
+        monitor re-evaluates every host every 8 s, took it to known (docs/real-service.md)."""
+        model = self.service.models.get(cluster_id)
+        if model is None or self._judged.get(cluster_id) == model.version:
+            return
+        for shared in self.store.peers(cluster_id=cluster_id):
+            if shared.get("status") in states.PRE_INSTALL:
+                host = self.store.get_host(shared["infra_env_id"], shared["id"])
+                if host is not None:
+                    self.evaluate(host)
+        self._judged[cluster_id] = model.version
 
     async def _regroup(self, cluster_id: str) -> None:
         """A big cluster's majority groups computed in a thread, and its hosts' version moved if what they
