@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,3 +55,13 @@ def hostile() -> Iterator[HostileService]:
         yield svc
     finally:
         svc.close()
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path) -> Iterator[socket.socket]:
+    """systemd's end of ``NOTIFY_SOCKET``, bound at ``tmp_path / "notify"``: the datagrams the agent sends it."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "notify"))
+    sock.settimeout(2)
+    yield sock
+    sock.close()

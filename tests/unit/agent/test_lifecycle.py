@@ -20,15 +20,6 @@ from tests.support.paths import ROOT
 
 
 @pytest.fixture
-def listener(tmp_path: Path) -> Iterator[socket.socket]:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(tmp_path / "notify"))
-    sock.settimeout(2)
-    yield sock
-    sock.close()
-
-
-@pytest.fixture
 def handlers() -> Iterator[None]:
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     yield
@@ -37,10 +28,10 @@ def handlers() -> Iterator[None]:
 
 
 def test_start_takes_the_state_directory_and_says_ready(
-        handlers: None, listener: socket.socket, tmp_path: Path) -> None:
+        handlers: None, notify_socket: socket.socket, tmp_path: Path) -> None:
     first = Lifecycle(Notifier(str(tmp_path / "notify")))
     assert first.start("https://user:s3cret@svc.example:8090", "token", tmp_path / "state") is True
-    assert listener.recv(4096) == b"READY=1\nSTATUS=registering with https://user:***@svc.example:8090"
+    assert notify_socket.recv(4096) == b"READY=1\nSTATUS=registering with https://user:***@svc.example:8090"
     second = Lifecycle(Notifier(""))
     assert second.start("https://svc.example", "token", tmp_path / "state") is False  # the first holds it
     assert first.lock is not None
@@ -57,14 +48,14 @@ def test_sigterm_stops_terminates_and_aborts_the_request_in_flight(handlers: Non
     assert not life.cancel.is_set()  # running steps still get their grace period
 
 
-def test_request_stop_says_stopping_once(listener: socket.socket, tmp_path: Path) -> None:
+def test_request_stop_says_stopping_once(notify_socket: socket.socket, tmp_path: Path) -> None:
     life = Lifecycle(Notifier(str(tmp_path / "notify")))
     life.request_stop("the service said exit")
     life.request_stop("again")
-    assert listener.recv(4096) == b"STOPPING=1\nSTATUS=stopping: the service said exit"
-    listener.settimeout(0.05)
+    assert notify_socket.recv(4096) == b"STOPPING=1\nSTATUS=stopping: the service said exit"
+    notify_socket.settimeout(0.05)
     with pytest.raises(TimeoutError):
-        listener.recv(4096)
+        notify_socket.recv(4096)
 
 
 def test_sleep_runs_its_time_unless_a_stop_ends_it() -> None:

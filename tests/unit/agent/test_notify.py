@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,22 +11,13 @@ import pytest
 from agent.notify import Notifier
 
 
-@pytest.fixture
-def listener(tmp_path: Path) -> Iterator[socket.socket]:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(tmp_path / "notify"))
-    sock.settimeout(2)
-    yield sock
-    sock.close()
-
-
-def test_ready_status_stopping_as_key_value_lines(listener: socket.socket, tmp_path: Path) -> None:
+def test_ready_status_stopping_as_key_value_lines(notify_socket: socket.socket, tmp_path: Path) -> None:
     notifier = Notifier(str(tmp_path / "notify"))
     assert notifier.enabled
     notifier.ready("registering")
     notifier.status("polling")
     notifier.stopping("bye")
-    assert [listener.recv(4096) for _ in range(3)] == [b"READY=1\nSTATUS=registering", b"STATUS=polling",
+    assert [notify_socket.recv(4096) for _ in range(3)] == [b"READY=1\nSTATUS=registering", b"STATUS=polling",
                                                        b"STOPPING=1\nSTATUS=bye"]
 
 
@@ -50,17 +40,17 @@ def test_without_a_socket_nothing_is_sent_and_nothing_raises(tmp_path: Path, mon
 
 
 def test_the_watchdog_interval_is_half_the_units_and_only_for_this_process(
-        listener: socket.socket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        notify_socket: socket.socket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WATCHDOG_USEC", "30000000")
     monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
     notifier = Notifier(str(tmp_path / "notify"))
     assert notifier.watchdog_interval == 15.0
     notifier.watchdog()
-    assert listener.recv(100) == b"WATCHDOG=1"
+    assert notify_socket.recv(100) == b"WATCHDOG=1"
     monkeypatch.setenv("WATCHDOG_PID", str(os.getpid() + 1))  # meant for another process
     other = Notifier(str(tmp_path / "notify"))
     assert other.watchdog_interval is None
     other.watchdog()
-    listener.settimeout(0.05)
+    notify_socket.settimeout(0.05)
     with pytest.raises(TimeoutError):
-        listener.recv(100)
+        notify_socket.recv(100)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,15 +35,6 @@ def _service(script: list[tuple[int, dict[str, object] | str]]) -> LoopbackHTTP:
     return service
 
 
-@pytest.fixture
-def notify(tmp_path: Path) -> Iterator[socket.socket]:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(tmp_path / "notify"))
-    sock.settimeout(2)
-    yield sock
-    sock.close()
-
-
 def _registrar(script: list[tuple[int, dict[str, object] | str]], tmp_path: Path, *, host_id: str = "",
                dry: DrySettings | None = None) -> tuple[Registrar, LoopbackHTTP]:
     service = _service(script)
@@ -57,7 +47,7 @@ def _registrar(script: list[tuple[int, dict[str, object] | str]], tmp_path: Path
 
 
 def test_refusals_are_retried_and_said_then_the_answer_is_returned(
-        tmp_path: Path, notify: socket.socket) -> None:
+        tmp_path: Path, notify_socket: socket.socket) -> None:
     registrar, service = _registrar([(401, {"reason": "bad token"}), (409, {"reason": "installing"}),
                                      (201, {"id": HOST, "next_step_runner_command": {}})], tmp_path, host_id=HOST)
     try:
@@ -66,12 +56,12 @@ def test_refusals_are_retried_and_said_then_the_answer_is_returned(
         service.shutdown()
     assert got is not None and got.response["id"] == HOST and (got.host_id, got.how) == (HOST, "--host-id")
     assert [json.loads(b) for b in service.posted] == [{"host_id": HOST, "discovery_agent_version": "v1"}] * 3
-    assert notify.recv(4096) == b"STATUS=registration refused (401): the service rejected the agent's token"
-    assert notify.recv(4096).startswith(b"STATUS=registration refused (409): the cluster cannot accept")
+    assert notify_socket.recv(4096) == b"STATUS=registration refused (401): the service rejected the agent's token"
+    assert notify_socket.recv(4096).startswith(b"STATUS=registration refused (409): the cluster cannot accept")
 
 
 def test_a_404_page_not_the_services_says_to_check_the_path_and_a_404_of_the_service_says_what_it_means(
-        tmp_path: Path, notify: socket.socket, caplog: pytest.LogCaptureFixture) -> None:
+        tmp_path: Path, notify_socket: socket.socket, caplog: pytest.LogCaptureFixture) -> None:
     """A wrong path in --url meets a web server's 404 page, not the API's error: the Go agent's words come first,
     then what to check; the service's own 404 is an infra-env it does not know (issue 27)."""
     page = "<html><body><h1>404 Not Found</h1>nginx</body></html>"
@@ -86,9 +76,9 @@ def test_a_404_page_not_the_services_says_to_check_the_path_and_a_404_of_the_ser
     assert wrong_path.startswith("Error registering host: [404] 404 Not Found nginx; hint: nothing at ")
     assert "answered as the assisted-service API" in wrong_path and "check the path in --url" in wrong_path
     assert "the infra-env does not exist, or this token cannot see it ([404] infra-env not found)" in unknown
-    assert notify.recv(4096).endswith(b"check the path in --url")
-    assert notify.recv(4096) == b"STATUS=registration refused (404): the infra-env does not exist, or this token " \
-                                b"cannot see it"
+    assert notify_socket.recv(4096).endswith(b"check the path in --url")
+    assert notify_socket.recv(4096) == (b"STATUS=registration refused (404): the infra-env does not exist, or this "
+                                        b"token cannot see it")
 
 
 def test_the_host_id_follows_gos_rules(tmp_path: Path) -> None:
