@@ -87,8 +87,11 @@ def _free_verdict(cluster: dict[str, Any], hosts: list[dict[str, Any]], kind: st
                                                                                                  "failed"):
             return str(entry["verification"])
     scanned, network = False, str(net)
+    wanted = _FreeOf(tuple(cluster_vips(cluster, "api") + cluster_vips(cluster, "ingress")))
     for host in hosts:
-        free = model.fact(host, "free_addresses", _free_by_network).get(network)
+        if not host.get("free_addresses"):
+            continue  # (no scan yet: most hosts of a discovery)
+        free = model.fact(host, "free_addresses", wanted).get(network)
         if free is not None:
             if vip in free:
                 return "succeeded"
@@ -96,14 +99,22 @@ def _free_verdict(cluster: dict[str, Any], hosts: list[dict[str, Any]], kind: st
     return "failed" if scanned else "unverified"
 
 
-def _free_by_network(scans: Any) -> dict[str, frozenset[str]]:
-    """A free-network-addresses report as network -> its free addresses."""
-    out: dict[str, frozenset[str]] = {}
-    for scan in scans if isinstance(scans, list) else []:
-        if isinstance(scan, dict):
-            network = str(scan.get("network"))
-            out[network] = out.get(network, frozenset()) | {str(a) for a in scan.get("free_addresses") or []}
-    return out
+class _FreeOf:
+    """A free-network-addresses report as network -> which of the cluster's VIPs it lists free: the model keeps
+    that, not the report's 700 addresses per host (it is derived again, once, when the VIPs change)."""
+
+    def __init__(self, vips: tuple[str, ...]) -> None:
+        self.vips = frozenset(vips)
+        self.__qualname__ = f"_FreeOf:{','.join(sorted(self.vips))}"
+
+    def __call__(self, scans: Any) -> dict[str, frozenset[str]]:
+        out: dict[str, frozenset[str]] = {}
+        for scan in scans if isinstance(scans, list) else []:
+            if isinstance(scan, dict):
+                network = str(scan.get("network"))
+                listed = self.vips.intersection(str(a) for a in scan.get("free_addresses") or [])
+                out[network] = out.get(network, frozenset()) | listed
+        return out
 
 
 def _vips(cluster: dict[str, Any], hosts: list[dict[str, Any]], kind: str,
