@@ -101,7 +101,7 @@ def test_a_whole_session_through_the_generated_client(session: tuple[RefService,
     signed_ign = c.raw("presigned-url", api.get_infra_env_presigned_file_url, ie.id, "discovery.ign")["url"]
     assert requests.get(signed_ign, timeout=10).json()["ignition"] == ignition["ignition"]  # no token needed
 
-    with swarm_hosts(svc, ie.id, 3, seconds=120):
+    with swarm_hosts(svc, ie.id, 3):
         # discovered: the cluster waits for its VIPs, which the hosts' network now takes
         until("3 hosts waiting for the VIPs", lambda: (lambda hs: len(hs) == 3 and all(
             h["status"] == "pending-for-input" for h in hs))(api.v2_list_hosts(ie.id)))
@@ -228,7 +228,7 @@ def test_aicli_commands_against_the_service(session: tuple[RefService, Checked],
     run("update", "cluster", "aicli-sno", "-P", "ntp_source=pool.example.com")
     run("create", "manifests", "--dir", str(manifests), "aicli-sno")
     assert "extra.yaml" in run("list", "manifests", "aicli-sno")
-    with swarm_hosts(svc, ie, 1, seconds=90):
+    with swarm_hosts(svc, ie, 1):
         until("a known host", lambda: [h for h in svc.hosts(ie) if h["status"] == "known"])
         run("wait", "host", "-n", "1", infra_env["name"])
         assert "swarm-00000" in run("list", "hosts")
@@ -254,7 +254,7 @@ def test_aicli_commands_against_the_service(session: tuple[RefService, Checked],
     run("create", "cluster", "-P", "openshift_version=4.18", "-P", f"pull_secret={pull}", "-P", "sno=true",
         "-P", "base_dns_domain=example.com", "late")
     pool = next(e["id"] for e in svc.api("GET", "/v2/infra-envs") if e["name"] == "pool")
-    with swarm_hosts(svc, pool, 1, seconds=90):
+    with swarm_hosts(svc, pool, 1):
         until("a known-unbound host", lambda: [h for h in svc.hosts(pool) if h["status"] == "known-unbound"])
         run("bind", "host", "swarm-00000", "late")
         until("the host known in its cluster", lambda: [h for h in svc.hosts(pool) if h["status"] == "known"])

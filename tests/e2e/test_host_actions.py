@@ -47,7 +47,7 @@ def test_bind_and_unbind_move_a_host_between_its_infra_env_and_a_cluster(svc: Re
     cluster = svc.create_cluster(control_plane_count=1)
     ie = svc.create_infra_env()["id"]  # late binding: no cluster
     bound_ie = svc.create_infra_env(cluster_id=cluster["id"])["id"]
-    with swarm_hosts(svc, ie, 1, seconds=90):
+    with swarm_hosts(svc, ie, 1):
         (host,) = until("a known-unbound host", lambda: [h for h in svc.hosts(ie) if h["status"] == "known-unbound"])
         url = f"{svc.url}{BASE}/infra-envs/{ie}/hosts/{host['id']}"
         refused(svc.session.post(f"{url}/actions/unbind", timeout=10), 409, "is already unbound")
@@ -71,7 +71,7 @@ def test_bind_and_unbind_move_a_host_between_its_infra_env_and_a_cluster(svc: Re
     messages = [e["message"] for e in svc.api("GET", f"/v2/events?host_id={host['id']}")]
     assert any("Successfully bound" in m for m in messages) and any("Successfully unbound" in m for m in messages)
     # a host of an infra-env bound to a cluster cannot leave it
-    with swarm_hosts(svc, bound_ie, 1, seconds=60):
+    with swarm_hosts(svc, bound_ie, 1):
         (other,) = until("a host of the bound infra-env", lambda: svc.hosts(bound_ie))
         refused(svc.session.post(f"{svc.url}{BASE}/infra-envs/{bound_ie}/hosts/{other['id']}/actions/unbind",
                                  timeout=10), 409, f"InfraEnv {bound_ie} is bound to Cluster")
@@ -89,11 +89,11 @@ def test_host_reset_is_for_day2_hosts(svc: RefService) -> None:
     day1 = svc.create_cluster(control_plane_count=1)
     ie1 = svc.create_infra_env(cluster_id=day1["id"])["id"]
     _, ie2 = _day2(svc)
-    with swarm_hosts(svc, ie1, 1, seconds=60):
+    with swarm_hosts(svc, ie1, 1):
         (h1,) = until("a host", lambda: svc.hosts(ie1))
         refused(svc.session.post(f"{svc.url}{BASE}/infra-envs/{ie1}/hosts/{h1['id']}/actions/reset", timeout=10),
                 409, "only allowed when adding hosts to an existing cluster")
-    with swarm_hosts(svc, ie2, 1, seconds=60):
+    with swarm_hosts(svc, ie2, 1):
         (h2,) = until("a known day-2 host", lambda: [h for h in svc.hosts(ie2) if h["status"] == "known"])
     reset_url = f"{svc.url}{BASE}/infra-envs/{ie2}/hosts/{h2['id']}/actions/reset"
     reset = checked(svc.session.post(reset_url, timeout=10), "host")
@@ -111,11 +111,11 @@ def test_a_day2_host_installs_on_its_own(svc: RefService) -> None:
     day1 = svc.create_cluster(control_plane_count=1)
     ie1 = svc.create_infra_env(cluster_id=day1["id"])["id"]
     cid, ie = _day2(svc)
-    with swarm_hosts(svc, ie1, 1, seconds=60):
+    with swarm_hosts(svc, ie1, 1):
         (h1,) = until("a known host", lambda: [h for h in svc.hosts(ie1) if h["status"] == "known"])
         refused(svc.session.post(f"{svc.url}{BASE}/infra-envs/{ie1}/hosts/{h1['id']}/actions/install", timeout=10),
                 409, "only allowed when adding hosts to an existing cluster")
-    with swarm_hosts(svc, ie, 1, seconds=120):
+    with swarm_hosts(svc, ie, 1):
         (host,) = until("a day-2 host", lambda: svc.hosts(ie))
         url = f"{svc.url}{BASE}/infra-envs/{ie}/hosts/{host['id']}/actions/install"
         early = svc.session.post(url, timeout=10)  # (its status moves on meanwhile: discovering, insufficient...)
@@ -136,7 +136,7 @@ def test_a_day2_host_installs_on_its_own(svc: RefService) -> None:
 def test_host_ignition_override_and_download(svc: RefService) -> None:
     cluster = svc.create_cluster(control_plane_count=1)
     ie = svc.create_infra_env(cluster_id=cluster["id"])["id"]
-    with swarm_hosts(svc, ie, 1, seconds=120):
+    with swarm_hosts(svc, ie, 1):
         (host,) = until("a known host", lambda: [h for h in svc.hosts(ie) if h["status"] == "known"])
         url = f"{svc.url}{BASE}/infra-envs/{ie}/hosts/{host['id']}/ignition"
         refused(svc.session.get(url, timeout=10), 409, "files can be downloaded only when status is one of")
@@ -195,7 +195,7 @@ def test_logs_and_presigned_urls(svc: RefService) -> None:
     cluster = svc.create_cluster(name="logs", control_plane_count=1)
     cid = cluster["id"]
     ie = svc.create_infra_env(cluster_id=cid)["id"]
-    with swarm_hosts(svc, ie, 1, seconds=60):
+    with swarm_hosts(svc, ie, 1):
         (host,) = until("a known host", lambda: [h for h in svc.hosts(ie) if h["status"] == "known"])
     logs = f"{svc.url}{BASE}/clusters/{cid}/logs"
     refused(svc.session.get(logs, params={"logs_type": "host", "host_id": host["id"]}, timeout=10), 409,
@@ -251,7 +251,7 @@ def test_platforms_validation_resets_signing_key_and_operators(svc: RefService) 
     assert svc.session.get(platforms.format(multi["id"]), timeout=10).json() == ["none"]  # no hosts yet
     refused(svc.session.post(f"{svc.url}{BASE}/clusters/{sno['id']}/actions/allow-add-hosts", timeout=10), 400,
             "Expected cluster status: installed")
-    with swarm_hosts(svc, ie, 1, seconds=60):
+    with swarm_hosts(svc, ie, 1):
         (host,) = until("a host with its inventory", lambda: [h for h in svc.hosts(ie) if h.get("inventory")])
         assert svc.session.get(platforms.format(multi["id"]), timeout=10).json() == ["baremetal", "none"]
     url = f"{svc.url}{BASE}/infra-envs/{ie}/hosts/{host['id']}/actions/reset-validation"
@@ -271,7 +271,7 @@ def test_cancel_and_reset_from_the_real_source_states(svc: RefService) -> None:
     cid = cluster["id"]
     ie = svc.create_infra_env(cluster_id=cid)["id"]
     actions = f"{svc.url}{BASE}/clusters/{cid}/actions"
-    with swarm_hosts(svc, ie, 1, seconds=60):
+    with swarm_hosts(svc, ie, 1):
         until("a known host", lambda: [h for h in svc.hosts(ie) if h["status"] == "known"])
     refused(svc.session.post(f"{actions}/reset", timeout=10), 409, "it can be reset only in one of")
     refused(svc.session.post(f"{actions}/cancel", timeout=10), 409, "it can be cancelled only in one of")
@@ -284,7 +284,7 @@ def test_cancel_and_reset_from_the_real_source_states(svc: RefService) -> None:
     (host,) = reset["hosts"]
     assert (host["status"], host["status_info"]) == host_actions.RESETTING
     # booted into the discovery image again, its agent registers: the host is rediscovered
-    with swarm_hosts(svc, ie, 1, seconds=60):
+    with swarm_hosts(svc, ie, 1):
         until("the host known again", lambda: svc.host(ie, host["id"])["status"] == "known")
         until("the cluster ready again", lambda: svc.cluster(cid)["status"] == "ready")
     for status in ("installing", "finalizing", "preparing-for-installation", "error"):  # ResetCluster's sources

@@ -10,15 +10,20 @@ from typing import Any
 
 from tests.support.service import BIN, RefService
 
+#: The swarm's own --duration: only a backstop should the test's process die without running ``finally`` (the
+#: block ends the swarm itself). It outlasts any block's waits added up: a lifetime that a block's waits could
+#: exceed under load let its hosts vanish mid-test (the clients' session waits up to 270 s in one block).
+LIFETIME = 900.0
+
 
 @contextlib.contextmanager
-def swarm_hosts(svc: RefService, infra_env_id: str, hosts: int, seconds: float) -> Iterator[None]:
-    """``hosts`` simulated hosts answering every step (installation included) for at most ``seconds``; they
-    are stopped when the block ends, whatever happened in it."""
+def swarm_hosts(svc: RefService, infra_env_id: str, hosts: int) -> Iterator[None]:
+    """``hosts`` simulated hosts answering every step (installation included) until the block ends, whatever
+    happened in it."""
     proc = subprocess.Popen(
         [str(BIN / "assisted-reference-service"), "swarm", "--url", svc.url, "--hosts", str(hosts),
          "--infra-env-id", infra_env_id, "--token", svc.token(infra_env_id), "--interval", "0.5",
-         "--duration", str(seconds)],
+         "--duration", str(LIFETIME)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield
