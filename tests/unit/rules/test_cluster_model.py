@@ -34,7 +34,8 @@ def majority(model: ClusterModel, hosts: list[dict[str, Any]]) -> set[str]:
     return {h["id"] for h in hosts if model.in_majority(h["id"], cluster_model.machine_cidrs(CLUSTER)[0])}
 
 
-def test_a_report_is_decoded_once_and_hosts_that_left_are_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
+def counted_decodes(monkeypatch: pytest.MonkeyPatch, *modules: Any) -> list[Any]:
+    """Every text ``decode`` is handed in ``modules`` (each module's own ``decode`` wrapped), as it is decoded."""
     decoded: list[Any] = []
     real = cluster_model.decode
 
@@ -42,7 +43,13 @@ def test_a_report_is_decoded_once_and_hosts_that_left_are_forgotten(monkeypatch:
         decoded.append(raw)
         return real(raw)
 
-    monkeypatch.setattr(cluster_model, "decode", counted)
+    for module in modules:
+        monkeypatch.setattr(module, "decode", counted)
+    return decoded
+
+
+def test_a_report_is_decoded_once_and_hosts_that_left_are_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
+    decoded = counted_decodes(monkeypatch, cluster_model)
     model, hosts = ClusterModel(), mesh(20)
     model.sync(CLUSTER, hosts)
     model.regroup()
@@ -163,15 +170,7 @@ def test_a_cluster_evaluation_derives_what_it_reads_of_each_host_once(monkeypatc
     model, with the same verdicts."""
     from rules import cluster_validations, documents
 
-    decoded: list[Any] = []
-    real = cluster_model.decode
-
-    def counted(raw: Any) -> Any:
-        decoded.append(raw)
-        return real(raw)
-
-    monkeypatch.setattr(cluster_model, "decode", counted)
-    monkeypatch.setattr(documents, "decode", counted)
+    decoded = counted_decodes(monkeypatch, cluster_model, documents)
     cluster = {"id": "c", "control_plane_count": 3, "machine_networks": [{"cidr": "10.0.0.0/24"}],
                "api_vips": [{"ip": "10.0.0.200"}], "ingress_vips": [{"ip": "10.0.0.201"}]}
     hosts = [{"id": f"h{i}", "status": "known", "role": "master",
