@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING, Any
 
 from reference_service.store.database import _now_iso
 from rules import ip_collisions, registry, states
-from rules.cluster_model import compute_groups
 from rules.documents import HostView, host_name
 from rules.events import validation_changes
+from rules.majority import compute_groups
 
 if TYPE_CHECKING:
     from reference_service.orchestrator import ReferenceService
@@ -74,10 +74,12 @@ class Settler:
         self.clusters_evaluated: dict[str, float] = {}
         #: When each host of a big cluster was last evaluated (time.monotonic()) and its cluster's version then.
         self.evaluated: dict[str, tuple[float, int]] = {}
-        #: Per big cluster, what the hosts are judged by as last seen: (model version, cluster document), and
-        #: a number that moves when it changed.
-        self._seen: dict[str, tuple[int, Any]] = {}
+        #: Per big cluster, its document as the monitor last saw it, and a number that moves when what every
+        #: host is judged by changed (that document, or a count or the networks of its model: ``due_hosts``).
+        self._seen: dict[str, Any] = {}
         self.versions: dict[str, int] = {}
+        #: Big clusters' hosts due again because a cluster-wide fact they read moved (``ClusterModel.due``).
+        self.stale: set[str] = set()
         #: Per small cluster, its model's version when the monitor last evaluated all its hosts.
         self._judged: dict[str, int] = {}
 
@@ -111,7 +113,7 @@ class Settler:
         # between half and all of REEVALUATE_SECONDS, by host: hosts evaluated together are not due together
         spread = 0.5 + (zlib.crc32(str(host["id"]).encode()) % 1000) / 2000
         return last is None or last[1] != self.versions.get(str(host.get("cluster_id")), 0) or \
-            time.monotonic() - last[0] >= REEVALUATE_SECONDS * spread
+            host["id"] in self.stale or time.monotonic() - last[0] >= REEVALUATE_SECONDS * spread
 
     def settle(self, older_than: float = SETTLE_SECONDS, limit: int = 1) -> int:
         """Evaluates up to ``limit`` of the dirty hosts changed at least ``older_than`` seconds ago, the oldest
@@ -158,8 +160,10 @@ class Settler:
         that moved are) its cluster. ``durable`` False (a poll): the save waits for no commit unless the
         status changed, as what else changed is derived again after a restart."""
         self.dirty.pop(host["id"], None)
+        self.stale.discard(host["id"])
         at_once = self.at_once(host)
         view = self.service.view(host, reading=True)  # (validations read the cluster; its evaluation changes it)
+        view.model.due.judged(host["id"])  # (against the model as it is now)
         if at_once:
             view.model.regroup()
         results = self.validations(view)
@@ -250,6 +254,7 @@ class Settler:
         model = self.service.models.get(cluster_id)
         if model is None or self._judged.get(cluster_id) == model.version:
             return
+        model.due.take()  # (all of them, below)
         for shared in self.store.peers(cluster_id=cluster_id):
             if shared.get("status") in states.PRE_INSTALL:
                 host = self.store.get_host(shared["infra_env_id"], shared["id"])
@@ -258,17 +263,20 @@ class Settler:
         self._judged[cluster_id] = model.version
 
     async def _regroup(self, cluster_id: str) -> None:
-        """A big cluster's majority groups computed in a thread, and its hosts' version moved if what they
-        are judged by changed since the last tick."""
+        """A big cluster's majority groups computed in a thread; its hosts' version moved if what every host
+        is judged by changed since the last tick, else the hosts whose verdicts its model's changes can have
+        moved are due (``due_hosts``: not every host whenever one got its name, as with the version alone)."""
         model = self.service.model(cluster_id)
         model.sync(self.store.peek_cluster(cluster_id), self.store.peers(cluster_id=cluster_id))
         if not model.groups_current:  # (taken even if a report came meanwhile: computed again next tick)
             model.take_groups(await asyncio.to_thread(compute_groups, model.group_inputs()))
-        seen = (model.version, self.store.peek_cluster(cluster_id))
-        last = self._seen.get(cluster_id)
-        if last is None or last[0] != seen[0] or not _same_for_hosts(last[1], seen[1]):
+        cluster = self.store.peek_cluster(cluster_id)
+        due = model.due.take()
+        if due is None or cluster_id not in self._seen or not _same_for_hosts(self._seen[cluster_id], cluster):
             self.versions[cluster_id] = self.versions.get(cluster_id, 0) + 1
-        self._seen[cluster_id] = seen
+        else:
+            self.stale |= due
+        self._seen[cluster_id] = cluster
 
 
 def _same_for_hosts(old: dict[str, Any] | None, new: dict[str, Any] | None) -> bool:

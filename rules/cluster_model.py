@@ -13,11 +13,13 @@ brings it up to date with :meth:`ClusterModel.sync` before its hosts are evaluat
   (``belongs-to-majority-group``, by the real service's rule: ``majority``);
 - the connectivity-check admission queue (``connectivity_admission``).
 
-:attr:`version` moves when a cluster-wide fact changes, so the service knows when its hosts need evaluating
-again. The majority groups are computed apart from :meth:`sync` (:meth:`regroup`, or :meth:`group_inputs` /
-:meth:`take_groups` around a computation in another thread), because at 1,000 hosts with reports in flux
-the real service's rule takes tens to hundreds of milliseconds; until they are, a network has the groups
-last computed (none at first: its hosts are pending, as under the real service before its monitor ran).
+:attr:`version` moves when a cluster-wide fact changes, and :attr:`due` names the hosts whose verdicts
+such a change can have moved (``due_hosts``), so the service knows which hosts need evaluating again. The
+majority groups are computed apart from :meth:`sync` (:meth:`regroup`, or :meth:`group_inputs` /
+:meth:`take_groups` around a computation in another thread, ``majority.compute_groups``), because at 1,000
+hosts with reports in flux the real service's rule takes tens to hundreds of milliseconds; until they are, a
+network has the groups last computed (none at first: its hosts are pending, as under the real service
+before its monitor ran).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from typing import Any
 from common import json_codec
 from rules import majority
 from rules.connectivity_admission import AdmissionQueue
-from rules.majority import Network
+from rules.due_hosts import DueHosts
+from rules.majority import GroupInputs, Groups, Network, compute_groups
 from rules.stored_text import StoredText
 
 
@@ -96,38 +99,6 @@ class _Host:
         self.fields = fields
 
 
-class GroupInputs:
-    """What computing the majority groups needs, copied, so that it may run in another thread."""
-
-    __slots__ = ("ids", "networks", "previous", "reach", "stamp")
-
-    def __init__(self, networks: tuple[str, ...], reach: tuple[dict[int, int], ...],
-                 previous: tuple[tuple[dict[int, int], dict[int, int]] | None, ...], ids: dict[int, str],
-                 stamp: int) -> None:
-        self.networks, self.reach, self.previous, self.ids, self.stamp = networks, reach, previous, ids, stamp
-
-
-class Groups:
-    __slots__ = ("members", "mutual", "networks", "reach", "stamp")
-
-    def __init__(self, networks: tuple[str, ...], reach: tuple[dict[int, int], ...],
-                 mutual: tuple[dict[int, int], ...], members: tuple[frozenset[str], ...], stamp: int) -> None:
-        self.networks, self.reach, self.mutual, self.members, self.stamp = networks, reach, mutual, members, stamp
-
-
-def compute_groups(inputs: GroupInputs) -> Groups:
-    """The majority group of each network (``majority.majority_group``); pure, for a worker thread."""
-    mutual, members = [], []
-    ids = inputs.ids
-    for reach, previous in zip(inputs.reach, inputs.previous, strict=True):
-        links = majority.mutual_links(reach) if previous is None else \
-            majority.mutual_links_since(previous[0], previous[1], reach)
-        group = majority.majority_group(links, rank=ids.__getitem__)
-        mutual.append(links)
-        members.append(frozenset(ids[i] for i in majority.bits(group)))
-    return Groups(inputs.networks, inputs.reach, tuple(mutual), tuple(members), inputs.stamp)
-
-
 class ClusterModel:
     def __init__(self) -> None:
         #: Moves when a cluster-wide fact (names, peers, networks, majority groups, members) changed.
@@ -153,6 +124,8 @@ class ClusterModel:
         self._stamp = 0
         #: What was parsed from the cluster document's texts, per parser: (the texts, the result) (``parsed``).
         self._parsed: dict[str, tuple[tuple[Any, ...], Any]] = {}
+        #: The hosts a change of cluster-wide facts may have judged differently (read by the settler).
+        self.due = DueHosts()
 
     def parsed(self, texts: tuple[Any, ...], parse: Callable[[tuple[Any, ...]], Any]) -> Any:
         """``parse(texts)`` (the cluster's networks, VIPs), kept while they stay the same (a host's evaluation
@@ -247,6 +220,7 @@ class ClusterModel:
             self._settle_version()
 
     def _settle_version(self) -> None:
+        self.due.counted(len(self._hosts), self._inventoried)
         if self._moved:
             self._moved = False
             self.version += 1
@@ -258,6 +232,7 @@ class ClusterModel:
         self._inventoried = 0
         self._stamp += 1
         self._moved = True
+        self.due.all()
 
     def _take(self, host_id: str, doc: dict[str, Any], known: _Host | None) -> None:
         fields = tuple(doc.get(name) for name in _READ)
@@ -283,6 +258,10 @@ class ClusterModel:
             self._stamp += 1
         if known is None or (known.name, known.peer, known.has_inventory) != (name, peer, has_inventory):
             self._moved = True
+            if known is None or known.name != name:
+                self.due.renamed(host_id, known.name if known is not None else None, name, self._names, self._hosts)
+            if known is None or known.peer != peer:
+                self.due.peer_changed(host_id)
         self._hosts[host_id] = _Host(doc, name, peer, has_inventory, reach, raw, fields)
 
     def _forget_counts(self, record: _Host) -> None:
@@ -293,7 +272,10 @@ class ClusterModel:
         self._inventoried -= record.has_inventory
 
     def _drop(self, host_id: str) -> None:
-        self._forget_counts(self._hosts.pop(host_id))
+        record = self._hosts.pop(host_id)
+        self._forget_counts(record)
+        self.due.renamed(host_id, record.name, None, self._names, self._hosts)
+        self.due.dropped(host_id)
         self._offered.pop(host_id, None)
         for by_deriver in self._facts.values():
             for table in by_deriver.values():
@@ -343,13 +325,16 @@ class ClusterModel:
         own = 1 if record is not None and record.name == name else 0
         return self._names.get(name, 0) - own > 0
 
-    def peer(self, host_id: Any) -> tuple[str, str] | None:
-        """(effective role, how messages name it) of a host of the cluster, or None."""
+    def peer(self, host_id: Any, of: str | None = None) -> tuple[str, str] | None:
+        """(effective role, how messages name it) of a host of the cluster, or None. ``of``: the host whose
+        evaluation asks, due again when the answer changes."""
+        if of is not None and isinstance(host_id, str):
+            self.due.ask(host_id, of)
         record = self._hosts.get(host_id) if isinstance(host_id, str) else None
         return record.peer if record is not None else None
 
-    def label(self, host_id: Any) -> str:
-        found = self.peer(host_id)
+    def label(self, host_id: Any, of: str | None = None) -> str:
+        found = self.peer(host_id, of)
         return found[1] if found is not None else str(host_id)
 
     def in_majority(self, host_id: str, network: Network) -> bool | None:
@@ -381,9 +366,9 @@ class ClusterModel:
 
     def take_groups(self, groups: Groups) -> None:
         """Groups computed from ``group_inputs`` (in whatever thread); the version moves if they changed."""
-        old = self._groups.members if self._groups is not None else None
-        self._groups = groups
-        if groups.members != old:
+        last, self._groups = self._groups, groups
+        self.due.regrouped(last, groups)
+        if last is None or groups.members != last.members:
             self.version += 1
 
     def regroup(self) -> None:

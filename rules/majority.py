@@ -197,3 +197,39 @@ def mutual_links_since(old_reach: Mapping[int, int], old_mutual: Mapping[int, in
             else:
                 mutual[b] &= ~bit
     return mutual
+
+
+class GroupInputs:
+    """What computing a cluster's majority groups needs (``ClusterModel.group_inputs``), copied, so that it
+    may run in another thread."""
+
+    __slots__ = ("ids", "networks", "previous", "reach", "stamp")
+
+    def __init__(self, networks: tuple[str, ...], reach: tuple[dict[int, int], ...],
+                 previous: tuple[tuple[dict[int, int], dict[int, int]] | None, ...], ids: dict[int, str],
+                 stamp: int) -> None:
+        self.networks, self.reach, self.previous, self.ids, self.stamp = networks, reach, previous, ids, stamp
+
+
+class Groups:
+    """The majority group of each network, with the reach and links it came from (the next computation
+    updates the links of the reports that changed instead of making them afresh)."""
+
+    __slots__ = ("members", "mutual", "networks", "reach", "stamp")
+
+    def __init__(self, networks: tuple[str, ...], reach: tuple[dict[int, int], ...],
+                 mutual: tuple[dict[int, int], ...], members: tuple[frozenset[str], ...], stamp: int) -> None:
+        self.networks, self.reach, self.mutual, self.members, self.stamp = networks, reach, mutual, members, stamp
+
+
+def compute_groups(inputs: GroupInputs) -> Groups:
+    """The majority group of each network (``majority_group``); pure, for a worker thread."""
+    mutual, members = [], []
+    ids = inputs.ids
+    for reach, previous in zip(inputs.reach, inputs.previous, strict=True):
+        links = mutual_links(reach) if previous is None else \
+            mutual_links_since(previous[0], previous[1], reach)
+        group = majority_group(links, rank=ids.__getitem__)
+        mutual.append(links)
+        members.append(frozenset(ids[i] for i in bits(group)))
+    return Groups(inputs.networks, inputs.reach, tuple(mutual), tuple(members), inputs.stamp)

@@ -117,7 +117,7 @@ def _same_role_l3(view: HostView) -> tuple[str, list[tuple[str, dict[str, Any]]]
     flagged = view.model.fact(view.host, "connectivity", _flagged)
     own, entries = view.host.get("id"), []
     for peer, entry in flagged[0] if flagged else []:
-        known = view.model.peer(peer) if peer != own else None
+        known = view.model.peer(peer, of=own) if peer != own else None  # (of: due when it changes)
         if known is not None and known[0] == role:
             entries.append((known[1], entry))
     return role, entries
@@ -351,7 +351,7 @@ def mtu_valid(view: HostView) -> Outcome:
         return "pending", "Missing connectivity information to check MTU"
     own = view.host.get("id")
     broken = [f"{entry.get('outgoing_nic')} -> {entry.get('remote_ip_address')} "
-              f"({peer if peer == own else view.model.label(peer)})" for peer, entry in flagged[1]]
+              f"({peer if peer == own else view.model.label(peer, of=own)})" for peer, entry in flagged[1]]
     if broken:
         return "failure", ("MTU is broken: packets of the interface's MTU do not get through to "
                            + "; ".join(broken) + ". Check the MTU of the host's interfaces and of the network")
