@@ -31,7 +31,7 @@ from agent.notify import Notifier
 from agent.registration import Registrar
 from common.errors import ServiceError, ServiceResponseError, TransportError
 from common.host import Host
-from common.lazy_log import DEBUG, INFO, WARNING, LazyLogger, redact_url
+from common.lazy_log import DEBUG, INFO, LOGGING, WARNING, LazyLogger, redact_url
 from common.limits import DEFAULT_DELAY_ON_ERROR, MAX_PENDING_REPLIES, clip
 from common.service_client import ServiceClient
 
@@ -181,7 +181,9 @@ class Daemon:
         if self.config.agent_version and request.agent_version != self.config.agent_version:
             log.warning("the service expects agent %.200s, this is %s: it will ask for an upgrade",
                         request.agent_version, self.config.agent_version)
-        log.info("registered host %s (id from %s) in infra-env %s", self.host_id, how, self.infra_env_id)
+        # held until the first poll is out (common.lazy_log): written then, in its place among the records
+        LOGGING.hold(log.name, INFO, "registered host %s (id from %s) in infra-env %s", self.host_id, how,
+                     self.infra_env_id)
         self.notifier.status(f"registered as host {self.host_id}; polling for steps")
 
     # -- polling ----------------------------------------------------------------------------------------
@@ -225,6 +227,9 @@ class Daemon:
             # first import, the fork server's start) does not push it back.
             next_poll = time.monotonic() + max(0.1, steps.next_instruction_seconds)
             failing_since = None
+            # The logging configuration waited for the first poll (the register's line is held in it): applied
+            # before anything of the step machinery, whose modules log through the logging package itself.
+            LOGGING.apply()
             if self._last_problem:
                 log.info("the service answers as expected again")
                 self._last_problem = ""

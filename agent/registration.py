@@ -15,7 +15,7 @@ from agent.lifecycle import Lifecycle
 from common.dry_run import ENV_HOST_ID, DrySettings
 from common.errors import MalformedAnswer, ServiceResponseError, TransportError
 from common.host import Host
-from common.lazy_log import LOGGING, LazyLogger, redact_url
+from common.lazy_log import LazyLogger, redact_url
 from common.limits import backoff
 from common.service_client import BASE_PATH, ServiceClient
 
@@ -94,6 +94,8 @@ class Registrar:
                 notifier.status(f"service unreachable: {exc.message}")
                 self.life.sleep(delay)
                 continue
-            LOGGING.apply()  # the register is out: what comes next may log through the logging package itself
+            # Logging is configured by the daemon once its first poll is answered, or by the first record, or by
+            # what loads requests or the step machinery (common.lazy_log): nothing before that logs through the
+            # logging package itself, and its import (~20 ms of CPU) no longer stands before the first poll.
             return Registration(response, host_id, how)
         return None

@@ -14,11 +14,12 @@ first ones (common.service_client).
 
 from __future__ import annotations
 
+import _socket
 import re
-import socket
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import socket
     import ssl
 
 #: A status line and header block longer than this is not an answer of the service's.
@@ -85,10 +86,14 @@ def exchange(host: str, port: int, head: bytes, body: bytes, *, timeout: tuple[f
     # An ASCII name as bytes, which getaddrinfo takes as is (typeshed says str only): for a str it loads the
     # idna codec (stringprep, unicodedata) first, a millisecond or two of the way to the first register.
     name = host.encode() if host.isascii() else host
-    sock = socket.create_connection((name, port), timeout=timeout[0])  # type: ignore[arg-type]
+    sock: _socket.socket = _connect(name, port, timeout[0])
     try:
         if tls is not None:
-            sock = tls.wrap_socket(sock, server_hostname=host)  # the handshake within the connect timeout
+            import socket  # ssl wraps the socket module's class (and imports it itself)
+
+            plain = socket.socket(fileno=sock.detach())
+            plain.settimeout(timeout[0])  # the handshake within the connect timeout
+            sock = tls.wrap_socket(plain, server_hostname=host)
         sock.settimeout(timeout[1])
         sock.sendall(head + body)
         return _Reader(sock, limit).answer()
@@ -96,8 +101,26 @@ def exchange(host: str, port: int, head: bytes, body: bytes, *, timeout: tuple[f
         sock.close()
 
 
+def _connect(host: bytes | str, port: int, timeout: float) -> _socket.socket:
+    """``socket.create_connection((host, port), timeout)`` on the C module's socket: each address getaddrinfo
+    gives, in its order, until one connects; the last error otherwise. Why: the socket module makes its enums
+    (AddressFamily, SocketKind, MsgFlag, AddressInfo) at import, with selectors: ~5 ms of CPU on the daemon's
+    way to its first register, where plain connect, send and recv are all that is used."""
+    error: OSError | None = None
+    for family, kind, proto, _, address in _socket.getaddrinfo(host, port, 0, _socket.SOCK_STREAM):
+        sock = _socket.socket(family, kind, proto)  # not inheritable, as the socket module's (PEP 446)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(address)
+            return sock
+        except OSError as exc:
+            sock.close()
+            error = exc
+    raise error or OSError(f"getaddrinfo gave no address for {host!r}")
+
+
 class _Reader:
-    def __init__(self, sock: socket.socket, limit: int) -> None:
+    def __init__(self, sock: _socket.socket | socket.socket, limit: int) -> None:
         self.sock, self.limit, self.buf = sock, limit, b""
 
     def _more(self) -> bool:

@@ -77,9 +77,11 @@ main(["--url", "http://127.0.0.1:9", "--infra-env-id", sys.argv[3], "--agent-ver
 """
 
 #: What the first poll does not wait for: the step machinery (agent.runner imports dataclasses, with inspect, ast
-#: and dis), the fork server's start (subprocess, and a process), requests.
+#: and dis), the fork server's start (subprocess, and a process), requests; the logging package (~20 ms of CPU:
+#: configured once the first poll is answered, the register's line held until then) and urllib.parse with
+#: ipaddress (the poll's query is written out), nor the socket module (common.first_contact uses _socket).
 NOT_BEFORE_FIRST_POLL = ("agent.runner", "agent.forks", "agent.dispatch", "steps", "subprocess", "dataclasses",
-                         "inspect", "requests", "urllib3")
+                         "inspect", "requests", "urllib3", "logging", "common.logs", "urllib", "ipaddress", "socket")
 
 
 @pytest.fixture
@@ -106,6 +108,7 @@ def test_the_first_poll_goes_out_before_the_step_machinery_the_fork_server_and_t
     first, second = json.loads(out.stdout.splitlines()[-1])
     early = [m for m in first["modules"] if any(m == n or m.startswith(n + ".") for n in NOT_BEFORE_FIRST_POLL)]
     assert early == []
+    assert "registered host" in out.stderr  # held until the first poll was answered, then written
     assert first["children"] == [] and first["leftover_alive"]
     # by the next poll: the leftover was killed, then the fork server started (the only child)
     assert not second["leftover_alive"]

@@ -63,3 +63,41 @@ def test_a_connection_failure_is_a_transport_error_with_a_hint(pki: dict[str, Pa
     with pytest.raises(TransportError, match=r"cannot reach https://127\.0\.0\.1:1") as err:
         client.register("11111111-2222-3333-4444-555555555555")
     assert err.value.hint and "--url" in err.value.hint
+
+
+def test_the_first_contact_speaks_tls_itself_and_verifies_the_service(pki: dict[str, Path]) -> None:
+    """The first register and poll go out on the C module's socket (common.first_contact); over https it is
+    handed to ssl as the socket module's class, verified against --cacert, and refused without it."""
+    import socket
+    import ssl
+    import threading
+
+    from common.first_contact import exchange, trust_context
+
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(str(pki["cert"]), str(pki["key"]))
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve(count: int) -> None:
+        for _ in range(count):
+            conn, _ = listener.accept()
+            try:
+                with server_ctx.wrap_socket(conn, server_side=True) as tls:
+                    tls.recv(65536)
+                    tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+            except (ssl.SSLError, OSError):  # the refused handshake
+                pass
+
+    server = threading.Thread(target=serve, args=(2,), daemon=True)
+    server.start()
+    try:
+        head = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        answer = exchange("127.0.0.1", port, head, b"", timeout=(30, 30), limit=1024,
+                          tls=trust_context(str(pki["ca"])))
+        assert (answer.status, answer.body) == (200, b"{}")
+        with pytest.raises(ssl.SSLCertVerificationError):
+            exchange("127.0.0.1", port, head, b"", timeout=(30, 30), limit=1024, tls=trust_context(None))
+        server.join(30)
+    finally:
+        listener.close()
