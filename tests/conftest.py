@@ -9,15 +9,33 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.children import left_behind, running_children
 from tests.support.hostile import HostileService
 from tests.support.install_images import RecordingServer
 from tests.support.service import SPEC, RefService, start_service
 
 PLUGINS = Path(__file__).parent / "plugins"
+UNIT = Path(__file__).parent / "unit"
 
 if SPEC.exists():
     # Validate against the contract itself (../shared/spec) rather than the bundled copy.
     os.environ.setdefault("ASSISTED_SPEC", str(SPEC))
+
+
+@pytest.fixture(autouse=True)
+def no_child_left(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A guarded test (every unit test; an e2e module marked ``no_child_left``) fails at teardown when a process
+    it started is still running after its fixtures were torn down (tests/support/children.py).
+
+    Autouse and of the narrowest scope, so it is set up after the module- and session-wide fixtures (whose
+    processes are in the list taken before the test) and torn down after the test's own fixtures."""
+    if request.node.get_closest_marker("no_child_left") is None and UNIT not in request.node.path.parents:
+        yield
+        return
+    before = running_children()
+    yield
+    left = left_behind(before)
+    assert not left, "processes the test started are still running (killed now): " + "; ".join(left)
 
 
 @pytest.fixture

@@ -23,6 +23,8 @@ from agent.runner import Reply, StepRunner
 from steps import registry
 from tests.support.service import RefService, start_agent
 
+pytestmark = pytest.mark.no_child_left  # the fork servers of in-process runners end with their tests
+
 HOST_ID = "00000000-0000-0000-0000-0000000000f5"
 
 

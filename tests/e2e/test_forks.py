@@ -18,6 +18,8 @@ from agent.forks import ForkServer, Spawned, wait_exit
 from agent.step_env import PARENT_ENV
 from tests.support.paths import PLUGINS
 
+pytestmark = pytest.mark.no_child_left  # the fork servers of in-process runners end with their tests
+
 
 @pytest.fixture
 def forks() -> Iterator[ForkServer]:

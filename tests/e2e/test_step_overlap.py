@@ -20,6 +20,8 @@ from steps import registry
 from tests.support.hostile import Answer, HostileService
 from tests.support.service import start_agent
 
+pytestmark = pytest.mark.no_child_left  # the fork servers of in-process runners end with their tests
+
 HOST_ID = "11111111-2222-3333-4444-555555555555"
 IE = "22222222-3333-4444-5555-666666666666"
 
@@ -62,11 +64,15 @@ def dispatcher(sample_plugins: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
         with lock:
             replies.append(reply)
 
-    d = Dispatcher(StepRunner(AgentConfig()), deliver, lambda reply, _s: deliver(reply, True), threading.Event())
-    yield d, replies
-    for thread in d.threads():
-        thread.join(30)
-    registry.available.cache_clear()
+    runner = StepRunner(AgentConfig())
+    d = Dispatcher(runner, deliver, lambda reply, _s: deliver(reply, True), threading.Event())
+    try:
+        yield d, replies
+    finally:
+        for thread in d.threads():  # the steps end first: a server stopped under them would be started again
+            thread.join(30)
+        runner.close()  # its fork server
+        registry.available.cache_clear()
 
 
 def _wait(replies: list[Reply], count: int) -> dict[str, Reply]:

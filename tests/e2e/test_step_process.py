@@ -12,6 +12,8 @@ from agent.config import AgentConfig
 from agent.runner import StepRunner
 from steps import registry
 
+pytestmark = pytest.mark.no_child_left  # the fork servers of in-process runners end with their tests
+
 
 @pytest.fixture
 def plugins_here(sample_plugins: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
@@ -29,7 +31,11 @@ def test_the_child_has_the_requests_settings_not_the_environments(
     monkeypatch.setenv("DRY_HOST_ID", "00000000-0000-0000-0000-00000000000e")
     config = AgentConfig(url="http://127.0.0.1:9", token="from-the-request", state_dir=str(tmp_path / "state"),
                          dry_run=True, force_id="00000000-0000-0000-0000-000000000001", chronyc_timeout=2.5)
-    reply = StepRunner(config).run("sample-settings", "settings-1", [])
+    runner = StepRunner(config)
+    try:
+        reply = runner.run("sample-settings", "settings-1", [])
+    finally:
+        runner.close()  # its fork server
     assert reply.exit_code == 0, reply.error
     seen = json.loads(reply.output)
     assert seen["token"] == "from-the-request"

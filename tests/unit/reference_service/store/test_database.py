@@ -8,9 +8,22 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from reference_service.store.database import Store
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """A store, closed at the end (its committer process ends with it)."""
+    made = Store(tmp_path / "db.sqlite")
+    try:
+        yield made
+    finally:
+        made.close()
 
 
 def _host(infra_env: str, host_id: str, cluster: str | None) -> dict[str, object]:
@@ -22,8 +35,7 @@ def _plan(store: Store, sql: str, args: tuple[object, ...]) -> str:
     return " | ".join(str(r[-1]) for r in rows)
 
 
-def test_hosts_by_cluster_follow_rebinding(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db.sqlite")
+def test_hosts_by_cluster_follow_rebinding(store: Store) -> None:
     store.save_host(_host("ie1", "h1", "c1"))
     store.save_host(_host("ie1", "h2", None))
     store.save_host(_host("ie2", "h3", "c1"))
@@ -36,8 +48,7 @@ def test_hosts_by_cluster_follow_rebinding(tmp_path: Path) -> None:
     assert "USING INDEX hosts_by_cluster" in _plan(store, "SELECT doc FROM hosts WHERE cluster_id = ?", ("c1",))
 
 
-def test_newest_replies_and_events_come_from_the_index(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db.sqlite")
+def test_newest_replies_and_events_come_from_the_index(store: Store) -> None:
     for i in range(50):
         for host in ("h1", "h2"):
             step_type = ("inventory", "free-network-addresses", "ntp-synchronizer")[i % 3]
@@ -68,4 +79,7 @@ def test_a_database_from_before_the_cluster_column_is_migrated(tmp_path: Path) -
     old.commit()
     old.close()
     store = Store(path)
-    assert [h["id"] for h in store.list_hosts(cluster_id="c9")] == ["h1"]
+    try:
+        assert [h["id"] for h in store.list_hosts(cluster_id="c9")] == ["h1"]
+    finally:
+        store.close()
