@@ -9,50 +9,52 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from tests.support.paths import ROOT
+from tests.support.worker_ready import READY_ENV, alive, wait_ready
 
 _STARTS_A_POOL_AND_DIES = """
 import concurrent.futures, multiprocessing, os, signal, sys
 from multiprocessing import resource_tracker
-from common.parent_watch import end_with_parent
+from tests.support import worker_ready
 watched = sys.argv[1] == "watched"
 pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-    initializer=end_with_parent if watched else None, initargs=(os.getpid(),) if watched else ())
+    initializer=worker_ready.mark_then_run if watched else worker_ready.mark_ready,
+    initargs=("common.parent_watch.end_with_parent", os.getpid()) if watched else ())
 pool.submit(os.getpid)
 print(*pool._processes, resource_tracker._resource_tracker._pid, flush=True)
 os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def _left_running(mode: str, wait: float) -> list[int]:
-    """The pool's processes still running ``wait`` seconds after their parent was killed (then ended)."""
+def _left_running(mode: str, wait: float, tmp_path: Path) -> list[int]:
+    """The pool's processes still running ``wait`` seconds after the worker finished its imports, its parent
+    killed before that (then ended)."""
+    mark = tmp_path / "ready"
     with subprocess.Popen([sys.executable, "-c", _STARTS_A_POOL_AND_DIES, mode], stdout=subprocess.PIPE, text=True,
-                          cwd=ROOT) as proc:  # (read a line only: a worker left running holds the pipe open)
-        assert proc.stdout is not None
+                          cwd=ROOT, env={**os.environ, READY_ENV: str(mark)}) as proc:
+        assert proc.stdout is not None  # (read a line only: a worker left running holds the pipe open)
         pids = [int(p) for p in proc.stdout.readline().split()]
         assert proc.wait(timeout=120) == -signal.SIGKILL and len(pids) == 2
-    deadline = time.monotonic() + wait
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    left = [p for p in pids if _alive(p)]
-    for pid in left:
-        os.kill(pid, signal.SIGKILL)
-    return left
+    try:
+        assert wait_ready(mark, pids), "the worker ended before its initializer ran"
+        deadline = time.monotonic() + wait
+        while any(alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return [p for p in pids if alive(p)]
+    finally:
+        for pid in pids:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
-def test_a_watched_worker_ends_with_its_killed_parent() -> None:
-    assert _left_running("watched", wait=30) == []
+def test_a_watched_worker_ends_with_its_killed_parent(tmp_path: Path) -> None:
+    """Once its imports are done, what is left is a few system calls and the resource tracker's reading an end of
+    file: 30 s is a backstop that only a worker left running reaches, not a bound on the imports."""
+    assert _left_running("watched", 30, tmp_path) == []
 
 
-def test_an_unwatched_worker_outlives_its_killed_parent() -> None:
-    """What the watch is for: without it both the worker and the resource tracker stay."""
-    assert len(_left_running("unwatched", wait=5)) == 2
+def test_an_unwatched_worker_outlives_its_killed_parent(tmp_path: Path) -> None:
+    """What the watch is for: without it both the worker and the resource tracker stay, past their imports."""
+    assert len(_left_running("unwatched", 5, tmp_path)) == 2

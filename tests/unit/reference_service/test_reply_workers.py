@@ -30,6 +30,7 @@ from reference_service.settings import Settings
 from reference_service.store.database import Store
 from rules import load_areas
 from tests.support.paths import ROOT
+from tests.support.worker_ready import READY_ENV, alive, wait_ready
 
 
 def test_the_worker_collects_on_the_services_schedule() -> None:
@@ -88,10 +89,13 @@ def test_reports_are_handed_to_the_worker_one_at_a_time(monkeypatch: pytest.Monk
 
 
 _DIES_AT_ONCE = """
-import os, signal
+import functools, os, signal
 from multiprocessing import resource_tracker
 from reference_service import reply_workers
-from tests.support.paths import ROOT
+from tests.support import worker_ready
+# the same initializer, with a mark of the worker's imports before it runs
+reply_workers._start_worker = functools.partial(worker_ready.mark_then_run,
+                                                "reference_service.reply_workers._start_worker")
 pool = reply_workers.ReplyWorkers().executor()
 pool.submit(os.getpid)
 print(*pool._processes, resource_tracker._resource_tracker._pid, flush=True)
@@ -99,32 +103,28 @@ os.kill(os.getpid(), signal.SIGKILL)  # before the worker has even imported its 
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def test_a_service_killed_while_its_worker_starts_leaves_no_process() -> None:
+def test_a_service_killed_while_its_worker_starts_leaves_no_process(tmp_path: Path) -> None:
     """The worker sets PR_SET_PDEATHSIG only once its imports are done; a service killed before that left the
-    worker (and multiprocessing's resource tracker, which waits for it) running, parented to init."""
+    worker (and multiprocessing's resource tracker, which waits for it) running, parented to init. The wait is
+    for the worker's imports to end (an event: tests/support/worker_ready.py), then 30 s, a backstop for what is
+    left (a few system calls, the tracker's reading an end of file) that only a worker left running reaches."""
+    mark = tmp_path / "ready"
     with subprocess.Popen([sys.executable, "-c", _DIES_AT_ONCE], stdout=subprocess.PIPE, text=True,
-                          cwd=ROOT) as proc:  # (read a line only: a worker left running holds the pipe open)
-        assert proc.stdout is not None
+                          cwd=ROOT, env={**os.environ, READY_ENV: str(mark)}) as proc:
+        assert proc.stdout is not None  # (read a line only: a worker left running holds the pipe open)
         pids = [int(p) for p in proc.stdout.readline().split()]
         assert proc.wait(timeout=120) == -signal.SIGKILL
     assert len(pids) == 2
-    deadline = time.monotonic() + 30
     try:
-        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        assert wait_ready(mark, pids), "the worker ended before its initializer ran"
+        deadline = time.monotonic() + 30
+        while any(alive(p) for p in pids) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not any(_alive(p) for p in pids), "left running: " + " ".join(
-            str(p) for p in pids if _alive(p))
+        assert not any(alive(p) for p in pids), "left running: " + " ".join(
+            str(p) for p in pids if alive(p))
     finally:
         for pid in pids:
-            if _alive(pid):
+            if alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
 
