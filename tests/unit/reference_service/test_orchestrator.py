@@ -18,6 +18,7 @@ from reference_service import settler as settler_module
 from reference_service.orchestrator import ReferenceService
 from rules import states
 from tests.support.big_cluster import big_cluster
+from tests.support.spies import noted_calls
 
 HOSTS = 6
 
@@ -29,15 +30,7 @@ def big(tmp_path: Path) -> Iterator[tuple[ReferenceService, str, list[str]]]:
 
 
 def _evaluations(svc: ReferenceService, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    seen: list[str] = []
-    real = svc.settler.validations
-
-    def counted(view: Any) -> Any:
-        seen.append(view.host["id"])
-        return real(view)
-
-    monkeypatch.setattr(svc.settler, "validations", counted)
-    return seen
+    return noted_calls(monkeypatch, svc.settler, "validations", lambda view: str(view.host["id"]))
 
 
 def test_a_poll_that_changes_nothing_evaluates_and_writes_nothing(
@@ -192,14 +185,7 @@ def test_a_big_cluster_whose_hosts_move_is_evaluated_at_most_once_a_settle_perio
     svc, ie, ids = big
     settler = svc.settler
     cluster_id = str((svc.store.get_host(ie, ids[0]) or {})["cluster_id"])
-    evaluated: list[str] = []
-    real = settler.evaluate_cluster
-
-    def counted(cid: str, full: bool = True) -> None:
-        evaluated.append(cid)
-        real(cid, full)
-
-    monkeypatch.setattr(settler, "evaluate_cluster", counted)
+    evaluated = noted_calls(monkeypatch, settler, "evaluate_cluster", lambda cid, *_a, **_k: cid)
     monkeypatch.setattr(settler_module, "CLUSTER_SETTLE_SECONDS", 3600.0)  # (no clock in this test)
     settler.clusters_evaluated.pop(cluster_id, None)  # (evaluated as its hosts were made)
     settler.dirty_clusters.add(cluster_id)
@@ -220,14 +206,7 @@ def test_an_evaluation_and_a_poll_read_the_stored_cluster_and_a_reply_changes_a_
     copy, saved only if it changed."""
     svc, ie, ids = big
     stored = svc.store.peek_cluster(svc.store.get_host(ie, ids[0])["cluster_id"])  # type: ignore[index]
-    seen: list[Any] = []
-    real = svc.settler.validations
-
-    def held(view: Any) -> Any:
-        seen.append(view.cluster)
-        return real(view)
-
-    monkeypatch.setattr(svc.settler, "validations", held)
+    seen = noted_calls(monkeypatch, svc.settler, "validations", lambda view: view.cluster)
     svc.next_steps(ie, ids[0], None, None)
     while svc.settler.settle(older_than=0):
         pass

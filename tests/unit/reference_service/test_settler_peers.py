@@ -6,68 +6,32 @@ answered their connectivity checks after it did is known within seconds there; h
 from __future__ import annotations
 
 import asyncio
-import json
-import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from reference_service.orchestrator import ReferenceService
-from reference_service.settings import Settings
-from reference_service.store.database import Store
-from rules import load_areas
+from tests.support.small_cluster import IE, host_id, majority, register, report, small_cluster
+from tests.support.spies import noted_calls
 
-CLUSTER = str(uuid.UUID(int=3 << 100))
-IE = str(uuid.UUID(int=4 << 100))
 HOSTS = 3
-
-
-def _id(i: int) -> str:
-    return str(uuid.UUID(int=i + 1))
-
-
-def _inventory(i: int) -> str:
-    return json.dumps({"hostname": f"node-{i}", "interfaces": [
-        {"name": "eth0", "type": "physical", "mac_address": f"02:00:00:00:01:{i:02x}",
-         "ipv4_addresses": [f"10.0.0.{10 + i}/24"], "ipv6_addresses": []}]})
-
-
-def _report(me: int) -> str:
-    """Host ``me`` reaches every other host."""
-    return json.dumps({"remote_hosts": [
-        {"host_id": _id(i), "l2_connectivity": [
-            {"outgoing_nic": "eth0", "remote_ip_address": f"10.0.0.{10 + i}", "successful": True,
-             "remote_mac": f"02:00:00:00:01:{i:02x}"}]}
-        for i in range(HOSTS) if i != me]})
 
 
 def _majority(svc: ReferenceService, i: int) -> str:
     """The stored verdict (peek_host: reading it evaluates nothing)."""
-    host = svc.store.peek_host(IE, _id(i)) or {}
-    results = {v["id"]: v for vs in json.loads(host["validations_info"]).values() for v in vs}
-    return str(results["belongs-to-majority-group"]["status"])
+    return majority(svc.store.peek_host(IE, host_id(i)) or {})
 
 
 def _connectivity(svc: ReferenceService, i: int) -> None:
-    svc.post_reply(IE, _id(i), {"step_id": "connectivity-check-1", "step_type": "connectivity-check",
-                                "output": _report(i)})
+    """Host ``i`` reaches every other host."""
+    svc.post_reply(IE, host_id(i), {"step_id": "connectivity-check-1", "step_type": "connectivity-check",
+                                    "output": report(i, HOSTS)})
 
 
 def test_a_host_is_judged_again_when_its_peers_report_after_it(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    load_areas()
-    store = Store(tmp_path / "db")
-    svc = ReferenceService(store, Settings(test_mode=True))
-    try:
-        store.save_cluster({"id": CLUSTER, "kind": "Cluster", "name": "peers", "base_dns_domain": "example.com",
-                            "status": "insufficient", "control_plane_count": 3,
-                            "machine_networks": [{"cidr": "10.0.0.0/24"}]})
-        store.save_infra_env({"id": IE, "kind": "InfraEnv", "name": "ie", "cluster_id": CLUSTER})
-        for i in range(HOSTS):
-            svc.register_host(IE, _id(i), None)
-            svc.post_reply(IE, _id(i), {"step_id": f"inventory-{i}", "step_type": "inventory",
-                                        "output": _inventory(i)})
+    with small_cluster(tmp_path, "peers") as svc:
+        register(svc, HOSTS)
         _connectivity(svc, 0)  # the first host's round of replies comes before its peers' have
         assert _majority(svc, 0) != "success"
         _connectivity(svc, 1)
@@ -77,17 +41,9 @@ def test_a_host_is_judged_again_when_its_peers_report_after_it(tmp_path: Path,
         asyncio.run(svc.settler.tick())  # the monitor's pass
         assert [_majority(svc, i) for i in range(HOSTS)] == ["success"] * HOSTS
         # nothing moved since: the next pass evaluates nobody
-        before = {i: (store.peek_host(IE, _id(i)) or {}).get("validations_info") for i in range(HOSTS)}
-        evaluated: list[str] = []
-        original = svc.settler.evaluate
-
-        def spy(host: dict[str, Any], durable: bool = True) -> dict[str, Any]:
-            evaluated.append(host["id"])
-            return original(host, durable)
-
-        monkeypatch.setattr(svc.settler, "evaluate", spy)
+        store = svc.store
+        before = {i: (store.peek_host(IE, host_id(i)) or {}).get("validations_info") for i in range(HOSTS)}
+        evaluated = noted_calls(monkeypatch, svc.settler, "evaluate", lambda host, *_a, **_k: host["id"])
         asyncio.run(svc.settler.tick())
         assert evaluated == []
-        assert {i: (store.peek_host(IE, _id(i)) or {}).get("validations_info") for i in range(HOSTS)} == before
-    finally:
-        store.close()
+        assert {i: (store.peek_host(IE, host_id(i)) or {}).get("validations_info") for i in range(HOSTS)} == before

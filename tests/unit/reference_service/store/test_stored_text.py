@@ -25,6 +25,7 @@ from rules import documents, network_validations, registry
 from rules.documents import parse_json_field
 from rules.stored_text import StoredText
 from tests.support.big_cluster import big_cluster
+from tests.support.spies import noted_calls
 
 HOSTS = 40
 REPEAT = 13
@@ -81,16 +82,9 @@ def test_the_rules_read_what_they_derived_not_the_text(
         big: tuple[ReferenceService, str, list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
     svc, ie, ids = big
     _post_reports(svc, ie, ids)
-    loads: list[str] = []
-    real = svc.store._text
-
-    def counted(handle: StoredText) -> str:
-        loads.append(handle.host_id)
-        return real(handle)
-
-    monkeypatch.setattr(svc.store, "_text", counted)
+    loads = noted_calls(monkeypatch, svc.store, "_text", lambda handle: handle.host_id)
     for handle in [(svc.store.peek_host(ie, h) or {})["connectivity"] for h in ids]:
-        handle._load = counted  # the handles were made before the count
+        handle._load = svc.store._text  # the handles were made before the count
     for host_id in ids:
         host = svc.store.get_host(ie, host_id) or {}
         svc.refresh_host(host)
