@@ -15,12 +15,12 @@ command line is one line on stderr, a hint and exit status 2; a failure at run t
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
 
 from agent.parsers import SUBCOMMANDS, build_config, daemon_parser, go_style, not_here, quick_daemon_args
 from common.errors import ConfigError
 from common.usage import run_main
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without typing (common.records)
 if TYPE_CHECKING:
     from collections.abc import Sequence
 

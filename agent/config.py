@@ -10,19 +10,22 @@ agent.conf is the same KEY=VALUE file systemd reads with ``EnvironmentFile=``: f
 underscores (``URL``, ``INFRA_ENV_ID``, ...), plus ``PULL_SECRET_TOKEN`` and the proxy variables.
 """
 
-# No "from __future__ import annotations": the NamedTuples here are made from evaluated annotations (common.host).
+from __future__ import annotations  # the records are common.records': their annotations are never evaluated
+
 import os
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from agent.settings import DEFAULT_CONF, DEFAULT_STATE_DIR, PROXY_VARS
 from common.errors import ConfigError
 from common.first_contact import plain_url
+from common.records import NamedTuple
 from common.uuids import is_uuid
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without typing (common.records)
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
     from common.dry_run import DrySettings
 
@@ -91,11 +94,11 @@ class AgentConfig(NamedTuple):
         return {**self._asdict(), "proxies": dict(self.proxies)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "AgentConfig":
+    def from_dict(cls, data: dict[str, Any]) -> AgentConfig:
         return cls(**{k: v for k, v in data.items() if k in cls._fields})
 
     @property
-    def state_path(self) -> "Path | None":
+    def state_path(self) -> Path | None:
         """The state directory as an absolute path, or None when the agent keeps none. (pathlib is imported
         here and not at start: it is not needed on the way to the first register.)"""
         from pathlib import Path
@@ -109,7 +112,7 @@ class AgentConfig(NamedTuple):
         return os.path.abspath(self.state_dir) if self.state_dir else ""
 
     @property
-    def dry(self) -> "DrySettings":
+    def dry(self) -> DrySettings:
         """The dry-run settings in the Go agent's terms."""
         from common.dry_run import DrySettings
 

@@ -23,7 +23,6 @@ import threading
 import time
 from collections import deque
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
 
 from agent.config import AgentConfig
 from agent.lifecycle import Lifecycle
@@ -35,8 +34,10 @@ from common.lazy_log import DEBUG, INFO, LOGGING, WARNING, LazyLogger, redact_ur
 from common.limits import DEFAULT_DELAY_ON_ERROR, MAX_PENDING_REPLIES, clip
 from common.service_client import ServiceClient
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without typing (common.records)
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
     from agent.dispatch import Dispatcher
     from agent.media import MediaCheck

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import TYPE_CHECKING, Any
 
 from agent.config import PROXY_VARS, AgentConfig
 from agent.daemon import Daemon
@@ -30,7 +29,10 @@ from common.host import Host
 from common.lazy_log import LazyLogger
 from common.service_client import ServiceClient
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without typing (common.records)
 if TYPE_CHECKING:
+    from typing import Any
+
     from common.answers import RunnerRequest
 
 log = LazyLogger("agent")

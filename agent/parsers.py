@@ -7,10 +7,10 @@ Flags are accepted Go-style (``-flag``, ``--flag=value``) because the discovery 
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
 
 from agent import __version__
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without typing (common.records)
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Mapping, Sequence

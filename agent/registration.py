@@ -6,8 +6,7 @@ Answers the Go agent freezes on forever (401/403/404/409) are retried here with 
 deliberate difference: fixing the cause on the service's side is then enough, no restart of the host needed.
 """
 
-# No "from __future__ import annotations": the NamedTuples here are made from evaluated annotations (common.host).
-from typing import Any, NamedTuple
+from __future__ import annotations  # the records are common.records': their annotations are never evaluated
 
 from agent.config import AgentConfig
 from agent.identity import derive_host_id
@@ -17,7 +16,12 @@ from common.errors import MalformedAnswer, ServiceResponseError, TransportError
 from common.host import Host
 from common.lazy_log import LazyLogger, redact_url
 from common.limits import backoff
+from common.records import NamedTuple
 from common.service_client import BASE_PATH, ServiceClient
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without typing (common.records)
+if TYPE_CHECKING:
+    from typing import Any
 
 log = LazyLogger("agent")
 

@@ -24,15 +24,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
 
 from common.errors import ConfigError
 from common.go_bool import parse_bool
 from common.settings_table import Setting
 from common.settings_table import markdown as table_markdown
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without typing (common.records)
 if TYPE_CHECKING:
     import argparse
+    from typing import Any
 
     from agent.config import AgentConfig
 

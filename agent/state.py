@@ -15,13 +15,13 @@ import select
 import signal
 import threading
 import time
-from typing import TYPE_CHECKING
 
 from agent.step_env import MARK_ENV
 from common.errors import StateLocked
 from common.lazy_log import LazyLogger
 from common.limits import HISTORY_MAX_BYTES, HISTORY_MAX_OUTPUT_CHARS, clip
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without typing (common.records)
 if TYPE_CHECKING:
     from pathlib import Path
 

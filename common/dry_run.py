@@ -22,11 +22,16 @@ address's prefix (inventory addresses are CIDRs). Everything here is pure: the v
 (agent.settings declares the variables and the flags).
 """
 
-# No "from __future__ import annotations": the NamedTuples here are made from evaluated annotations (common.host).
-from collections.abc import Mapping
-from typing import Any, NamedTuple
+from __future__ import annotations  # the records are common.records': their annotations are never evaluated
 
+from collections.abc import Mapping
+
+from common.records import NamedTuple
 from common.uuids import is_uuid
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without typing (common.records)
+if TYPE_CHECKING:
+    from typing import Any
 
 ENV_ENABLE = "DRY_ENABLE"
 ENV_HOST_ID = "DRY_HOST_ID"
@@ -49,7 +54,7 @@ class DrySettings(NamedTuple):
     reboot_marker: str = ""
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], *, flag: bool = False) -> "DrySettings":
+    def from_env(cls, env: Mapping[str, str], *, flag: bool = False) -> DrySettings:
         """``flag`` is ``--dry-run``: either it or ``DRY_ENABLE`` turns dry-run on."""
         return cls.of(flag or env.get(ENV_ENABLE, "").strip().lower() in _TRUE, host_id=env.get(ENV_HOST_ID, ""),
                       mac_address=env.get(ENV_FORCED_MAC, ""), hostname=env.get(ENV_FORCED_HOSTNAME, ""),
@@ -57,7 +62,7 @@ class DrySettings(NamedTuple):
 
     @classmethod
     def of(cls, enabled: bool, *, host_id: str = "", mac_address: str = "", hostname: str = "", host_ipv4: str = "",
-           reboot_marker: str = "") -> "DrySettings":
+           reboot_marker: str = "") -> DrySettings:
         """The settings from values as given (by flags, agent.conf or the environment), normalised."""
         return cls(enabled=enabled, host_id=host_id.strip(), mac_address=mac_address.strip().lower(),
                    hostname=hostname.strip(), host_ipv4=host_ipv4.strip(), reboot_marker=reboot_marker.strip())

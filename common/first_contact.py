@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import _socket
 import re
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without typing (common.records)
 if TYPE_CHECKING:
     import socket
     import ssl

@@ -8,17 +8,20 @@ fixture tree may carry a ``.recorded/`` folder with ``commands.json`` (argv -> e
 of touching this machine, so collectors are tested on what other machines looked like.
 """
 
+from __future__ import annotations  # CommandResult is common.records': its annotations are never evaluated
 
 import json
 import os
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
+from common.records import NamedTuple
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without typing (common.records): the daemon's start loads no typing
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any, Protocol
 
-# No "from __future__ import annotations" here: it would make CommandResult's annotations strings, which typing
-# compiles one by one when it makes the NamedTuple (about 0.3 ms a field; docs/agent-cost.md). subprocess, shutil
+# subprocess, shutil
 # and pathlib are imported where they are used, not here: ``agent inventory`` runs no command on most hosts and
 # reads through str paths, and those imports (signal, selectors, bz2, lzma, urllib.parse...) were a tenth of its
 # start-up (bench/inventory_speed.py).
@@ -40,17 +43,19 @@ class CommandResult(NamedTuple):
         return self.exit_code == 0
 
 
-class CommandRunner(Protocol):
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        timeout: float,
-        input: str | None = None,
-        env: Mapping[str, str] | None = None,
-    ) -> CommandResult: ...
+if TYPE_CHECKING:  # what a Host runs commands with, for the type checker (the runners do not derive from it)
 
-    def which(self, name: str) -> str | None: ...
+    class CommandRunner(Protocol):
+        def run(
+            self,
+            argv: Sequence[str],
+            *,
+            timeout: float,
+            input: str | None = None,
+            env: Mapping[str, str] | None = None,
+        ) -> CommandResult: ...
+
+        def which(self, name: str) -> str | None: ...
 
 
 def kill_tree(pid: int, *, grace: float = 2.0) -> int:
@@ -134,7 +139,7 @@ class RecordedRunner:
         self._records = {tuple(r["argv"]): r for r in records}
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "RecordedRunner":
+    def load(cls, path: str | os.PathLike[str]) -> RecordedRunner:
         try:
             with open(path, encoding="utf-8") as fh:
                 return cls(json.load(fh))
@@ -182,7 +187,7 @@ class Host:
         self.recorded_netlink = recorded_netlink
 
     @property
-    def root(self) -> "Path":
+    def root(self) -> Path:
         from pathlib import Path
 
         return Path(self._root)
@@ -191,7 +196,7 @@ class Host:
         return f"{type(self).__name__}(root={self.root!r})"
 
     @classmethod
-    def at(cls, root: str | os.PathLike[str] = "/") -> "Host":
+    def at(cls, root: str | os.PathLike[str] = "/") -> Host:
         """A host rooted at ``root``, replaying commands and netlink if the tree carries recordings."""
         rec = os.path.join(root, RECORDED_DIR)
         if os.path.isdir(rec):
@@ -210,7 +215,7 @@ class Host:
         return isinstance(self.commands, SubprocessRunner) and self.recorded_netlink is None
 
     # -- files -------------------------------------------------------------------------------------------
-    def path(self, p: str | os.PathLike[str]) -> "Path":
+    def path(self, p: str | os.PathLike[str]) -> Path:
         """Where the host path ``p`` is on this machine's filesystem."""
         from pathlib import Path
 

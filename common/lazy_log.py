@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without typing (common.records)
 if TYPE_CHECKING:
     import logging
     from collections.abc import Callable
+    from typing import Any
 
 #: The logging package's levels, for ``log.log(level, ...)`` without importing it.
 DEBUG, INFO, WARNING, ERROR = 10, 20, 30, 40

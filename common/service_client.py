@@ -23,7 +23,6 @@ import os
 import re
 import threading
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
 
 from common import __version__
 from common.errors import MalformedAnswer, ServiceResponseError, TransportError
@@ -32,8 +31,10 @@ from common.lazy_log import LOGGING, LazyLogger, redact_url
 from common.limits import MAX_ANSWER_BYTES
 from common.uuids import random_uuid
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without typing (common.records)
 if TYPE_CHECKING:
     import ssl
+    from typing import Any
 
     import requests
 

@@ -4,9 +4,15 @@ with its flag, its file key, its environment variable, its default, its type and
 start-up imports it, which is why a row is a NamedTuple, not a dataclass (dataclasses and what it imports cost
 about a fifth of the agent's CPU before its first register: issue 29, docs/agent-cost.md)."""
 
-# No "from __future__ import annotations": the NamedTuples here are made from evaluated annotations (common.host).
+from __future__ import annotations  # the records are common.records': their annotations are never evaluated
+
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+
+from common.records import NamedTuple
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without typing (common.records)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Setting(NamedTuple):

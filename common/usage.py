@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
 
 from common.errors import AgentError, ConfigError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without typing (common.records)
 if TYPE_CHECKING:
     from collections.abc import Callable
 

@@ -77,13 +77,14 @@ def test_building_the_wheel_is_quiet_and_ships_the_pages(tmp_path: Path) -> None
 #: (with inspect, ast, dis, tokenize: the settings are NamedTuples) nor the idna codec (an ASCII host name goes to
 #: getaddrinfo as bytes), nor pathlib (the state directory is locked through os.path), nor logging (traceback,
 #: linecache, tokenize, string: common.lazy_log loads it at the first record, after the register when all is well),
-#: nor urllib.parse with ipaddress (a plain --url is read by common.first_contact.plain_url).
+#: nor urllib.parse with ipaddress (a plain --url is read by common.first_contact.plain_url), nor typing (the
+#: records are common.records', TYPE_CHECKING a constant).
 NOT_BEFORE_REGISTER = ("logging", "traceback", "linecache", "tokenize", "common.logs", "urllib", "ipaddress",
                        "psutil", "steps", "agent.forks", "agent.fork_server", "agent.step_process", "agent.runner",
                        "agent.dispatch", "common.answers", "subprocess", "inventory", "pyudev", "scapy", "pyroute2",
                        "argcomplete", "shtab", "requests", "urllib3", "http", "email", "ssl", "uuid", "platform",
                        "random", "shutil", "common.http_session", "dataclasses", "inspect", "ast", "dis",
-                       "encodings.idna", "stringprep", "unicodedata", "pathlib")
+                       "encodings.idna", "stringprep", "unicodedata", "pathlib", "typing")
 
 #: Everything the way to the first register may load, as whole top-level modules of the standard library and as
 #: single modules of ours: a new import on the way fails the test below, whether it is in the deny-list above or
@@ -92,17 +93,16 @@ NOT_BEFORE_REGISTER = ("logging", "traceback", "linecache", "tokenize", "common.
 FIRST_REGISTER_STDLIB = frozenset({
     "__future__", "__main__", "_abc", "_codecs", "_collections", "_collections_abc", "_distutils_hack",
     "_frozen_importlib", "_frozen_importlib_external", "_functools", "_imp", "_io", "_json", "_operator", "_signal",
-    "_sitebuiltins", "_socket", "_sre", "_stat", "_thread", "_typing", "_warnings", "_weakref", "_weakrefset", "abc",
+    "_sitebuiltins", "_socket", "_sre", "_stat", "_thread", "_warnings", "_weakref", "_weakrefset", "abc",
     "builtins", "codecs", "collections", "contextlib", "copyreg", "encodings", "enum", "fcntl", "functools",
     "genericpath", "io", "itertools", "json", "keyword", "marshal", "operator", "os", "posix", "posixpath", "re",
-    "reprlib", "select", "signal", "site", "stat", "sys", "threading", "time", "types", "typing", "warnings",
-    "zipimport"})
+    "reprlib", "select", "signal", "site", "stat", "sys", "threading", "time", "types", "warnings", "zipimport"})
 FIRST_REGISTER_OURS = frozenset({
     "agent", "agent.cli", "agent.config", "agent.daemon", "agent.identity", "agent.launcher", "agent.lifecycle",
     "agent.notify", "agent.parsers", "agent.registration", "agent.settings", "agent.state", "agent.step_env",
     "common", "common.dry_run", "common.errors", "common.first_contact", "common.go_bool", "common.host",
-    "common.lazy_log", "common.limits", "common.service_client", "common.settings_table", "common.usage",
-    "common.uuids"})
+    "common.lazy_log", "common.limits", "common.records", "common.service_client", "common.settings_table",
+    "common.usage", "common.uuids"})
 
 _FIRST_REGISTER = """
 import json, os, sys
@@ -161,8 +161,9 @@ def test_the_records_made_at_start_have_evaluated_annotations() -> None:
     """typing makes a NamedTuple's fields from its annotations and compiles each one that is a string (what
     ``from __future__ import annotations`` makes of them), about 0.3 ms a field: the forty of AgentConfig were
     more CPU than the dataclass they replaced. Every NamedTuple the agent's start-up, ``agent inventory`` and
-    ``agent check`` define must be declared
-    in a module without that import (typing keeps the compiled ForwardRefs as the annotations)."""
+    ``agent check`` define must be declared in a module without that import (typing keeps the compiled
+    ForwardRefs as the annotations), or be made by common.records (which reads no annotation: the daemon's way
+    to its first register loads no typing at all)."""
     import typing
 
     import agent.check
@@ -170,6 +171,7 @@ def test_the_records_made_at_start_have_evaluated_annotations() -> None:
     import agent.inventory_report
     import agent.launcher
     import common.answers
+    import common.records
 
     assert agent.cli and agent.launcher and common.answers and agent.check and agent.inventory_report
     ours = [m for name, m in sorted(sys.modules.items()) if name.split(".")[0] in ("agent", "common", "inventory",
@@ -178,8 +180,14 @@ def test_the_records_made_at_start_have_evaluated_annotations() -> None:
                if isinstance(v, type) and issubclass(v, tuple) and hasattr(v, "_fields") and v.__module__ == m.__name__]
     assert {r.__name__ for r in records} >= {"AgentConfig", "Setting", "DrySettings", "Registration", "CommandResult",
                                              "Instruction", "Steps", "RunnerRequest", "Collector", "Requirements"}
+    # common.records' NamedTuple never evaluates annotations: the start path's records are made by it
+    by_records = {f"{r.__module__}.{r.__name__}" for r in records
+                  if vars(sys.modules[r.__module__]).get("NamedTuple") is common.records.NamedTuple}
+    assert by_records >= {"agent.config.AgentConfig", "common.settings_table.Setting", "common.dry_run.DrySettings",
+                          "agent.registration.Registration", "common.host.CommandResult"}
     stringly = [f"{r.__module__}.{r.__name__}" for r in records
-                if any(isinstance(a, str | typing.ForwardRef) for a in r.__annotations__.values())]
+                if any(isinstance(a, str | typing.ForwardRef) for a in r.__annotations__.values())
+                and f"{r.__module__}.{r.__name__}" not in by_records]
     assert stringly == []
 
 
