@@ -33,14 +33,17 @@ import signal
 import socket
 import sqlite3
 import struct
-import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from common import json_codec
+if TYPE_CHECKING:
+    import subprocess
+
+# What only the service's side uses (spawn, reap, AsJson: subprocess, pathlib, orjson) is imported where it is
+# used: this module is the committing process's whole program, whose RSS bench/scale.py counts with the
+# service's, and those imports were 3 of its 17 MiB at start (docs/scale.md).
 
 #: Back-off between retries of a batch (or a sync) that failed.
 RETRY_SECONDS = (0.1, 0.5, 1.0, 2.0, 5.0)
@@ -72,6 +75,9 @@ class Frames:
 
 def spawn(path: str, run: str, durable: bool) -> tuple[subprocess.Popen[bytes], socket.socket]:
     """This module's ``main`` in a process of its own, and the service's end of its socket (non-blocking)."""
+    import subprocess
+    from pathlib import Path
+
     mine, theirs = socket.socketpair()
     # -c, not -m: found from this file's tree whatever the service's sys.path and working directory were
     code = (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r}); "
@@ -95,11 +101,15 @@ class AsJson:
         self.doc = doc
 
     def encode(self) -> str:
+        from common import json_codec
+
         return json_codec.dumps(self.doc)
 
 
 def reap(proc: subprocess.Popen[bytes]) -> None:
     """Waits for a process whose socket closed (it is gone, or going)."""
+    import subprocess
+
     try:
         proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
