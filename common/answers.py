@@ -10,14 +10,19 @@ The records are NamedTuples and UUIDs are checked as text: ``dataclasses`` and `
 rest of the way from the register answer to the first poll (issue 29).
 """
 
-# No "from __future__ import annotations": the NamedTuples here are made from evaluated annotations (common.host).
+from __future__ import annotations  # the records are common.records': their annotations are never evaluated
+
 import json
 import math
 import re
-from typing import Any, NamedTuple
 
 from common.errors import MalformedAnswer
 from common.limits import DEFAULT_DELAY_ON_ERROR, MAX_INSTRUCTIONS_PER_POLL, MAX_NEXT_INSTRUCTION_SECONDS, clip
+from common.records import NamedTuple
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without typing (common.records): the first poll loads no typing
+if TYPE_CHECKING:
+    from typing import Any
 
 #: How much of an unexpected answer is quoted in a message: enough to recognise a proxy's page.
 QUOTE_CHARS = 120

@@ -79,9 +79,11 @@ main(["--url", "http://127.0.0.1:9", "--infra-env-id", sys.argv[3], "--agent-ver
 #: What the first poll does not wait for: the step machinery (agent.runner imports dataclasses, with inspect, ast
 #: and dis), the fork server's start (subprocess, and a process), requests; the logging package (~20 ms of CPU:
 #: configured once the first poll is answered, the register's line held until then) and urllib.parse with
-#: ipaddress (the poll's query is written out), nor the socket module (common.first_contact uses _socket).
+#: ipaddress (the poll's query is written out), nor the socket module (common.first_contact uses _socket), nor
+#: typing (the poll answer's records are common.records').
 NOT_BEFORE_FIRST_POLL = ("agent.runner", "agent.forks", "agent.dispatch", "steps", "subprocess", "dataclasses",
-                         "inspect", "requests", "urllib3", "logging", "common.logs", "urllib", "ipaddress", "socket")
+                         "inspect", "requests", "urllib3", "logging", "common.logs", "urllib", "ipaddress", "socket",
+                         "typing")
 
 
 @pytest.fixture

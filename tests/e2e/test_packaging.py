@@ -184,7 +184,8 @@ def test_the_records_made_at_start_have_evaluated_annotations() -> None:
     by_records = {f"{r.__module__}.{r.__name__}" for r in records
                   if vars(sys.modules[r.__module__]).get("NamedTuple") is common.records.NamedTuple}
     assert by_records >= {"agent.config.AgentConfig", "common.settings_table.Setting", "common.dry_run.DrySettings",
-                          "agent.registration.Registration", "common.host.CommandResult"}
+                          "agent.registration.Registration", "common.host.CommandResult",
+                          "common.answers.Instruction", "common.answers.Steps", "common.answers.RunnerRequest"}
     stringly = [f"{r.__module__}.{r.__name__}" for r in records
                 if any(isinstance(a, str | typing.ForwardRef) for a in r.__annotations__.values())
                 and f"{r.__module__}.{r.__name__}" not in by_records]
