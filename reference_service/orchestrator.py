@@ -23,11 +23,12 @@ from reference_service.reply_workers import ReplyWorkers
 from reference_service.settings import Settings
 from reference_service.settler import Settler
 from reference_service.store.database import Store, _now_iso
-from rules import registry, states
+from rules import states
 from rules.cluster_model import ClusterModel
-from rules.documents import HostView, WithHost, derive_all, host_name, is_sno
+from rules.documents import HostView, WithHost, host_name, is_sno
 from rules.events import status_severity
 from rules.install import progress_update
+from rules.registry import CHECKED, Rulebook
 
 log = logging.getLogger("reference_service")
 #: What the runner command names when neither --agent-image nor the agent says an image: the real service's
@@ -48,9 +49,11 @@ def _step_id(step_type: str) -> str:
 
 
 class ReferenceService:
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(self, store: Store, settings: Settings, rulebook: Rulebook | None = None) -> None:
         self.store = store
         self.settings = settings
+        #: The rules this service evaluates hosts and applies replies by: every area's, unless given.
+        self.rulebook = Rulebook.of() if rulebook is None else rulebook
         self.faults: list[dict[str, Any]] = []
         #: Test mode: instructions queued by hand for a host's next poll.
         self.queued: dict[str, list[dict[str, Any]]] = {}
@@ -61,7 +64,7 @@ class ReferenceService:
         #: The OS image write-image hands out, and its digest (computed once per file version).
         self.os_images = OsImages()
         #: The process big step replies are checked in (started on the first one; ended with the service).
-        self.reply_workers = ReplyWorkers()
+        self.reply_workers = ReplyWorkers(self.rulebook)
         store.host_listeners.append(self._host_changed)
 
     def model(self, key: str) -> ClusterModel:
@@ -198,7 +201,7 @@ class ReferenceService:
         for step_type in step_types:
             if step_type in self.settings.disabled_steps:
                 continue
-            builder = registry.STEP_ARGUMENTS.get(step_type)
+            builder = self.rulebook.step_arguments.get(step_type)
             if builder is None:
                 continue
             try:
@@ -245,7 +248,7 @@ class ReferenceService:
         elif exit_code == 0:
             host["media_status"] = "connected"
         self.store.add_reply(infra_env_id, host_id, reply)
-        handler = registry.REPLY_HANDLERS.get(step_type)
+        handler = self.rulebook.reply_handlers.get(step_type)
         if handler is not None:
             view = self.view(host)
             handler(view, parsed if exit_code == 0 or parsed is not None else None, reply)
@@ -274,8 +277,8 @@ class ReferenceService:
                 host[name] = kept
                 if name in derived:
                     model.prime(host, name, derived[name])
-                elif parsed is not registry.CHECKED:
-                    model.prime(host, name, derive_all(name, parsed))
+                elif parsed is not CHECKED:
+                    model.prime(host, name, self.rulebook.derive_all(name, parsed))
 
     # -- states (the settler's) --------------------------------------------------------------------------
     def refresh_host(self, host: dict[str, Any], durable: bool = True) -> dict[str, Any]:

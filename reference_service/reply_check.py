@@ -21,7 +21,7 @@ CHECKED_WHEN_FAILED = ("installation-disk-speed-check", "container-image-availab
 class Derived:
     """What a reply worker derived from a reply's output for the rules, so that the loop does not."""
 
-    #: Per host field the reply sets, per deriver (``documents.derive_all``), its value.
+    #: Per host field the reply sets, per deriver (``registry.Rulebook.derive_all``), its value.
     fields: dict[str, dict[str, Any]]
     #: A connectivity report's ``majority.reached`` over the host's machine CIDRs, with their names.
     reach: tuple[tuple[str, ...], dict[str, int]] | None = None

@@ -31,7 +31,7 @@ import zlib
 from typing import TYPE_CHECKING, Any
 
 from reference_service.store.database import _now_iso
-from rules import ip_collisions, registry, states
+from rules import ip_collisions, states
 from rules.documents import HostView, host_name
 from rules.events import validation_changes
 from rules.majority import compute_groups
@@ -142,7 +142,7 @@ class Settler:
     def validations(self, view: HostView) -> dict[str, list[dict[str, str]]]:
         out: dict[str, list[dict[str, str]]] = {}
         unbound = not view.host.get("cluster_id")
-        for v in registry.VALIDATIONS.values():
+        for v in self.service.rulebook.validations.values():
             if unbound and not v.unbound:
                 continue
             try:
@@ -173,7 +173,9 @@ class Settler:
                 self.service.event(message, host, severity)  # what changed, not every reply (rules.events)
         host["validations_info"] = encoded
         connected = view.now - float(host.get("_checked_in", view.now)) < states.DISCONNECTION_TIMEOUT
-        change = states.host_status(host, results, connected, states.ignored_host_validations(view.cluster))
+        validations = self.service.rulebook.validations
+        change = states.host_status(host, results, connected, validations,
+                                    states.ignored_host_validations(view.cluster, validations))
         if change:
             self.service.set_status(host, *change)
         if not at_once:

@@ -40,15 +40,12 @@ def upgrade_agent_args(view: HostView) -> list[str] | None:
     return [json.dumps({"agent_image": image})] if image else None
 
 
+@default_reply_handler(*REPLY_FIELDS)
 def store_reply(view: HostView, output: Any, reply: dict[str, Any]) -> None:
     """Default: keep a successful output in the host field the real service uses for it."""
     name = REPLY_FIELDS.get(str(reply.get("step_type")))
     if name and output is not None and int(reply.get("exit_code") or 0) == 0:
         view.host[name] = reply.get("output", "")
-
-
-for _step_type in REPLY_FIELDS:
-    default_reply_handler(_step_type, store_reply)
 
 
 @validation("connected", "network", unbound=True)

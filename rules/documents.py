@@ -146,29 +146,20 @@ def parse_json_field(doc: dict[str, Any], name: str) -> Any:
     return decode(doc.get(name))
 
 
-#: The functions registered with ``deriver``, per field: what ``prime`` computes when a reply sets the field.
-#: The functions registered with ``deriver``, per field (a registry, filled on import, as ``registry``'s).
-_DERIVERS: dict[str, dict[str, Callable[[Any], Any]]] = {}
+#: The attribute the hook decorators (``deriver`` here, the others in ``registry``) mark functions with: a
+#: tuple of (kind, key, what) that a ``registry.Rulebook`` reads. Marks only: importing an area fills no table.
+HOOK_MARK = "_rule_hooks"
 
 _Derive = TypeVar("_Derive", bound=Callable[[Any], Any])
 
 
 def deriver(name: str) -> Callable[[_Derive], _Derive]:
-    """Registers a function rules pass to ``view.model.fact`` for field ``name``, so that it is computed when a
-    reply sets the field (``ClusterModel.prime``): for a big reply, in the worker process that checked it
-    (``reply_workers``)."""
+    """Marks a function rules pass to ``view.model.fact`` for field ``name``, so that the rulebook's
+    ``derive_all`` computes it when a reply sets the field (``ClusterModel.prime``): for a big reply, in the
+    worker process that checked it (``reply_workers``)."""
 
-    def register(derive: _Derive) -> _Derive:
-        _DERIVERS.setdefault(name, {})[derive.__qualname__] = derive
+    def mark(derive: _Derive) -> _Derive:
+        derive.__dict__[HOOK_MARK] = (*derive.__dict__.get(HOOK_MARK, ()), ("derive", name, None))
         return derive
 
-    return register
-
-
-def derive_all(name: str, decoded: Any) -> dict[str, Any]:
-    """What every registered deriver of field ``name`` makes of its decoded value: every area's, whichever a
-    process imported (the first call imports them all, as the first read of a ``registry`` table does)."""
-    from rules import load_areas
-
-    load_areas()
-    return {qualname: derive(decoded) for qualname, derive in _DERIVERS.get(name, {}).items()}
+    return mark

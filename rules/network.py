@@ -194,9 +194,10 @@ def _store(field: str) -> Any:
     return handler
 
 
-reply_handler("connectivity-check", text_only=True)(_store("connectivity"))
-reply_handler("domain-resolution")(_store("domain_name_resolutions"))
-reply_handler("api-vip-connectivity-check")(_store("api_vip_connectivity"))
+# (bound to names: a rulebook finds an area's hooks among its module's names)
+store_connectivity = reply_handler("connectivity-check", text_only=True)(_store("connectivity"))
+store_domain_resolution = reply_handler("domain-resolution")(_store("domain_name_resolutions"))
+store_api_vip_connectivity = reply_handler("api-vip-connectivity-check")(_store("api_vip_connectivity"))
 
 
 @reply_handler("free-network-addresses")

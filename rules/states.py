@@ -10,15 +10,18 @@ about it changes (a poll, a reply, a user action), which makes it deterministic 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common.errors import ServiceRefusal
 from rules import cluster_validations, machine_network
 from rules.cluster_model import ClusterModel
 from rules.documents import is_sno
 from rules.events import validation_changes
-from rules.registry import VALIDATIONS
+
+if TYPE_CHECKING:
+    from rules.registry import Validation
 
 #: Seconds without a poll after which a host is disconnected (HOST_MAX_DISCONNECTION_TIME).
 DISCONNECTION_TIMEOUT = 180.0
@@ -117,10 +120,11 @@ NON_IGNORABLE_HOST_VALIDATIONS = frozenset({"connected", "has-inventory", "machi
                                             "hostname-valid"})
 
 
-def ignored_host_validations(cluster: dict[str, Any] | None) -> frozenset[str]:
+def ignored_host_validations(cluster: dict[str, Any] | None, validations: Mapping[str, Validation]
+                             ) -> frozenset[str]:
     """The host validations the cluster's ``ignored-validations`` (v2SetIgnoredValidations) switch off: the ids
-    listed, or every one for ``["all"]``, less the non-ignorable ones. A lab of small virtual machines sets the
-    hardware ones, as users of the real service do."""
+    listed, or every one of ``validations`` (the caller's rulebook's) for ``["all"]``, less the non-ignorable
+    ones. A lab of small virtual machines sets the hardware ones, as users of the real service do."""
     raw = ((cluster or {}).get("_ignored_validations") or {}).get("host-validation-ids") or "[]"
     try:
         ids = json.loads(raw) if isinstance(raw, str) else raw
@@ -129,14 +133,15 @@ def ignored_host_validations(cluster: dict[str, Any] | None) -> frozenset[str]:
     if not isinstance(ids, list):
         return frozenset()
     if "all" in ids:
-        return frozenset(VALIDATIONS) - NON_IGNORABLE_HOST_VALIDATIONS
+        return frozenset(validations) - NON_IGNORABLE_HOST_VALIDATIONS
     return frozenset(str(i) for i in ids) - NON_IGNORABLE_HOST_VALIDATIONS
 
 
 def host_status(host: dict[str, Any], results: dict[str, list[dict[str, str]]], connected: bool,
-                ignored: frozenset[str] = frozenset()) -> StatusChange | None:
-    """The status a host's validation ``results`` put it in (None: it stays where it is); the ``ignored``
-    validations' failures count for nothing (they are still reported)."""
+                validations: Mapping[str, Validation], ignored: frozenset[str] = frozenset()) -> StatusChange | None:
+    """The status a host's validation ``results`` put it in (None: it stays where it is); ``validations``: the
+    rulebook's that gave them (which gate the hardware, which block). The ``ignored`` validations' failures
+    count for nothing (they are still reported)."""
     flat = {r["id"]: r for rs in results.values() for r in rs}
     status = host.get("status", "")
     unbound = not host.get("cluster_id")
@@ -146,7 +151,7 @@ def host_status(host: dict[str, Any], results: dict[str, list[dict[str, str]]], 
 
     def failing(pred: Any) -> list[str]:
         return [r["message"] for vid, r in flat.items()
-                if pred(VALIDATIONS[vid]) and r["status"] in ("failure", "pending", "error") and vid not in ignored]
+                if pred(validations[vid]) and r["status"] in ("failure", "pending", "error") and vid not in ignored]
 
     if status in PRE_INSTALL or status in UNBOUND:
         suffix = "-unbound" if unbound else ""

@@ -43,7 +43,6 @@ BIG_BODIES_AT_ONCE = 8
 #: held all eight slots, and another host's 100 KB reply waited 79 s. A 330 KB report comes in milliseconds.
 BIG_BODY_MIN_RATE = 8 << 10
 MIN_RATE_GRACE = 5.0
-_big_bodies: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -163,14 +162,24 @@ def route(path: str, endpoint: Endpoint, *, methods: list[str], auth: Auth,
         if not _big(request):
             await read_bounded(request, limit, stall)
             return await endpoint(request)
-        loop = asyncio.get_running_loop()
-        async with _big_bodies.setdefault(loop, asyncio.Semaphore(BIG_BODIES_AT_ONCE)):
+        async with _big_body_slots(request):
             await read_bounded(request, limit, stall, BIG_BODY_MIN_RATE)
             return await endpoint(request)
 
     declared = Route(path, guarded, methods=methods, name=f"{endpoint.__name__}:{','.join(methods)}")
     declared.auth = auth  # type: ignore[attr-defined]
     return declared
+
+
+def _big_body_slots(request: Request) -> asyncio.Semaphore:
+    """The app's slots for big bodies on the running loop: the app's (``app.state``), not this module's, so two
+    apps served in one process (tests, a lab) do not take each other's."""
+    state = request.app.state
+    slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = getattr(
+        state, "big_bodies", None)
+    if slots is None:
+        slots = state.big_bodies = weakref.WeakKeyDictionary()
+    return slots.setdefault(asyncio.get_running_loop(), asyncio.Semaphore(BIG_BODIES_AT_ONCE))
 
 
 def _big(request: Request) -> bool:

@@ -14,10 +14,13 @@ from rules import hardware
 from rules.disk_reasons import service_disk_reasons
 from rules.disks import eligible_disks, store_inventory
 from rules.documents import HostView
-from rules.registry import VALIDATIONS
+from rules.registry import Rulebook
 from rules.requirements import bytes_to_string, humanize_bytes
 from tests.support.paths import FIXTURES
 from tests.support.service import start_agent, start_service
+
+RULES = Rulebook.of()  # every area's hooks, as the service's
+VALIDATIONS = RULES.validations
 
 FIXTURES = FIXTURES
 HOST_ID = "2b0e5a8e-4f7c-4a3e-9d1b-6c8f0e2a7b31"

@@ -11,8 +11,11 @@ from typing import Any
 from rules import ip_collisions
 from rules.cluster_model import ClusterModel
 from rules.documents import HostView
-from rules.registry import VALIDATIONS
+from rules.registry import Rulebook
 from tests.support.service import RefService, start_agent
+
+RULES = Rulebook.of()  # every area's hooks, as the service's
+VALIDATIONS = RULES.validations
 
 A = "aaaaaaaa-0000-4000-8000-00000000000a"
 B = "bbbbbbbb-0000-4000-8000-00000000000b"

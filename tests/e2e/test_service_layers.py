@@ -61,8 +61,8 @@ def test_rules_and_the_agent_report_import_without_the_service_dependencies() ->
     code = BLOCKER.format(blocked=set(SERVICE_ONLY)) + (
         "import rules, agent.inventory_report\n"
         "from rules.disks import service_disk_reasons\n"
-        "from rules.registry import VALIDATIONS\n"
-        "assert VALIDATIONS, 'importing the rules registers every area'\n"
+        "from rules.registry import Rulebook\n"
+        "assert Rulebook.of().validations, 'every area is there'\n"
         "disk = {'name': 'sda', 'size_bytes': 10**9, 'drive_type': 'HDD'}\n"
         "print(service_disk_reasons(disk, {'cpu': {'architecture': 'x86_64'}, 'disks': [disk]}))\n"
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {set(SERVICE_ONLY)!r}))\n"

@@ -1,10 +1,10 @@
 """The reply worker process: it collects garbage on the service's schedule, since a 1,000-peer report decoded
-under CPython's default one spent a fifth of its check in collections."""
+under CPython's default one spent a fifth of its check in collections; it keeps what it keeps between reports
+on an object of its own; it ends with the service however the service ends."""
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import gc
 import json
@@ -29,76 +29,133 @@ from reference_service.orchestrator import BASE, ReferenceService
 from reference_service.settings import Settings
 from reference_service.store.database import Store
 from rules import load_areas
+from rules.registry import Rulebook
 from tests.support.paths import ROOT
 from tests.support.worker_ready import READY_ENV, alive, wait_ready
 
+RULES = Rulebook.of()
+
+
+def _gc_state(checker: reply_workers.Checker) -> tuple[tuple[int, ...], int]:
+    return gc.get_threshold(), gc.get_freeze_count()
+
+
+def _membership(checker: reply_workers.Checker) -> tuple[int, int, int]:
+    """Which object the worker's checker keeps its membership table on, and how many addresses it holds."""
+    return id(checker), id(checker.membership), sum(len(t) for t in checker.membership._tables.values())
+
+
+def _report(peers: int) -> bytes:
+    output = json.dumps({"remote_hosts": [
+        {"host_id": f"00000000-0000-0000-0000-{i:012d}", "l2_connectivity": [
+            {"outgoing_nic": "eth0", "remote_ip_address": f"10.0.{i // 250}.{i % 250 + 1}",
+             "remote_mac": "02:00:00:00:00:01", "successful": True}]} for i in range(peers)]})
+    return json.dumps({"step_id": "connectivity-check-1", "step_type": "connectivity-check", "exit_code": 0,
+                       "output": output}).encode()
+
 
 def test_the_worker_collects_on_the_services_schedule() -> None:
-    workers = reply_workers.ReplyWorkers()
+    workers = reply_workers.ReplyWorkers(RULES)
     try:
-        pool = workers.executor()
-        assert pool.submit(gc.get_threshold).result(timeout=60) == gc_policy.THRESHOLDS
-        assert pool.submit(gc.get_freeze_count).result(timeout=60) > 0  # what start-up made is never scanned
+        threshold, frozen = workers.call(_gc_state)
+        assert tuple(threshold) == gc_policy.THRESHOLDS
+        assert frozen > 0  # what start-up made is never scanned
     finally:
         workers.shutdown()
 
 
-class _Counting(concurrent.futures.ThreadPoolExecutor):
-    """A real executor that remembers how many calls it held at once."""
+def test_what_the_worker_keeps_between_reports_is_its_checkers() -> None:
+    """The membership table was the worker module's (``_MEMBERSHIP``); it is the checker's that the worker's
+    serving function owns, kept from one report to the next, and a new worker starts with a new one."""
+    workers = reply_workers.ReplyWorkers(RULES)
+    try:
+        assert workers.call(_membership)[2] == 0
+        refused, _, derived = workers.call(reply_workers.Checker.verdict, _report(300), False, ("10.0.0.0/24",))
+        assert refused is None and derived is not None and derived.reach is not None
+        checker, table, known = workers.call(_membership)
+        assert known == 300, "the report's addresses are remembered for the next one"
+        assert workers.call(_membership) == (checker, table, known)
+        first = workers.start()
+        workers.shutdown()
+        assert workers.start() != first
+        assert workers.call(_membership)[2] == 0
+    finally:
+        workers.shutdown()
 
-    def __init__(self) -> None:
-        super().__init__(max_workers=4)
-        self.held = self.most = 0
-        self._count = threading.Lock()
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
-        def counted() -> Any:
-            time.sleep(0.02)  # long enough for every other check to have been asked for
-            return fn(*args, **kwargs)
+def _pid(checker: reply_workers.Checker) -> int:
+    return os.getpid()
 
-        with self._count:
-            self.held += 1
-            self.most = max(self.most, self.held)
-        future = super().submit(counted)
-        future.add_done_callback(lambda _: self._release())
-        return future
 
-    def _release(self) -> None:
-        with self._count:
-            self.held -= 1
+def test_the_worker_outlives_the_loop_whose_reply_started_it() -> None:
+    """The kernel ends the worker with the *thread* that started it (PR_SET_PDEATHSIG): started by the thread a
+    call waited in (the loop's executor's), it was killed as soon as that loop ended and its executor with it."""
+    workers = reply_workers.ReplyWorkers(RULES)
+    try:
+        back, _, derived = asyncio.run(workers.check(_report(3), False, ("10.0.0.0/24",)))
+        assert back["step_type"] == "connectivity-check" and derived is not None
+        assert workers.call(_pid, start=False) > 0, "the worker the first reply started still answers"
+    finally:
+        workers.shutdown()
 
 
 def test_reports_are_handed_to_the_worker_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
     """The others wait on the loop: eight in the executor's queue made its threads take the GIL from the loop
     in bursts during the discovery wave."""
-    pool = _Counting()
-    workers = reply_workers.ReplyWorkers()
-    monkeypatch.setattr(workers, "executor", lambda: pool)
+    workers = reply_workers.ReplyWorkers(RULES)
+    checker = reply_workers.Checker(RULES)
+    count = threading.Lock()
+    held = most = 0
+
+    def call(fn: Callable[..., Any], *args: Any, start: bool = True) -> Any:  # the real check, here, counted
+        nonlocal held, most
+        with count:
+            held += 1
+            most = max(most, held)
+        try:
+            time.sleep(0.02)  # long enough for every other check to have been asked for
+            return fn(checker, *args)
+        finally:
+            with count:
+                held -= 1
+
+    monkeypatch.setattr(workers, "call", call)
+    monkeypatch.setattr(workers, "start", lambda: 0)
 
     async def main() -> list[Any]:
         replies = [{"step_id": f"s-{i}", "step_type": "inventory", "exit_code": 1, "output": "", "error": "x" * i}
                    for i in range(6)]
         return list(await asyncio.gather(*(workers.check(json.dumps(r).encode(), False) for r in replies)))
 
-    try:
-        results = asyncio.run(main())
-    finally:
-        pool.shutdown()
+    results = asyncio.run(main())
     assert [reply["error"] for reply, _, _ in results] == ["x" * i for i in range(6)]
-    assert pool.most == reply_workers.IN_FLIGHT == 1
+    assert most == reply_workers.IN_FLIGHT == 1
+
+
+def test_a_reply_that_comes_as_the_worker_is_killed_is_checked_all_the_same() -> None:
+    """In the service's thread if the call saw the worker die, else in the worker started for it."""
+    workers = reply_workers.ReplyWorkers(RULES)
+    try:
+        os.kill(workers.start(), signal.SIGKILL)
+        back, _, derived = asyncio.run(workers.check(_report(3), False, ("10.0.0.0/24",)))
+        assert back["step_type"] == "connectivity-check" and derived is not None
+        assert derived.fields["connectivity"] == RULES.derive_all("connectivity", json.loads(back["output"]))
+        threshold, _ = workers.call(_gc_state)  # and the next call has a worker again
+        assert tuple(threshold) == gc_policy.THRESHOLDS
+    finally:
+        workers.shutdown()
 
 
 _DIES_AT_ONCE = """
 import functools, os, signal
 from multiprocessing import resource_tracker
 from reference_service import reply_workers
+from rules.registry import Rulebook
 from tests.support import worker_ready
-# the same initializer, with a mark of the worker's imports before it runs
-reply_workers._start_worker = functools.partial(worker_ready.mark_then_run,
-                                                "reference_service.reply_workers._start_worker")
-pool = reply_workers.ReplyWorkers().executor()
-pool.submit(os.getpid)
-print(*pool._processes, resource_tracker._resource_tracker._pid, flush=True)
+# the same serving function, with a mark of the worker's imports before it runs
+reply_workers._serve = functools.partial(worker_ready.mark_then_run, "reference_service.reply_workers._serve")
+worker = reply_workers.ReplyWorkers(Rulebook.of()).start()
+print(worker, resource_tracker._resource_tracker._pid, flush=True)
 os.kill(os.getpid(), signal.SIGKILL)  # before the worker has even imported its modules
 """
 

@@ -13,7 +13,10 @@ import pytest
 from rules import cluster_model
 from rules.cluster_model import ClusterModel
 from rules.documents import HostView
-from rules.registry import VALIDATIONS
+from rules.registry import Rulebook
+
+RULES = Rulebook.of()  # every area's hooks, as the service's
+VALIDATIONS = RULES.validations
 
 CLUSTER = {"id": "c", "machine_networks": [{"cidr": "10.0.0.0/16"}]}
 

@@ -9,7 +9,10 @@ from typing import Any
 from rules.cluster_model import ClusterModel
 from rules.connectivity_admission import MAX_PER_MINUTE, AdmissionQueue
 from rules.documents import HostView
-from rules.registry import STEP_ARGUMENTS
+from rules.registry import Rulebook
+
+RULES = Rulebook.of()  # every area's hooks, as the service's
+STEP_ARGUMENTS = RULES.step_arguments
 
 
 class Clock:

@@ -13,7 +13,12 @@ import pytest
 from reference_service import spec
 from rules import network
 from rules.documents import HostView
-from rules.registry import REPLY_HANDLERS, STEP_ARGUMENTS, VALIDATIONS
+from rules.registry import Rulebook
+
+RULES = Rulebook.of()  # every area's hooks, as the service's
+REPLY_HANDLERS = RULES.reply_handlers
+STEP_ARGUMENTS = RULES.step_arguments
+VALIDATIONS = RULES.validations
 
 CLUSTER = {"id": str(uuid.uuid4()), "name": "c1", "base_dns_domain": "example.com",
            "machine_networks": [{"cidr": "10.0.0.0/24"}]}

@@ -1,25 +1,34 @@
-"""The registry's tables are complete whenever they are read, though importing one area imports only it.
+"""The rules' hooks are collected by whoever needs them (``registry.Rulebook``), never into module tables.
 
 ``agent check`` and ``agent inventory --format table`` import the disk and hardware rules alone (issue 29: all
-areas cost them ~0.1 s of CPU); whatever reads a table gets every area's hooks, in the same order whichever
-area a process happened to import first (validations are evaluated and shown in that order)."""
+areas cost them ~0.1 s of CPU); a rulebook of every area has the same hooks in the same order whichever area a
+process happened to import first (validations are evaluated and shown in that order), and two rulebooks share
+nothing a caller could change."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from typing import Any
 
+import pytest
+
+from rules import AREA_MODULES, core, network, network_validations
+from rules.documents import HostView
+from rules.registry import Rulebook, Validation, hooks, reply_handler, validation
 from tests.support.paths import ROOT
 
 _TABLES = """
 import json, sys
 {first}
 before = sorted(m for m in sys.modules if m.startswith("rules."))
-from rules import registry
-print(json.dumps({{"before": before, "validations": list(registry.VALIDATIONS),
-                  "steps": sorted(registry.STEP_ARGUMENTS), "text_only": sorted(registry.TEXT_ONLY),
-                  "handlers": sorted((k, v.__module__) for k, v in registry.REPLY_HANDLERS.items())}}))
+from rules.registry import Rulebook
+book = Rulebook.of()
+print(json.dumps({{"before": before, "validations": list(book.validations),
+                  "steps": sorted(book.step_arguments), "text_only": sorted(book.text_only),
+                  "handlers": sorted((k, v.__module__) for k, v in book.reply_handlers.items()),
+                  "derivers": sorted(q for q, _ in book.derivers["connectivity"])}}))
 """
 
 
@@ -37,12 +46,14 @@ def test_one_area_imports_only_what_it_needs() -> None:
                 "rules.ip_collisions"} & set(seen)
 
 
-def test_a_read_table_is_complete_and_in_area_order_whichever_area_came_first() -> None:
+def test_a_rulebook_is_complete_and_in_area_order_whichever_area_came_first() -> None:
     reference = _tables("import rules; rules.load_areas()")
     assert reference["validations"][:1] == ["connected"]  # core's first, then hardware's...
     assert "has-inventory" in reference["validations"] and "belongs-to-majority-group" in reference["validations"]
+    assert reference["text_only"] == ["connectivity-check"]
+    assert reference["derivers"] == ["_flagged", "_l2_conflicts"]  # (a reply worker derives both)
     for first in ("import rules.hardware", "import rules.preinstall, rules.network", "import rules.disks",
-                  "from rules import core"):
+                  "from rules import core", "from rules import documents"):
         got = _tables(first)
         assert {k: v for k, v in got.items() if k != "before"} == {
             k: v for k, v in reference.items() if k != "before"}, first
@@ -61,11 +72,60 @@ def test_the_disk_reasons_module_needs_no_host_view() -> None:
     assert heavy == "[]"
 
 
-def test_derivers_are_every_areas_in_a_process_that_imported_only_documents() -> None:
-    """A reply worker imports documents, not the areas: what it derives must still be what the service would
-    (network_validations registers the connectivity report's derivers)."""
-    code = ("from rules import documents\n"
-            "print(sorted(documents.derive_all('connectivity', {'remote_hosts': []})))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60,
-                         cwd=ROOT)
-    assert out.stdout.split("\n")[-2] == "['_flagged', '_l2_conflicts']"
+def test_a_rulebook_has_the_areas_it_is_given_and_no_others() -> None:
+    hardware = Rulebook.of("hardware")
+    assert hardware.areas == ("rules.hardware",)
+    assert "has-inventory" in hardware.validations and "connected" not in hardware.validations
+    assert {v.func.__module__ for v in hardware.validations.values()} == {"rules.hardware"}
+    assert not hardware.step_arguments and not hardware.reply_handlers  # (disks' handler is the disks area's)
+    everything = Rulebook.of()
+    assert everything.areas == tuple(f"rules.{name}" for name in AREA_MODULES)
+    assert [v for v in everything.validations if v in hardware.validations] == list(hardware.validations)
+
+
+def test_two_rulebooks_share_nothing_a_caller_can_change() -> None:
+    """The tables were one module's, filled on import: anything that changed them (a test's monkeypatch, an
+    extension) changed every reader's. A rulebook's tables are read-only, and building another is unaffected
+    by anything done to the first."""
+    first, second = Rulebook.of(), Rulebook.of()
+    with pytest.raises(TypeError):
+        first.validations["extra"] = first.validations["connected"]  # type: ignore[index]
+    with pytest.raises(TypeError):
+        first.reply_handlers["inventory"] = core.store_reply  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        first.validations = {}
+    with pytest.raises(AttributeError):
+        first.text_only.add("inventory")  # type: ignore[attr-defined]
+    assert first.validations is not second.validations
+    assert list(first.validations) == list(second.validations)
+    assert Rulebook.of("core").reply_handlers["connectivity-check"] is core.store_reply  # no area's own here
+    assert first.reply_handlers["connectivity-check"] is network.store_connectivity  # the area's own wins
+
+
+def test_marking_a_function_fills_no_table() -> None:
+    """A decorator only marks: a hook defined outside an area module reaches no rulebook (it did reach every
+    reader of the old module tables, whoever defined it)."""
+
+    @validation("made-up", "hardware")
+    def made_up(view: HostView) -> tuple[str, str]:
+        return "success", "ok"
+
+    assert "made-up" not in Rulebook.of().validations
+    assert hooks(sys.modules[__name__]) == []  # (bound to a local name, not the module's)
+    assert isinstance(made_up.__dict__["_rule_hooks"][0][2], Validation)
+
+
+def test_two_areas_claiming_one_step_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Which of two handlers won depended on import order; now it is a mistake a rulebook says."""
+    import types
+
+    area = types.ModuleType("rules.made_up")
+
+    def handler(view: HostView, output: Any, reply: dict[str, Any]) -> None:
+        """Another area's handler of a step the network area handles."""
+
+    handler.__module__ = area.__name__
+    area.handler = reply_handler("domain-resolution")(handler)  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="domain-resolution"):
+        Rulebook([network, area])
+    assert "domain-resolution" in Rulebook([network_validations, network]).reply_handlers

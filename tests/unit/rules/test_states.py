@@ -7,6 +7,7 @@ import pytest
 
 from common.errors import ServiceRefusal
 from rules import states
+from rules.registry import Rulebook
 
 
 def test_a_cluster_needs_three_masters_or_one_for_single_node() -> None:
@@ -40,9 +41,10 @@ def test_an_installed_host_cannot_register_again() -> None:
 
 def test_a_host_without_contact_or_inventory_goes_no_further() -> None:
     host = {"id": "h", "status": "insufficient", "cluster_id": "c", "inventory": "{}"}
-    assert states.host_status(host, {}, connected=False) == ("disconnected", None)
-    assert states.host_status({**host, "inventory": ""}, {}, connected=True) == ("discovering", None)
-    assert states.host_status(host, {}, connected=True) == ("known", None)
+    validations = Rulebook.of().validations
+    assert states.host_status(host, {}, connected=False, validations=validations) == ("disconnected", None)
+    assert states.host_status({**host, "inventory": ""}, {}, True, validations) == ("discovering", None)
+    assert states.host_status(host, {}, connected=True, validations=validations) == ("known", None)
 
 
 def test_only_a_host_in_an_upgradable_state_with_another_agent_is_upgraded() -> None:

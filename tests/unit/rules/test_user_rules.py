@@ -11,6 +11,7 @@ from starlette.datastructures import QueryParams
 
 from common.errors import ServiceRefusal
 from rules import cluster_validations, events, machine_network, presentation, states, user_checks
+from rules.registry import Rulebook
 
 
 def _host(address: str, gateway: str | None = None) -> dict[str, Any]:
@@ -83,17 +84,19 @@ def test_ignored_host_validations_let_a_small_machine_be_known() -> None:
                             {"id": "has-memory-for-role", "status": "failure", "message": "3 GiB, 16 needed"},
                             {"id": "has-cpu-cores-for-role", "status": "failure", "message": "1 core, 8 needed"}],
                "network": [{"id": "hostname-valid", "status": "success", "message": "ok"}]}
-    assert (states.host_status(host, results, True) or ("", ""))[0] == "insufficient"
+    validations = Rulebook.of().validations
+    assert (states.host_status(host, results, True, validations) or ("", ""))[0] == "insufficient"
     ignore = {"_ignored_validations": {"host-validation-ids": '["has-memory-for-role", "has-cpu-cores-for-role"]'}}
-    ignored = states.ignored_host_validations(ignore)
+    ignored = states.ignored_host_validations(ignore, validations)
     assert ignored == {"has-memory-for-role", "has-cpu-cores-for-role"}
-    assert states.host_status(host, results, True, ignored) == ("known", None)
-    every = states.ignored_host_validations({"_ignored_validations": {"host-validation-ids": '["all"]'}})
+    assert states.host_status(host, results, True, validations, ignored) == ("known", None)
+    every = states.ignored_host_validations({"_ignored_validations": {"host-validation-ids": '["all"]'}}, validations)
     assert "has-memory-for-role" in every and "hostname-valid" not in every and "has-inventory" not in every
     results["network"][0] = {"id": "hostname-valid", "status": "failure", "message": "localhost is not valid"}
-    assert (states.host_status(host, results, True, every) or ("", ""))[0] == "insufficient"
-    assert states.ignored_host_validations({}) == frozenset()
-    assert states.ignored_host_validations({"_ignored_validations": {"host-validation-ids": "not json"}}) == set()
+    assert (states.host_status(host, results, True, validations, every) or ("", ""))[0] == "insufficient"
+    assert states.ignored_host_validations({}, validations) == frozenset()
+    assert states.ignored_host_validations({"_ignored_validations": {"host-validation-ids": "not json"}},
+                                           validations) == set()
 
 
 _MULTI: dict[str, Any] = {"id": "c", "status": "pending-for-input", "control_plane_count": 3,

@@ -21,7 +21,7 @@ from reference_service.reply_check import Derived
 from reference_service.store import database as store_module
 from reference_service.store import refs as store_refs
 from reference_service.store.database import Store
-from rules import documents, network_validations, registry
+from rules import network_validations, registry
 from rules.documents import parse_json_field
 from rules.stored_text import StoredText
 from tests.support.big_cluster import big_cluster
@@ -135,18 +135,18 @@ def test_an_in_memory_store_holds_every_text(tmp_path: Path) -> None:
 
 def test_a_big_reply_comes_back_from_its_worker_with_what_the_rules_derive(
         big: tuple[ReferenceService, str, list[str]]) -> None:
-    """The reply worker computes the registered derivers (``documents.deriver``) and a report's reach over the
+    """The reply worker computes the derivers of the rulebook (``documents.deriver``) and a report's reach over the
     machine networks, so the loop and the digest's thread do not: what it hands back is what they would
     compute, and the service uses it as it is."""
     svc, ie, ids = big
     reply = {"step_id": "connectivity-check-9", "step_type": "connectivity-check", "exit_code": 0,
              "output": _report(ids, ids[0])}
     cidrs = ("10.0.0.0/24", "10.1.0.0/24")
-    refused, back, derived = reply_workers.verdict(json.dumps(reply).encode(), False, cidrs)
+    refused, back, derived = reply_workers.Checker(svc.rulebook).verdict(json.dumps(reply).encode(), False, cidrs)
     assert refused is None and back == reply and derived is not None
     parsed = json.loads(str(reply["output"]))
     assert set(derived.fields["connectivity"]) >= {"_flagged", "_l2_conflicts"}
-    assert derived.fields == {"connectivity": documents.derive_all("connectivity", parsed)}
+    assert derived.fields == {"connectivity": svc.rulebook.derive_all("connectivity", parsed)}
     assert derived.reach == (cidrs, {peer: 0b01 for peer in ids[1:]})
 
     marked = {name: ("from the worker", name) for name in derived.fields["connectivity"]}
@@ -172,8 +172,9 @@ def test_a_big_reply_comes_back_from_its_worker_with_what_the_rules_derive(
         derived.fields["connectivity"]["_flagged"]
 
     failed = {**reply, "exit_code": 1, "error": "nmap failed"}
-    assert reply_workers.verdict(json.dumps(failed).encode(), False)[2] is None
-    assert reply_workers.verdict(b'{"step_id": 3}', False)[0][0] == 400  # type: ignore[index]
+    checker = reply_workers.Checker(svc.rulebook)
+    assert checker.verdict(json.dumps(failed).encode(), False)[2] is None
+    assert checker.verdict(b'{"step_id": 3}', False)[0][0] == 400  # type: ignore[index]
 
 
 def test_a_hosts_history_keeps_the_newest_replies_and_what_its_fields_refer_to(tmp_path: Path) -> None:
