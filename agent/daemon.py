@@ -179,10 +179,10 @@ class Daemon:
         if request is None:
             return
         self.host_id, self.infra_env_id = request.host_id, request.infra_env_id
+        # held until the first poll is out (common.lazy_log): written then, in their place among the records
         if self.config.agent_version and request.agent_version != self.config.agent_version:
-            log.warning("the service expects agent %.200s, this is %s: it will ask for an upgrade",
-                        request.agent_version, self.config.agent_version)
-        # held until the first poll is out (common.lazy_log): written then, in its place among the records
+            LOGGING.hold(log.name, WARNING, "the service expects agent %.200s, this is %s: it will ask for an upgrade",
+                         request.agent_version, self.config.agent_version)
         LOGGING.hold(log.name, INFO, "registered host %s (id from %s) in infra-env %s", self.host_id, how,
                      self.infra_env_id)
         self.notifier.status(f"registered as host {self.host_id}; polling for steps")

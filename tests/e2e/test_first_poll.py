@@ -118,6 +118,23 @@ def test_the_first_poll_goes_out_before_the_step_machinery_the_fork_server_and_t
     assert leftover.wait(10) == -signal.SIGKILL
 
 
+def test_the_first_poll_waits_for_no_logging_when_the_service_expects_another_agent_version(tmp_path: Path) -> None:
+    """As in every spec of the Go suite (the agent is started with another --agent-version than the stubs'
+    answer names): the warning about it is held with the register's line until the first poll is answered."""
+    script = _DAEMON.replace('"agent_version": AGENT}', '"agent_version": AGENT + "-other"}')
+    assert script != _DAEMON
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env.update(AGENT_STATE_DIR=str(tmp_path / "state"), AGENT_CONFIG="/nonexistent", PULL_SECRET_TOKEN="tok")
+    out = subprocess.run([sys.executable, "-c", script, "0", HOST, IE], capture_output=True, text=True, timeout=120,
+                         env=env)
+    assert out.returncode == 0, out.stderr
+    first, _ = json.loads(out.stdout.splitlines()[-1])
+    assert [m for m in first["modules"] if m == "logging" or m.startswith("logging.")] == []
+    lines = out.stderr.splitlines()
+    expects = next(i for i, line in enumerate(lines) if "the service expects agent quay.io/example/agent:v1-" in line)
+    assert "registered host" in lines[expects + 1]  # in the order they were made
+
+
 def test_polls_while_requests_loads_go_out_on_a_socket_rather_than_wait_for_it(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """requests is loaded in the background (about 0.1 s of CPU, several times that in wall time on a loaded
