@@ -67,6 +67,13 @@ def _agent_requests(svc: RefService) -> list[dict[str, Any]]:
             or (r["method"] == "POST" and r["path"].endswith("/hosts"))]
 
 
+def _polled_after_register(seen: list[dict[str, Any]], registers: int) -> bool:
+    """Whether the service has answered a poll after the agent's ``registers``-th register."""
+    posts = [i for i, r in enumerate(seen) if r["method"] == "POST" and r["path"].endswith("/hosts")]
+    return len(posts) >= registers and any(
+        r["path"].endswith("/instructions") and r["status"] == 200 for r in seen[posts[registers - 1]:])
+
+
 def test_registers_runs_steps_and_registers_again_when_told_to_exit(
         service: RefService, tmp_path: Path, sample_plugins: Path) -> None:
     ie = _setup(service)
@@ -81,7 +88,7 @@ def test_registers_runs_steps_and_registers_again_when_told_to_exit(
         service.inject_fault("GET", r"/instructions$", 200, count=1,
                              body={"next_instruction_seconds": 0, "post_step_action": "exit", "instructions": []})
         agent.wait_log("the service asked the agent to exit: registering again", timeout=20)
-        time.sleep(1.5)
+        service.wait_requests(lambda seen: _polled_after_register(seen, 2))  # polling under the new registration
         assert agent.alive()
     seen = service.requests_seen()
     registers = [i for i, r in enumerate(seen) if r["method"] == "POST" and r["path"].endswith("/hosts")]
@@ -227,7 +234,7 @@ def test_poll_errors_back_off_and_404_registers_again(service: RefService, tmp_p
         service.inject_fault("GET", r"/instructions$", 404, count=1)
         agent.wait_log("registering again", timeout=30)
         agent.wait_log("registered host", timeout=30)
-        time.sleep(1.5)
+        service.wait_requests(lambda seen: _polled_after_register(seen, 2))  # polling under the new registration
         assert agent.alive()
     polls = [r["status"] for r in service.requests_seen() if r["method"] == "GET"]
     assert 401 in polls and 404 in polls and polls[-1] == 200

@@ -121,6 +121,18 @@ class RefService:
         summary = [(h["id"], h["status"], h.get("status_info")) for h in last]
         raise AssertionError(f"no host matched within {timeout}s; hosts: {summary}\n{self.log.read_text()[-3000:]}")
 
+    def wait_requests(self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 30
+                      ) -> list[dict[str, Any]]:
+        """The requests the service has seen, once ``predicate`` holds of them (a request awaited, where a sleep
+        would guess how long the agent takes to send it); fail with the last ones seen."""
+        deadline = time.monotonic() + timeout
+        while not predicate(seen := self.requests_seen()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the requests seen did not match within {timeout}s; the last ones: "
+                                     f"{[(r['method'], r['path'], r['status']) for r in seen[-10:]]}")
+            time.sleep(0.2)
+        return seen
+
     def wait_replies(self, host_id: str, step_type: str, count: int = 1, timeout: float = 30) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
