@@ -9,12 +9,12 @@ import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from reference_service.orchestrator import ReferenceService
 from tests.support.big_cluster import big_cluster
+from tests.support.spies import noted_calls
 
 HOSTS = 8
 
@@ -50,15 +50,7 @@ def _reply(svc: ReferenceService, ie: str, host_id: str, step_type: str, output:
 
 
 def _evaluations(svc: ReferenceService, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    seen: list[str] = []
-    real = svc.settler.validations
-
-    def counted(view: Any) -> Any:
-        seen.append(view.host["id"])
-        return real(view)
-
-    monkeypatch.setattr(svc.settler, "validations", counted)
-    return seen
+    return noted_calls(monkeypatch, svc.settler, "validations", lambda view: str(view.host["id"]))
 
 
 def _pass(svc: ReferenceService, ie: str, ids: list[str], seen: list[str]) -> list[str]:
