@@ -185,12 +185,15 @@ def test_sigterm_to_a_running_swarm_leaves_no_process(service: RefService) -> No
     proc = subprocess.Popen([*SWARM, "--url", service.url, "--hosts", "5", "--duration", "120"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        # The pool's resource tracker starts with the pool; its worker only with the first connectivity-check the
+        # swarm answers, which these 5 hosts did not get within 120 s (checked): waiting for both took the whole
+        # 60 s every run, so the wait is for the pool (as the test has checked all along), not for a worker.
         deadline = time.monotonic() + 60
         children: list[psutil.Process] = []
-        while time.monotonic() < deadline and len(children) < 2:  # the worker and the resource tracker
+        while time.monotonic() < deadline and not children:
             time.sleep(0.2)
             children = psutil.Process(proc.pid).children(recursive=True)
-        assert children, "the swarm started its worker"
+        assert children, "the swarm started its pool"
         time.sleep(2)
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
