@@ -78,6 +78,9 @@ def test_acknowledged_registrations_survive_a_power_cut(tmp_path: Path) -> None:
         writers = Registrations(svc.url, ie)
         try:
             time.sleep(4.0)  # registrations flowing; checkpoints come and go
+            deadline = time.monotonic() + 120  # and more than 20 acknowledged: at load 20, 4 s may see fewer
+            while len(writers.acknowledged) <= 20 and time.monotonic() < deadline:
+                time.sleep(0.1)
             os.killpg(svc.proc.pid, signal.SIGSTOP)  # the service and its committing process, at once
             before_cut = len(writers.acknowledged)
             image = fs.power_cut_copy(tmp_path / "after-the-cut.img")
