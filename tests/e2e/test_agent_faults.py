@@ -119,7 +119,8 @@ def test_a_url_password_is_never_logged(hostile: HostileService, tmp_path: Path)
         up.wait_log("registered host", timeout=20)
     down = "http://admin:s3cret-pw@127.0.0.1:1"
     with start_agent(down, IE, args=["--log-level", "debug"], log=tmp_path / "down.log") as agent:
-        agent.wait_log("Error registering host", timeout=20)
+        # its transport retries alone sleep 12 to 14 s before this (0, then 4 and 8 s with up to 1 s of jitter each)
+        agent.wait_log("Error registering host", timeout=60)
     assert "s3cret-pw" not in up.log and "s3cret-pw" not in agent.log
     assert "http://admin:***@127.0.0.1:1" in agent.log
 

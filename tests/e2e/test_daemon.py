@@ -316,7 +316,8 @@ def test_service_down_at_start_and_restarted_mid_loop_loses_nothing(tmp_path: Pa
     with start_service(tmp_path, port=port, db=db) as svc:
         ie = _setup(svc)
     with start_agent(url, ie, args=["--host-id", HOST_ID], log=tmp_path / "agent.log") as agent:
-        agent.wait_log("Error registering host", timeout=20)  # the service is down: the agent keeps trying
+        # the service is down: the agent keeps trying (its transport retries alone sleep 12 to 14 s first)
+        agent.wait_log("Error registering host", timeout=60)
         with start_service(tmp_path, port=port, db=db) as svc:
             svc.wait_host(ie, lambda h: h["id"] == HOST_ID)
             _queue(svc, ie, "sample-echo", json.dumps({"message": "across a restart", "sleep": 2}))
