@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from typing import Any
 
 import pytest
@@ -44,6 +46,29 @@ def test_a_body_is_read_in_chunks_and_kept() -> None:
                         {"type": "http.request", "body": b"cd", "more_body": False}])
     asyncio.run(read_bounded(request, 100, 1.0))
     assert request._body == b"abcd"
+
+
+@pytest.mark.parametrize("min_rate", [0.0, 1.0])
+def test_a_read_request_is_freed_when_dropped_not_left_to_the_collector(min_rate: float) -> None:
+    """Reading leaves no reference cycle behind: with the rate judged, the end of the stream came as an exception
+    kept by a future that the reading frame held, a cycle through the frame (which holds the request, its body and
+    its chunks) that only a full collection frees. At 1,000 hosts the wave's 150 reports of 290 KB stayed, twice
+    each, and the service's RSS grew by 70 MiB (docs/scale.md)."""
+    request = _request("POST", {"content-length": "4"},
+                       [{"type": "http.request", "body": b"ab", "more_body": True},
+                        {"type": "http.request", "body": b"cd", "more_body": False}])
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()  # (only reference counting frees it now, as between the service's rare full collections)
+    try:
+        asyncio.run(read_bounded(request, 100, 1.0, min_rate))
+        assert request._body == b"abcd"
+        freed = weakref.ref(request)
+        del request
+        assert freed() is None, "the request (and its body) outlived its last reference"
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def test_a_body_over_the_limit_is_refused_as_it_streams() -> None:
