@@ -128,8 +128,9 @@ class ClusterModel:
         self.due = DueHosts()
 
     def parsed(self, texts: tuple[Any, ...], parse: Callable[[tuple[Any, ...]], Any]) -> Any:
-        """``parse(texts)`` (the cluster's networks, VIPs), kept while they stay the same (a host's evaluation
-        reads the machine networks in five rules; docs/scale.md). Its value is only read."""
+        """``parse(texts)`` (the cluster's networks, VIPs, the connectivity-check listing), kept while they stay
+        the same (a host's evaluation reads the machine networks in five rules; docs/scale.md). Its value is only
+        read."""
         held = self._parsed.get(parse.__qualname__)
         if held is None or held[0] != texts:
             held = self._parsed[parse.__qualname__] = (texts, parse(texts))

@@ -77,21 +77,39 @@ def _loopback(cidr: str) -> bool:
 # -- step arguments -----------------------------------------------------------------------------------------
 def connectivity_params(view: HostView) -> str | None:
     """``connectivity-check-params`` as JSON: every other host's NICs (name, MAC, addresses without prefix), or
-    None when no peer has any. Each peer's NICs are encoded once per inventory (``view.model``) and the list
-    joined as text: at 1,000 hosts the list is 150 KB, issued to 150 hosts in the first minute of a discovery."""
-    entries = []
-    own = view.host.get("id")
-    for other in sorted(view.hosts, key=_by_id):
-        if other.get("id") == own or other.get("status") in SKIP_CONNECTIVITY_STATES:
-            continue
-        entry = peer_entry(view.model, other, _probed_nics_json)
-        if entry is not None:
-            entries.append(entry)
-    return f"[{', '.join(entries)}]" if entries else None
+    None when no peer has any. At 1,000 hosts the list is 215 KB, issued to 150 hosts in the first seconds of a
+    discovery; listing, sorting and looking up a thousand peers for each of them took 5-14 ms of the event loop
+    per poll in that wave (docs/scale.md). So the whole cluster's listing is made once (each peer's entry once
+    per inventory, ``view.model``), kept by the model while what it reads stays the same (every host's id,
+    whether it is probed and its inventory), and each host gets it without its own entry."""
+    model = view.model
+    read = tuple((str(h.get("id")), h.get("status") in SKIP_CONNECTIVITY_STATES, h.get("inventory"))
+                 for h in view.hosts)
+
+    def listing(hosts: tuple[tuple[str, bool, Any], ...]) -> tuple[str, dict[str, tuple[int, int]]]:
+        entries: list[str] = []
+        spans: dict[str, tuple[int, int]] = {}
+        at = 0
+        for host_id, skipped, inventory in sorted(hosts, key=_first):
+            entry = None if skipped else peer_entry(model, {"id": host_id, "inventory": inventory},
+                                                    _probed_nics_json)
+            if entry is not None:
+                at += 2 if entries else 0  # (the separator before it)
+                spans[host_id] = (at, at + len(entry))
+                entries.append(entry)
+                at += len(entry)
+        return ", ".join(entries), spans
+
+    text, spans = model.parsed(read, listing)
+    own = spans.get(str(view.host.get("id")))
+    if own is not None:  # its entry and one separator out
+        start, end = own
+        text = text[end + 2:] if start == 0 else text[:start - 2] + text[end:]
+    return f"[{text}]" if text else None
 
 
-def _by_id(host: dict[str, Any]) -> str:
-    return str(host.get("id"))
+def _first(item: tuple[str, bool, Any]) -> str:
+    return item[0]
 
 
 def _probed_nics_json(inv: Any) -> str | None:

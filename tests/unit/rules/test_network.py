@@ -12,6 +12,7 @@ import pytest
 
 from reference_service import spec
 from rules import network
+from rules.cluster_model import ClusterModel
 from rules.documents import HostView
 from rules.registry import Rulebook
 
@@ -86,6 +87,53 @@ def test_connectivity_arguments_list_every_other_host_without_prefixes_or_loopba
     assert params[0]["nics"] == [{"name": "eth0", "mac": "02:00:00:00:00:01",
                                   "ip_addresses": ["10.0.0.11", "fd00::5"]}]
     assert STEP_ARGUMENTS["connectivity-check"](view(hosts[0], hosts[:1])) is None
+
+
+def test_connectivity_arguments_kept_by_the_model_follow_every_change_of_what_they_list() -> None:
+    """The listing is made once per cluster and kept by the model (150 hosts are given it in a discovery's first
+    seconds): each host still gets every other host but itself, first, middle or last, and a peer that stops
+    being probed, changes its inventory, joins or leaves is listed accordingly on the next poll."""
+    model = ClusterModel()
+    hosts = [make_host(i) for i in range(5)]
+
+    def listed(me: dict[str, Any]) -> list[str]:
+        args = STEP_ARGUMENTS["connectivity-check"](HostView(host=me, infra_env={}, cluster=CLUSTER, hosts=hosts,
+                                                             model=model))
+        assert args is not None
+        assert args[0] == json.dumps(json.loads(args[0]))  # still the same text json.dumps gives
+        return [p["host_id"] for p in json.loads(args[0])]
+
+    ids = [h["id"] for h in hosts]
+    for me in (hosts[0], hosts[2], hosts[4]):
+        assert listed(me) == [i for i in ids if i != me["id"]]
+    hosts[3] = {**hosts[3], "status": "disconnected"}
+    assert listed(hosts[0]) == [ids[1], ids[2], ids[4]]
+    assert listed(hosts[4]) == [ids[0], ids[1], ids[2]]
+    hosts[1] = {**hosts[1], "inventory": inventory("10.0.0.99", "02:00:00:00:00:99")}
+    args = STEP_ARGUMENTS["connectivity-check"](HostView(host=hosts[0], infra_env={}, cluster=CLUSTER, hosts=hosts,
+                                                         model=model))
+    assert args is not None and json.loads(args[0])[0]["nics"][0]["mac"] == "02:00:00:00:00:99"
+    hosts.append(make_host(5))
+    hosts.pop(0)
+    assert listed(hosts[-1]) == [ids[1], ids[2], ids[4]]
+    assert listed(hosts[0]) == [ids[2], ids[4], hosts[-1]["id"]]
+
+
+def test_connectivity_arguments_are_listed_once_for_the_whole_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While nothing it lists changes, a second host's poll reads no peer again: the listing is the model's."""
+    model, hosts = ClusterModel(), [make_host(i) for i in range(6)]
+    read: list[str] = []
+    entry = network.peer_entry
+
+    def counted(m: ClusterModel, host: dict[str, Any], nics: Any) -> str | None:
+        read.append(host["id"])
+        return entry(m, host, nics)
+
+    monkeypatch.setattr(network, "peer_entry", counted)
+    for me in hosts[:3]:
+        assert STEP_ARGUMENTS["connectivity-check"](HostView(host=me, infra_env={}, cluster=CLUSTER, hosts=hosts,
+                                                             model=model)) is not None
+    assert sorted(read) == sorted(h["id"] for h in hosts)  # once each, for the first poll only
 
 
 def test_free_addresses_arguments_are_the_hosts_22_or_longer_ipv4_networks() -> None:
